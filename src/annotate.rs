@@ -1,0 +1,331 @@
+//! The per-node annotation report of `nsplit annotate`: a JSON document for programs (format
+//! `nsplit.annotations`, documented in docs/annotations.md) and a table or CSV for people.
+
+use crate::cost::weight_tensors;
+use crate::graph::TensorId;
+use crate::tensor::TensorSummary;
+use crate::Analysis;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Version of the JSON document; bumped when a field changes meaning or is removed.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Annotations {
+    pub format: &'static str,
+    pub version: u32,
+    pub model: ModelSummary,
+    pub nodes: Vec<NodeRow>,
+    pub totals: Totals,
+    /// Tensors whose type or shape could not be known, with what is known of them.
+    pub unknown_tensors: Vec<TensorSummary>,
+    /// Why tract's analysis did not cover everything, when it did not.
+    pub tract_problem: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelSummary {
+    pub path: String,
+    pub ir_version: i64,
+    /// Domain (`""` = ai.onnx) to version.
+    pub opsets: BTreeMap<String, i64>,
+    pub producer: String,
+    pub inputs: Vec<TensorSummary>,
+    pub outputs: Vec<TensorSummary>,
+}
+
+/// One op node, in topological order.
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    /// Position in the topological order.
+    pub index: usize,
+    pub name: String,
+    /// `OpType`, or `domain.OpType` outside the default domain.
+    pub op: String,
+    pub class: &'static str,
+    /// Every tensor read: declared inputs, then tensors captured by subgraph bodies.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<TensorSummary>,
+    pub flops: Option<u64>,
+    pub macs: Option<u64>,
+    pub bytes_read: Option<u64>,
+    pub bytes_written: Option<u64>,
+    pub weight_bytes: u64,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Totals {
+    pub nodes: usize,
+    /// Sum over nodes with a known count; see `nodes_without_flops`.
+    pub flops: u64,
+    pub macs: u64,
+    pub nodes_without_flops: usize,
+    /// Each weight tensor once, however many nodes read it.
+    pub weight_bytes: u64,
+    pub tensors: usize,
+    pub tensors_shaped: usize,
+    /// How many tensors each source typed: declared, initializer, tract, value_info, rule, unknown.
+    pub shape_sources: BTreeMap<String, usize>,
+}
+
+impl Annotations {
+    pub fn of(a: &Analysis) -> Annotations {
+        let summary = |t: TensorId| TensorSummary::of(&a.graph.tensor(t).name, a.shapes.get(t));
+        let nodes: Vec<NodeRow> = a
+            .graph
+            .ops()
+            .enumerate()
+            .map(|(index, (n, op))| {
+                let f = a.features.get(n);
+                NodeRow {
+                    index,
+                    name: op.label(),
+                    op: op.qualified_op(),
+                    class: f.class.name(),
+                    inputs: op
+                        .reads()
+                        .iter()
+                        .map(|&t| a.graph.tensor(t).name.clone())
+                        .collect(),
+                    outputs: op.outputs.iter().flatten().map(|&t| summary(t)).collect(),
+                    flops: f.flops,
+                    macs: f.macs,
+                    bytes_read: f.bytes_read,
+                    bytes_written: f.bytes_written,
+                    weight_bytes: f.weight_bytes,
+                    note: f.note.clone(),
+                }
+            })
+            .collect();
+        let weights = weight_tensors(&a.graph);
+        let mut shape_sources = BTreeMap::new();
+        for s in &a.shapes.source {
+            let key = serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            *shape_sources.entry(key).or_insert(0) += 1;
+        }
+        let totals = Totals {
+            nodes: nodes.len(),
+            flops: nodes.iter().filter_map(|n| n.flops).sum(),
+            macs: nodes.iter().filter_map(|n| n.macs).sum(),
+            nodes_without_flops: nodes.iter().filter(|n| n.flops.is_none()).count(),
+            weight_bytes: (0..a.graph.tensors.len())
+                .filter(|&k| weights[k])
+                .filter_map(|k| a.shapes.get(TensorId(k)).bytes())
+                .sum(),
+            tensors: a.graph.tensors.len(),
+            tensors_shaped: a.shapes.info.iter().filter(|i| i.is_complete()).count(),
+            shape_sources,
+        };
+        let proto = &a.model.proto;
+        Annotations {
+            format: "nsplit.annotations",
+            version: FORMAT_VERSION,
+            model: ModelSummary {
+                path: a.model.path.display().to_string(),
+                ir_version: proto.ir_version,
+                opsets: proto
+                    .opset_import
+                    .iter()
+                    .map(|o| (o.domain.clone(), o.version))
+                    .collect(),
+                producer: format!("{} {}", proto.producer_name, proto.producer_version)
+                    .trim()
+                    .to_string(),
+                inputs: a.graph.inputs.iter().map(|&t| summary(t)).collect(),
+                outputs: a.graph.outputs.iter().map(|&t| summary(t)).collect(),
+            },
+            nodes,
+            totals,
+            unknown_tensors: a.shapes.unknown().map(summary).collect(),
+            tract_problem: a.shapes.tract_problem.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report is plain data") + "\n"
+    }
+
+    /// One row per node output (a node with several outputs spans several rows).
+    pub fn to_csv(&self) -> String {
+        let mut out =
+            String::from("index,name,op,class,output,dtype,shape,output_bytes,flops,macs,bytes_read,bytes_written,weight_bytes\n");
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        for n in &self.nodes {
+            let outputs: Vec<Option<&TensorSummary>> = if n.outputs.is_empty() {
+                vec![None]
+            } else {
+                n.outputs.iter().map(Some).collect()
+            };
+            for o in outputs {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    n.index,
+                    csv_field(&n.name),
+                    csv_field(&n.op),
+                    n.class,
+                    csv_field(o.map_or("", |o| o.name.as_str())),
+                    o.and_then(|o| o.dtype).unwrap_or(""),
+                    o.map(shape_text).unwrap_or_default(),
+                    opt(o.and_then(|o| o.bytes)),
+                    opt(n.flops),
+                    opt(n.macs),
+                    opt(n.bytes_read),
+                    opt(n.bytes_written),
+                    n.weight_bytes
+                );
+            }
+        }
+        out
+    }
+
+    /// An aligned table for people, with totals and what could not be shaped.
+    pub fn to_table(&self) -> String {
+        let headers = [
+            "#",
+            "node",
+            "op",
+            "class",
+            "output",
+            "dtype",
+            "shape",
+            "out bytes",
+            "FLOPs",
+            "weights",
+        ];
+        let mut rows: Vec<[String; 10]> = vec![];
+        for n in &self.nodes {
+            for (k, o) in n.outputs.iter().enumerate() {
+                let first = k == 0;
+                let cell = |s: String| if first { s } else { String::new() };
+                rows.push([
+                    cell(n.index.to_string()),
+                    cell(n.name.clone()),
+                    cell(n.op.clone()),
+                    cell(n.class.to_string()),
+                    o.name.clone(),
+                    o.dtype.unwrap_or("?").to_string(),
+                    shape_text(o),
+                    o.bytes.map_or("?".into(), human_bytes),
+                    cell(n.flops.map_or("?".into(), human_count)),
+                    cell(human_bytes(n.weight_bytes)),
+                ]);
+            }
+        }
+        let mut widths = headers.map(str::len);
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[String]| {
+            let text: Vec<String> = cells
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            let _ = writeln!(out, "{}", text.join("  ").trim_end());
+        };
+        line(&mut out, &headers.map(String::from));
+        for r in &rows {
+            line(&mut out, r);
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            out,
+            "\n{} nodes, {} FLOPs ({} MACs), weights {}; {} of {} tensors fully shaped",
+            t.nodes,
+            human_count(t.flops),
+            human_count(t.macs),
+            human_bytes(t.weight_bytes),
+            t.tensors_shaped,
+            t.tensors
+        );
+        if t.nodes_without_flops > 0 {
+            let _ = writeln!(
+                out,
+                "{} nodes have no FLOP count (unknown shapes or data-dependent work)",
+                t.nodes_without_flops
+            );
+        }
+        if !self.unknown_tensors.is_empty() {
+            let names: Vec<String> = self
+                .unknown_tensors
+                .iter()
+                .take(10)
+                .map(|u| format!("{} ({})", u.name, shape_text(u)))
+                .collect();
+            let more = self.unknown_tensors.len().saturating_sub(10);
+            let _ = writeln!(
+                out,
+                "unknown size: {}{}",
+                names.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        out
+    }
+}
+
+fn shape_text(t: &TensorSummary) -> String {
+    match &t.shape {
+        None => "?".into(),
+        Some(d) if d.is_empty() => "scalar".into(),
+        Some(d) => d
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join("x"),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A count with a decimal unit: `950`, `1.23 M`, `4.09 G`.
+pub fn human_count(v: u64) -> String {
+    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    UNITS
+        .iter()
+        .find(|(scale, _)| v as f64 >= *scale)
+        .map_or(v.to_string(), |(scale, unit)| {
+            format!("{:.2} {unit}", v as f64 / scale)
+        })
+}
+
+/// Bytes in binary units: `0 B`, `1.5 KiB`, `548.1 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,193 @@
+//! Stage 4, **cost**: per-node features the latency and energy models read.
+//!
+//! For every op node: its [`OpClass`], FLOPs (a multiply-accumulate counts as 2), bytes read
+//! (every distinct input, weights included), bytes written (its outputs) and weight bytes (inputs
+//! that are initializers or `Constant` outputs). The FLOP rule of each op family lives in its own
+//! file under [`ops`], next to the list of ops it covers. A value that depends on an unknown shape
+//! is `None`, never a guess; an op without a rule gets a stated estimate.
+
+pub mod ops;
+
+use crate::graph::{ModelGraph, OpNode, Producer, TensorId};
+use crate::shapes::ShapeTable;
+use onnx_protobuf::NodeProto;
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The kind of work a node does; the cost model fits one regression per class.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum OpClass {
+    Conv,
+    /// Gemm and MatMul.
+    Matmul,
+    /// Pooling and reductions.
+    Pool,
+    Elementwise,
+    Activation,
+    Norm,
+    Softmax,
+    Recurrent,
+    DataMovement,
+    ControlFlow,
+    Other,
+}
+
+impl OpClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Conv => "conv",
+            OpClass::Matmul => "matmul",
+            OpClass::Pool => "pool",
+            OpClass::Elementwise => "elementwise",
+            OpClass::Activation => "activation",
+            OpClass::Norm => "norm",
+            OpClass::Softmax => "softmax",
+            OpClass::Recurrent => "recurrent",
+            OpClass::DataMovement => "data_movement",
+            OpClass::ControlFlow => "control_flow",
+            OpClass::Other => "other",
+        }
+    }
+}
+
+/// Cost features of one node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeFeatures {
+    pub class: OpClass,
+    /// Floating-point (or integer) operations; `None` when a needed shape is unknown.
+    pub flops: Option<u64>,
+    /// Multiply-accumulates, for conv, matmul and recurrent nodes.
+    pub macs: Option<u64>,
+    pub bytes_read: Option<u64>,
+    pub bytes_written: Option<u64>,
+    pub weight_bytes: u64,
+    /// Why a figure is an estimate or missing.
+    pub note: Option<String>,
+}
+
+/// What a FLOP rule sees of a node.
+pub struct NodeCtx<'a> {
+    pub op: &'a OpNode,
+    pub node: &'a NodeProto,
+    pub shapes: &'a ShapeTable,
+}
+
+impl NodeCtx<'_> {
+    /// Concrete dims of declared input `i`.
+    pub fn input_dims(&self, i: usize) -> Option<Vec<u64>> {
+        self.op
+            .inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|t| self.shapes.get(t).concrete_dims())
+    }
+    pub fn has_input(&self, i: usize) -> bool {
+        self.op.inputs.get(i).is_some_and(Option::is_some)
+    }
+    pub fn output_dims(&self, i: usize) -> Option<Vec<u64>> {
+        self.op
+            .outputs
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|t| self.shapes.get(t).concrete_dims())
+    }
+    pub fn input_elements(&self, i: usize) -> Option<u64> {
+        self.input_dims(i).map(|d| d.iter().product())
+    }
+    /// Element count of the first output.
+    pub fn output_elements(&self) -> Option<u64> {
+        self.output_dims(0).map(|d| d.iter().product())
+    }
+    pub fn attr_i(&self, name: &str) -> Option<i64> {
+        self.node
+            .attribute
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.i)
+    }
+    pub fn attr_ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.node
+            .attribute
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.ints.clone())
+    }
+    pub fn attr_s(&self, name: &str) -> Option<String> {
+        self.node
+            .attribute
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+    }
+}
+
+/// Features of every op node, keyed by graph node.
+#[derive(Clone, Debug, Default)]
+pub struct Features(pub HashMap<NodeIndex, NodeFeatures>);
+
+impl Features {
+    pub fn get(&self, n: NodeIndex) -> &NodeFeatures {
+        &self.0[&n]
+    }
+}
+
+/// Compute the features of every op node.
+pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTable) -> Features {
+    let weights = weight_tensors(graph);
+    let bytes = |t: TensorId| shapes.get(t).bytes();
+    let mut out = HashMap::new();
+    for (n, op) in graph.ops() {
+        let ctx = NodeCtx {
+            op,
+            node: &model.graph().node[op.index],
+            shapes,
+        };
+        let rule = ops::rule_for(&op.domain, &op.op_type);
+        let reads = op.reads();
+        let work = (rule.work)(&ctx);
+        let note = match (rule.class, work.flops) {
+            (OpClass::Other, Some(_)) => Some(format!(
+                "no cost rule for {}: FLOPs estimated as one per output element",
+                op.qualified_op()
+            )),
+            (_, None) if !op.outputs.is_empty() => {
+                Some("FLOPs unknown: a tensor this node uses has an unknown shape".into())
+            }
+            _ => work.note,
+        };
+        out.insert(
+            n,
+            NodeFeatures {
+                class: rule.class,
+                flops: work.flops,
+                macs: work.macs,
+                bytes_read: reads.iter().map(|&t| bytes(t)).sum(),
+                bytes_written: op.outputs.iter().flatten().map(|&t| bytes(t)).sum(),
+                weight_bytes: reads
+                    .iter()
+                    .filter(|t| weights[t.0])
+                    .filter_map(|&t| bytes(t))
+                    .sum(),
+                note,
+            },
+        );
+    }
+    Features(out)
+}
+
+/// Which tensors are weights: initializers and `Constant` node outputs.
+pub fn weight_tensors(graph: &ModelGraph) -> Vec<bool> {
+    graph
+        .tensors
+        .iter()
+        .map(|t| match t.producer {
+            Producer::Initializer => true,
+            Producer::Node(n, _) => graph.op(n).op_type == "Constant",
+            Producer::GraphInput => false,
+        })
+        .collect()
+}

@@ -1,0 +1,121 @@
+//! Elementwise arithmetic and activations.
+//!
+//! Operations per output element: arithmetic, comparisons and logic 1 (Sum/Max/Min/Mean of n
+//! inputs: n - 1); activations by their usual cost: piecewise-linear ones (Relu, LeakyRelu, PRelu,
+//! Clip, HardSigmoid, HardSwish) 1-3, transcendental ones (Sigmoid, Tanh, Exp, Log, Erf, Softplus,
+//! Elu, Selu, ...) 4, Gelu 8.
+
+use super::{per_output_element, Rule, Work};
+use crate::cost::{NodeCtx, OpClass};
+
+const ARITHMETIC: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Neg",
+    "Abs",
+    "Reciprocal",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sqrt",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "Not",
+    "Where",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BitwiseNot",
+    "IsNaN",
+    "IsInf",
+    "CumSum",
+    "Einsum",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Asin",
+    "Acos",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Asinh",
+    "Acosh",
+    "Atanh",
+    "Exp",
+    "Log",
+    "Erf",
+    "Scaler",
+    "Binarizer",
+    "Normalizer",
+];
+const VARIADIC: &[&str] = &["Sum", "Max", "Min", "Mean"];
+
+/// Activation functions and their operations per element.
+const ACTIVATIONS: &[(&str, u64)] = &[
+    ("Relu", 1),
+    ("LeakyRelu", 2),
+    ("PRelu", 2),
+    ("ThresholdedRelu", 1),
+    ("Clip", 2),
+    ("HardSigmoid", 3),
+    ("HardSwish", 3),
+    ("Shrink", 2),
+    ("Softsign", 3),
+    ("Sigmoid", 4),
+    ("Tanh", 4),
+    ("Softplus", 4),
+    ("Elu", 4),
+    ("Selu", 4),
+    ("Celu", 4),
+    ("Mish", 8),
+    ("Gelu", 8),
+    ("FastGelu", 8),
+    ("BiasGelu", 8),
+    ("QuickGelu", 5),
+];
+
+pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
+    if ACTIVATIONS.iter().any(|(name, _)| *name == op) {
+        return Some(Rule {
+            class: OpClass::Activation,
+            work: activation_work,
+        });
+    }
+    if VARIADIC.contains(&op) {
+        return Some(Rule {
+            class: OpClass::Elementwise,
+            work: |c| {
+                let n = c.op.inputs.iter().flatten().count().max(2) as u64;
+                Work::flops(per_output_element(c, n - 1))
+            },
+        });
+    }
+    ARITHMETIC.contains(&op).then_some(Rule {
+        class: OpClass::Elementwise,
+        work: |c| Work::flops(per_output_element(c, 1)),
+    })
+}
+
+/// A rule is a plain `fn`, so the per-element cost is looked up by op type when evaluated.
+fn activation_work(c: &NodeCtx) -> Work {
+    let k = ACTIVATIONS
+        .iter()
+        .find(|(name, _)| *name == c.op.op_type)
+        .map_or(1, |&(_, k)| k);
+    Work::flops(per_output_element(c, k))
+}

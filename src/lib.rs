@@ -1,0 +1,56 @@
+//! # nsplit
+//!
+//! Split ONNX models between a phone and a server: the Neurosurgeon system (Kang et al.,
+//! ASPLOS 2017) as a compiler pass, extended to DAG-shaped models.
+//!
+//! The pipeline runs one way, one module per stage:
+//!
+//! ```text
+//! load ─► graph ─► shapes ─► cost ─► plan ─► emit ─► verify
+//! ```
+//!
+//! - [`load`]: the ONNX file and its external data ([`load::Model`]);
+//! - [`graph`]: the petgraph graph with explicit inputs, initializers and outputs, subgraph
+//!   captures as edges, a stable topological order ([`graph::ModelGraph`]);
+//! - [`shapes`]: every tensor's type and shape ([`shapes::ShapeTable`]);
+//! - [`cost`]: per-node features: op class, FLOPs, bytes, weights ([`cost::NodeFeatures`]);
+//! - [`annotate`]: the per-node report (`nsplit annotate`).
+//!
+//! [`Analysis::run`] runs the stages up to cost.
+
+pub mod annotate;
+pub mod cost;
+pub mod graph;
+pub mod load;
+pub mod shapes;
+pub mod tensor;
+
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// A model carried through load, graph, shapes and cost.
+pub struct Analysis {
+    pub model: load::Model,
+    pub graph: graph::ModelGraph,
+    pub shapes: shapes::ShapeTable,
+    pub features: cost::Features,
+}
+
+impl Analysis {
+    /// Load `path` and run the analysis stages on it.
+    pub fn run(path: &Path, input_shapes: &shapes::InputShapes) -> Result<Analysis> {
+        let model = load::Model::load(path)?;
+        let shown = path.display();
+        let graph = graph::ModelGraph::build(model.graph())
+            .with_context(|| format!("{shown}: invalid graph"))?;
+        let shapes =
+            shapes::infer(&model, &graph, input_shapes).with_context(|| format!("{shown}"))?;
+        let features = cost::features(&model, &graph, &shapes);
+        Ok(Analysis {
+            model,
+            graph,
+            shapes,
+            features,
+        })
+    }
+}

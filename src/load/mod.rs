@@ -1,0 +1,194 @@
+//! Stage 1, **load**: read an ONNX file into a [`Model`], with its external data checked.
+//!
+//! The protobuf is decoded straight from a buffered reader (never a second in-memory copy of the
+//! file). Tensors stored as external data stay on disk: their locations are validated here (relative,
+//! inside the model's folder, the file present and long enough) and read on demand through
+//! [`Model::tensor_bytes`], so a model of several GiB costs little more than its graph in memory.
+
+mod external;
+mod tensor_data;
+
+pub use external::ExternalData;
+pub use tensor_data::decode_i64;
+
+use anyhow::{bail, Context, Result};
+use onnx_protobuf::{
+    attribute_proto::AttributeType, AttributeProto, GraphProto, Message, ModelProto, TensorProto,
+};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// A loaded ONNX model and where it came from.
+#[derive(Debug)]
+pub struct Model {
+    /// The decoded protobuf. External tensors keep their `external_data` entries.
+    pub proto: ModelProto,
+    /// The path the model was read from.
+    pub path: PathBuf,
+    /// The folder external data locations are relative to.
+    pub dir: PathBuf,
+    /// Size of the `.onnx` file itself, in bytes.
+    pub file_bytes: u64,
+}
+
+/// Oldest and newest IR versions we read. IR 3 is ONNX 1.0-era; IR 11 is the newest published.
+pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=11;
+
+impl Model {
+    /// Read and validate an ONNX model file.
+    pub fn load(path: &Path) -> Result<Model> {
+        let shown = path.display();
+        let file = File::open(path).with_context(|| format!("cannot open {shown}"))?;
+        let file_bytes = file
+            .metadata()
+            .with_context(|| format!("cannot read {shown}"))?
+            .len();
+        if file_bytes == 0 {
+            bail!("{shown} is empty: not an ONNX model");
+        }
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut proto = ModelProto::parse_from_reader(&mut reader).map_err(|e| {
+            anyhow::anyhow!("{shown} is not a valid ONNX model: protobuf decoding failed ({e}); is the file truncated or in another format?")
+        })?;
+        if proto.graph.is_none() || (proto.ir_version == 0 && proto.opset_import.is_empty()) {
+            bail!("{shown} is not an ONNX model: it decodes as protobuf but has no graph and no IR version");
+        }
+        if !IR_VERSIONS.contains(&proto.ir_version) {
+            bail!(
+                "{shown} has IR version {}, outside the supported {}..={}",
+                proto.ir_version,
+                IR_VERSIONS.start(),
+                IR_VERSIONS.end()
+            );
+        }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        fill_attribute_types(proto.graph.mut_or_insert_default());
+        let model = Model {
+            proto,
+            path: path.to_path_buf(),
+            dir,
+            file_bytes,
+        };
+        model.check_external_data()?;
+        Ok(model)
+    }
+
+    /// The top-level graph.
+    pub fn graph(&self) -> &GraphProto {
+        &self.proto.graph
+    }
+
+    /// Opset version imported for a domain (`""` and `"ai.onnx"` are the same domain).
+    pub fn opset(&self, domain: &str) -> Option<i64> {
+        let norm = |d: &str| if d == "ai.onnx" { "" } else { d }.to_string();
+        self.proto
+            .opset_import
+            .iter()
+            .find(|o| norm(&o.domain) == norm(domain))
+            .map(|o| o.version)
+    }
+
+    /// The tensor's stored bytes in ONNX little-endian layout: `raw_data`, or the external range
+    /// read from disk. `None` when the values sit in a typed field (`float_data`, ...) instead.
+    pub fn tensor_bytes<'a>(&self, t: &'a TensorProto) -> Result<Option<Cow<'a, [u8]>>> {
+        if let Some(ext) = ExternalData::of(t)? {
+            return Ok(Some(Cow::Owned(ext.read(&self.dir, &t.name)?)));
+        }
+        Ok((!t.raw_data.is_empty()).then_some(Cow::Borrowed(&t.raw_data[..])))
+    }
+
+    /// Validate every external-data reference in the model, subgraphs included.
+    fn check_external_data(&self) -> Result<()> {
+        let mut result = Ok(());
+        visit_tensors(self.graph(), &mut |t| {
+            if result.is_ok() {
+                result = ExternalData::of(t).and_then(|ext| match ext {
+                    Some(ext) => ext.check(&self.dir, &t.name, &self.path),
+                    None => Ok(()),
+                });
+            }
+        });
+        result
+    }
+}
+
+/// Calls `f` on every tensor stored in the graph: initializers and tensor attributes, recursively.
+pub fn visit_tensors<'a>(graph: &'a GraphProto, f: &mut dyn FnMut(&'a TensorProto)) {
+    graph.initializer.iter().for_each(&mut *f);
+    for s in &graph.sparse_initializer {
+        if let Some(v) = s.values.as_ref() {
+            f(v)
+        }
+        if let Some(i) = s.indices.as_ref() {
+            f(i)
+        }
+    }
+    for node in &graph.node {
+        for attr in &node.attribute {
+            if let Some(t) = attr.t.as_ref() {
+                f(t)
+            }
+            attr.tensors.iter().for_each(&mut *f);
+            if let Some(g) = attr.g.as_ref() {
+                visit_tensors(g, f)
+            }
+            for g in &attr.graphs {
+                visit_tensors(g, f)
+            }
+        }
+    }
+}
+
+/// Old exporters omit `AttributeProto.type`; readers then guess from the field that is set. We
+/// write with proto3 rules (a zero `i` is not written), so the type must be explicit or an `i: 0`
+/// attribute would read back as empty.
+fn fill_attribute_types(graph: &mut GraphProto) {
+    for node in &mut graph.node {
+        for attr in &mut node.attribute {
+            if attr.type_.value() == 0 {
+                attr.type_ = guess_attribute_type(attr).into();
+            }
+            if let Some(g) = attr.g.as_mut() {
+                fill_attribute_types(g)
+            }
+            attr.graphs.iter_mut().for_each(fill_attribute_types);
+        }
+    }
+}
+
+fn guess_attribute_type(a: &AttributeProto) -> AttributeType {
+    use AttributeType::*;
+    if a.t.is_some() {
+        TENSOR
+    } else if a.g.is_some() {
+        GRAPH
+    } else if a.sparse_tensor.is_some() {
+        SPARSE_TENSOR
+    } else if a.tp.is_some() {
+        TYPE_PROTO
+    } else if !a.floats.is_empty() {
+        FLOATS
+    } else if !a.ints.is_empty() {
+        INTS
+    } else if !a.strings.is_empty() {
+        STRINGS
+    } else if !a.tensors.is_empty() {
+        TENSORS
+    } else if !a.graphs.is_empty() {
+        GRAPHS
+    } else if !a.s.is_empty() {
+        STRING
+    } else if a.f != 0.0 {
+        FLOAT
+    } else {
+        // All fields empty: an integer zero is the only value that serialises to nothing.
+        INT
+    }
+}

@@ -1,0 +1,172 @@
+//! Shapes from tract-onnx's type analysis.
+//!
+//! tract gets a copy of the graph in which large floating-point initializers are replaced by
+//! typed graph inputs: shapes never depend on weight values, and this keeps a multi-GiB model's
+//! weights out of tract's memory. Analysis is obstinate: a node tract cannot handle (an op it
+//! lacks, an unsupported attribute) does not stop it learning everything else.
+
+use crate::graph::{ModelGraph, TensorId};
+use crate::load::Model;
+use crate::tensor::{DType, Dim, TensorInfo};
+use anyhow::{anyhow, Result};
+use onnx_protobuf::{
+    type_proto, GraphProto, Message, ModelProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use std::collections::HashMap;
+use tract_onnx::prelude::{DatumType, Framework, InferenceModelExt};
+use tract_onnx::tract_hir::infer::Factoid;
+
+/// Floating-point initializers larger than this are given to tract as typed inputs, not values.
+const LIFT_BYTES: u64 = 64 * 1024;
+
+pub struct TractFacts {
+    pub facts: Vec<(TensorId, TensorInfo)>,
+    /// The first error tract's analysis met, if any (the facts it found are still kept).
+    pub problem: Option<String>,
+}
+
+pub fn analyse(
+    model: &Model,
+    graph: &ModelGraph,
+    inputs: &HashMap<TensorId, TensorInfo>,
+) -> Result<TractFacts> {
+    let bytes = analysis_model(model, graph, inputs).write_to_bytes()?;
+    let dir = model.dir.to_str();
+    // tract can panic on malformed or unusual models; a panic here costs us its facts, not the run.
+    let run = std::panic::catch_unwind(|| -> Result<TractFacts> {
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
+        let mut parsed = onnx.parse(&proto, dir)?;
+        let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
+        let mut facts = vec![];
+        for (name, outlet) in &parsed.outlets_by_name {
+            if let (Some(t), Ok(fact)) = (graph.tensor_id(name), parsed.model.outlet_fact(*outlet))
+            {
+                facts.push((t, info_of(fact)));
+            }
+        }
+        Ok(TractFacts { facts, problem })
+    });
+    run.unwrap_or_else(|_| Err(anyhow!("tract panicked while analysing the model")))
+}
+
+fn info_of(fact: &tract_onnx::prelude::InferenceFact) -> TensorInfo {
+    let dtype = fact.datum_type.concretize().and_then(onnx_dtype);
+    let dims = fact.shape.concretize().map(|dims| {
+        dims.iter()
+            .map(|d| match d.to_i64() {
+                Ok(v) if v >= 0 => Dim::Known(v as u64),
+                _ => Dim::Unknown,
+            })
+            .collect()
+    });
+    TensorInfo { dtype, dims }
+}
+
+/// tract's datum type as an ONNX element type. tract types shape arithmetic as `TDim`; in ONNX
+/// those tensors are int64.
+fn onnx_dtype(dt: DatumType) -> Option<DType> {
+    Some(DType(match dt {
+        DatumType::F32 => 1,
+        DatumType::U8 => 2,
+        DatumType::I8 => 3,
+        DatumType::U16 => 4,
+        DatumType::I16 => 5,
+        DatumType::I32 => 6,
+        DatumType::I64 | DatumType::TDim => 7,
+        DatumType::String => 8,
+        DatumType::Bool => 9,
+        DatumType::F16 => 10,
+        DatumType::F64 => 11,
+        DatumType::U32 => 12,
+        DatumType::U64 => 13,
+        _ => return None,
+    }))
+}
+
+/// The model tract sees: the same nodes, inputs fixed to the resolved shapes, and big float
+/// initializers turned into typed inputs.
+fn analysis_model(
+    model: &Model,
+    graph: &ModelGraph,
+    inputs: &HashMap<TensorId, TensorInfo>,
+) -> ModelProto {
+    let src = model.graph();
+    let mut g = GraphProto {
+        name: src.name.clone(),
+        node: src.node.clone(),
+        output: src.output.clone(),
+        value_info: src.value_info.clone(),
+        sparse_initializer: src.sparse_initializer.clone(),
+        ..Default::default()
+    };
+    for &t in &graph.inputs {
+        let name = &graph.tensor(t).name;
+        let mut vi = src
+            .input
+            .iter()
+            .find(|v| &v.name == name)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(dims) = inputs.get(&t).and_then(TensorInfo::concrete_dims) {
+            set_dims(&mut vi, &dims);
+        }
+        g.input.push(vi);
+    }
+    for init in &src.initializer {
+        let info = TensorInfo::new(
+            DType(init.data_type),
+            init.dims.iter().map(|&d| d.max(0) as u64).collect(),
+        );
+        if DType(init.data_type).is_float() && info.bytes().unwrap_or(0) > LIFT_BYTES {
+            g.input.push(value_info(&init.name, &info));
+        } else {
+            g.initializer.push(init.clone());
+        }
+    }
+    ModelProto {
+        ir_version: model.proto.ir_version,
+        opset_import: model.proto.opset_import.clone(),
+        graph: Some(g).into(),
+        ..Default::default()
+    }
+}
+
+fn set_dims(vi: &mut ValueInfoProto, dims: &[u64]) {
+    let tp = vi.type_.mut_or_insert_default();
+    if let Some(type_proto::Value::TensorType(tt)) = tp.value.as_mut() {
+        tt.shape = Some(shape_proto(dims)).into();
+    }
+}
+
+fn shape_proto(dims: &[u64]) -> TensorShapeProto {
+    use onnx_protobuf::tensor_shape_proto::{dimension::Value, Dimension};
+    TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|&d| Dimension {
+                value: Some(Value::DimValue(d as i64)),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A `ValueInfoProto` for a tensor of known type and shape.
+pub fn value_info(name: &str, info: &TensorInfo) -> ValueInfoProto {
+    let tt = type_proto::Tensor {
+        elem_type: info.dtype.map_or(0, |d| d.0),
+        shape: Some(shape_proto(&info.concrete_dims().unwrap_or_default())).into(),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: name.to_string(),
+        type_: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tt)),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    }
+}
