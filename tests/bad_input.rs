@@ -1,0 +1,126 @@
+//! Bad input: one clear line on stderr naming the file, node or tensor, exit code 1, no panic.
+
+mod common;
+use common::*;
+
+fn expect_error(args: &[&str], must_mention: &[&str]) {
+    let out = nsplit(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: expected exit 1, stderr: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: nothing on stdout on error"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    for m in must_mention {
+        assert!(
+            stderr.contains(m),
+            "{args:?}: error should mention `{m}`: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_models() {
+    expect_error(
+        &["annotate", "fixtures/bad/empty.onnx"],
+        &["empty.onnx", "empty"],
+    );
+    expect_error(
+        &["annotate", "fixtures/bad/random.onnx"],
+        &["random.onnx", "not a valid ONNX model"],
+    );
+    expect_error(
+        &["annotate", "fixtures/bad/truncated.onnx"],
+        &["truncated.onnx", "truncated"],
+    );
+    expect_error(
+        &["annotate", "fixtures/no_such_model.onnx"],
+        &["no_such_model.onnx"],
+    );
+}
+
+#[test]
+fn external_data_problems() {
+    expect_error(
+        &["annotate", "fixtures/bad/missing_external.onnx"],
+        &["missing_external.onnx", "does_not_exist.bin", "missing"],
+    );
+    expect_error(
+        &["annotate", "fixtures/bad/escaping_external.onnx"],
+        &["escaping_external.onnx", "../x.bin"],
+    );
+    expect_error(
+        &["annotate", "fixtures/bad/absolute_external.onnx"],
+        &["absolute_external.onnx", "/etc/passwd"],
+    );
+}
+
+#[test]
+fn broken_graphs() {
+    expect_error(
+        &["annotate", "fixtures/bad/cycle.onnx"],
+        &["cycle.onnx", "cycle", "`A`", "`B`"],
+    );
+    expect_error(
+        &["annotate", "fixtures/bad/dangling.onnx"],
+        &["dangling.onnx", "`nowhere`"],
+    );
+    expect_error(
+        &["annotate", "fixtures/bad/duplicate_producer.onnx"],
+        &["duplicate_producer.onnx", "produced twice"],
+    );
+}
+
+#[test]
+fn symbolic_dims_need_input_shape() {
+    expect_error(
+        &["annotate", "fixtures/symbolic_batch.onnx"],
+        &["`images`", "--input-shape images=1x3x32x32"],
+    );
+    expect_error(
+        &[
+            "annotate",
+            "fixtures/lenet.onnx",
+            "--input-shape",
+            "nope=1x1",
+        ],
+        &["`nope`", "input"],
+    );
+    expect_error(
+        &[
+            "annotate",
+            "fixtures/lenet.onnx",
+            "--input-shape",
+            "input=1x1x28",
+        ],
+        &["input", "1x1x28x28"],
+    );
+    expect_error(
+        &[
+            "annotate",
+            "fixtures/lenet.onnx",
+            "--input-shape",
+            "input=1xAx28x28",
+        ],
+        &["`A`"],
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = nsplit(&["annotate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = nsplit(&["annotate", "fixtures/lenet.onnx", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,118 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use nsplit::shapes::InputShapes;
+use nsplit::tensor::TensorInfo;
+use nsplit::Analysis;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// Analyse a model, fixing input shapes from `NAME=DIMS` items.
+pub fn analyse(path: &Path, shapes: &[&str]) -> Analysis {
+    let items: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
+    Analysis::run(path, &InputShapes::parse(&items).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+}
+
+/// The info of a tensor by name.
+pub fn info<'a>(a: &'a Analysis, name: &str) -> &'a TensorInfo {
+    a.shapes.get(
+        a.graph
+            .tensor_id(name)
+            .unwrap_or_else(|| panic!("no tensor {name}")),
+    )
+}
+
+pub fn dims(a: &Analysis, name: &str) -> Vec<u64> {
+    info(a, name)
+        .concrete_dims()
+        .unwrap_or_else(|| panic!("{name} has no concrete shape: {:?}", info(a, name)))
+}
+
+/// Run the nsplit binary.
+pub fn nsplit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nsplit"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run nsplit")
+}
+
+/// Compare `actual` with the golden file byte for byte; `UPDATE_GOLDEN=1` rewrites it instead.
+pub fn check_golden(rel: &str, actual: &str) {
+    let path = root().join("golden").join(rel);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} unreadable ({e}); create it with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "{} differs from the output at line {}:\n  golden: {:?}\n  actual: {:?}\n(run with UPDATE_GOLDEN=1 to accept, then read the diff)",
+            path.display(),
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        );
+    }
+}
+
+/// Shapes plain tract computes for the unmodified model: name -> (onnx dtype, dims), fully known only.
+pub fn tract_shapes(path: &Path, inputs: &[(&str, Vec<usize>)]) -> HashMap<String, Vec<u64>> {
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_hir::infer::Factoid;
+    let onnx = tract_onnx::onnx();
+    let proto = onnx.proto_model_for_path(path).unwrap();
+    let mut parsed = onnx
+        .parse(&proto, path.parent().and_then(|p| p.to_str()))
+        .unwrap();
+    for (name, shape) in inputs {
+        let outlet = parsed.outlets_by_name[*name];
+        let fact = parsed.model.outlet_fact(outlet).unwrap().clone();
+        parsed
+            .model
+            .set_outlet_fact(outlet, fact.with_shape(shape.clone()))
+            .unwrap();
+    }
+    let _ = parsed.model.analyse(true);
+    let mut out = HashMap::new();
+    for (name, outlet) in &parsed.outlets_by_name {
+        if let Some(shape) = parsed
+            .model
+            .outlet_fact(*outlet)
+            .unwrap()
+            .shape
+            .concretize()
+        {
+            if let Ok(d) = shape
+                .iter()
+                .map(|d| d.to_i64().map(|v| v as u64).ok())
+                .collect::<Option<Vec<u64>>>()
+                .ok_or(())
+            {
+                out.insert(name.clone(), d);
+            }
+        }
+    }
+    out
+}
