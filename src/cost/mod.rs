@@ -179,15 +179,21 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
     Features(out)
 }
 
-/// Which tensors are weights: initializers and `Constant` node outputs.
+/// Which tensors are weights: initializers, and outputs of nodes that read only weights
+/// (`Constant`, or e.g. `ConstantOfShape` of a constant shape, which the model zoo's light nets
+/// use to make their weights).
 pub fn weight_tensors(graph: &ModelGraph) -> Vec<bool> {
-    graph
+    let mut weight: Vec<bool> = graph
         .tensors
         .iter()
-        .map(|t| match t.producer {
-            Producer::Initializer => true,
-            Producer::Node(n, _) => graph.op(n).op_type == "Constant",
-            Producer::GraphInput => false,
-        })
-        .collect()
+        .map(|t| t.producer == Producer::Initializer)
+        .collect();
+    for (_, op) in graph.ops() {
+        if op.reads().iter().all(|t| weight[t.0]) {
+            for t in op.outputs.iter().flatten() {
+                weight[t.0] = true;
+            }
+        }
+    }
+    weight
 }

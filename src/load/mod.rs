@@ -33,8 +33,8 @@ pub struct Model {
     pub file_bytes: u64,
 }
 
-/// Oldest and newest IR versions we read. IR 3 is ONNX 1.0-era; IR 11 is the newest published.
-pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=11;
+/// Oldest and newest IR versions we read. IR 3 is ONNX 1.0-era; IR 13 is what onnx 1.22 writes.
+pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=13;
 
 impl Model {
     /// Read and validate an ONNX model file.

@@ -1,0 +1,298 @@
+//! The ONNX backend-test corpus (`onnx==1.22.0` wheel: node, simple, pytorch-* and light model-zoo
+//! nets), fetched by `scripts/fetch-corpus.sh` into `corpus/onnx-backend/`.
+//!
+//! When the corpus is absent these tests say so loudly and pass, unless `NSPLIT_REQUIRE_CORPUS` is
+//! set (as `.ci/run` does), in which case its absence fails them.
+
+mod common;
+use common::*;
+use nsplit::annotate::Annotations;
+use nsplit::shapes::InputShapes;
+use nsplit::Analysis;
+use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("NSPLIT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("corpus/onnx-backend"));
+    if dir.join("light").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("NSPLIT_REQUIRE_CORPUS").is_some() {
+        panic!("NSPLIT_REQUIRE_CORPUS is set but the corpus is missing at {}; run scripts/fetch-corpus.sh", dir.display());
+    }
+    eprintln!("\n*** SKIPPED: ONNX backend-test corpus not found at {} — run scripts/fetch-corpus.sh ***\n", dir.display());
+    None
+}
+
+/// `--input-shape` items for the model's tensor inputs with symbolic or missing dims, from the test
+/// data's recorded inputs (or 1 for each symbolic dim where no data exists).
+fn input_shapes(model: &Path) -> Vec<String> {
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
+    let inits: Vec<&str> = proto
+        .graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let data = model.parent().unwrap().join("test_data_set_0");
+    let mut out = vec![];
+    for (k, vi) in proto
+        .graph
+        .input
+        .iter()
+        .filter(|v| !inits.contains(&v.name.as_str()))
+        .enumerate()
+    {
+        let Some(type_proto::Value::TensorType(tt)) =
+            vi.type_.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            continue;
+        };
+        let concrete = tt
+            .shape
+            .as_ref()
+            .is_some_and(|s| s.dim.iter().all(|d| d.has_dim_value()));
+        if concrete {
+            continue;
+        }
+        let recorded = std::fs::read(data.join(format!("input_{k}.pb")))
+            .ok()
+            .and_then(|b| TensorProto::parse_from_bytes(&b).ok());
+        let dims: Vec<String> = match recorded {
+            Some(t) => t.dims.iter().map(|d| d.to_string()).collect(),
+            None => tt
+                .shape
+                .dim
+                .iter()
+                .map(|d| {
+                    if d.has_dim_value() {
+                        d.dim_value().to_string()
+                    } else {
+                        "1".into()
+                    }
+                })
+                .collect(),
+        };
+        out.push(format!("{}={}", vi.name, dims.join("x")));
+    }
+    out
+}
+
+#[test]
+fn light_model_zoo_nets_are_fully_shaped_and_counted() {
+    let Some(dir) = corpus() else { return };
+    let mut models: Vec<PathBuf> = std::fs::read_dir(dir.join("light"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    models.sort();
+    assert!(
+        models.len() >= 9,
+        "expected the light model-zoo nets, found {models:?}"
+    );
+    // Conv/Gemm/MatMul GMACs at the declared 224x224 input, from the published architectures.
+    let expected_gmacs = [("alexnet", 0.654), ("vgg19", 19.63), ("resnet50", 4.09)];
+    let mut checked = 0;
+    for m in &models {
+        let a = Analysis::run(m, &InputShapes::parse(&input_shapes(m)).unwrap())
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let unknown: Vec<String> = a
+            .shapes
+            .unknown()
+            .map(|t| a.graph.tensor(t).name.clone())
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{}: not fully shaped: {unknown:?}",
+            m.display()
+        );
+        let report = Annotations::of(&a);
+        let name = m.file_stem().unwrap().to_string_lossy().to_string();
+        eprintln!(
+            "{name}: {} nodes, {:.3} GMACs, {:.1} MB weights",
+            report.totals.nodes,
+            report.totals.macs as f64 / 1e9,
+            report.totals.weight_bytes as f64 / 1e6
+        );
+        for (key, gmacs) in expected_gmacs {
+            if name.contains(key) {
+                let ours = report.totals.macs as f64 / 1e9;
+                assert!(
+                    (ours / gmacs - 1.0).abs() < 0.05,
+                    "{name}: {ours:.3} GMACs, expected {gmacs} within 5%"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(
+        checked,
+        expected_gmacs.len(),
+        "AlexNet, VGG-19 and ResNet-50 must all be in the corpus"
+    );
+}
+
+/// Every multi-purpose test model (node, simple, pytorch-converted, pytorch-operator): loads, and
+/// is fully shaped in >= 95% of cases; graph outputs agree with the recorded outputs.
+#[test]
+fn node_tests_load_and_are_shaped() {
+    let Some(dir) = corpus() else { return };
+    let mut models = vec![];
+    for family in ["node", "simple", "pytorch-converted", "pytorch-operator"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(family)) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path().join("model.onnx");
+            if p.is_file() {
+                models.push(p);
+            }
+        }
+    }
+    models.sort();
+    assert!(
+        models.len() > 1500,
+        "expected the full node-test corpus, found {}",
+        models.len()
+    );
+
+    let (mut load_failures, mut not_shaped, mut mismatches) =
+        (vec![], BTreeMap::<String, Vec<String>>::new(), vec![]);
+    let (mut shaped, mut node_family, mut node_family_shaped, mut compared) = (0, 0, 0, 0);
+    for m in &models {
+        let test = m
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let in_node_family = m.parent().unwrap().parent().unwrap().ends_with("node");
+        node_family += in_node_family as usize;
+        let a = match Analysis::run(m, &InputShapes::parse(&input_shapes(m)).unwrap()) {
+            Ok(a) => a,
+            Err(e) => {
+                load_failures.push(format!("{test}: {e:#}"));
+                continue;
+            }
+        };
+        let unknown: Vec<_> = a.shapes.unknown().collect();
+        if unknown.is_empty() {
+            shaped += 1;
+            node_family_shaped += in_node_family as usize;
+        } else {
+            let t = a.graph.tensor(unknown[0]);
+            let op = match t.producer {
+                nsplit::graph::Producer::Node(n, _) => a.graph.op(n).qualified_op(),
+                _ => "(graph input)".into(),
+            };
+            let why = a
+                .shapes
+                .tract_problem
+                .as_deref()
+                .unwrap_or("typed what it could; no rule of ours applies")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            not_shaped
+                .entry(op)
+                .or_default()
+                .push(format!("{test} (`{}`; tract: {why})", t.name));
+        }
+        // Graph outputs against the recorded outputs of test_data_set_0.
+        let data = m.parent().unwrap().join("test_data_set_0");
+        for (k, &out) in a.graph.outputs.iter().enumerate() {
+            let Some(ours) = a.shapes.get(out).concrete_dims() else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(data.join(format!("output_{k}.pb"))) else {
+                continue;
+            };
+            let Ok(t) = TensorProto::parse_from_bytes(&bytes) else {
+                continue;
+            };
+            // Sequence/optional outputs do not parse as a tensor with our name.
+            if t.name != a.graph.tensor(out).name && !t.name.is_empty() {
+                continue;
+            }
+            let recorded: Vec<u64> = t.dims.iter().map(|&d| d as u64).collect();
+            compared += 1;
+            if recorded != ours {
+                mismatches.push(format!(
+                    "{test}: output `{}` is {recorded:?}, we say {ours:?}",
+                    a.graph.tensor(out).name
+                ));
+            }
+        }
+    }
+    let loaded = models.len() - load_failures.len();
+    let mut report = String::new();
+    let _ = writeln!(report, "# Node-test corpus shape coverage\n");
+    let _ = writeln!(
+        report,
+        "{} models, {loaded} loaded, {shaped} fully shaped ({:.1}%)\n",
+        models.len(),
+        100.0 * shaped as f64 / loaded.max(1) as f64
+    );
+    let _ = writeln!(
+        report,
+        "node/ alone: {node_family} models, {node_family_shaped} fully shaped ({:.1}%)\n",
+        100.0 * node_family_shaped as f64 / node_family.max(1) as f64
+    );
+    let _ = writeln!(
+        report,
+        "## Not fully shaped, by the op producing the first unknown tensor\n"
+    );
+    for (op, tests) in &not_shaped {
+        let _ = writeln!(report, "- {op} ({}): {}", tests.len(), tests.join("; "));
+    }
+    let _ = writeln!(
+        report,
+        "\n{compared} graph outputs compared with the recorded test outputs, {} differ",
+        mismatches.len()
+    );
+    let _ = writeln!(report, "\n## Load failures\n\n{}", load_failures.join("\n"));
+    let _ = writeln!(
+        report,
+        "\n## Output shape mismatches\n\n{}",
+        mismatches.join("\n")
+    );
+    std::fs::create_dir_all(root().join("target")).unwrap();
+    std::fs::write(root().join("target/corpus-report.md"), &report).unwrap();
+    eprintln!("{}", report.lines().take(5).collect::<Vec<_>>().join("\n"));
+    eprintln!("full report: target/corpus-report.md");
+
+    assert!(
+        compared > 1500,
+        "only {compared} outputs compared with recorded data"
+    );
+    assert!(
+        load_failures.is_empty(),
+        "{} models failed to load:\n{}",
+        load_failures.len(),
+        load_failures.join("\n")
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} output shapes differ from the recorded outputs:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    for (what, ok, all) in [
+        ("all families", shaped, loaded),
+        ("node/", node_family_shaped, node_family),
+    ] {
+        let share = ok as f64 / all as f64;
+        assert!(
+            share >= 0.95,
+            "{what}: only {:.1}% fully shaped; see target/corpus-report.md",
+            100.0 * share
+        );
+    }
+}
