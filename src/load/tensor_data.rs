@@ -20,7 +20,7 @@ pub fn decode_i64(model: &Model, t: &TensorProto) -> Result<Vec<i64>> {
                 t.name
             ),
         };
-        if bytes.len() % width != 0 {
+        if !bytes.len().is_multiple_of(width) {
             bail!(
                 "tensor `{}`: {} raw bytes is not a whole number of {width}-byte elements",
                 t.name,

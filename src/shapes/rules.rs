@@ -572,7 +572,7 @@ fn reshape(d: &[u64], shape: &[i64], allowzero: bool) -> Option<Vec<u64>> {
     }
     let known: u64 = out.iter().flatten().product();
     if let Some(slot) = out.iter_mut().find(|v| v.is_none()) {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return None;
         }
         *slot = Some(total / known);

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Check the fixtures written by `cargo run --bin nsplit-fixtures`.
+
+Good fixtures: onnx.checker.check_model(path, full_check=True) must pass and the
+model must run in onnxruntime on seeded random inputs (symbolic dims = 1), with the
+expected output shape. Bad fixtures: onnx must reject each one (load or check).
+
+Usage:  python3 scripts/check_fixtures.py [FIXTURES_DIR]
+Needs:  pip install onnx onnxruntime numpy   (e.g. in /work/venv)
+"""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+# fixture -> {output name: expected shape}
+GOOD = {
+    "lenet.onnx": {"output": [1, 10]},
+    "resnet_block.onnx": {"output": [1, 10]},
+    "inception_block.onnx": {"output": [1, 56, 28, 28]},
+    "lstm.onnx": {"logits": [1, 5]},
+    "gru.onnx": {"logits": [1, 5]},
+    "if_outer_scope.onnx": {"out": [1, 8]},
+    "external_data.onnx": {"output": [1, 10]},
+    "symbolic_batch.onnx": {"output": [1, 4]},
+    "ir3_initializer_inputs.onnx": {"output": [1, 4]},
+    "custom_domain.onnx": {"output": [1, 4]},
+}
+
+BAD = [
+    "empty.onnx",
+    "random.onnx",
+    "truncated.onnx",
+    "missing_external.onnx",
+    "escaping_external.onnx",
+    "absolute_external.onnx",
+    "cycle.onnx",
+    "dangling.onnx",
+    "duplicate_producer.onnx",
+]
+
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64}
+
+
+def random_inputs(sess, rng):
+    feeds = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        feeds[i.name] = rng.standard_normal(shape).astype(ORT_TYPES[i.type])
+    return feeds
+
+
+def check_good(path, expected, rng):
+    onnx.checker.check_model(path, full_check=True)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    outs = sess.run(None, random_inputs(sess, rng))
+    got = {n: list(o.shape) for n, o in zip(names, outs)}
+    if got != expected:
+        raise AssertionError(f"outputs {got}, expected {expected}")
+    for n, o in zip(names, outs):
+        if not np.all(np.isfinite(o)):
+            raise AssertionError(f"output {n} has non-finite values")
+    return got
+
+
+def check_bad(path):
+    """Returns the error onnx raises; raises AssertionError if onnx accepts the file."""
+    try:
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        # check_model on a loaded model does not read external data; do that too.
+        onnx.checker.check_model(path, full_check=True)
+        onnx.load(path, load_external_data=True)
+    except Exception as e:  # noqa: BLE001 - any rejection is what we want
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:100]}"
+    raise AssertionError("accepted by onnx")
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "fixtures")
+    rng = np.random.default_rng(0)
+    failures = 0
+    print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}")
+    for name, expected in GOOD.items():
+        path = os.path.join(root, name)
+        try:
+            got = check_good(path, expected, rng)
+            print(f"ok    {name}: checker full_check passed, ORT outputs {got}")
+        except Exception as e:  # noqa: BLE001
+            failures += 1
+            print(f"FAIL  {name}: {type(e).__name__}: {e}")
+    for name in BAD:
+        path = os.path.join(root, "bad", name)
+        try:
+            why = check_bad(path)
+            print(f"ok    bad/{name}: rejected ({why})")
+        except Exception as e:  # noqa: BLE001
+            failures += 1
+            print(f"FAIL  bad/{name}: {e}")
+    if failures:
+        print(f"{failures} fixture(s) failed")
+        return 1
+    print("all fixtures ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
