@@ -296,3 +296,45 @@ fn node_tests_load_and_are_shaped() {
         );
     }
 }
+
+/// Our own shape rules alone (no tract, no value_info) against the recorded outputs: every output
+/// they type must match, and they must type a fair share.
+#[test]
+fn our_shape_rules_agree_with_recorded_outputs() {
+    let Some(dir) = corpus() else { return };
+    let sources = nsplit::shapes::Sources { tract: false, value_info: false, rules: true };
+    let (mut compared, mut mismatches) = (0, vec![]);
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join("node")).unwrap().map(|e| e.unwrap().path().join("model.onnx")).collect();
+    entries.sort();
+    for m in entries.iter().filter(|m| m.is_file()) {
+        let model = nsplit::load::Model::load(m).unwrap();
+        let graph = nsplit::graph::ModelGraph::build(model.graph()).unwrap();
+        let Ok(shapes) = nsplit::shapes::infer_from(&model, &graph, &InputShapes::parse(&input_shapes(m)).unwrap(), sources) else {
+            continue;
+        };
+        let data = m.parent().unwrap().join("test_data_set_0");
+        for (k, &out) in graph.outputs.iter().enumerate() {
+            let Some(ours) = shapes.get(out).concrete_dims() else { continue };
+            let Ok(t) = std::fs::read(data.join(format!("output_{k}.pb"))).map(|b| TensorProto::parse_from_bytes(&b)) else { continue };
+            let Ok(t) = t else { continue };
+            if t.name != graph.tensor(out).name && !t.name.is_empty() {
+                continue;
+            }
+            compared += 1;
+            let recorded: Vec<u64> = t.dims.iter().map(|&d| d as u64).collect();
+            let dtype_ok = shapes.get(out).dtype.map(|d| d.0) == Some(t.data_type);
+            if recorded != ours || !dtype_ok {
+                mismatches.push(format!(
+                    "{}: `{}` recorded {recorded:?} type {}, rules say {ours:?} type {:?}",
+                    m.parent().unwrap().file_name().unwrap().to_string_lossy(),
+                    t.name,
+                    t.data_type,
+                    shapes.get(out).dtype
+                ));
+            }
+        }
+    }
+    eprintln!("rules alone typed {compared} recorded node-test outputs, {} differ", mismatches.len());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(compared > 800, "rules alone typed only {compared} outputs");
+}

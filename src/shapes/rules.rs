@@ -87,6 +87,20 @@ impl<'a> Ctx<'a> {
     }
 }
 
+impl Ctx<'_> {
+    /// Axes from the `axes` attribute (older opsets) or the constant second input (newer ones).
+    /// `Ok(None)`: no axes given; `Err`: given by a tensor whose value is not known statically.
+    fn axes(&self, op: &OpNode, node: &NodeProto) -> Result<Option<Vec<i64>>, ()> {
+        if let Some(a) = attr_ints(node, "axes") {
+            return Ok(Some(a));
+        }
+        match op.inputs.get(1).copied().flatten() {
+            Some(t) => self.const_ints(t).map(Some).ok_or(()),
+            None => Ok(None),
+        }
+    }
+}
+
 fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
@@ -323,9 +337,13 @@ fn infer_node(
         ),
         "Flatten" => {
             let Some(d) = dims(0) else { return vec![] };
-            let Some(a) = axis(attr_i(node, "axis").unwrap_or(1), d.len() + 1) else {
+            // Flatten's axis ranges over [-r, r]: a negative one counts from the rank, not rank + 1.
+            let a = attr_i(node, "axis").unwrap_or(1);
+            let a = if a < 0 { a + d.len() as i64 } else { a };
+            if !(0..=d.len() as i64).contains(&a) {
                 return vec![];
-            };
+            }
+            let a = a as usize;
             one(
                 dtype(0),
                 Some(vec![d[..a].iter().product(), d[a..].iter().product()]),
@@ -371,13 +389,9 @@ fn infer_node(
         }
         "Squeeze" | "Unsqueeze" => {
             let Some(d) = dims(0) else { return vec![] };
-            let axes = attr_ints(node, "axes").or_else(|| {
-                op.inputs
-                    .get(1)
-                    .copied()
-                    .flatten()
-                    .and_then(|t| ctx.const_ints(t))
-            });
+            let Ok(axes) = ctx.axes(op, node) else {
+                return vec![];
+            };
             one(
                 dtype(0),
                 if op_type == "Squeeze" {
@@ -387,12 +401,16 @@ fn infer_node(
                 },
             )
         }
-        "Shape" => one(
-            Some(DType::INT64),
-            input(0)
-                .and_then(|i| i.dims.as_ref())
-                .map(|d| vec![d.len() as u64]),
-        ),
+        "Shape" => {
+            // Opset 15 slices the shape with `start`/`end`, clamped to [0, rank].
+            let Some(rank) = input(0).and_then(|i| i.dims.as_ref()).map(|d| d.len() as i64) else {
+                return vec![];
+            };
+            let clamp = |v: i64| if v < 0 { v + rank } else { v }.clamp(0, rank);
+            let start = clamp(attr_i(node, "start").unwrap_or(0));
+            let end = clamp(attr_i(node, "end").unwrap_or(rank));
+            one(Some(DType::INT64), Some(vec![(end - start).max(0) as u64]))
+        }
         "Size" => one(Some(DType::INT64), Some(vec![])),
         "Gather" => {
             let (Some(d), Some(idx)) = (dims(0), dims(1)) else {
@@ -409,13 +427,10 @@ fn infer_node(
             let axes = if t.starts_with("Arg") {
                 Some(vec![attr_i(node, "axis").unwrap_or(0)])
             } else {
-                attr_ints(node, "axes").or_else(|| {
-                    op.inputs
-                        .get(1)
-                        .copied()
-                        .flatten()
-                        .and_then(|t| ctx.const_ints(t))
-                })
+                let Ok(axes) = ctx.axes(op, node) else {
+                    return vec![];
+                };
+                axes
             };
             let axes: Option<Vec<usize>> = match axes {
                 Some(a) if !a.is_empty() => a.iter().map(|&x| axis(x, d.len())).collect(),
@@ -510,9 +525,16 @@ fn spatial_out(node: &NodeProto, input: &[u64], kernel: &[u64], ceil: bool) -> O
                 "SAME_UPPER" | "SAME_LOWER" => (x + s - 1) / s,
                 "VALID" => (x - k) / s + 1,
                 _ => {
-                    let span = x + pads.get(i)? + pads.get(i + n)? - k;
+                    let (begin, end) = (*pads.get(i)?, *pads.get(i + n)?);
+                    let span = x + begin + end - k;
                     if ceil {
-                        (span + s - 1) / s + 1
+                        let out = (span + s - 1).div_euclid(s) + 1;
+                        // A window may not start inside the end padding.
+                        if (out - 1) * s >= x + begin {
+                            out - 1
+                        } else {
+                            out
+                        }
                     } else {
                         span.div_euclid(s) + 1
                     }
