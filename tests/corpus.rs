@@ -302,20 +302,38 @@ fn node_tests_load_and_are_shaped() {
 #[test]
 fn our_shape_rules_agree_with_recorded_outputs() {
     let Some(dir) = corpus() else { return };
-    let sources = nsplit::shapes::Sources { tract: false, value_info: false, rules: true };
+    let sources = nsplit::shapes::Sources {
+        tract: false,
+        value_info: false,
+        rules: true,
+    };
     let (mut compared, mut mismatches) = (0, vec![]);
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join("node")).unwrap().map(|e| e.unwrap().path().join("model.onnx")).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join("node"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("model.onnx"))
+        .collect();
     entries.sort();
     for m in entries.iter().filter(|m| m.is_file()) {
         let model = nsplit::load::Model::load(m).unwrap();
         let graph = nsplit::graph::ModelGraph::build(model.graph()).unwrap();
-        let Ok(shapes) = nsplit::shapes::infer_from(&model, &graph, &InputShapes::parse(&input_shapes(m)).unwrap(), sources) else {
+        let Ok(shapes) = nsplit::shapes::infer_from(
+            &model,
+            &graph,
+            &InputShapes::parse(&input_shapes(m)).unwrap(),
+            sources,
+        ) else {
             continue;
         };
         let data = m.parent().unwrap().join("test_data_set_0");
         for (k, &out) in graph.outputs.iter().enumerate() {
-            let Some(ours) = shapes.get(out).concrete_dims() else { continue };
-            let Ok(t) = std::fs::read(data.join(format!("output_{k}.pb"))).map(|b| TensorProto::parse_from_bytes(&b)) else { continue };
+            let Some(ours) = shapes.get(out).concrete_dims() else {
+                continue;
+            };
+            let Ok(t) = std::fs::read(data.join(format!("output_{k}.pb")))
+                .map(|b| TensorProto::parse_from_bytes(&b))
+            else {
+                continue;
+            };
             let Ok(t) = t else { continue };
             if t.name != graph.tensor(out).name && !t.name.is_empty() {
                 continue;
@@ -334,7 +352,10 @@ fn our_shape_rules_agree_with_recorded_outputs() {
             }
         }
     }
-    eprintln!("rules alone typed {compared} recorded node-test outputs, {} differ", mismatches.len());
+    eprintln!(
+        "rules alone typed {compared} recorded node-test outputs, {} differ",
+        mismatches.len()
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(compared > 800, "rules alone typed only {compared} outputs");
 }

@@ -89,7 +89,11 @@ pub struct Sources {
 
 impl Default for Sources {
     fn default() -> Self {
-        Sources { tract: true, value_info: true, rules: true }
+        Sources {
+            tract: true,
+            value_info: true,
+            rules: true,
+        }
     }
 }
 
@@ -99,7 +103,12 @@ pub fn infer(model: &Model, graph: &ModelGraph, given: &InputShapes) -> Result<S
 }
 
 /// Infer every tensor's type and shape from the chosen sources.
-pub fn infer_from(model: &Model, graph: &ModelGraph, given: &InputShapes, sources: Sources) -> Result<ShapeTable> {
+pub fn infer_from(
+    model: &Model,
+    graph: &ModelGraph,
+    given: &InputShapes,
+    sources: Sources,
+) -> Result<ShapeTable> {
     let n = graph.tensors.len();
     let mut table = ShapeTable {
         info: vec![TensorInfo::default(); n],
@@ -139,7 +148,7 @@ pub fn infer_from(model: &Model, graph: &ModelGraph, given: &InputShapes, source
         match tract::analyse(model, graph, &inputs) {
             Ok(found) => {
                 for (t, info) in found.facts {
-                    table.fill(t, info, ShapeSource::Tract);
+                    table.merge(t, info, ShapeSource::Tract);
                 }
                 table.tract_problem = found.problem;
             }
@@ -151,7 +160,7 @@ pub fn infer_from(model: &Model, graph: &ModelGraph, given: &InputShapes, source
     if sources.value_info {
         for vi in &declared {
             if let Some(t) = graph.tensor_id(&vi.name) {
-                table.fill(t, info_from_type(&vi.type_), ShapeSource::ValueInfo);
+                table.merge(t, info_from_type(&vi.type_), ShapeSource::ValueInfo);
             }
         }
     }
@@ -160,15 +169,6 @@ pub fn infer_from(model: &Model, graph: &ModelGraph, given: &InputShapes, source
         rules::apply(model, graph, &mut table);
     }
 
-    // Keep partial knowledge (rank, symbolic dims) where nothing complete was found.
-    for vi in &declared {
-        if let Some(t) = graph.tensor_id(&vi.name) {
-            if table.source[t.0] == ShapeSource::Unknown && table.info[t.0] == TensorInfo::default()
-            {
-                table.info[t.0] = info_from_type(&vi.type_);
-            }
-        }
-    }
     Ok(table)
 }
 
@@ -178,13 +178,33 @@ impl ShapeTable {
         self.source[t.0] = source;
     }
 
-    /// Record `info` if it is complete and nothing complete is known yet.
-    pub(crate) fn fill(&mut self, t: TensorId, info: TensorInfo, source: ShapeSource) -> bool {
-        if info.is_complete() && !self.info[t.0].is_complete() {
+    /// Learn from `info` while the tensor is not complete: a complete `info` replaces what is
+    /// known (and records `source`); a partial one only fills a missing dtype or a missing or less
+    /// specific shape. Returns whether anything changed.
+    pub(crate) fn merge(&mut self, t: TensorId, info: TensorInfo, source: ShapeSource) -> bool {
+        let current = &mut self.info[t.0];
+        if current.is_complete() {
+            return false;
+        }
+        if info.is_complete() {
             self.set(t, info, source);
             return true;
         }
-        false
+        let mut changed = false;
+        if current.dtype.is_none() && info.dtype.is_some() {
+            current.dtype = info.dtype;
+            changed = true;
+        }
+        let known = |d: &Option<Vec<Dim>>| {
+            d.as_ref().map_or(0, |d| {
+                1 + d.iter().filter(|x| matches!(x, Dim::Known(_))).count()
+            })
+        };
+        if known(&info.dims) > known(&current.dims) {
+            current.dims = info.dims;
+            changed = true;
+        }
+        changed
     }
 }
 

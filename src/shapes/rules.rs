@@ -12,7 +12,8 @@ use crate::tensor::{DType, TensorInfo};
 use onnx_protobuf::{NodeProto, TensorProto};
 use std::collections::HashMap;
 
-/// Apply the rules in topological order until nothing new is learnt.
+/// Apply the rules until nothing new is learnt: forward in topological order, then backward
+/// through ops whose input has their output's shape.
 pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) {
     let ctx = Ctx::new(model, graph);
     loop {
@@ -27,16 +28,109 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) {
                 continue;
             }
             let node = &model.graph().node[op.index];
-            for (slot, info) in infer_node(&ctx, op, node, table) {
+            let mut outputs = infer_node(&ctx, op, node, table);
+            if outputs.is_empty() {
+                outputs = keep_dtype(op, table);
+            }
+            for (slot, info) in outputs {
                 if let Some(Some(t)) = op.outputs.get(slot) {
-                    learnt |= table.fill(*t, info, ShapeSource::Rule);
+                    learnt |= table.merge(*t, info, ShapeSource::Rule);
                 }
             }
+        }
+        for (_, op) in graph.ops().collect::<Vec<_>>().into_iter().rev() {
+            learnt |= backward(op, table);
         }
         if !learnt {
             break;
         }
     }
+}
+
+/// Ops whose output 0 has the element type of input 0 whatever its shape: when no shape rule
+/// applies, they still tell the output's type.
+const KEEPS_DTYPE: &[&str] = &[
+    "Pad",
+    "Slice",
+    "Reshape",
+    "Expand",
+    "Tile",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Concat",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Split",
+    "Resize",
+    "Upsample",
+    "Compress",
+    "TopK",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "Flatten",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "ScatterND",
+    "ScatterElements",
+    "Unique",
+];
+
+fn keep_dtype(op: &OpNode, table: &ShapeTable) -> Vec<(usize, TensorInfo)> {
+    let dtype = op
+        .inputs
+        .first()
+        .copied()
+        .flatten()
+        .and_then(|t| table.get(t).dtype);
+    match dtype {
+        Some(dt) if KEEPS_DTYPE.contains(&op.op_type.as_str()) => {
+            vec![(
+                0,
+                TensorInfo {
+                    dtype: Some(dt),
+                    dims: None,
+                },
+            )]
+        }
+        _ => vec![],
+    }
+}
+
+/// An elementwise op's input 0 has its output's shape: learn it backwards when only the output is
+/// known (e.g. a declared output after a reduction over axes known only at run time).
+fn backward(op: &OpNode, table: &mut ShapeTable) -> bool {
+    let same = SAME_SHAPE.contains(&op.op_type.as_str())
+        || matches!(op.op_type.as_str(), "Cast" | "CastLike" | "IsNaN" | "IsInf");
+    let (Some(Some(input)), Some(Some(output))) = (op.inputs.first(), op.outputs.first()) else {
+        return false;
+    };
+    let Some(dims) = table
+        .get(*output)
+        .dims
+        .clone()
+        .filter(|_| same && table.get(*output).concrete_dims().is_some())
+    else {
+        return false;
+    };
+    let dtype = table.get(*input).dtype;
+    table.merge(
+        *input,
+        TensorInfo {
+            dtype,
+            dims: Some(dims),
+        },
+        ShapeSource::Rule,
+    )
 }
 
 struct Ctx<'a> {
@@ -403,7 +497,10 @@ fn infer_node(
         }
         "Shape" => {
             // Opset 15 slices the shape with `start`/`end`, clamped to [0, rank].
-            let Some(rank) = input(0).and_then(|i| i.dims.as_ref()).map(|d| d.len() as i64) else {
+            let Some(rank) = input(0)
+                .and_then(|i| i.dims.as_ref())
+                .map(|d| d.len() as i64)
+            else {
                 return vec![];
             };
             let clamp = |v: i64| if v < 0 { v + rank } else { v }.clamp(0, rank);
