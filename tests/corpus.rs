@@ -111,6 +111,24 @@ fn light_model_zoo_nets_are_fully_shaped_and_counted() {
             "{}: not fully shaped: {unknown:?}",
             m.display()
         );
+        // Our table (tract on a weight-free copy, then value_info and rules) against plain tract
+        // on the unmodified model.
+        let tract = tract_shapes(m, &[]);
+        assert!(
+            tract.len() > a.graph.tensors.len() / 2,
+            "{}: tract typed too little",
+            m.display()
+        );
+        for (tensor, dims) in &tract {
+            if let Some(t) = a.graph.tensor_id(tensor) {
+                assert_eq!(
+                    a.shapes.get(t).concrete_dims().as_ref(),
+                    Some(dims),
+                    "{}: {tensor}",
+                    m.display()
+                );
+            }
+        }
         let report = Annotations::of(&a);
         let name = m.file_stem().unwrap().to_string_lossy().to_string();
         eprintln!(
