@@ -17,8 +17,22 @@ use std::process::ExitCode;
 ///
 /// Results for programs go to stdout (JSON, CSV); messages for people go to stderr.
 /// Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error.
+const ANNOTATE_EXAMPLES: &str = "\
+Examples:
+  nsplit annotate fixtures/lenet.onnx
+  nsplit annotate model.onnx --input-shape images=1x3x224x224 --format json > model.json
+  nsplit annotate model.onnx --format csv > nodes.csv
+
+The JSON format is documented in docs/annotations.md.";
+
+const GUIDE: &str = "\
+Example:
+  nsplit annotate fixtures/lenet.onnx
+
+The user guide is docs/user-guide.md in the source repository.";
+
 #[derive(Parser)]
-#[command(name = "nsplit", version, max_term_width = 100)]
+#[command(name = "nsplit", version, max_term_width = 100, after_help = GUIDE)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,10 +51,7 @@ enum Command {
     /// Shapes come from tract's analysis, the model's own value_info, and ONNX shape rules for
     /// ops tract lacks. A symbolic input dimension (e.g. a batch `N`) must be fixed with
     /// --input-shape.
-    ///
-    /// Examples:
-    ///   nsplit annotate fixtures/lenet.onnx
-    ///   nsplit annotate model.onnx --input-shape images=1x3x224x224 --format json > model.json
+    #[command(after_long_help = ANNOTATE_EXAMPLES)]
     Annotate {
         /// The ONNX model. External data files must sit beside it.
         model: PathBuf,
