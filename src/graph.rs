@@ -129,7 +129,6 @@ impl ModelGraph {
         {
             let t = b.define(&vi.name, Producer::GraphInput, "graph input")?;
             let n = b.graph.add_node(GraphNode::Input(t));
-            b.tensors[t.0].producer = Producer::GraphInput;
             b.inputs.push(t);
             b.source_nodes.insert(t, n);
         }
