@@ -14,16 +14,23 @@
 //!   captures as edges, a stable topological order ([`graph::ModelGraph`]);
 //! - [`shapes`]: every tensor's type and shape ([`shapes::ShapeTable`]);
 //! - [`cost`]: per-node features: op class, FLOPs, bytes, weights ([`cost::NodeFeatures`]);
+//! - [`cut`]: a head/tail partition and its boundary ([`cut::Cut`]);
+//! - [`emit`]: matched head/tail ONNX files ([`emit::Emitter`]);
+//! - [`verify`]: head-then-tail against the original, under tract;
 //! - [`annotate`]: the per-node report (`nsplit annotate`).
 //!
 //! [`Analysis::run`] runs the stages up to cost.
 
 pub mod annotate;
 pub mod cost;
+pub mod cut;
+pub mod emit;
 pub mod graph;
 pub mod load;
 pub mod shapes;
+pub mod split;
 pub mod tensor;
+pub mod verify;
 
 use anyhow::{Context, Result};
 use std::path::Path;

@@ -3,7 +3,10 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use nsplit::annotate::Annotations;
+use nsplit::emit::ExternalData;
 use nsplit::shapes::InputShapes;
+use nsplit::split::split_at;
+use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
 use nsplit::Analysis;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,7 +66,70 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Cut the model by hand after the named tensors and write head.onnx and tail.onnx.
+    ///
+    /// The head is every node needed to compute the named tensors; everything else is the
+    /// tail. The boundary (every tensor the tail reads that the head computes, or a graph input
+    /// the tail reads) is printed with its type, shape and size. Both halves keep the IR
+    /// version, opset imports and metadata, carry only the weights they use, and are stamped with
+    /// the source's SHA-256, the cut id and the boundary (metadata_props nsplit.*). An empty
+    /// side is not written: naming the graph outputs gives a head only (all on the phone).
+    #[command(after_long_help = SPLIT_EXAMPLES)]
+    Split {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Tensors the head must compute, comma-separated (names from `nsplit annotate`).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            required = true,
+            value_name = "TENSOR[,TENSOR..]"
+        )]
+        at: Vec<String>,
+        /// Output folder (created if missing). Files appear only when all are written.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Fix a graph input's shape: NAME=DIMS. Repeat for each input.
+        #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+        input_shape: Vec<String>,
+        /// Store weights in a separate `<half>.onnx.data` file: auto (when the source did, or a
+        /// half exceeds 2 GiB), always, or never (halves over 2 GiB are external regardless).
+        #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
+        external_data: ExternalData,
+    },
+    /// Check that HEAD then TAIL computes what ORIGINAL computes, with tract.
+    ///
+    /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
+    /// integers in {0, 1}, booleans true), and prints the largest absolute and relative
+    /// difference of every original output. Give `-` for a half that does not exist
+    /// (all-cloud or all-mobile). Exit code 0 when every element is within
+    /// atol + rtol x |original|, 1 on a mismatch or bad input, 3 when tract cannot run the models.
+    Verify {
+        original: PathBuf,
+        /// The head model, or `-` if there is none.
+        head: String,
+        /// The tail model, or `-` if there is none.
+        tail: String,
+        /// Fix a graph input's shape: NAME=DIMS. Repeat for each input.
+        #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+        input_shape: Vec<String>,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Relative tolerance.
+        #[arg(long, default_value_t = 1e-4)]
+        rtol: f64,
+        /// Absolute tolerance.
+        #[arg(long, default_value_t = 1e-5)]
+        atol: f64,
+    },
 }
+
+const SPLIT_EXAMPLES: &str = "\
+Examples:
+  nsplit split fixtures/lenet.onnx --at pool2_out --out dist/
+  nsplit split fixtures/inception_block.onnx --at b1_relu_out,b2a_relu_out --out dist/
+  nsplit verify fixtures/lenet.onnx dist/head.onnx dist/tail.onnx";
 
 #[derive(Copy, Clone, ValueEnum)]
 enum Format {
@@ -75,7 +141,7 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -83,7 +149,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Annotate {
             model,
@@ -98,7 +164,53 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Csv => report.to_csv(),
             };
             print!("{text}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Split {
+            model,
+            at,
+            out,
+            input_shape,
+            external_data,
+        } => {
+            let report = split_at(
+                &model,
+                &at,
+                &out,
+                &InputShapes::parse(&input_shape)?,
+                external_data,
+            )?;
+            print!("{}", report.to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            original,
+            head,
+            tail,
+            input_shape,
+            seed,
+            rtol,
+            atol,
+        } => {
+            let opts = VerifyOptions {
+                input_shapes: InputShapes::parse(&input_shape)?,
+                seed,
+                rtol,
+                atol,
+            };
+            let half = |s: &str| (s != "-").then(|| PathBuf::from(s));
+            let outcome = verify(
+                &original,
+                half(&head).as_deref(),
+                half(&tail).as_deref(),
+                &opts,
+            )?;
+            print!("{}", outcome.to_text());
+            Ok(match outcome {
+                Outcome::Unverifiable(_) => ExitCode::from(EXIT_UNVERIFIABLE),
+                o if o.passed() => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            })
         }
     }
 }

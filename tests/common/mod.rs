@@ -116,3 +116,80 @@ pub fn tract_shapes(path: &Path, inputs: &[(&str, Vec<usize>)]) -> HashMap<Strin
     }
     out
 }
+
+/// Write the halves of `cut` into `dir` as head.onnx / tail.onnx; returns what was written.
+pub fn write_cut(
+    a: &mut Analysis,
+    cut: &nsplit::cut::Cut,
+    dir: &Path,
+) -> nsplit::emit::WrittenPair {
+    use nsplit::emit::{write_pair, Emitter, ExternalData, Staging};
+    let mut staging = Staging::new(dir).unwrap();
+    let Analysis {
+        model,
+        graph,
+        shapes,
+        ..
+    } = a;
+    let mut emitter = Emitter::new(model, graph, shapes).unwrap();
+    let pair = write_pair(
+        &mut emitter,
+        cut,
+        &mut staging,
+        "head.onnx",
+        "tail.onnx",
+        ExternalData::Auto,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    staging.commit().unwrap();
+    pair
+}
+
+/// Split `path` at the top-level prefixes `ks` and check head-then-tail against the original with
+/// tract. Returns the largest absolute difference seen.
+pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f64, String> {
+    use nsplit::cut::Cut;
+    use nsplit::verify::{verify, Outcome, VerifyOptions};
+    let items: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
+    let input_shapes = InputShapes::parse(&items).unwrap();
+    let mut a = Analysis::run(path, &input_shapes).map_err(|e| format!("{e:#}"))?;
+    let mut worst = 0f64;
+    for &k in ks {
+        let dir = tempfile::tempdir().unwrap();
+        let cut = Cut::prefix(&a.graph, k);
+        let pair = write_cut(&mut a, &cut, dir.path());
+        if k == 0 && pair.head.is_some() {
+            return Err("all-cloud cut wrote a head".into());
+        }
+        let opts = VerifyOptions {
+            input_shapes: input_shapes.clone(),
+            ..Default::default()
+        };
+        let head = pair.head.as_ref().map(|w| w.path.as_path());
+        let tail = pair.tail.as_ref().map(|w| w.path.as_path());
+        match verify(path, head, tail, &opts).map_err(|e| format!("prefix {k}: {e:#}"))? {
+            Outcome::Compared(diffs) => {
+                for d in diffs {
+                    if !d.ok {
+                        return Err(format!(
+                            "prefix {k} ({}): output {} differs by {}",
+                            pair.cut_id, d.name, d.max_abs
+                        ));
+                    }
+                    worst = worst.max(d.max_abs);
+                }
+            }
+            Outcome::Unverifiable(why) => return Err(format!("prefix {k}: unverifiable: {why}")),
+        }
+    }
+    Ok(worst)
+}
+
+/// Every prefix for graphs under 100 nodes, else 30 evenly spaced ones (both ends included).
+pub fn prefixes(n: usize) -> Vec<usize> {
+    if n < 100 {
+        (0..=n).collect()
+    } else {
+        (0..30).map(|i| i * n / 29).collect()
+    }
+}

@@ -1,0 +1,408 @@
+//! Stage 6, **emit**: a cut becomes a matched pair of ONNX models.
+//!
+//! - head inputs: the original inputs it reads; head outputs: the boundary tensors it computes,
+//!   with their original names, types and shapes, then any original output it computes;
+//! - tail inputs: the boundary, the same names, types and shapes; tail outputs: the original
+//!   outputs it computes;
+//! - each side carries only the initializers, local functions and value_info it uses, keeps the
+//!   IR version, every opset import and the metadata, and is stamped with the source model's
+//!   SHA-256, the cut id and the boundary in `metadata_props`;
+//! - an empty side is not written: all-cloud is a tail only, all-mobile a head only.
+//!
+//! Building a half moves the source's initializers into it (no copy of the weights), and
+//! [`Emitter::restore`] moves them back after writing, so splitting costs about one model's
+//! memory however many halves are written.
+
+mod side;
+mod write;
+
+pub use side::SideSpec;
+pub use write::{ExternalData, Staging, Written};
+
+use crate::cut::{Cut, Side};
+use crate::graph::{ModelGraph, TensorId};
+use crate::load::Model;
+use crate::shapes::ShapeTable;
+use crate::tensor::{DType, TensorInfo};
+use anyhow::{bail, Result};
+use onnx_protobuf::{
+    type_proto, FunctionProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto,
+    TensorProto, TypeProto, ValueInfoProto,
+};
+use std::collections::{HashMap, HashSet};
+
+/// Metadata keys stamped on both halves.
+pub const META_SOURCE_SHA256: &str = "nsplit.source_sha256";
+pub const META_CUT_ID: &str = "nsplit.cut_id";
+pub const META_ROLE: &str = "nsplit.role";
+pub const META_BOUNDARY: &str = "nsplit.boundary";
+
+/// What [`write_pair`] wrote for one cut.
+#[derive(Clone, Debug)]
+pub struct WrittenPair {
+    pub cut_id: String,
+    pub boundary: Vec<TensorId>,
+    /// `None` when the head has no work (all-cloud).
+    pub head: Option<Written>,
+    /// `None` when the tail has no work (all-mobile).
+    pub tail: Option<Written>,
+}
+
+/// Write the head and tail of `cut` into `staging` as `head_name` and `tail_name`.
+pub fn write_pair(
+    emitter: &mut Emitter,
+    cut: &Cut,
+    staging: &mut Staging,
+    head_name: &str,
+    tail_name: &str,
+    mode: ExternalData,
+) -> Result<WrittenPair> {
+    let mut written = [None, None];
+    for (slot, side, name) in [(0, Side::Head, head_name), (1, Side::Tail, tail_name)] {
+        if let Some(mut half) = emitter.half(cut, side)? {
+            let result =
+                staging.write_model(name, &mut half.proto, &emitter.model.dir.clone(), mode);
+            emitter.restore(half);
+            written[slot] = Some(result?);
+        }
+    }
+    let [head, tail] = written;
+    Ok(WrittenPair {
+        cut_id: cut.id(emitter.graph),
+        boundary: cut.boundary(emitter.graph),
+        head,
+        tail,
+    })
+}
+
+/// Builds head and tail models from one source model.
+pub struct Emitter<'a> {
+    pub model: &'a mut Model,
+    pub graph: &'a ModelGraph,
+    pub shapes: &'a ShapeTable,
+    /// SHA-256 of the source file, hex.
+    pub source_sha256: String,
+}
+
+/// One half, ready to write. Its initializers are on loan from the source model.
+pub struct Half {
+    pub spec: SideSpec,
+    pub proto: ModelProto,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(
+        model: &'a mut Model,
+        graph: &'a ModelGraph,
+        shapes: &'a ShapeTable,
+    ) -> Result<Emitter<'a>> {
+        let source_sha256 = sha256_file(&model.path)?;
+        Ok(Emitter {
+            model,
+            graph,
+            shapes,
+            source_sha256,
+        })
+    }
+
+    /// The half of `cut` on `side`, or `None` if that side has no work.
+    pub fn half(&mut self, cut: &Cut, side: Side) -> Result<Option<Half>> {
+        let boundary = cut.boundary(self.graph);
+        let spec = SideSpec::of(self.graph, cut, side, &boundary);
+        if spec.is_empty(self.graph) && spec.outputs.is_empty() {
+            return Ok(None);
+        }
+        let mut graph = GraphProto {
+            name: self.model.graph().name.clone(),
+            ..Default::default()
+        };
+        graph.doc_string = self.model.graph().doc_string.clone();
+        graph.node = self.nodes(&spec);
+        graph.input = spec
+            .inputs
+            .iter()
+            .map(|&t| self.value_info(t))
+            .collect::<Result<_>>()?;
+        graph.output = spec
+            .outputs
+            .iter()
+            .map(|&t| self.value_info(t))
+            .collect::<Result<_>>()?;
+        graph.value_info = self.inner_value_info(&spec);
+        graph.initializer = self.take_initializers(&spec);
+        graph.sparse_initializer = self.sparse_initializers(&spec);
+        if self.model.proto.ir_version < 4 {
+            // Before IR 4 every initializer had to be listed among the graph inputs too.
+            let listed: Vec<ValueInfoProto> = graph
+                .initializer
+                .iter()
+                .map(|t| value_info_of(&t.name, &TensorInfo::new(DType(t.data_type), dims_of(t))))
+                .collect();
+            graph.input.extend(listed);
+        }
+        let src = &self.model.proto;
+        let mut metadata = src.metadata_props.clone();
+        let names = |ts: &[TensorId]| {
+            ts.iter()
+                .map(|&t| self.graph.tensor(t).name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for (k, v) in [
+            (META_SOURCE_SHA256, self.source_sha256.clone()),
+            (META_CUT_ID, cut.id(self.graph)),
+            (
+                META_ROLE,
+                if side == Side::Head { "head" } else { "tail" }.to_string(),
+            ),
+            (META_BOUNDARY, names(&boundary)),
+        ] {
+            metadata.retain(|e| e.key != k);
+            metadata.push(StringStringEntryProto {
+                key: k.into(),
+                value: v,
+                ..Default::default()
+            });
+        }
+        let functions = used_functions(&src.functions, &graph.node);
+        let proto = ModelProto {
+            ir_version: src.ir_version,
+            opset_import: src.opset_import.clone(),
+            producer_name: src.producer_name.clone(),
+            producer_version: src.producer_version.clone(),
+            domain: src.domain.clone(),
+            model_version: src.model_version,
+            doc_string: src.doc_string.clone(),
+            graph: Some(graph).into(),
+            metadata_props: metadata,
+            functions,
+            ..Default::default()
+        };
+        Ok(Some(Half { spec, proto }))
+    }
+
+    /// Give the half's initializers back to the source model.
+    pub fn restore(&mut self, half: Half) {
+        let mut back: HashMap<String, TensorProto> = half
+            .proto
+            .graph
+            .into_option()
+            .map(|g| g.initializer)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        for t in &mut self.model.proto.graph.mut_or_insert_default().initializer {
+            if let Some(original) = back.remove(&t.name) {
+                *t = original;
+            }
+        }
+    }
+
+    fn nodes(&self, spec: &SideSpec) -> Vec<NodeProto> {
+        spec.nodes
+            .iter()
+            .map(|&n| self.model.graph().node[self.graph.op(n).index].clone())
+            .collect()
+    }
+
+    /// A graph input or output's type: the original declaration where it is complete, else the
+    /// inferred type, else whatever of either is known. A tensor whose element type is unknown
+    /// cannot be an input or output of a valid model.
+    fn value_info(&self, t: TensorId) -> Result<ValueInfoProto> {
+        let name = &self.graph.tensor(t).name;
+        let g = self.model.graph();
+        let declared = g
+            .input
+            .iter()
+            .chain(&g.output)
+            .chain(&g.value_info)
+            .find(|v| &v.name == name);
+        let inferred = self.shapes.get(t);
+        if let Some(v) = declared {
+            let info = crate::shapes::info_from_type(&v.type_);
+            let is_tensor = matches!(
+                v.type_.as_ref().and_then(|t| t.value.as_ref()),
+                Some(type_proto::Value::TensorType(_))
+            );
+            // Keep declared symbolic dims of graph inputs and non-tensor types as they are.
+            if !is_tensor
+                || info.is_complete()
+                || self.graph.inputs.contains(&t)
+                || !inferred.is_complete()
+            {
+                return Ok(ValueInfoProto {
+                    name: name.clone(),
+                    type_: v.type_.clone(),
+                    doc_string: v.doc_string.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        if inferred.dtype.is_none() {
+            bail!("tensor `{name}` crosses the cut but its element type is unknown; a half cannot declare it");
+        }
+        Ok(value_info_of(name, inferred))
+    }
+
+    /// value_info of the tensors computed inside the side: the model's own entries, and our
+    /// inferred types for the rest.
+    fn inner_value_info(&self, spec: &SideSpec) -> Vec<ValueInfoProto> {
+        let boundary: HashSet<TensorId> =
+            spec.inputs.iter().chain(&spec.outputs).copied().collect();
+        let declared: HashMap<&str, &ValueInfoProto> = self
+            .model
+            .graph()
+            .value_info
+            .iter()
+            .map(|v| (v.name.as_str(), v))
+            .collect();
+        spec.nodes
+            .iter()
+            .flat_map(|&n| self.graph.op(n).outputs.iter().flatten().copied())
+            .filter(|t| !boundary.contains(t))
+            .filter_map(|t| {
+                let name = &self.graph.tensor(t).name;
+                match declared.get(name.as_str()) {
+                    Some(v) => Some((*v).clone()),
+                    None => self
+                        .shapes
+                        .get(t)
+                        .is_complete()
+                        .then(|| value_info_of(name, self.shapes.get(t))),
+                }
+            })
+            .collect()
+    }
+
+    /// Move the side's initializers out of the source (they come back with [`Emitter::restore`]).
+    fn take_initializers(&mut self, spec: &SideSpec) -> Vec<TensorProto> {
+        let wanted: HashSet<&str> = spec
+            .initializers
+            .iter()
+            .map(|&t| self.graph.tensor(t).name.as_str())
+            .collect();
+        let src = &mut self.model.proto.graph.mut_or_insert_default().initializer;
+        src.iter_mut()
+            .filter(|t| wanted.contains(t.name.as_str()))
+            .map(|t| {
+                // Keep name, type and dims in place so the source still describes the tensor.
+                let stub = TensorProto {
+                    name: t.name.clone(),
+                    data_type: t.data_type,
+                    dims: t.dims.clone(),
+                    ..Default::default()
+                };
+                std::mem::replace(t, stub)
+            })
+            .collect()
+    }
+
+    fn sparse_initializers(&self, spec: &SideSpec) -> Vec<onnx_protobuf::SparseTensorProto> {
+        let wanted: HashSet<&str> = spec
+            .initializers
+            .iter()
+            .map(|&t| self.graph.tensor(t).name.as_str())
+            .collect();
+        self.model
+            .graph()
+            .sparse_initializer
+            .iter()
+            .filter(|s| {
+                s.values
+                    .as_ref()
+                    .is_some_and(|v| wanted.contains(v.name.as_str()))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+fn dims_of(t: &TensorProto) -> Vec<u64> {
+    t.dims.iter().map(|&d| d.max(0) as u64).collect()
+}
+
+/// A `ValueInfoProto` from what is known: element type, and the dims (symbolic ones by name,
+/// unknown ones left empty). No shape at all when the rank is unknown.
+pub fn value_info_of(name: &str, info: &TensorInfo) -> ValueInfoProto {
+    use crate::tensor::Dim;
+    use onnx_protobuf::tensor_shape_proto::{dimension::Value, Dimension};
+    use onnx_protobuf::TensorShapeProto;
+    let shape = info.dims.as_ref().map(|dims| TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|d| Dimension {
+                value: match d {
+                    Dim::Known(v) => Some(Value::DimValue(*v as i64)),
+                    Dim::Symbol(s) => Some(Value::DimParam(s.clone())),
+                    Dim::Unknown => None,
+                },
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    });
+    let tt = type_proto::Tensor {
+        elem_type: info.dtype.map_or(0, |d| d.0),
+        shape: shape.into(),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: name.to_string(),
+        type_: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tt)),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    }
+}
+
+/// The local functions the nodes call, directly, from subgraph bodies, or from other functions.
+fn used_functions(functions: &[FunctionProto], nodes: &[NodeProto]) -> Vec<FunctionProto> {
+    fn calls(nodes: &[NodeProto], out: &mut Vec<(String, String)>) {
+        for n in nodes {
+            out.push((n.domain.clone(), n.op_type.clone()));
+            for a in &n.attribute {
+                for g in a.g.as_ref().into_iter().chain(&a.graphs) {
+                    calls(&g.node, out);
+                }
+            }
+        }
+    }
+    let mut pending = vec![];
+    calls(nodes, &mut pending);
+    let mut used: HashSet<(String, String)> = HashSet::new();
+    while let Some(call) = pending.pop() {
+        if let Some(f) = functions
+            .iter()
+            .find(|f| (f.domain.as_str(), f.name.as_str()) == (call.0.as_str(), call.1.as_str()))
+        {
+            if used.insert(call) {
+                calls(&f.node, &mut pending);
+            }
+        }
+    }
+    functions
+        .iter()
+        .filter(|f| used.contains(&(f.domain.clone(), f.name.clone())))
+        .cloned()
+        .collect()
+}
+
+/// SHA-256 of a file, hex, read in chunks.
+pub fn sha256_file(path: &std::path::Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}

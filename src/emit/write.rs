@@ -1,0 +1,234 @@
+//! Writing halves: external data, and no partial output.
+//!
+//! Every file is first written under a temporary name in the output folder and renamed into
+//! place by [`Staging::commit`]; if anything fails before that, the temporary files are removed
+//! (and the output folder too, if we created it), so a failed run leaves nothing behind.
+
+use crate::load::ExternalData as SourceExternal;
+use anyhow::{bail, Context, Result};
+use onnx_protobuf::{
+    tensor_proto::DataLocation, Message, ModelProto, StringStringEntryProto, TensorProto,
+};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// When halves store their weights in a separate data file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExternalData {
+    /// External when the source model used external data, or when a half exceeds 2 GiB.
+    Auto,
+    Always,
+    /// Inline, except for a half over 2 GiB, which protobuf cannot write inline.
+    Never,
+}
+
+/// Tensors smaller than this stay inline even in external mode (onnx's own default threshold).
+const EXTERNAL_MIN_BYTES: usize = 1024;
+/// protobuf refuses messages over i32::MAX bytes.
+const PROTOBUF_LIMIT: u64 = i32::MAX as u64;
+
+/// A file written by [`Staging::write_model`].
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub data_file: Option<PathBuf>,
+    pub data_bytes: u64,
+}
+
+/// Files written under temporary names, renamed into place together.
+pub struct Staging {
+    dir: PathBuf,
+    created_dir: bool,
+    files: Vec<(NamedTempFile, PathBuf)>,
+}
+
+impl Staging {
+    /// Prepare `dir` (created if missing). A path that is a file, or a folder we cannot write
+    /// into, is an error naming it.
+    pub fn new(dir: &Path) -> Result<Staging> {
+        if dir.exists() && !dir.is_dir() {
+            bail!("output path {} exists and is not a folder", dir.display());
+        }
+        let created_dir = !dir.exists();
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        let probe = tempfile::Builder::new().prefix(".nsplit-").tempfile_in(dir);
+        if let Err(e) = probe {
+            if created_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+            bail!("output folder {} is not writable: {e}", dir.display());
+        }
+        Ok(Staging {
+            dir: dir.to_path_buf(),
+            created_dir,
+            files: vec![],
+        })
+    }
+
+    fn temp(&self, final_name: &str) -> Result<NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(&format!(".{final_name}."))
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)
+            .with_context(|| format!("cannot create a file in {}", self.dir.display()))
+    }
+
+    /// Write `model` as `name` (and `name.data` in external mode). External bytes of the source
+    /// are read from `source_dir`. The model's tensors are changed only while writing.
+    pub fn write_model(
+        &mut self,
+        name: &str,
+        model: &mut ModelProto,
+        source_dir: &Path,
+        mode: ExternalData,
+    ) -> Result<Written> {
+        let inits = &model.graph.initializer;
+        let source_external = inits
+            .iter()
+            .any(|t| t.data_location.value() == DataLocation::EXTERNAL as i32);
+        let external_bytes: u64 = inits
+            .iter()
+            .filter_map(|t| SourceExternal::of(t).ok().flatten())
+            .map(|e| e.length.unwrap_or(0))
+            .sum();
+        let too_big = model.compute_size() + external_bytes > PROTOBUF_LIMIT;
+        let external = match mode {
+            ExternalData::Always => true,
+            ExternalData::Auto => source_external || too_big,
+            ExternalData::Never => too_big,
+        };
+        let data_name = format!("{name}.data");
+        let mut data = if external {
+            Some((self.temp(&data_name)?, 0u64))
+        } else {
+            None
+        };
+
+        // Swap each tensor for the form it is written in, keeping the original to put back.
+        let mut originals: Vec<(usize, TensorProto)> = vec![];
+        let graph = model.graph.mut_or_insert_default();
+        for (i, t) in graph.initializer.iter_mut().enumerate() {
+            let ext = SourceExternal::of(t)?;
+            let written = match (&mut data, ext) {
+                (Some((file, offset)), ext) => {
+                    let bytes = match &ext {
+                        Some(e) => e.read(source_dir, &t.name)?,
+                        None if t.raw_data.len() >= EXTERNAL_MIN_BYTES => {
+                            std::mem::take(&mut t.raw_data)
+                        }
+                        None => continue,
+                    };
+                    file.write_all(&bytes)
+                        .with_context(|| format!("cannot write {data_name}"))?;
+                    let stub = external_stub(t, &data_name, *offset, bytes.len() as u64);
+                    *offset += bytes.len() as u64;
+                    if ext.is_none() {
+                        t.raw_data = bytes; // give the data back before swapping in the stub
+                    }
+                    stub
+                }
+                (None, Some(e)) => {
+                    let mut inline = external_stub(t, "", 0, 0);
+                    inline.external_data.clear();
+                    inline.data_location = DataLocation::DEFAULT.into();
+                    inline.raw_data = e.read(source_dir, &t.name)?;
+                    inline
+                }
+                (None, None) => continue,
+            };
+            originals.push((i, std::mem::replace(t, written)));
+        }
+        let file = self.temp(name)?;
+        let result = (|| -> Result<()> {
+            let mut w = BufWriter::with_capacity(1 << 20, file.as_file());
+            model
+                .write_to_writer(&mut w)
+                .with_context(|| format!("cannot serialise {name}"))?;
+            w.flush().with_context(|| format!("cannot write {name}"))?;
+            Ok(())
+        })();
+        let graph = model.graph.mut_or_insert_default();
+        for (i, t) in originals {
+            graph.initializer[i] = t;
+        }
+        result?;
+        let bytes = file.as_file().metadata()?.len();
+        let path = self.dir.join(name);
+        self.files.push((file, path.clone()));
+        let (data_file, data_bytes) = match data {
+            Some((f, size)) => {
+                f.as_file().sync_all().ok();
+                let p = self.dir.join(&data_name);
+                self.files.push((f, p.clone()));
+                (Some(p), size)
+            }
+            None => (None, 0),
+        };
+        Ok(Written {
+            path,
+            bytes,
+            data_file,
+            data_bytes,
+        })
+    }
+
+    /// Write a small text file (selection tables, reports).
+    pub fn write_text(&mut self, name: &str, text: &str) -> Result<PathBuf> {
+        let mut f = self.temp(name)?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("cannot write {name}"))?;
+        let path = self.dir.join(name);
+        self.files.push((f, path.clone()));
+        Ok(path)
+    }
+
+    /// Rename every staged file into place.
+    pub fn commit(mut self) -> Result<()> {
+        for (file, path) in std::mem::take(&mut self.files) {
+            file.persist(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot move the output into {}: {}",
+                    path.display(),
+                    e.error
+                )
+            })?;
+        }
+        self.created_dir = false;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Uncommitted: the temporary files delete themselves; remove a folder we made.
+        self.files.clear();
+        if self.created_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The tensor without its data, pointing at `location` (or nowhere when `location` is empty).
+fn external_stub(t: &TensorProto, location: &str, offset: u64, length: u64) -> TensorProto {
+    let entry = |k: &str, v: String| StringStringEntryProto {
+        key: k.into(),
+        value: v,
+        ..Default::default()
+    };
+    TensorProto {
+        name: t.name.clone(),
+        data_type: t.data_type,
+        dims: t.dims.clone(),
+        doc_string: t.doc_string.clone(),
+        data_location: DataLocation::EXTERNAL.into(),
+        external_data: vec![
+            entry("location", location.to_string()),
+            entry("offset", offset.to_string()),
+            entry("length", length.to_string()),
+        ],
+        ..Default::default()
+    }
+}

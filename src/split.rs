@@ -1,0 +1,145 @@
+//! `nsplit split`: a cut by hand, at named tensors.
+
+use crate::cut::Cut;
+use crate::emit::{write_pair, Emitter, ExternalData, Staging, WrittenPair};
+use crate::graph::TensorId;
+use crate::shapes::InputShapes;
+use crate::tensor::TensorSummary;
+use crate::Analysis;
+use anyhow::{bail, Result};
+use std::fmt::Write;
+use std::path::Path;
+
+/// What a split wrote, for printing.
+pub struct SplitReport {
+    pub pair: WrittenPair,
+    pub boundary: Vec<TensorSummary>,
+}
+
+/// Cut `model` so that the head computes exactly the tensors in `at` (and everything they need),
+/// and write `DIR/head.onnx` and `DIR/tail.onnx`.
+pub fn split_at(
+    model: &Path,
+    at: &[String],
+    out: &Path,
+    shapes: &InputShapes,
+    mode: ExternalData,
+) -> Result<SplitReport> {
+    let mut a = Analysis::run(model, shapes)?;
+    let tensors = at
+        .iter()
+        .map(|name| top_level_tensor(&a, name))
+        .collect::<Result<Vec<_>>>()?;
+    let cut = Cut::upstream_of(&a.graph, &tensors);
+    let mut staging = Staging::new(out)?;
+    let Analysis {
+        model: m,
+        graph,
+        shapes,
+        ..
+    } = &mut a;
+    let mut emitter = Emitter::new(m, graph, shapes)?;
+    let pair = write_pair(
+        &mut emitter,
+        &cut,
+        &mut staging,
+        "head.onnx",
+        "tail.onnx",
+        mode,
+    )?;
+    staging.commit()?;
+    let boundary = pair
+        .boundary
+        .iter()
+        .map(|&t| TensorSummary::of(&a.graph.tensor(t).name, a.shapes.get(t)))
+        .collect();
+    Ok(SplitReport { pair, boundary })
+}
+
+/// A tensor of the top-level graph by name; a name found only inside a subgraph is an error
+/// that says so (a cut cannot pass through a subgraph).
+fn top_level_tensor(a: &Analysis, name: &str) -> Result<TensorId> {
+    if let Some(t) = a.graph.tensor_id(name) {
+        return Ok(t);
+    }
+    for (_, op) in a.graph.ops() {
+        let node = &a.model.graph().node[op.index];
+        let inside = node
+            .attribute
+            .iter()
+            .flat_map(|at| at.g.as_ref().into_iter().chain(&at.graphs))
+            .any(|g| defines(g, name));
+        if inside {
+            bail!(
+                "`{name}` is computed inside a subgraph of node `{}` ({}); a cut cannot pass through a subgraph, cut before or after that node",
+                op.label(),
+                op.op_type
+            );
+        }
+    }
+    bail!("`{name}` is not a tensor of the model's graph (see `nsplit annotate` for tensor names)");
+}
+
+fn defines(g: &onnx_protobuf::GraphProto, name: &str) -> bool {
+    g.node.iter().any(|n| {
+        n.output.iter().any(|o| o == name)
+            || n.attribute
+                .iter()
+                .flat_map(|a| a.g.as_ref().into_iter().chain(&a.graphs))
+                .any(|g| defines(g, name))
+    })
+}
+
+impl SplitReport {
+    /// The boundary and what was written, for people.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "cut {}: {} tensor(s) cross",
+            self.pair.cut_id,
+            self.boundary.len()
+        );
+        for t in &self.boundary {
+            let shape = t.shape.as_ref().map_or("?".to_string(), |d| {
+                d.iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("x")
+            });
+            let bytes = t.bytes.map_or("?".into(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "  {}  {}  {}  {} bytes",
+                t.name,
+                t.dtype.unwrap_or("?"),
+                shape,
+                bytes
+            );
+        }
+        for (role, w) in [("head", &self.pair.head), ("tail", &self.pair.tail)] {
+            match w {
+                Some(w) => {
+                    let _ = write!(out, "{role}: {} ({} bytes", w.path.display(), w.bytes);
+                    if let Some(d) = &w.data_file {
+                        let _ = write!(out, ", data {} ({} bytes)", d.display(), w.data_bytes);
+                    }
+                    let _ = writeln!(out, ")");
+                }
+                None => {
+                    let why = if role == "head" {
+                        "everything runs on the server"
+                    } else {
+                        "everything runs on the phone"
+                    };
+                    let _ = writeln!(out, "{role}: none ({why})");
+                }
+            }
+        }
+        out
+    }
+}
