@@ -8,7 +8,7 @@
 use crate::shapes::InputShapes;
 use crate::tensor::DType;
 use crate::Analysis;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -86,40 +86,51 @@ impl Outcome {
 
 /// Run `original`, and `head` then `tail` (either may be absent for all-cloud / all-mobile), and
 /// compare. Errors are problems with the inputs themselves (unreadable model, bad shapes).
-pub fn verify(
-    original: &Path,
-    head: Option<&Path>,
-    tail: Option<&Path>,
-    opts: &VerifyOptions,
-) -> Result<Outcome> {
+pub fn verify(original: &Path, head: Option<&Path>, tail: Option<&Path>, opts: &VerifyOptions) -> Result<Outcome> {
     let analysis = Analysis::run(original, &opts.input_shapes)?;
-    let inputs = random_inputs(&analysis, opts.seed)?;
-    let run = |p: &Path, values: &HashMap<String, Tensor>| {
-        run_model(p, values).with_context(|| format!("tract cannot run {}", p.display()))
-    };
-    let expected = match run(original, &inputs) {
-        Ok(v) => v,
-        Err(e) => return Ok(Outcome::Unverifiable(format!("{e:#}"))),
-    };
-    let mut values = inputs;
-    for half in [head, tail].into_iter().flatten() {
-        match run(half, &values) {
-            Ok(out) => values.extend(out),
-            Err(e) => return Ok(Outcome::Unverifiable(format!("{e:#}"))),
+    Ok(match Reference::new(&analysis, opts)? {
+        Ok(reference) => reference.check(head, tail, opts)?,
+        Err(why) => Outcome::Unverifiable(why),
+    })
+}
+
+/// The original's inputs and outputs, computed once and compared with any number of pairs.
+pub struct Reference {
+    pub inputs: HashMap<String, Tensor>,
+    pub expected: HashMap<String, Tensor>,
+}
+
+impl Reference {
+    /// Run the original on seeded random inputs; `Ok(Err(why))` when tract cannot run it.
+    pub fn new(analysis: &Analysis, opts: &VerifyOptions) -> Result<std::result::Result<Reference, String>> {
+        let inputs = random_inputs(analysis, opts.seed)?;
+        let original = &analysis.model.path;
+        Ok(match run_model(original, &inputs) {
+            Ok(mut expected) => {
+                expected.retain(|name, _| analysis.graph.tensor_id(name).is_some());
+                Ok(Reference { inputs, expected })
+            }
+            Err(e) => Err(format!("tract cannot run {}: {e:#}", original.display())),
+        })
+    }
+
+    /// Run head then tail on the reference inputs and compare every original output.
+    pub fn check(&self, head: Option<&Path>, tail: Option<&Path>, opts: &VerifyOptions) -> Result<Outcome> {
+        let mut values = self.inputs.clone();
+        for half in [head, tail].into_iter().flatten() {
+            match run_model(half, &values) {
+                Ok(out) => values.extend(out),
+                Err(e) => return Ok(Outcome::Unverifiable(format!("tract cannot run {}: {e:#}", half.display()))),
+            }
         }
+        let mut diffs = vec![];
+        for (name, want) in &self.expected {
+            let got = values.get(name).ok_or_else(|| anyhow!("no half computes the original output `{name}`"))?;
+            diffs.push(compare(name, want, got, opts)?);
+        }
+        diffs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Outcome::Compared(diffs))
     }
-    let mut diffs = vec![];
-    for (name, want) in expected
-        .iter()
-        .filter(|(n, _)| analysis.graph.tensor_id(n).is_some())
-    {
-        let got = values
-            .get(name)
-            .ok_or_else(|| anyhow!("no half computes the original output `{name}`"))?;
-        diffs.push(compare(name, want, got, opts)?);
-    }
-    diffs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Outcome::Compared(diffs))
 }
 
 /// Seeded random values for the original model's inputs, at their analysed shapes.

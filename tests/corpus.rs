@@ -9,10 +9,10 @@ use common::*;
 use nsplit::annotate::Annotations;
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
-use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
+use onnx_protobuf::{Message, TensorProto};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("NSPLIT_CORPUS")
@@ -26,60 +26,6 @@ fn corpus() -> Option<PathBuf> {
     }
     eprintln!("\n*** SKIPPED: ONNX backend-test corpus not found at {} — run scripts/fetch-corpus.sh ***\n", dir.display());
     None
-}
-
-/// `--input-shape` items for the model's tensor inputs with symbolic or missing dims, from the test
-/// data's recorded inputs (or 1 for each symbolic dim where no data exists).
-fn input_shapes(model: &Path) -> Vec<String> {
-    let proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
-    let inits: Vec<&str> = proto
-        .graph
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    let data = model.parent().unwrap().join("test_data_set_0");
-    let mut out = vec![];
-    for (k, vi) in proto
-        .graph
-        .input
-        .iter()
-        .filter(|v| !inits.contains(&v.name.as_str()))
-        .enumerate()
-    {
-        let Some(type_proto::Value::TensorType(tt)) =
-            vi.type_.as_ref().and_then(|t| t.value.as_ref())
-        else {
-            continue;
-        };
-        let concrete = tt
-            .shape
-            .as_ref()
-            .is_some_and(|s| s.dim.iter().all(|d| d.has_dim_value()));
-        if concrete {
-            continue;
-        }
-        let recorded = std::fs::read(data.join(format!("input_{k}.pb")))
-            .ok()
-            .and_then(|b| TensorProto::parse_from_bytes(&b).ok());
-        let dims: Vec<String> = match recorded {
-            Some(t) => t.dims.iter().map(|d| d.to_string()).collect(),
-            None => tt
-                .shape
-                .dim
-                .iter()
-                .map(|d| {
-                    if d.has_dim_value() {
-                        d.dim_value().to_string()
-                    } else {
-                        "1".into()
-                    }
-                })
-                .collect(),
-        };
-        out.push(format!("{}={}", vi.name, dims.join("x")));
-    }
-    out
 }
 
 #[test]
@@ -376,4 +322,22 @@ fn our_shape_rules_agree_with_recorded_outputs() {
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(compared > 800, "rules alone typed only {compared} outputs");
+}
+
+/// Head then tail equals the original under tract for 30 evenly spaced cuts of every light
+/// model-zoo net (every cut for nets under 100 nodes).
+#[test]
+fn light_model_zoo_nets_compose_at_every_sampled_cut() {
+    let Some(dir) = corpus() else { return };
+    let mut models: Vec<PathBuf> =
+        std::fs::read_dir(dir.join("light")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "onnx")).collect();
+    models.sort();
+    for m in &models {
+        let shapes = input_shapes(m);
+        let shape_refs: Vec<&str> = shapes.iter().map(String::as_str).collect();
+        let n = analyse(m, &shape_refs).graph.order.len();
+        let start = std::time::Instant::now();
+        let worst = compose_prefixes(m, &shape_refs, &prefixes(n)).unwrap_or_else(|e| panic!("{}: {e}", m.display()));
+        eprintln!("{}: {} cuts compose, max abs difference {worst:e} ({:.1}s)", m.display(), prefixes(n).len(), start.elapsed().as_secs_f64());
+    }
 }

@@ -54,3 +54,102 @@ fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
         "the script checked nothing:\n{text}"
     );
 }
+
+/// Emits head/tail pairs — every prefix cut of every fixture and, when the corpus is present,
+/// of every multi-node node test — and has scripts/check_halves.py run the onnx checker on each
+/// half and compose them in onnxruntime on the test's recorded inputs.
+#[test]
+fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
+    use common::{corpus, fixture, input_shapes, try_write_cut};
+    use nsplit::cut::Cut;
+    let Some(py) = python() else {
+        eprintln!("\n*** SKIPPED: no Python found; emitted halves were not checked by onnx/onnxruntime ***\n");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let mut cases = vec![];
+    let mut emit_failures = vec![];
+    let mut refused = 0;
+    let mut emit_all = |label: &str, model: &std::path::Path, shapes: Vec<String>, inputs: Option<std::path::PathBuf>| {
+        let mut a = match nsplit::Analysis::run(model, &nsplit::shapes::InputShapes::parse(&shapes).unwrap()) {
+            Ok(a) => a,
+            Err(e) => return emit_failures.push(format!("{label}: analysis: {e:#}")),
+        };
+        let given: serde_json::Map<String, serde_json::Value> = shapes
+            .iter()
+            .filter_map(|s| s.split_once('='))
+            .map(|(n, d)| (n.to_string(), d.split('x').map(|v| v.parse::<u64>().unwrap()).collect::<Vec<_>>().into()))
+            .collect();
+        for k in 0..=a.graph.order.len() {
+            let dir = work.path().join(format!("{label}.{k}"));
+            let cut = Cut::prefix(&a.graph, k);
+            let pair = match try_write_cut(&mut a, &cut, &dir) {
+                Ok(p) => p,
+                // A cut through a tensor of unknown type or rank is refused by design.
+                Err(e) if format!("{e}").contains("crosses the cut but its") => {
+                    refused += 1;
+                    continue;
+                }
+                Err(e) => {
+                    emit_failures.push(format!("{label} prefix {k}: {e:#}"));
+                    continue;
+                }
+            };
+            cases.push(serde_json::json!({
+                "label": format!("{label} prefix {k}"),
+                "original": model,
+                "head": pair.head.map(|w| w.path),
+                "tail": pair.tail.map(|w| w.path),
+                "inputs": inputs.clone(),
+                "shapes": given,
+            }));
+        }
+    };
+    for (name, shapes) in [
+        ("lenet.onnx", vec![]),
+        ("resnet_block.onnx", vec![]),
+        ("inception_block.onnx", vec![]),
+        ("lstm.onnx", vec![]),
+        ("gru.onnx", vec![]),
+        ("if_outer_scope.onnx", vec![]),
+        ("external_data.onnx", vec![]),
+        ("symbolic_batch.onnx", vec!["images=2x3x32x32".to_string()]),
+        ("ir3_initializer_inputs.onnx", vec![]),
+        ("custom_domain.onnx", vec![]),
+    ] {
+        emit_all(name, &fixture(name), shapes, None);
+    }
+    let mut node_tests = 0;
+    if let Some(dir) = corpus() {
+        let mut tests: Vec<_> = std::fs::read_dir(dir.join("node")).unwrap().map(|e| e.unwrap().path()).collect();
+        tests.sort();
+        for t in tests {
+            let m = t.join("model.onnx");
+            let Ok(bytes) = std::fs::read(&m) else { continue };
+            let proto = <onnx_protobuf::ModelProto as onnx_protobuf::Message>::parse_from_bytes(&bytes).unwrap();
+            if proto.graph.node.len() < 2 {
+                continue;
+            }
+            node_tests += 1;
+            let label = t.file_name().unwrap().to_string_lossy().to_string();
+            emit_all(&label, &m, input_shapes(&m), Some(t.join("test_data_set_0")));
+        }
+    }
+    assert!(emit_failures.is_empty(), "{} emissions failed:\n{}", emit_failures.len(), emit_failures.join("\n"));
+    let manifest = work.path().join("manifest.json");
+    std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
+    let has_tools = Command::new(&py).args(["-c", "import onnx, onnxruntime, numpy"]).output().unwrap();
+    assert!(has_tools.status.success(), "{py} lacks onnx/onnxruntime/numpy; see scripts/requirements.txt");
+    let out = Command::new(&py).arg(root().join("scripts/check_halves.py")).arg(&manifest).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "{node_tests} multi-node node tests; {} cuts emitted, {refused} refused (a crossing tensor of unknown type or rank)\n{}",
+        cases.len(),
+        text.lines().rev().take(2).collect::<Vec<_>>().join("\n")
+    );
+    std::fs::write(root().join("target/halves-report.txt"), &text).ok();
+    if std::env::var_os("NSPLIT_KEEP_HALVES").is_some() {
+        eprintln!("kept the halves in {}", work.keep().display());
+    }
+    assert!(out.status.success(), "check_halves.py failed:\n{text}");
+}

@@ -239,8 +239,11 @@ impl<'a> Emitter<'a> {
                 });
             }
         }
-        if inferred.dtype.is_none() {
-            bail!("tensor `{name}` crosses the cut but its element type is unknown; a half cannot declare it");
+        if inferred.dtype.is_none() || inferred.dims.is_none() {
+            bail!(
+                "tensor `{name}` crosses the cut but its {} is unknown, so a half cannot declare it; give input shapes or cut elsewhere",
+                if inferred.dtype.is_none() { "element type" } else { "rank" }
+            );
         }
         Ok(value_info_of(name, inferred))
     }

@@ -69,7 +69,10 @@ impl Model {
         } else {
             dir
         };
-        fill_attribute_types(proto.graph.mut_or_insert_default());
+        fill_attribute_types(&mut proto.graph.mut_or_insert_default().node);
+        for f in &mut proto.functions {
+            fill_attribute_types(&mut f.node);
+        }
         let model = Model {
             proto,
             path: path.to_path_buf(),
@@ -149,17 +152,38 @@ pub fn visit_tensors<'a>(graph: &'a GraphProto, f: &mut dyn FnMut(&'a TensorProt
 /// Old exporters omit `AttributeProto.type`; readers then guess from the field that is set. We
 /// write with proto3 rules (a zero `i` is not written), so the type must be explicit or an `i: 0`
 /// attribute would read back as empty.
-fn fill_attribute_types(graph: &mut GraphProto) {
-    for node in &mut graph.node {
+///
+/// Readers that ask whether a scalar is *present* (onnx's Constant inference wants `has_i()` for
+/// `value_int`) also need a zero `i` or `f` on the wire: it is kept as an explicit unknown field
+/// with the same number, which the writer emits.
+fn fill_attribute_types(nodes: &mut [onnx_protobuf::NodeProto]) {
+    for node in nodes {
         for attr in &mut node.attribute {
             if attr.type_.value() == 0 {
                 attr.type_ = guess_attribute_type(attr).into();
             }
+            keep_zero_scalar(attr);
             if let Some(g) = attr.g.as_mut() {
-                fill_attribute_types(g)
+                fill_attribute_types(&mut g.node)
             }
-            attr.graphs.iter_mut().for_each(fill_attribute_types);
+            for g in &mut attr.graphs {
+                fill_attribute_types(&mut g.node)
+            }
         }
+    }
+}
+
+/// Field numbers of `AttributeProto.f` and `.i` in onnx.proto.
+const ATTRIBUTE_F: u32 = 2;
+const ATTRIBUTE_I: u32 = 3;
+
+fn keep_zero_scalar(attr: &mut AttributeProto) {
+    let unknown = attr.special_fields.mut_unknown_fields();
+    let present = |n: u32| unknown.iter().any(|(number, _)| number == n);
+    match attr.type_.enum_value() {
+        Ok(AttributeType::INT) if attr.i == 0 && !present(ATTRIBUTE_I) => unknown.add_varint(ATTRIBUTE_I, 0),
+        Ok(AttributeType::FLOAT) if attr.f == 0.0 && !present(ATTRIBUTE_F) => unknown.add_fixed32(ATTRIBUTE_F, attr.f.to_bits()),
+        _ => {}
     }
 }
 

@@ -61,6 +61,8 @@ pub struct ShapeTable {
     pub source: Vec<ShapeSource>,
     /// Why tract's analysis could not be used in full, if it could not.
     pub tract_problem: Option<String>,
+    /// Tensors where our ONNX rules overruled tract's answer, described.
+    pub conflicts: Vec<String>,
 }
 
 impl ShapeTable {
@@ -114,6 +116,7 @@ pub fn infer_from(
         info: vec![TensorInfo::default(); n],
         source: vec![ShapeSource::Unknown; n],
         tract_problem: None,
+        conflicts: vec![],
     };
     let g = model.graph();
 

@@ -8,7 +8,7 @@
 use super::{ShapeSource, ShapeTable};
 use crate::graph::{ModelGraph, OpNode, Producer, TensorId};
 use crate::load::{decode_i64, Model};
-use crate::tensor::{DType, TensorInfo};
+use crate::tensor::{DType, Dim, TensorInfo};
 use onnx_protobuf::{NodeProto, TensorProto};
 use std::collections::HashMap;
 
@@ -19,14 +19,6 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) {
     loop {
         let mut learnt = false;
         for (_, op) in graph.ops() {
-            if op
-                .outputs
-                .iter()
-                .flatten()
-                .all(|&t| table.get(t).is_complete())
-            {
-                continue;
-            }
             let node = &model.graph().node[op.index];
             let mut outputs = infer_node(&ctx, op, node, table);
             if outputs.is_empty() {
@@ -34,7 +26,8 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) {
             }
             for (slot, info) in outputs {
                 if let Some(Some(t)) = op.outputs.get(slot) {
-                    learnt |= table.merge(*t, info, ShapeSource::Rule);
+                    learnt |= table.merge(*t, info.clone(), ShapeSource::Rule);
+                    learnt |= overrule_tract(table, *t, info, &graph.tensor(*t).name);
                 }
             }
         }
@@ -45,6 +38,37 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) {
             break;
         }
     }
+}
+
+/// Where a rule and tract disagree, the rule wins: the rules follow the ONNX specification and
+/// are checked against the conformance tests' recorded outputs, while tract has known departures
+/// (its ConstantOfShape defaults to a double zero where ONNX says float). Each tensor is overruled
+/// at most once, so the fixed point is reached.
+fn overrule_tract(table: &mut ShapeTable, t: TensorId, info: TensorInfo, name: &str) -> bool {
+    if table.source[t.0] != ShapeSource::Tract || table.info[t.0] == info {
+        return false;
+    }
+    if !info.is_complete() {
+        // A rule that knows only the type still corrects tract's type.
+        let (Some(ours), Some(theirs)) = (info.dtype, table.info[t.0].dtype) else { return false };
+        if ours == theirs {
+            return false;
+        }
+        table.conflicts.push(format!("`{name}`: tract says {theirs}, the ONNX rule {ours}"));
+        table.info[t.0].dtype = Some(ours);
+        table.source[t.0] = ShapeSource::Rule;
+        return true;
+    }
+    table.conflicts.push(format!(
+        "`{name}`: tract says {} {}, the ONNX rule {} {}",
+        table.info[t.0].dtype.map_or("?", DType::name),
+        table.info[t.0].shape_string(),
+        info.dtype.map_or("?", DType::name),
+        info.shape_string()
+    ));
+    table.info[t.0] = info;
+    table.source[t.0] = ShapeSource::Rule;
+    true
 }
 
 /// Ops whose output 0 has the element type of input 0 whatever its shape: when no shape rule
@@ -569,10 +593,9 @@ fn infer_node(
                 .find(|a| a.name == "value")
                 .and_then(|a| a.t.as_ref())
                 .map_or(DType::FLOAT, |t| DType(t.data_type));
-            one(
-                Some(dt),
-                shape.map(|s| s.iter().map(|&v| v.max(0) as u64).collect()),
-            )
+            // The type is known from the attribute (float when absent) even when the shape is not.
+            let dims = shape.map(|s| s.iter().map(|&v| Dim::Known(v.max(0) as u64)).collect());
+            vec![(0, TensorInfo { dtype: Some(dt), dims })]
         }
         "LSTM" | "GRU" | "RNN" => recurrent(node, dims(0), dtype(0), op_type == "LSTM"),
         _ => vec![],

@@ -6,6 +6,7 @@ use nsplit::tensor::TensorInfo;
 use nsplit::Analysis;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
 use std::process::{Command, Output};
 
 pub fn root() -> PathBuf {
@@ -118,41 +119,30 @@ pub fn tract_shapes(path: &Path, inputs: &[(&str, Vec<usize>)]) -> HashMap<Strin
 }
 
 /// Write the halves of `cut` into `dir` as head.onnx / tail.onnx; returns what was written.
-pub fn write_cut(
-    a: &mut Analysis,
-    cut: &nsplit::cut::Cut,
-    dir: &Path,
-) -> nsplit::emit::WrittenPair {
+pub fn write_cut(a: &mut Analysis, cut: &nsplit::cut::Cut, dir: &Path) -> nsplit::emit::WrittenPair {
+    try_write_cut(a, cut, dir).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+pub fn try_write_cut(a: &mut Analysis, cut: &nsplit::cut::Cut, dir: &Path) -> anyhow::Result<nsplit::emit::WrittenPair> {
     use nsplit::emit::{write_pair, Emitter, ExternalData, Staging};
-    let mut staging = Staging::new(dir).unwrap();
-    let Analysis {
-        model,
-        graph,
-        shapes,
-        ..
-    } = a;
-    let mut emitter = Emitter::new(model, graph, shapes).unwrap();
-    let pair = write_pair(
-        &mut emitter,
-        cut,
-        &mut staging,
-        "head.onnx",
-        "tail.onnx",
-        ExternalData::Auto,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    staging.commit().unwrap();
-    pair
+    let mut staging = Staging::new(dir)?;
+    let Analysis { model, graph, shapes, .. } = a;
+    let mut emitter = Emitter::new(model, graph, shapes)?;
+    let pair = write_pair(&mut emitter, cut, &mut staging, "head.onnx", "tail.onnx", ExternalData::Auto)?;
+    staging.commit()?;
+    Ok(pair)
 }
 
 /// Split `path` at the top-level prefixes `ks` and check head-then-tail against the original with
-/// tract. Returns the largest absolute difference seen.
+/// tract (the original runs once). Returns the largest absolute difference seen.
 pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f64, String> {
     use nsplit::cut::Cut;
-    use nsplit::verify::{verify, Outcome, VerifyOptions};
+    use nsplit::verify::{Outcome, Reference, VerifyOptions};
     let items: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
     let input_shapes = InputShapes::parse(&items).unwrap();
     let mut a = Analysis::run(path, &input_shapes).map_err(|e| format!("{e:#}"))?;
+    let opts = VerifyOptions { input_shapes, ..Default::default() };
+    let reference = Reference::new(&a, &opts).map_err(|e| format!("{e:#}"))??;
     let mut worst = 0f64;
     for &k in ks {
         let dir = tempfile::tempdir().unwrap();
@@ -161,20 +151,13 @@ pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f6
         if k == 0 && pair.head.is_some() {
             return Err("all-cloud cut wrote a head".into());
         }
-        let opts = VerifyOptions {
-            input_shapes: input_shapes.clone(),
-            ..Default::default()
-        };
         let head = pair.head.as_ref().map(|w| w.path.as_path());
         let tail = pair.tail.as_ref().map(|w| w.path.as_path());
-        match verify(path, head, tail, &opts).map_err(|e| format!("prefix {k}: {e:#}"))? {
+        match reference.check(head, tail, &opts).map_err(|e| format!("prefix {k}: {e:#}"))? {
             Outcome::Compared(diffs) => {
                 for d in diffs {
                     if !d.ok {
-                        return Err(format!(
-                            "prefix {k} ({}): output {} differs by {}",
-                            pair.cut_id, d.name, d.max_abs
-                        ));
+                        return Err(format!("prefix {k} ({}): output {} differs by {}", pair.cut_id, d.name, d.max_abs));
                     }
                     worst = worst.max(d.max_abs);
                 }
@@ -193,3 +176,72 @@ pub fn prefixes(n: usize) -> Vec<usize> {
         (0..30).map(|i| i * n / 29).collect()
     }
 }
+
+/// The ONNX backend-test corpus folder, if fetched. When absent this says so loudly, and fails if
+/// `NSPLIT_REQUIRE_CORPUS` is set (as `.ci/run` does).
+pub fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("NSPLIT_CORPUS").map(PathBuf::from).unwrap_or_else(|| root().join("corpus/onnx-backend"));
+    if dir.join("light").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("NSPLIT_REQUIRE_CORPUS").is_some() {
+        panic!("NSPLIT_REQUIRE_CORPUS is set but the corpus is missing at {}; run scripts/fetch-corpus.sh", dir.display());
+    }
+    eprintln!("\n*** SKIPPED: ONNX backend-test corpus not found at {} — run scripts/fetch-corpus.sh ***\n", dir.display());
+    None
+}
+
+/// `--input-shape` items for the model's tensor inputs with symbolic or missing dims, from the test
+/// data's recorded inputs (or 1 for each symbolic dim where no data exists).
+pub fn input_shapes(model: &Path) -> Vec<String> {
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
+    let inits: Vec<&str> = proto
+        .graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let data = model.parent().unwrap().join("test_data_set_0");
+    let mut out = vec![];
+    for (k, vi) in proto
+        .graph
+        .input
+        .iter()
+        .filter(|v| !inits.contains(&v.name.as_str()))
+        .enumerate()
+    {
+        let Some(type_proto::Value::TensorType(tt)) =
+            vi.type_.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            continue;
+        };
+        let concrete = tt
+            .shape
+            .as_ref()
+            .is_some_and(|s| s.dim.iter().all(|d| d.has_dim_value()));
+        if concrete {
+            continue;
+        }
+        let recorded = std::fs::read(data.join(format!("input_{k}.pb")))
+            .ok()
+            .and_then(|b| TensorProto::parse_from_bytes(&b).ok());
+        let dims: Vec<String> = match recorded {
+            Some(t) => t.dims.iter().map(|d| d.to_string()).collect(),
+            None => tt
+                .shape
+                .dim
+                .iter()
+                .map(|d| {
+                    if d.has_dim_value() {
+                        d.dim_value().to_string()
+                    } else {
+                        "1".into()
+                    }
+                })
+                .collect(),
+        };
+        out.push(format!("{}={}", vi.name, dims.join("x")));
+    }
+    out
+}
+
