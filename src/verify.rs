@@ -86,7 +86,12 @@ impl Outcome {
 
 /// Run `original`, and `head` then `tail` (either may be absent for all-cloud / all-mobile), and
 /// compare. Errors are problems with the inputs themselves (unreadable model, bad shapes).
-pub fn verify(original: &Path, head: Option<&Path>, tail: Option<&Path>, opts: &VerifyOptions) -> Result<Outcome> {
+pub fn verify(
+    original: &Path,
+    head: Option<&Path>,
+    tail: Option<&Path>,
+    opts: &VerifyOptions,
+) -> Result<Outcome> {
     let analysis = Analysis::run(original, &opts.input_shapes)?;
     Ok(match Reference::new(&analysis, opts)? {
         Ok(reference) => reference.check(head, tail, opts)?,
@@ -102,7 +107,10 @@ pub struct Reference {
 
 impl Reference {
     /// Run the original on seeded random inputs; `Ok(Err(why))` when tract cannot run it.
-    pub fn new(analysis: &Analysis, opts: &VerifyOptions) -> Result<std::result::Result<Reference, String>> {
+    pub fn new(
+        analysis: &Analysis,
+        opts: &VerifyOptions,
+    ) -> Result<std::result::Result<Reference, String>> {
         let inputs = random_inputs(analysis, opts.seed)?;
         let original = &analysis.model.path;
         Ok(match run_model(original, &inputs) {
@@ -115,17 +123,29 @@ impl Reference {
     }
 
     /// Run head then tail on the reference inputs and compare every original output.
-    pub fn check(&self, head: Option<&Path>, tail: Option<&Path>, opts: &VerifyOptions) -> Result<Outcome> {
+    pub fn check(
+        &self,
+        head: Option<&Path>,
+        tail: Option<&Path>,
+        opts: &VerifyOptions,
+    ) -> Result<Outcome> {
         let mut values = self.inputs.clone();
         for half in [head, tail].into_iter().flatten() {
             match run_model(half, &values) {
                 Ok(out) => values.extend(out),
-                Err(e) => return Ok(Outcome::Unverifiable(format!("tract cannot run {}: {e:#}", half.display()))),
+                Err(e) => {
+                    return Ok(Outcome::Unverifiable(format!(
+                        "tract cannot run {}: {e:#}",
+                        half.display()
+                    )))
+                }
             }
         }
         let mut diffs = vec![];
         for (name, want) in &self.expected {
-            let got = values.get(name).ok_or_else(|| anyhow!("no half computes the original output `{name}`"))?;
+            let got = values
+                .get(name)
+                .ok_or_else(|| anyhow!("no half computes the original output `{name}`"))?;
             diffs.push(compare(name, want, got, opts)?);
         }
         diffs.sort_by(|a, b| a.name.cmp(&b.name));

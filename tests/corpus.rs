@@ -329,15 +329,24 @@ fn our_shape_rules_agree_with_recorded_outputs() {
 #[test]
 fn light_model_zoo_nets_compose_at_every_sampled_cut() {
     let Some(dir) = corpus() else { return };
-    let mut models: Vec<PathBuf> =
-        std::fs::read_dir(dir.join("light")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "onnx")).collect();
+    let mut models: Vec<PathBuf> = std::fs::read_dir(dir.join("light"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
     models.sort();
     for m in &models {
         let shapes = input_shapes(m);
         let shape_refs: Vec<&str> = shapes.iter().map(String::as_str).collect();
         let n = analyse(m, &shape_refs).graph.order.len();
         let start = std::time::Instant::now();
-        let worst = compose_prefixes(m, &shape_refs, &prefixes(n)).unwrap_or_else(|e| panic!("{}: {e}", m.display()));
-        eprintln!("{}: {} cuts compose, max abs difference {worst:e} ({:.1}s)", m.display(), prefixes(n).len(), start.elapsed().as_secs_f64());
+        let worst = compose_prefixes(m, &shape_refs, &prefixes(n))
+            .unwrap_or_else(|e| panic!("{}: {e}", m.display()));
+        eprintln!(
+            "{}: {} cuts compose, max abs difference {worst:e} ({:.1}s)",
+            m.display(),
+            prefixes(n).len(),
+            start.elapsed().as_secs_f64()
+        );
     }
 }

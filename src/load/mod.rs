@@ -181,8 +181,12 @@ fn keep_zero_scalar(attr: &mut AttributeProto) {
     let unknown = attr.special_fields.mut_unknown_fields();
     let present = |n: u32| unknown.iter().any(|(number, _)| number == n);
     match attr.type_.enum_value() {
-        Ok(AttributeType::INT) if attr.i == 0 && !present(ATTRIBUTE_I) => unknown.add_varint(ATTRIBUTE_I, 0),
-        Ok(AttributeType::FLOAT) if attr.f == 0.0 && !present(ATTRIBUTE_F) => unknown.add_fixed32(ATTRIBUTE_F, attr.f.to_bits()),
+        Ok(AttributeType::INT) if attr.i == 0 && !present(ATTRIBUTE_I) => {
+            unknown.add_varint(ATTRIBUTE_I, 0)
+        }
+        Ok(AttributeType::FLOAT) if attr.f == 0.0 && !present(ATTRIBUTE_F) => {
+            unknown.add_fixed32(ATTRIBUTE_F, attr.f.to_bits())
+        }
         _ => {}
     }
 }

@@ -150,7 +150,8 @@ pub fn infer_from(
     if sources.tract {
         match tract::analyse(model, graph, &inputs) {
             Ok(found) => {
-                for (t, info) in found.facts {
+                let tainted = after_control_flow(graph);
+                for (t, info) in found.facts.into_iter().filter(|(t, _)| !tainted[t.0]) {
                     table.merge(t, info, ShapeSource::Tract);
                 }
                 table.tract_problem = found.problem;
@@ -209,6 +210,22 @@ impl ShapeTable {
         }
         changed
     }
+}
+
+/// Tensors computed by an `If`/`Loop`/`Scan` node or downstream of one. tract settles such
+/// outputs from one branch (the affine_grid conformance tests show it typing an `If` output after
+/// the wrong branch), so its facts there are not taken; value_info and our rules still apply.
+fn after_control_flow(graph: &ModelGraph) -> Vec<bool> {
+    let mut tainted = vec![false; graph.tensors.len()];
+    for (_, op) in graph.ops() {
+        let control = matches!(op.op_type.as_str(), "If" | "Loop" | "Scan");
+        if control || op.reads().iter().any(|t| tainted[t.0]) {
+            for t in op.outputs.iter().flatten() {
+                tainted[t.0] = true;
+            }
+        }
+    }
+    tainted
 }
 
 /// Graph inputs with `--input-shape` applied. A dimension still symbolic is an error that names the

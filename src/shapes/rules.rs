@@ -50,11 +50,15 @@ fn overrule_tract(table: &mut ShapeTable, t: TensorId, info: TensorInfo, name: &
     }
     if !info.is_complete() {
         // A rule that knows only the type still corrects tract's type.
-        let (Some(ours), Some(theirs)) = (info.dtype, table.info[t.0].dtype) else { return false };
+        let (Some(ours), Some(theirs)) = (info.dtype, table.info[t.0].dtype) else {
+            return false;
+        };
         if ours == theirs {
             return false;
         }
-        table.conflicts.push(format!("`{name}`: tract says {theirs}, the ONNX rule {ours}"));
+        table.conflicts.push(format!(
+            "`{name}`: tract says {theirs}, the ONNX rule {ours}"
+        ));
         table.info[t.0].dtype = Some(ours);
         table.source[t.0] = ShapeSource::Rule;
         return true;
@@ -595,8 +599,15 @@ fn infer_node(
                 .map_or(DType::FLOAT, |t| DType(t.data_type));
             // The type is known from the attribute (float when absent) even when the shape is not.
             let dims = shape.map(|s| s.iter().map(|&v| Dim::Known(v.max(0) as u64)).collect());
-            vec![(0, TensorInfo { dtype: Some(dt), dims })]
+            vec![(
+                0,
+                TensorInfo {
+                    dtype: Some(dt),
+                    dims,
+                },
+            )]
         }
+        "If" => if_outputs(node),
         "LSTM" | "GRU" | "RNN" => recurrent(node, dims(0), dtype(0), op_type == "LSTM"),
         _ => vec![],
     }
@@ -771,6 +782,44 @@ fn constant(node: &NodeProto) -> Option<TensorInfo> {
         "value_strings" => Some(TensorInfo::new(DType::STRING, vec![a.strings.len() as u64])),
         _ => None,
     }
+}
+
+/// An `If` output is typed where both branches declare the same type for it (its shape may
+/// otherwise depend on which branch runs).
+fn if_outputs(node: &NodeProto) -> Vec<(usize, TensorInfo)> {
+    let branch = |name: &str| {
+        node.attribute
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.g.as_ref())
+    };
+    let (Some(then), Some(els)) = (branch("then_branch"), branch("else_branch")) else {
+        return vec![];
+    };
+    then.output
+        .iter()
+        .zip(&els.output)
+        .enumerate()
+        .filter_map(|(slot, (a, b))| {
+            let (a, b) = (
+                super::info_from_type(&a.type_),
+                super::info_from_type(&b.type_),
+            );
+            if a == b {
+                Some((slot, a))
+            } else if a.dtype.is_some() && a.dtype == b.dtype {
+                Some((
+                    slot,
+                    TensorInfo {
+                        dtype: a.dtype,
+                        dims: None,
+                    },
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// LSTM/GRU/RNN outputs: Y [seq, dirs, batch, hidden], Y_h (and LSTM's Y_c) [dirs, batch, hidden];

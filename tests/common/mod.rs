@@ -4,9 +4,9 @@
 use nsplit::shapes::InputShapes;
 use nsplit::tensor::TensorInfo;
 use nsplit::Analysis;
+use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
 use std::process::{Command, Output};
 
 pub fn root() -> PathBuf {
@@ -119,16 +119,36 @@ pub fn tract_shapes(path: &Path, inputs: &[(&str, Vec<usize>)]) -> HashMap<Strin
 }
 
 /// Write the halves of `cut` into `dir` as head.onnx / tail.onnx; returns what was written.
-pub fn write_cut(a: &mut Analysis, cut: &nsplit::cut::Cut, dir: &Path) -> nsplit::emit::WrittenPair {
+pub fn write_cut(
+    a: &mut Analysis,
+    cut: &nsplit::cut::Cut,
+    dir: &Path,
+) -> nsplit::emit::WrittenPair {
     try_write_cut(a, cut, dir).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-pub fn try_write_cut(a: &mut Analysis, cut: &nsplit::cut::Cut, dir: &Path) -> anyhow::Result<nsplit::emit::WrittenPair> {
+pub fn try_write_cut(
+    a: &mut Analysis,
+    cut: &nsplit::cut::Cut,
+    dir: &Path,
+) -> anyhow::Result<nsplit::emit::WrittenPair> {
     use nsplit::emit::{write_pair, Emitter, ExternalData, Staging};
     let mut staging = Staging::new(dir)?;
-    let Analysis { model, graph, shapes, .. } = a;
+    let Analysis {
+        model,
+        graph,
+        shapes,
+        ..
+    } = a;
     let mut emitter = Emitter::new(model, graph, shapes)?;
-    let pair = write_pair(&mut emitter, cut, &mut staging, "head.onnx", "tail.onnx", ExternalData::Auto)?;
+    let pair = write_pair(
+        &mut emitter,
+        cut,
+        &mut staging,
+        "head.onnx",
+        "tail.onnx",
+        ExternalData::Auto,
+    )?;
     staging.commit()?;
     Ok(pair)
 }
@@ -141,7 +161,10 @@ pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f6
     let items: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
     let input_shapes = InputShapes::parse(&items).unwrap();
     let mut a = Analysis::run(path, &input_shapes).map_err(|e| format!("{e:#}"))?;
-    let opts = VerifyOptions { input_shapes, ..Default::default() };
+    let opts = VerifyOptions {
+        input_shapes,
+        ..Default::default()
+    };
     let reference = Reference::new(&a, &opts).map_err(|e| format!("{e:#}"))??;
     let mut worst = 0f64;
     for &k in ks {
@@ -153,11 +176,17 @@ pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f6
         }
         let head = pair.head.as_ref().map(|w| w.path.as_path());
         let tail = pair.tail.as_ref().map(|w| w.path.as_path());
-        match reference.check(head, tail, &opts).map_err(|e| format!("prefix {k}: {e:#}"))? {
+        match reference
+            .check(head, tail, &opts)
+            .map_err(|e| format!("prefix {k}: {e:#}"))?
+        {
             Outcome::Compared(diffs) => {
                 for d in diffs {
                     if !d.ok {
-                        return Err(format!("prefix {k} ({}): output {} differs by {}", pair.cut_id, d.name, d.max_abs));
+                        return Err(format!(
+                            "prefix {k} ({}): output {} differs by {}",
+                            pair.cut_id, d.name, d.max_abs
+                        ));
                     }
                     worst = worst.max(d.max_abs);
                 }
@@ -180,7 +209,9 @@ pub fn prefixes(n: usize) -> Vec<usize> {
 /// The ONNX backend-test corpus folder, if fetched. When absent this says so loudly, and fails if
 /// `NSPLIT_REQUIRE_CORPUS` is set (as `.ci/run` does).
 pub fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("NSPLIT_CORPUS").map(PathBuf::from).unwrap_or_else(|| root().join("corpus/onnx-backend"));
+    let dir = std::env::var_os("NSPLIT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("corpus/onnx-backend"));
     if dir.join("light").is_dir() {
         return Some(dir);
     }
@@ -244,4 +275,3 @@ pub fn input_shapes(model: &Path) -> Vec<String> {
     }
     out
 }
-
