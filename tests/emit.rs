@@ -286,3 +286,48 @@ fn bad_split_requests_fail_cleanly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a folder"));
 }
+
+/// A folder that cannot be written: chmod is not enough for root, so the immutable attribute
+/// (chattr +i) is used too. The test fails if it cannot make such a folder, rather than pass
+/// without testing anything.
+#[test]
+fn unwritable_output_folder_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mut perms = std::fs::metadata(&ro).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&ro, perms).unwrap();
+    let immutable = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    let writable = std::fs::write(ro.join("probe"), b"x").is_ok();
+    assert!(
+        !writable,
+        "could not make a read-only folder (chattr +i worked: {immutable}); this test needs one"
+    );
+    let out = nsplit(&[
+        "split",
+        "fixtures/lenet.onnx",
+        "--at",
+        "pool1_out",
+        "--out",
+        ro.to_str().unwrap(),
+    ]);
+    if immutable {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&ro)
+            .status();
+    }
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not writable") && err.contains("ro"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&ro).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
