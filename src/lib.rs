@@ -26,6 +26,7 @@ pub mod cost;
 pub mod cut;
 pub mod emit;
 pub mod graph;
+pub mod guard;
 pub mod load;
 pub mod shapes;
 pub mod split;

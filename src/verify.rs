@@ -224,41 +224,39 @@ pub fn run_model(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMa
     let path = path.to_path_buf();
     let values = values.clone();
     // tract can panic on models it does not support; that is "cannot run", not a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-        move || -> Result<HashMap<String, Tensor>> {
-            let mut model = tract_onnx::onnx().model_for_path(&path)?;
-            let input_names: Vec<String> = model
-                .input_outlets()?
-                .iter()
-                .map(|o| model.node(o.node).name.clone())
-                .collect();
-            let mut feed = tvec![];
-            for (ix, name) in input_names.iter().enumerate() {
-                let v = values
-                    .get(name)
-                    .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
-                model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
-                feed.push(v.clone().into_tvalue());
-            }
-            let output_names: Vec<String> = model
-                .output_outlets()?
-                .iter()
-                .map(|&o| {
-                    model
-                        .outlet_label(o)
-                        .map(String::from)
-                        .unwrap_or_else(|| model.node(o.node).name.clone())
-                })
-                .collect();
-            let plan = model.into_optimized()?.into_runnable()?;
-            let outputs = plan.run(feed)?;
-            Ok(output_names
-                .into_iter()
-                .zip(outputs.into_iter().map(|v| v.into_tensor()))
-                .collect())
-        },
-    ))
-    .unwrap_or_else(|_| Err(anyhow!("tract panicked")))
+    crate::guard::contain(move || -> Result<HashMap<String, Tensor>> {
+        let mut model = tract_onnx::onnx().model_for_path(&path)?;
+        let input_names: Vec<String> = model
+            .input_outlets()?
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect();
+        let mut feed = tvec![];
+        for (ix, name) in input_names.iter().enumerate() {
+            let v = values
+                .get(name)
+                .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
+            model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
+            feed.push(v.clone().into_tvalue());
+        }
+        let output_names: Vec<String> = model
+            .output_outlets()?
+            .iter()
+            .map(|&o| {
+                model
+                    .outlet_label(o)
+                    .map(String::from)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
+            .collect();
+        let plan = model.into_optimized()?.into_runnable()?;
+        let outputs = plan.run(feed)?;
+        Ok(output_names
+            .into_iter()
+            .zip(outputs.into_iter().map(|v| v.into_tensor()))
+            .collect())
+    })
+    .unwrap_or_else(|panic| Err(anyhow!("tract panicked: {panic}")))
 }
 
 fn compare(name: &str, want: &Tensor, got: &Tensor, opts: &VerifyOptions) -> Result<OutputDiff> {

@@ -33,7 +33,7 @@ pub fn analyse(
     let bytes = analysis_model(model, graph, inputs).write_to_bytes()?;
     let dir = model.dir.to_str();
     // tract can panic on malformed or unusual models; a panic here costs us its facts, not the run.
-    let run = std::panic::catch_unwind(|| -> Result<TractFacts> {
+    let run = crate::guard::contain(|| -> Result<TractFacts> {
         let onnx = tract_onnx::onnx();
         let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
         let mut parsed = onnx.parse(&proto, dir)?;
@@ -47,7 +47,7 @@ pub fn analyse(
         }
         Ok(TractFacts { facts, problem })
     });
-    run.unwrap_or_else(|_| Err(anyhow!("tract panicked while analysing the model")))
+    run.unwrap_or_else(|panic| Err(anyhow!("tract panicked while analysing the model: {panic}")))
 }
 
 fn info_of(fact: &tract_onnx::prelude::InferenceFact) -> TensorInfo {
