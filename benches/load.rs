@@ -124,13 +124,19 @@ fn child(mode: &str, model: &Path) {
         }
         "analyse" => {
             let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
-            std::hint::black_box(nsplit::annotate::Annotations::of(&a).totals.flops);
+            std::hint::black_box(
+                nsplit::annotate::Annotations::of(&a, &Default::default())
+                    .totals
+                    .flops,
+            );
         }
         "weights" => {
             let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
             println!(
                 "0 {}",
-                nsplit::annotate::Annotations::of(&a).totals.weight_bytes
+                nsplit::annotate::Annotations::of(&a, &Default::default())
+                    .totals
+                    .weight_bytes
             );
             return;
         }

@@ -1,6 +1,7 @@
 //! The per-node annotation report of `nsplit annotate`: a JSON document for programs (format
 //! `nsplit.annotations`, documented in docs/annotations.md) and a table or CSV for people.
 
+use crate::cost::profile::DeviceProfile;
 use crate::cost::weight_tensors;
 use crate::graph::TensorId;
 use crate::tensor::TensorSummary;
@@ -18,6 +19,8 @@ pub struct Annotations {
     pub format: &'static str,
     pub version: u32,
     pub model: ModelSummary,
+    /// The device profiles the predictions come from.
+    pub profiles: ProfileSummary,
     pub nodes: Vec<NodeRow>,
     pub totals: Totals,
     /// Tensors whose type or shape could not be known, with what is known of them.
@@ -37,6 +40,37 @@ pub struct ModelSummary {
     pub outputs: Vec<TensorSummary>,
 }
 
+/// The mobile and cloud device profiles used.
+pub struct Profiles {
+    pub mobile: DeviceProfile,
+    pub cloud: DeviceProfile,
+}
+
+impl Profiles {
+    /// Profiles by built-in name or file path.
+    pub fn resolve(mobile: &str, cloud: &str) -> anyhow::Result<Profiles> {
+        Ok(Profiles {
+            mobile: DeviceProfile::resolve(mobile)?,
+            cloud: DeviceProfile::resolve(cloud)?,
+        })
+    }
+}
+
+impl Default for Profiles {
+    /// The paper-shaped pair: Jetson TK1 phone-class GPU, Titan X server GPU (both estimated).
+    fn default() -> Self {
+        Profiles::resolve("jetson-tk1", "titan-x").expect("built-in profiles are valid")
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileSummary {
+    pub mobile: String,
+    pub mobile_provenance: &'static str,
+    pub cloud: String,
+    pub cloud_provenance: &'static str,
+}
+
 /// One op node, in topological order.
 #[derive(Debug, Serialize)]
 pub struct NodeRow {
@@ -54,6 +88,12 @@ pub struct NodeRow {
     pub bytes_read: Option<u64>,
     pub bytes_written: Option<u64>,
     pub weight_bytes: u64,
+    /// Predicted latency on the mobile device (ms); null when the node's work is unknown.
+    pub mobile_ms: Option<f64>,
+    /// Predicted latency on the server (ms).
+    pub cloud_ms: Option<f64>,
+    /// Predicted mobile energy (mJ): mobile latency x the profile's active power for the class.
+    pub mobile_mj: Option<f64>,
     pub note: Option<String>,
 }
 
@@ -64,6 +104,10 @@ pub struct Totals {
     pub flops: u64,
     pub macs: u64,
     pub nodes_without_flops: usize,
+    /// Sums over nodes with a prediction (run one after another, as the paper's model assumes).
+    pub mobile_ms: f64,
+    pub cloud_ms: f64,
+    pub mobile_mj: f64,
     /// Each weight tensor once, however many nodes read it.
     pub weight_bytes: u64,
     pub tensors: usize,
@@ -73,7 +117,7 @@ pub struct Totals {
 }
 
 impl Annotations {
-    pub fn of(a: &Analysis) -> Annotations {
+    pub fn of(a: &Analysis, profiles: &Profiles) -> Annotations {
         let summary = |t: TensorId| TensorSummary::of(&a.graph.tensor(t).name, a.shapes.get(t));
         let nodes: Vec<NodeRow> = a
             .graph
@@ -81,6 +125,14 @@ impl Annotations {
             .enumerate()
             .map(|(index, (n, op))| {
                 let f = a.features.get(n);
+                let mobile_ms =
+                    profiles
+                        .mobile
+                        .latency_ms(f.class, f.flops, f.bytes_read, f.bytes_written);
+                let cloud_ms =
+                    profiles
+                        .cloud
+                        .latency_ms(f.class, f.flops, f.bytes_read, f.bytes_written);
                 NodeRow {
                     index,
                     name: op.label(),
@@ -97,6 +149,11 @@ impl Annotations {
                     bytes_read: f.bytes_read,
                     bytes_written: f.bytes_written,
                     weight_bytes: f.weight_bytes,
+                    mobile_ms,
+                    cloud_ms,
+                    mobile_mj: mobile_ms
+                        .zip(profiles.mobile.power_w(f.class))
+                        .map(|(ms, w)| ms * w),
                     note: f.note.clone(),
                 }
             })
@@ -115,6 +172,9 @@ impl Annotations {
             flops: nodes.iter().filter_map(|n| n.flops).sum(),
             macs: nodes.iter().filter_map(|n| n.macs).sum(),
             nodes_without_flops: nodes.iter().filter(|n| n.flops.is_none()).count(),
+            mobile_ms: nodes.iter().filter_map(|n| n.mobile_ms).sum(),
+            cloud_ms: nodes.iter().filter_map(|n| n.cloud_ms).sum(),
+            mobile_mj: nodes.iter().filter_map(|n| n.mobile_mj).sum(),
             weight_bytes: (0..a.graph.tensors.len())
                 .filter(|&k| weights[k])
                 .filter_map(|k| a.shapes.get(TensorId(k)).bytes())
@@ -141,6 +201,12 @@ impl Annotations {
                 inputs: a.graph.inputs.iter().map(|&t| summary(t)).collect(),
                 outputs: a.graph.outputs.iter().map(|&t| summary(t)).collect(),
             },
+            profiles: ProfileSummary {
+                mobile: profiles.mobile.name.clone(),
+                mobile_provenance: provenance(&profiles.mobile),
+                cloud: profiles.cloud.name.clone(),
+                cloud_provenance: provenance(&profiles.cloud),
+            },
             nodes,
             totals,
             unknown_tensors: a.shapes.unknown().map(summary).collect(),
@@ -155,8 +221,9 @@ impl Annotations {
     /// One row per node output (a node with several outputs spans several rows).
     pub fn to_csv(&self) -> String {
         let mut out =
-            String::from("index,name,op,class,output,dtype,shape,output_bytes,flops,macs,bytes_read,bytes_written,weight_bytes\n");
+            String::from("index,name,op,class,output,dtype,shape,output_bytes,flops,macs,bytes_read,bytes_written,weight_bytes,mobile_ms,cloud_ms,mobile_mj\n");
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let optf = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
         for n in &self.nodes {
             let outputs: Vec<Option<&TensorSummary>> = if n.outputs.is_empty() {
                 vec![None]
@@ -166,7 +233,7 @@ impl Annotations {
             for o in outputs {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     n.index,
                     csv_field(&n.name),
                     csv_field(&n.op),
@@ -179,7 +246,10 @@ impl Annotations {
                     opt(n.macs),
                     opt(n.bytes_read),
                     opt(n.bytes_written),
-                    n.weight_bytes
+                    n.weight_bytes,
+                    optf(n.mobile_ms),
+                    optf(n.cloud_ms),
+                    optf(n.mobile_mj)
                 );
             }
         }
@@ -199,8 +269,11 @@ impl Annotations {
             "out bytes",
             "FLOPs",
             "weights",
+            "mobile ms",
+            "cloud ms",
         ];
-        let mut rows: Vec<[String; 10]> = vec![];
+        let ms = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.3}"));
+        let mut rows: Vec<[String; 12]> = vec![];
         for n in &self.nodes {
             for (k, o) in n.outputs.iter().enumerate() {
                 let first = k == 0;
@@ -216,6 +289,8 @@ impl Annotations {
                     o.bytes.map_or("?".into(), human_bytes),
                     cell(n.flops.map_or("?".into(), human_count)),
                     cell(human_bytes(n.weight_bytes)),
+                    cell(ms(n.mobile_ms)),
+                    cell(ms(n.cloud_ms)),
                 ]);
             }
         }
@@ -249,6 +324,17 @@ impl Annotations {
             t.tensors_shaped,
             t.tensors
         );
+        let _ = writeln!(
+            out,
+            "predicted: {:.3} ms and {:.3} mJ on {} ({}), {:.3} ms on {} ({})",
+            t.mobile_ms,
+            t.mobile_mj,
+            self.profiles.mobile,
+            self.profiles.mobile_provenance,
+            t.cloud_ms,
+            self.profiles.cloud,
+            self.profiles.cloud_provenance
+        );
         if t.nodes_without_flops > 0 {
             let _ = writeln!(
                 out,
@@ -276,6 +362,13 @@ impl Annotations {
             );
         }
         out
+    }
+}
+
+fn provenance(p: &DeviceProfile) -> &'static str {
+    match p.provenance.kind {
+        crate::cost::profile::ProvenanceKind::Measured => "measured",
+        crate::cost::profile::ProvenanceKind::Estimated => "estimated",
     }
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use nsplit::annotate::Annotations;
+use nsplit::annotate::{Annotations, Profiles};
 use nsplit::emit::ExternalData;
 use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
@@ -65,6 +65,13 @@ enum Command {
         /// one row per node output.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Mobile device profile: a built-in name (jetson-tk1) or a profile JSON file
+        /// (docs/profiles.md).
+        #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE")]
+        mobile: String,
+        /// Server profile: a built-in name (titan-x) or a profile JSON file.
+        #[arg(long, default_value = "titan-x", value_name = "NAME|FILE")]
+        cloud: String,
     },
     /// Cut the model by hand after the named tensors and write head.onnx and tail.onnx.
     ///
@@ -155,9 +162,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             model,
             input_shape,
             format,
+            mobile,
+            cloud,
         } => {
+            let profiles = Profiles::resolve(&mobile, &cloud)?;
             let analysis = Analysis::run(&model, &InputShapes::parse(&input_shape)?)?;
-            let report = Annotations::of(&analysis);
+            let report = Annotations::of(&analysis, &profiles);
             let text = match format {
                 Format::Table => report.to_table(),
                 Format::Json => report.to_json(),

@@ -75,7 +75,7 @@ fn light_model_zoo_nets_are_fully_shaped_and_counted() {
                 );
             }
         }
-        let report = Annotations::of(&a);
+        let report = Annotations::of(&a, &Default::default());
         let name = m.file_stem().unwrap().to_string_lossy().to_string();
         eprintln!(
             "{name}: {} nodes, {:.3} GMACs, {:.1} MB weights",

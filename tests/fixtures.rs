@@ -70,7 +70,7 @@ fn lenet_shapes_and_flops_by_hand() {
     assert_eq!(dims(&a, "output"), [1, 10]);
     // conv1 6x28x28 outputs x 25 taps, conv2 16x10x10 x 6x25, then 400x120, 120x84, 84x10.
     let macs = 6 * 28 * 28 * 25 + 16 * 10 * 10 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10;
-    let report = Annotations::of(&a);
+    let report = Annotations::of(&a, &Default::default());
     assert_eq!(report.totals.macs, macs);
     let conv1 = report.nodes.iter().find(|n| n.name == "conv1").unwrap();
     assert_eq!(conv1.flops, Some(2 * 6 * 28 * 28 * 25));
@@ -190,7 +190,7 @@ fn external_data_is_read_from_beside_the_model() {
             .unwrap()
     );
     assert_eq!(
-        Annotations::of(&a).totals.weight_bytes,
+        Annotations::of(&a, &Default::default()).totals.weight_bytes,
         (64 * 128 + 128 + 128 * 10 + 10) * 4
     );
 }

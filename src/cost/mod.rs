@@ -6,7 +6,12 @@
 //! file under [`ops`], next to the list of ops it covers. A value that depends on an unknown shape
 //! is `None`, never a guess; an op without a rule gets a stated estimate.
 
+pub mod fit;
 pub mod ops;
+pub mod profile;
+pub mod radio;
+
+pub use profile::ALL_CLASSES;
 
 use crate::graph::{ModelGraph, OpNode, Producer, TensorId};
 use crate::shapes::ShapeTable;

@@ -1,0 +1,197 @@
+//! Fitting latency regressions (the paper's deployment phase): least squares in a linear and a
+//! logarithmic form, the form kept being the one with the lower error on held-out samples.
+//!
+//! Slopes are kept non-negative (a variable whose fitted slope is negative is dropped and the
+//! rest refitted), so a prediction never falls as work grows.
+
+use super::profile::{Form, Regression, Variable};
+
+/// One timing: variable values and the measured latency (ms).
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub x: Vec<f64>,
+    pub y: f64,
+}
+
+/// Fit both forms on 3 of every 4 samples, keep the one with the lower median relative error on
+/// the 4th, and refit it on all samples. `None` with fewer samples than unknowns + 2.
+pub fn fit_best(variables: &[Variable], samples: &[Sample]) -> Option<Regression> {
+    if samples.len() < variables.len() + 3 {
+        return None;
+    }
+    let (train, held): (Vec<_>, Vec<_>) = samples
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 4 != 3);
+    let train: Vec<Sample> = train.into_iter().map(|(_, s)| s).collect();
+    let held: Vec<Sample> = held.into_iter().map(|(_, s)| s).collect();
+    let scored = [Form::Linear, Form::Log].into_iter().filter_map(|form| {
+        let r = fit(form, variables, &train)?;
+        Some((median_relative_error(&r, &held), form))
+    });
+    let (holdout_error, form) = scored.min_by(|a, b| a.0.total_cmp(&b.0))?;
+    let mut r = fit(form, variables, samples)?;
+    r.holdout_error = holdout_error;
+    Some(r)
+}
+
+/// Least squares in one form, with non-negative slopes.
+pub fn fit(form: Form, variables: &[Variable], samples: &[Sample]) -> Option<Regression> {
+    let transform = |v: f64| match form {
+        Form::Linear => v,
+        Form::Log => (1.0 + v).ln(),
+    };
+    let mut active: Vec<usize> = (0..variables.len()).collect();
+    loop {
+        // Design matrix: intercept, then the active variables.
+        let rows: Vec<Vec<f64>> = samples
+            .iter()
+            .map(|s| {
+                std::iter::once(1.0)
+                    .chain(active.iter().map(|&j| transform(s.x[j])))
+                    .collect()
+            })
+            .collect();
+        let y: Vec<f64> = samples.iter().map(|s| s.y).collect();
+        let beta = least_squares(&rows, &y)?;
+        if let Some(neg) = (1..beta.len())
+            .filter(|&k| beta[k] < 0.0)
+            .min_by(|&a, &b| beta[a].total_cmp(&beta[b]))
+        {
+            active.remove(neg - 1);
+            continue;
+        }
+        let mut coefficients = vec![0.0; variables.len() + 1];
+        coefficients[0] = beta[0];
+        for (k, &j) in active.iter().enumerate() {
+            coefficients[j + 1] = beta[k + 1];
+        }
+        let mut r = Regression {
+            form,
+            variables: variables.to_vec(),
+            coefficients,
+            r2: 0.0,
+            holdout_error: f64::NAN,
+            samples: samples.len(),
+        };
+        r.r2 = r_squared(&r, samples);
+        return Some(r);
+    }
+}
+
+/// Solve min |A b - y|² through the normal equations (a handful of unknowns, so a small Gaussian
+/// elimination with partial pivoting is enough). `None` if the system is singular.
+fn least_squares(a: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
+    let k = a.first()?.len();
+    let mut m = vec![vec![0.0; k + 1]; k];
+    for (row, &yi) in a.iter().zip(y) {
+        for i in 0..k {
+            for j in 0..k {
+                m[i][j] += row[i] * row[j];
+            }
+            m[i][k] += row[i] * yi;
+        }
+    }
+    for col in 0..k {
+        let pivot = (col..k).max_by(|&p, &q| m[p][col].abs().total_cmp(&m[q][col].abs()))?;
+        if m[pivot][col].abs() < 1e-12 * m[pivot].iter().map(|v| v.abs()).fold(1e-300, f64::max) {
+            return None;
+        }
+        m.swap(col, pivot);
+        let pivot_row = m[col].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (v, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *v -= f * p;
+                }
+            }
+        }
+    }
+    Some((0..k).map(|i| m[i][k] / m[i][i]).collect())
+}
+
+fn r_squared(r: &Regression, samples: &[Sample]) -> f64 {
+    let mean = samples.iter().map(|s| s.y).sum::<f64>() / samples.len() as f64;
+    let ss_tot: f64 = samples.iter().map(|s| (s.y - mean).powi(2)).sum();
+    let ss_res: f64 = samples
+        .iter()
+        .map(|s| (s.y - r.predict(&s.x)).powi(2))
+        .sum();
+    if ss_tot == 0.0 {
+        1.0
+    } else {
+        1.0 - ss_res / ss_tot
+    }
+}
+
+/// Median of |predicted - measured| / measured.
+pub fn median_relative_error(r: &Regression, samples: &[Sample]) -> f64 {
+    let mut errors: Vec<f64> = samples
+        .iter()
+        .map(|s| (r.predict(&s.x) - s.y).abs() / s.y.max(1e-9))
+        .collect();
+    if errors.is_empty() {
+        return f64::NAN;
+    }
+    errors.sort_by(f64::total_cmp);
+    errors[errors.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synthetic(form: Form, c: [f64; 3]) -> Vec<Sample> {
+        let mut out = vec![];
+        for i in 1..=8 {
+            for j in 1..=5 {
+                let x = vec![i as f64 * 37.0, j as f64 * 3.5];
+                let t = |v: f64| if form == Form::Log { (1.0 + v).ln() } else { v };
+                out.push(Sample {
+                    y: c[0] + c[1] * t(x[0]) + c[2] * t(x[1]),
+                    x,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn recovers_known_linear_coefficients() {
+        let vars = [Variable::Mflops, Variable::MbRead];
+        let r = fit_best(&vars, &synthetic(Form::Linear, [0.2, 0.013, 0.4])).unwrap();
+        assert_eq!(r.form, Form::Linear);
+        for (got, want) in r.coefficients.iter().zip([0.2, 0.013, 0.4]) {
+            assert!((got - want).abs() < 1e-9, "{:?}", r.coefficients);
+        }
+        assert!(r.r2 > 0.999999 && r.holdout_error < 1e-9);
+    }
+
+    #[test]
+    fn recovers_known_log_coefficients() {
+        let vars = [Variable::Mflops, Variable::MbRead];
+        let r = fit_best(&vars, &synthetic(Form::Log, [0.05, 0.3, 0.1])).unwrap();
+        assert_eq!(r.form, Form::Log);
+        for (got, want) in r.coefficients.iter().zip([0.05, 0.3, 0.1]) {
+            assert!((got - want).abs() < 1e-9, "{:?}", r.coefficients);
+        }
+    }
+
+    #[test]
+    fn negative_slopes_are_dropped() {
+        let vars = [Variable::Mflops, Variable::MbRead];
+        let r = fit(
+            Form::Linear,
+            &vars,
+            &synthetic(Form::Linear, [1.0, 0.02, -0.3]),
+        )
+        .unwrap();
+        assert!(
+            r.coefficients[1] >= 0.0 && r.coefficients[2] == 0.0,
+            "{:?}",
+            r.coefficients
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Device profiles: how long each class of op takes on a device, and (for phones) at what power.
+//!
+//! A profile is a versioned JSON document (format `nsplit.profile`, docs/profiles.md). For each
+//! op class it may hold a fitted [`Regression`] of latency on the node's features; classes
+//! without one use the [`Roofline`] fallback. Built-in profiles ship inside the binary
+//! (`profiles/*.json`), each with its provenance; user profiles load from a file.
+
+use super::OpClass;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const FORMAT: &str = "nsplit.profile";
+pub const VERSION: u32 = 1;
+
+/// Which side of the split a profile describes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Mobile,
+    Cloud,
+}
+
+/// Where a profile's numbers come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// `measured` (by `nsplit profile`) or `estimated` (from public figures).
+    pub kind: ProvenanceKind,
+    /// What was measured on, or which public figures and assumptions were used.
+    pub source: String,
+    /// ISO date of the measurement or estimate.
+    pub date: String,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvenanceKind {
+    Measured,
+    Estimated,
+}
+
+/// Node features a regression reads, in the units it reads them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variable {
+    /// Millions of floating-point operations.
+    Mflops,
+    /// Megabytes read (inputs and weights).
+    MbRead,
+    /// Megabytes written (outputs).
+    MbWritten,
+}
+
+/// `linear`: latency = c0 + Σ ci·xi; `log`: latency = c0 + Σ ci·ln(1 + xi).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    Linear,
+    Log,
+}
+
+/// A fitted latency model for one op class; latency in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regression {
+    pub form: Form,
+    pub variables: Vec<Variable>,
+    /// Intercept first, then one coefficient per variable.
+    pub coefficients: Vec<f64>,
+    /// Coefficient of determination on the fitting samples.
+    pub r2: f64,
+    /// Relative error on held-out samples (median), which chose the form.
+    pub holdout_error: f64,
+    pub samples: usize,
+}
+
+impl Regression {
+    /// Predicted latency (ms) for the variable values `x` (same order as `variables`).
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let terms = self.coefficients[1..].iter().zip(x).map(|(c, &v)| {
+            c * match self.form {
+                Form::Linear => v,
+                Form::Log => (1.0 + v).ln(),
+            }
+        });
+        (self.coefficients[0] + terms.sum::<f64>()).max(0.0)
+    }
+}
+
+/// Fallback for classes without a regression: an op takes its fixed overhead plus the longer of
+/// its compute time (at a class's fraction of peak) and its memory time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roofline {
+    pub peak_gflops: f64,
+    pub memory_gbps: f64,
+    pub overhead_ms: f64,
+    /// Fraction of peak FLOP/s reached, per class; `default` for the rest.
+    pub efficiency: BTreeMap<String, f64>,
+}
+
+impl Roofline {
+    pub fn predict(&self, class: OpClass, mflops: f64, mb: f64) -> f64 {
+        let eff = self
+            .efficiency
+            .get(class.name())
+            .or_else(|| self.efficiency.get("default"))
+            .copied()
+            .unwrap_or(1.0);
+        // GFLOP/s = MFLOP per ms; GB/s = MB per ms.
+        let compute = mflops / (self.peak_gflops * eff);
+        let memory = mb / self.memory_gbps;
+        self.overhead_ms + compute.max(memory)
+    }
+}
+
+/// A device's latency (and power) model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    pub format: String,
+    pub version: u32,
+    pub name: String,
+    pub role: Role,
+    pub provenance: Provenance,
+    /// Regressions by op class name (`conv`, `matmul`, ...).
+    #[serde(default)]
+    pub regressions: BTreeMap<String, Regression>,
+    pub fallback: Roofline,
+    /// Active power (W) by op class name, `default` for the rest; required for mobile profiles.
+    #[serde(default)]
+    pub power_w: BTreeMap<String, f64>,
+}
+
+/// Profiles that ship with the binary: (name, JSON).
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("jetson-tk1", include_str!("../../profiles/jetson-tk1.json")),
+    ("titan-x", include_str!("../../profiles/titan-x.json")),
+];
+
+impl DeviceProfile {
+    /// A built-in profile by name, or a profile file by path.
+    pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
+        if let Some((_, json)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+            return DeviceProfile::from_json(json, &format!("built-in profile `{name_or_path}`"));
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+            bail!(
+                "`{name_or_path}` is neither a built-in profile ({}) nor a file",
+                names.join(", ")
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read profile {}", path.display()))?;
+        DeviceProfile::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parse and check a profile; errors name the source and the field.
+    pub fn from_json(text: &str, source: &str) -> Result<DeviceProfile> {
+        let p: DeviceProfile =
+            serde_json::from_str(text).with_context(|| format!("{source}: not a valid profile"))?;
+        p.check()
+            .with_context(|| format!("{source}: invalid profile"))?;
+        Ok(p)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.format != FORMAT {
+            bail!("field `format` is `{}`, expected `{FORMAT}`", self.format);
+        }
+        if self.version != VERSION {
+            bail!(
+                "field `version` is {}, this nsplit reads version {VERSION}",
+                self.version
+            );
+        }
+        let classes: Vec<&str> = ALL_CLASSES.iter().map(|c| c.name()).collect();
+        for (class, r) in &self.regressions {
+            if !classes.contains(&class.as_str()) {
+                bail!(
+                    "field `regressions.{class}`: unknown op class (known: {})",
+                    classes.join(", ")
+                );
+            }
+            if r.coefficients.len() != r.variables.len() + 1 {
+                bail!(
+                    "field `regressions.{class}.coefficients`: {} values for {} variables (expected intercept + one per variable)",
+                    r.coefficients.len(),
+                    r.variables.len()
+                );
+            }
+            if r.coefficients.iter().any(|c| !c.is_finite()) {
+                bail!("field `regressions.{class}.coefficients`: not all finite");
+            }
+        }
+        let f = &self.fallback;
+        for (field, v) in [
+            ("peak_gflops", f.peak_gflops),
+            ("memory_gbps", f.memory_gbps),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("field `fallback.{field}` must be a positive number, got {v}");
+            }
+        }
+        if !(f.overhead_ms.is_finite() && f.overhead_ms >= 0.0) {
+            bail!(
+                "field `fallback.overhead_ms` must be >= 0, got {}",
+                f.overhead_ms
+            );
+        }
+        for (class, e) in &f.efficiency {
+            if !(*e > 0.0 && *e <= 1.0) {
+                bail!("field `fallback.efficiency.{class}` must be in (0, 1], got {e}");
+            }
+        }
+        if self.role == Role::Mobile && !self.power_w.contains_key("default") {
+            bail!(
+                "field `power_w.default` is required for a mobile profile (energy = power x time)"
+            );
+        }
+        for (class, w) in &self.power_w {
+            if !(w.is_finite() && *w >= 0.0) {
+                bail!("field `power_w.{class}` must be a non-negative number of watts, got {w}");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("profiles are plain data") + "\n"
+    }
+
+    /// Predicted latency (ms) of a node of `class` with the given work; `None` when its FLOPs or
+    /// bytes are unknown.
+    pub fn latency_ms(
+        &self,
+        class: OpClass,
+        flops: Option<u64>,
+        bytes_read: Option<u64>,
+        bytes_written: Option<u64>,
+    ) -> Option<f64> {
+        let (mflops, read, written) = (
+            flops? as f64 / 1e6,
+            bytes_read? as f64 / 1e6,
+            bytes_written? as f64 / 1e6,
+        );
+        Some(match self.regressions.get(class.name()) {
+            Some(r) => {
+                let x: Vec<f64> = r
+                    .variables
+                    .iter()
+                    .map(|v| match v {
+                        Variable::Mflops => mflops,
+                        Variable::MbRead => read,
+                        Variable::MbWritten => written,
+                    })
+                    .collect();
+                r.predict(&x)
+            }
+            None => self.fallback.predict(class, mflops, read + written),
+        })
+    }
+
+    /// Active power (W) while running a node of `class`, for mobile profiles.
+    pub fn power_w(&self, class: OpClass) -> Option<f64> {
+        self.power_w
+            .get(class.name())
+            .or_else(|| self.power_w.get("default"))
+            .copied()
+    }
+}
+
+/// Every op class, for validation and the profiler.
+pub const ALL_CLASSES: [OpClass; 11] = [
+    OpClass::Conv,
+    OpClass::Matmul,
+    OpClass::Pool,
+    OpClass::Elementwise,
+    OpClass::Activation,
+    OpClass::Norm,
+    OpClass::Softmax,
+    OpClass::Recurrent,
+    OpClass::DataMovement,
+    OpClass::ControlFlow,
+    OpClass::Other,
+];

@@ -1,0 +1,143 @@
+//! Device profiles: the format round-trips, bad profiles fail naming the field, predictions grow
+//! with work, and annotate reports them.
+
+mod common;
+use common::*;
+use nsplit::cost::profile::{DeviceProfile, BUILT_IN};
+use nsplit::cost::{OpClass, ALL_CLASSES};
+
+#[test]
+fn built_in_profiles_are_valid_and_round_trip() {
+    for (name, _) in BUILT_IN {
+        let p = DeviceProfile::resolve(name).unwrap();
+        assert_eq!(&p.name, name);
+        assert!(!p.provenance.source.is_empty());
+        let again = DeviceProfile::from_json(&p.to_json(), "round trip").unwrap();
+        assert_eq!(p, again);
+    }
+    assert_eq!(
+        DeviceProfile::resolve("jetson-tk1")
+            .unwrap()
+            .provenance
+            .kind,
+        nsplit::cost::profile::ProvenanceKind::Estimated
+    );
+}
+
+fn broken(edit: impl Fn(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&DeviceProfile::resolve("jetson-tk1").unwrap().to_json()).unwrap();
+    edit(&mut v);
+    format!(
+        "{:#}",
+        DeviceProfile::from_json(&v.to_string(), "my.json").unwrap_err()
+    )
+}
+
+#[test]
+fn bad_profiles_name_the_field() {
+    let e = broken(|v| v["fallback"]["peak_gflops"] = serde_json::json!(-1.0));
+    assert!(
+        e.contains("my.json") && e.contains("fallback.peak_gflops"),
+        "{e}"
+    );
+    let e = broken(|v| v["version"] = serde_json::json!(99));
+    assert!(e.contains("`version`"), "{e}");
+    let e = broken(|v| {
+        v["power_w"]
+            .as_object_mut()
+            .unwrap()
+            .remove("default")
+            .map(|_| ())
+            .unwrap()
+    });
+    assert!(e.contains("power_w.default"), "{e}");
+    let e = broken(
+        |v| v["regressions"]["convolution"] = serde_json::json!({"form": "linear", "variables": ["mflops"], "coefficients": [0.1, 0.2], "r2": 1.0, "holdout_error": 0.0, "samples": 9}),
+    );
+    assert!(e.contains("regressions.convolution"), "{e}");
+    let e = broken(
+        |v| v["regressions"]["conv"] = serde_json::json!({"form": "linear", "variables": ["mflops"], "coefficients": [0.1], "r2": 1.0, "holdout_error": 0.0, "samples": 9}),
+    );
+    assert!(e.contains("regressions.conv.coefficients"), "{e}");
+    let e = broken(|v| v["surprise"] = serde_json::json!(1));
+    assert!(e.contains("surprise"), "{e}");
+    let e = format!(
+        "{:#}",
+        DeviceProfile::resolve("no-such-profile").unwrap_err()
+    );
+    assert!(e.contains("jetson-tk1") && e.contains("titan-x"), "{e}");
+}
+
+#[test]
+fn predictions_grow_with_flops_within_a_class() {
+    for (name, _) in BUILT_IN {
+        let p = DeviceProfile::resolve(name).unwrap();
+        for class in ALL_CLASSES {
+            let mut last = 0.0;
+            for mflops in [0u64, 1, 10, 100, 1_000, 10_000] {
+                let ms = p
+                    .latency_ms(
+                        class,
+                        Some(mflops * 1_000_000),
+                        Some(1_000_000),
+                        Some(100_000),
+                    )
+                    .unwrap();
+                assert!(
+                    ms >= last,
+                    "{name} {class:?}: {ms} ms at {mflops} MFLOPs < {last}"
+                );
+                last = ms;
+            }
+        }
+        assert!(
+            p.latency_ms(OpClass::Conv, None, Some(1), Some(1))
+                .is_none(),
+            "unknown work, no prediction"
+        );
+    }
+}
+
+#[test]
+fn annotate_reports_latency_and_energy() {
+    let out = nsplit(&[
+        "annotate",
+        "--format",
+        "json",
+        "fixtures/lenet.onnx",
+        "--mobile",
+        "jetson-tk1",
+        "--cloud",
+        "titan-x",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conv1 = &v["nodes"][0];
+    let (m, c, e) = (
+        conv1["mobile_ms"].as_f64().unwrap(),
+        conv1["cloud_ms"].as_f64().unwrap(),
+        conv1["mobile_mj"].as_f64().unwrap(),
+    );
+    assert!(
+        m > c && c > 0.0,
+        "a phone-class GPU is slower than a server GPU"
+    );
+    assert!(
+        (e - m * 10.0).abs() < 1e-12,
+        "conv energy = time x 10 W on the TK1 profile"
+    );
+    assert_eq!(v["profiles"]["mobile"], "jetson-tk1");
+    assert_eq!(v["profiles"]["mobile_provenance"], "estimated");
+    let sum: f64 = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["mobile_ms"].as_f64().unwrap())
+        .sum();
+    assert!((v["totals"]["mobile_ms"].as_f64().unwrap() - sum).abs() < 1e-9);
+
+    let out = nsplit(&["annotate", "fixtures/lenet.onnx", "--mobile", "nope.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"));
+}
