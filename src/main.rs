@@ -1,13 +1,17 @@
 //! The `nsplit` command line: argument parsing only; the work is in the library.
 
+use anyhow::Context;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use nsplit::annotate::{Annotations, Profiles};
-use nsplit::emit::ExternalData;
+use nsplit::cost::profile::Role;
+use nsplit::cost::profiler::ProfileOptions;
+use nsplit::emit::{ExternalData, Staging};
 use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
 use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
 use nsplit::Analysis;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -104,6 +108,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
         external_data: ExternalData,
     },
+    /// Measure this machine and write a device profile (the deployment phase).
+    ///
+    /// Times each op class (conv, matmul, pooling, normalisation, activations, elementwise,
+    /// softmax, data movement, LSTM) with tract over a grid of configurations, fits a linear and
+    /// a logarithmic regression of latency on FLOPs and bytes per class, keeps the one with the
+    /// lower error on held-out samples, and writes the profile (docs/profiles.md), labelled
+    /// "measured" with this machine's description. Power is not measured: a mobile profile
+    /// records the --power-w assumption.
+    #[command(after_long_help = PROFILE_EXAMPLES)]
+    Profile {
+        /// Where to write the profile JSON.
+        #[arg(long, value_name = "PROFILE.json")]
+        out: PathBuf,
+        /// Whether this machine plays the phone or the server.
+        #[arg(long, value_enum, default_value_t = Role::Mobile)]
+        role: Role,
+        /// A small grid and few repetitions (under a minute), for tests and a first look.
+        #[arg(long)]
+        quick: bool,
+        /// Active power (W) assumed for every op class of a mobile profile.
+        #[arg(long, default_value_t = 5.0)]
+        power_w: f64,
+    },
     /// Check that HEAD then TAIL computes what ORIGINAL computes, with tract.
     ///
     /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
@@ -131,6 +158,12 @@ enum Command {
         atol: f64,
     },
 }
+
+const PROFILE_EXAMPLES: &str = "\
+Examples:
+  nsplit profile --out phone.json --role mobile     # run on the phone (aarch64 build)
+  nsplit profile --out server.json --role cloud
+  nsplit annotate model.onnx --mobile phone.json --cloud server.json";
 
 const SPLIT_EXAMPLES: &str = "\
 Examples:
@@ -191,6 +224,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 external_data,
             )?;
             print!("{}", report.to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile {
+            out,
+            role,
+            quick,
+            power_w,
+        } => {
+            let opts = ProfileOptions {
+                role,
+                quick,
+                power_w,
+            };
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                    .expect("valid template"),
+            );
+            let profile = nsplit::cost::profiler::profile(&opts, |total, label| {
+                bar.set_length(total as u64);
+                bar.inc(1);
+                bar.set_message(label.to_string());
+            })?;
+            bar.finish_and_clear();
+            let mut staging = Staging::new(
+                out.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            )?;
+            let name = out
+                .file_name()
+                .context("--out needs a file name")?
+                .to_string_lossy()
+                .into_owned();
+            staging.write_text(&name, &profile.to_json())?;
+            staging.commit()?;
+            eprintln!(
+                "wrote {} ({} regressions)",
+                out.display(),
+                profile.regressions.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

@@ -141,3 +141,55 @@ fn annotate_reports_latency_and_energy() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"));
 }
+
+#[test]
+fn quick_profile_runs_and_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("here.json");
+    let run = nsplit(&[
+        "profile",
+        "--quick",
+        "--role",
+        "cloud",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = DeviceProfile::resolve(out.to_str().unwrap()).unwrap();
+    assert_eq!(
+        p.provenance.kind,
+        nsplit::cost::profile::ProvenanceKind::Measured
+    );
+    assert_eq!(p.role, nsplit::cost::profile::Role::Cloud);
+    for class in ["conv", "matmul", "pool", "activation", "norm", "recurrent"] {
+        let r = p
+            .regressions
+            .get(class)
+            .unwrap_or_else(|| panic!("no {class} regression"));
+        assert!(r.samples >= 4 && r.r2 > 0.5, "{class}: {r:?}");
+    }
+    // The measured profile predicts: bigger convs take longer.
+    let small = p
+        .latency_ms(OpClass::Conv, Some(1_000_000), Some(100_000), Some(100_000))
+        .unwrap();
+    let big = p
+        .latency_ms(
+            OpClass::Conv,
+            Some(1_000_000_000),
+            Some(100_000),
+            Some(100_000),
+        )
+        .unwrap();
+    assert!(big > small);
+    let out = nsplit(&[
+        "annotate",
+        "fixtures/lenet.onnx",
+        "--cloud",
+        out.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+}

@@ -138,6 +138,7 @@ pub struct DeviceProfile {
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("jetson-tk1", include_str!("../../profiles/jetson-tk1.json")),
     ("titan-x", include_str!("../../profiles/titan-x.json")),
+    ("x86-2core", include_str!("../../profiles/x86-2core.json")),
 ];
 
 impl DeviceProfile {

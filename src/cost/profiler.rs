@@ -1,0 +1,524 @@
+//! The deployment phase (`nsplit profile`): time each op class on this machine with tract over a
+//! grid of configurations, fit one regression per class, and write a measured [`DeviceProfile`].
+//!
+//! Each sample is a one-node ONNX model built here, analysed by nsplit's own pipeline (so the
+//! features the regression reads are exactly those predictions will read) and run by tract:
+//! warm-up runs, then the median of timed runs. Plain Rust and tract only, so the command
+//! cross-compiles to a phone (aarch64) as it is.
+
+use super::fit::{fit_best, Sample};
+use super::profile::{
+    DeviceProfile, Provenance, ProvenanceKind, Role, Roofline, Variable, FORMAT, VERSION,
+};
+use super::OpClass;
+use crate::shapes::InputShapes;
+use crate::Analysis;
+use anyhow::{Context, Result};
+use onnx_protobuf::{
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tract_onnx::prelude::*;
+
+/// How much to measure.
+#[derive(Copy, Clone, Debug)]
+pub struct ProfileOptions {
+    pub role: Role,
+    /// A small grid and few repetitions: under a minute, for tests.
+    pub quick: bool,
+    /// Assumed active power (W) recorded for a mobile profile (power is not measured).
+    pub power_w: f64,
+}
+
+/// One configuration to time: its class, a name, and the model.
+struct Config {
+    class: OpClass,
+    label: String,
+    model: ModelProto,
+}
+
+/// Measure, fit and return the profile. `progress` is told the number of configurations and
+/// each one done.
+pub fn profile(
+    opts: &ProfileOptions,
+    mut progress: impl FnMut(usize, &str),
+) -> Result<DeviceProfile> {
+    let configs = grid(opts.quick);
+    let total = configs.len();
+    let (warmup, runs) = if opts.quick { (1, 3) } else { (3, 11) };
+    let mut samples: BTreeMap<OpClass, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    let dir = tempfile::tempdir()?;
+    for (i, c) in configs.into_iter().enumerate() {
+        progress(total, &c.label);
+        let path = dir.path().join(format!("{i}.onnx"));
+        std::fs::write(&path, c.model.write_to_bytes()?)?;
+        let a = Analysis::run(&path, &InputShapes::default())
+            .with_context(|| format!("analysing {}", c.label))?;
+        let (mut flops, mut read, mut written) = (0u64, 0u64, 0u64);
+        for (n, _) in a.graph.ops() {
+            let f = a.features.get(n);
+            flops += f.flops.unwrap_or(0);
+            read += f.bytes_read.unwrap_or(0);
+            written += f.bytes_written.unwrap_or(0);
+        }
+        let ms = time_model(&path, warmup, runs).with_context(|| format!("timing {}", c.label))?;
+        samples.entry(c.class).or_default().push((
+            flops as f64 / 1e6,
+            read as f64 / 1e6,
+            written as f64 / 1e6,
+            ms,
+        ));
+    }
+    let mut regressions = BTreeMap::new();
+    for (class, s) in &samples {
+        let vars = variables(*class);
+        let pts: Vec<Sample> = s
+            .iter()
+            .map(|&(f, r, w, ms)| Sample {
+                x: vars
+                    .iter()
+                    .map(|v| match v {
+                        Variable::Mflops => f,
+                        Variable::MbRead => r,
+                        Variable::MbWritten => w,
+                    })
+                    .collect(),
+                y: ms,
+            })
+            .collect();
+        if let Some(r) = fit_best(&vars, &pts) {
+            regressions.insert(class.name().to_string(), r);
+        }
+    }
+    let fallback = roofline(&samples);
+    let machine = machine_description();
+    let mut power_w = BTreeMap::new();
+    if opts.role == Role::Mobile {
+        power_w.insert("default".to_string(), opts.power_w);
+    }
+    Ok(DeviceProfile {
+        format: FORMAT.into(),
+        version: VERSION,
+        name: format!("measured-{}", std::env::consts::ARCH),
+        role: opts.role,
+        provenance: Provenance {
+            kind: ProvenanceKind::Measured,
+            source: format!(
+                "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs); {}",
+                env!("CARGO_PKG_VERSION"),
+                if opts.quick { " --quick" } else { "" },
+                samples.values().map(Vec::len).sum::<usize>(),
+                warmup,
+                runs,
+                if opts.role == Role::Mobile {
+                    format!("power not measured: {} W assumed for every class", opts.power_w)
+                } else {
+                    "no power model (cloud)".into()
+                }
+            ),
+            date: today(),
+        },
+        regressions,
+        fallback,
+        power_w,
+    })
+}
+
+/// The variables each class's regression reads. Elementwise-like classes read as many bytes as
+/// they write, so one of the two is enough (both would be collinear).
+fn variables(class: OpClass) -> Vec<Variable> {
+    match class {
+        OpClass::Conv | OpClass::Matmul => vec![Variable::Mflops, Variable::MbRead],
+        OpClass::Recurrent => vec![Variable::Mflops],
+        OpClass::Pool => vec![Variable::MbRead, Variable::MbWritten],
+        _ => vec![Variable::MbRead],
+    }
+}
+
+/// The fallback for classes without a regression, from the best throughputs seen.
+fn roofline(samples: &BTreeMap<OpClass, Vec<(f64, f64, f64, f64)>>) -> Roofline {
+    let best = |classes: &[OpClass], rate: &dyn Fn(&(f64, f64, f64, f64)) -> f64| {
+        classes
+            .iter()
+            .flat_map(|c| samples.get(c).into_iter().flatten())
+            .map(rate)
+            .fold(0.0, f64::max)
+    };
+    let peak_gflops = best(&[OpClass::Conv, OpClass::Matmul], &|s| s.0 / s.3.max(1e-6)).max(1.0);
+    let memory_gbps = best(
+        &[
+            OpClass::Elementwise,
+            OpClass::Activation,
+            OpClass::DataMovement,
+        ],
+        &|s| (s.1 + s.2) / s.3.max(1e-6),
+    )
+    .max(0.1);
+    let overhead_ms = samples
+        .values()
+        .flatten()
+        .map(|s| s.3)
+        .fold(f64::INFINITY, f64::min);
+    Roofline {
+        peak_gflops,
+        memory_gbps,
+        overhead_ms: if overhead_ms.is_finite() {
+            overhead_ms
+        } else {
+            0.0
+        },
+        efficiency: BTreeMap::from([("default".to_string(), 0.5)]),
+    }
+}
+
+/// Median wall time (ms) of running the model with tract, after warm-up.
+fn time_model(path: &std::path::Path, warmup: usize, runs: usize) -> Result<f64> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)?
+        .into_optimized()?
+        .into_runnable()?;
+    let inputs: TVec<TValue> = model
+        .model()
+        .input_outlets()?
+        .iter()
+        .map(|o| {
+            let fact = model.model().outlet_fact(*o)?;
+            let shape: Vec<usize> = fact.shape.as_concrete().context("symbolic input")?.to_vec();
+            Ok(Tensor::zero::<f32>(&shape)?.into_tvalue())
+        })
+        .collect::<Result<_>>()?;
+    for _ in 0..warmup {
+        model.run(inputs.clone())?;
+    }
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            model
+                .run(inputs.clone())
+                .map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<TractResult<_>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!(
+        "{cpu}, {cores} cores, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+fn today() -> String {
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm), to avoid a date crate.
+    let days = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        / 86400) as i64;
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+// ---- the grid of one-node models -------------------------------------------------------------
+
+fn grid(quick: bool) -> Vec<Config> {
+    let mut out = vec![];
+    let pick = |full: &[i64], q: &[i64]| if quick { q.to_vec() } else { full.to_vec() };
+    for &cin in &pick(&[8, 32, 64, 128], &[16, 64]) {
+        for &cout in &pick(&[16, 64, 128], &[32]) {
+            for &hw in &pick(&[14, 28, 56], &[14, 28]) {
+                for &k in &pick(&[1, 3, 5], &[1, 3]) {
+                    out.push(conv(cin, cout, hw, k));
+                }
+            }
+        }
+    }
+    for &k in &pick(&[256, 512, 1024, 2048, 4096], &[256, 1024, 4096]) {
+        for &n in &pick(&[64, 256, 1024, 4096], &[256, 1024]) {
+            out.push(gemm(k, n));
+        }
+    }
+    for &c in &pick(&[16, 64, 128], &[16, 64]) {
+        for &hw in &pick(&[14, 28, 56, 112], &[14, 28, 56, 112]) {
+            out.push(unary(
+                "MaxPool",
+                OpClass::Pool,
+                &[1, c, hw, hw],
+                vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+            ));
+            out.push(unary(
+                "BatchNormalization",
+                OpClass::Norm,
+                &[1, c, hw, hw],
+                vec![],
+            ));
+        }
+    }
+    for &n in &pick(
+        &[1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22],
+        &[1 << 12, 1 << 14, 1 << 16, 1 << 20],
+    ) {
+        out.push(unary("Relu", OpClass::Activation, &[1, n], vec![]));
+        out.push(unary("Sigmoid", OpClass::Activation, &[1, n], vec![]));
+        out.push(binary("Add", &[1, n]));
+        out.push(unary("Softmax", OpClass::Softmax, &[1, n], vec![]));
+        out.push(unary(
+            "Transpose",
+            OpClass::DataMovement,
+            &[n / 64, 64],
+            vec![ints("perm", &[1, 0])],
+        ));
+    }
+    for &h in &pick(&[32, 64, 96, 128, 192, 256], &[32, 64, 96, 128]) {
+        out.push(lstm(h));
+    }
+    out
+}
+
+fn attr(name: &str, kind: AttributeType) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: kind.into(),
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        ints: v.to_vec(),
+        ..attr(name, AttributeType::INTS)
+    }
+}
+
+fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        i: v,
+        ..attr(name, AttributeType::INT)
+    }
+}
+
+fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    use tensor_shape_proto::{dimension::Value, Dimension};
+    let shape = TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|&d| Dimension {
+                value: Some(Value::DimValue(d)),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let tt = type_proto::Tensor {
+        elem_type: 1,
+        shape: Some(shape).into(),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: name.into(),
+        type_: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tt)),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    }
+}
+
+/// A float weight filled with a small non-zero value (zeros could take fast paths).
+fn weight(name: &str, dims: &[i64]) -> TensorProto {
+    let n: i64 = dims.iter().product();
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        raw_data: (0..n)
+            .flat_map(|i| (0.001 * ((i % 7) as f32 - 3.0)).to_le_bytes())
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn model(
+    node: NodeProto,
+    input: ValueInfoProto,
+    output: &str,
+    initializer: Vec<TensorProto>,
+) -> ModelProto {
+    let graph = GraphProto {
+        name: "profile".into(),
+        node: vec![node],
+        input: vec![input],
+        output: vec![ValueInfoProto {
+            name: output.into(),
+            ..Default::default()
+        }],
+        initializer,
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+            ..Default::default()
+        }],
+        graph: Some(graph).into(),
+        ..Default::default()
+    }
+}
+
+fn op(
+    op_type: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        op_type: op_type.into(),
+        name: op_type.to_lowercase(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn conv(cin: i64, cout: i64, hw: i64, k: i64) -> Config {
+    let node = op(
+        "Conv",
+        &["x", "w", "b"],
+        &["y"],
+        vec![ints("pads", &[k / 2; 4])],
+    );
+    Config {
+        class: OpClass::Conv,
+        label: format!("conv {cin}->{cout} {hw}x{hw} k{k}"),
+        model: model(
+            node,
+            value_info("x", &[1, cin, hw, hw]),
+            "y",
+            vec![weight("w", &[cout, cin, k, k]), weight("b", &[cout])],
+        ),
+    }
+}
+
+fn gemm(k: i64, n: i64) -> Config {
+    let node = op("Gemm", &["x", "w", "b"], &["y"], vec![int("transB", 1)]);
+    Config {
+        class: OpClass::Matmul,
+        label: format!("gemm 1x{k} -> {n}"),
+        model: model(
+            node,
+            value_info("x", &[1, k]),
+            "y",
+            vec![weight("w", &[n, k]), weight("b", &[n])],
+        ),
+    }
+}
+
+fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>) -> Config {
+    let (inputs, inits): (Vec<&str>, Vec<TensorProto>) = if op_type == "BatchNormalization" {
+        let c = dims[1];
+        (
+            vec!["x", "s", "b", "m", "v"],
+            ["s", "b", "m", "v"]
+                .iter()
+                .map(|n| weight(n, &[c]))
+                .collect(),
+        )
+    } else {
+        (vec!["x"], vec![])
+    };
+    let mut inits = inits;
+    if op_type == "BatchNormalization" {
+        // Variance must be positive.
+        let c = dims[1];
+        inits[3].raw_data = (0..c).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+    }
+    Config {
+        class,
+        label: format!(
+            "{} {}",
+            op_type.to_lowercase(),
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        ),
+        model: model(
+            op(op_type, &inputs, &["y"], attrs),
+            value_info("x", dims),
+            "y",
+            inits,
+        ),
+    }
+}
+
+fn binary(op_type: &str, dims: &[i64]) -> Config {
+    Config {
+        class: OpClass::Elementwise,
+        label: format!(
+            "{} {}",
+            op_type.to_lowercase(),
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        ),
+        model: model(
+            op(op_type, &["x", "c"], &["y"], vec![]),
+            value_info("x", dims),
+            "y",
+            vec![weight("c", dims)],
+        ),
+    }
+}
+
+fn lstm(hidden: i64) -> Config {
+    let (seq, input) = (16, hidden);
+    let node = op(
+        "LSTM",
+        &["x", "w", "r", "b"],
+        &["y"],
+        vec![int("hidden_size", hidden)],
+    );
+    Config {
+        class: OpClass::Recurrent,
+        label: format!("lstm seq {seq} hidden {hidden}"),
+        model: model(
+            node,
+            value_info("x", &[seq, 1, input]),
+            "y",
+            vec![
+                weight("w", &[1, 4 * hidden, input]),
+                weight("r", &[1, 4 * hidden, hidden]),
+                weight("b", &[1, 8 * hidden]),
+            ],
+        ),
+    }
+}
