@@ -94,6 +94,9 @@ pub struct NodeRow {
     pub cloud_ms: Option<f64>,
     /// Predicted mobile energy (mJ): mobile latency x the profile's active power for the class.
     pub mobile_mj: Option<f64>,
+    /// Measured on this machine with tract (`--measure`), ms; absent when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_ms: Option<f64>,
     pub note: Option<String>,
 }
 
@@ -108,6 +111,9 @@ pub struct Totals {
     pub mobile_ms: f64,
     pub cloud_ms: f64,
     pub mobile_mj: f64,
+    /// Whole-model time measured on this machine (`--measure`), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_ms: Option<f64>,
     /// Each weight tensor once, however many nodes read it.
     pub weight_bytes: u64,
     pub tensors: usize,
@@ -154,6 +160,7 @@ impl Annotations {
                     mobile_mj: mobile_ms
                         .zip(profiles.mobile.power_w(f.class))
                         .map(|(ms, w)| ms * w),
+                    measured_ms: None,
                     note: f.note.clone(),
                 }
             })
@@ -175,6 +182,7 @@ impl Annotations {
             mobile_ms: nodes.iter().filter_map(|n| n.mobile_ms).sum(),
             cloud_ms: nodes.iter().filter_map(|n| n.cloud_ms).sum(),
             mobile_mj: nodes.iter().filter_map(|n| n.mobile_mj).sum(),
+            measured_ms: None,
             weight_bytes: (0..a.graph.tensors.len())
                 .filter(|&k| weights[k])
                 .filter_map(|k| a.shapes.get(TensorId(k)).bytes())
@@ -212,6 +220,15 @@ impl Annotations {
             unknown_tensors: a.shapes.unknown().map(summary).collect(),
             tract_problem: a.shapes.tract_problem.clone(),
         }
+    }
+
+    /// Add the times measured on this machine.
+    pub fn with_measurements(mut self, a: &Analysis, m: &crate::measure::Measured) -> Annotations {
+        for (row, (n, _)) in self.nodes.iter_mut().zip(a.graph.ops()) {
+            row.measured_ms = Some(m.per_node_ms.get(&n).copied().unwrap_or(0.0));
+        }
+        self.totals.measured_ms = Some(m.total_ms);
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -324,6 +341,9 @@ impl Annotations {
             t.tensors_shaped,
             t.tensors
         );
+        if let Some(measured) = t.measured_ms {
+            let _ = writeln!(out, "measured here with tract: {measured:.3} ms per run (per node: --format json, field measured_ms)");
+        }
         let _ = writeln!(
             out,
             "predicted: {:.3} ms and {:.3} mJ on {} ({}), {:.3} ms on {} ({})",

@@ -28,6 +28,7 @@ pub mod emit;
 pub mod graph;
 pub mod guard;
 pub mod load;
+pub mod measure;
 pub mod shapes;
 pub mod split;
 pub mod tensor;

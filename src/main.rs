@@ -76,6 +76,10 @@ enum Command {
         /// Server profile: a built-in name (titan-x) or a profile JSON file.
         #[arg(long, default_value = "titan-x", value_name = "NAME|FILE")]
         cloud: String,
+        /// Also run the model here with tract and report measured time per node (the median
+        /// of 5 runs after a warm-up) beside the predictions, and the whole-model time.
+        #[arg(long)]
+        measure: bool,
     },
     /// Cut the model by hand after the named tensors and write head.onnx and tail.onnx.
     ///
@@ -197,10 +201,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             mobile,
             cloud,
+            measure,
         } => {
             let profiles = Profiles::resolve(&mobile, &cloud)?;
             let analysis = Analysis::run(&model, &InputShapes::parse(&input_shape)?)?;
-            let report = Annotations::of(&analysis, &profiles);
+            let mut report = Annotations::of(&analysis, &profiles);
+            if measure {
+                let measured = nsplit::measure::measure(&analysis, 5)
+                    .with_context(|| format!("cannot measure {} with tract", model.display()))?;
+                report = report.with_measurements(&analysis, &measured);
+            }
             let text = match format {
                 Format::Table => report.to_table(),
                 Format::Json => report.to_json(),

@@ -1,7 +1,9 @@
 //! Fitting latency regressions (the paper's deployment phase): least squares in a linear and a
 //! logarithmic form, the form kept being the one with the lower error on held-out samples.
 //!
-//! Slopes are kept non-negative (a variable whose fitted slope is negative is dropped and the
+//! Errors are weighted by 1/latency (relative least squares): latencies span four orders of
+//! magnitude, and a plain fit would sacrifice every small op to the few large ones. Slopes are
+//! kept non-negative (a variable whose fitted slope is negative is dropped and the
 //! rest refitted), so a prediction never falls as work grows.
 
 use super::profile::{Form, Regression, Variable};
@@ -45,15 +47,18 @@ pub fn fit(form: Form, variables: &[Variable], samples: &[Sample]) -> Option<Reg
     let mut active: Vec<usize> = (0..variables.len()).collect();
     loop {
         // Design matrix: intercept, then the active variables.
+        // Each row is scaled by 1/latency: a relative least-squares fit.
+        let weight = |s: &Sample| 1.0 / s.y.max(1e-6);
         let rows: Vec<Vec<f64>> = samples
             .iter()
             .map(|s| {
                 std::iter::once(1.0)
                     .chain(active.iter().map(|&j| transform(s.x[j])))
+                    .map(|v| v * weight(s))
                     .collect()
             })
             .collect();
-        let y: Vec<f64> = samples.iter().map(|s| s.y).collect();
+        let y: Vec<f64> = samples.iter().map(|s| s.y * weight(s)).collect();
         let beta = least_squares(&rows, &y)?;
         if let Some(neg) = (1..beta.len())
             .filter(|&k| beta[k] < 0.0)
@@ -112,12 +117,15 @@ fn least_squares(a: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
     Some((0..k).map(|i| m[i][k] / m[i][i]).collect())
 }
 
+/// Coefficient of determination of log latency: latencies span orders of magnitude and the fit
+/// is relative, so the fit is judged on ratios, not on the few largest samples.
 fn r_squared(r: &Regression, samples: &[Sample]) -> f64 {
-    let mean = samples.iter().map(|s| s.y).sum::<f64>() / samples.len() as f64;
-    let ss_tot: f64 = samples.iter().map(|s| (s.y - mean).powi(2)).sum();
+    let ln = |v: f64| v.max(1e-9).ln();
+    let mean = samples.iter().map(|s| ln(s.y)).sum::<f64>() / samples.len() as f64;
+    let ss_tot: f64 = samples.iter().map(|s| (ln(s.y) - mean).powi(2)).sum();
     let ss_res: f64 = samples
         .iter()
-        .map(|s| (s.y - r.predict(&s.x)).powi(2))
+        .map(|s| (ln(s.y) - ln(r.predict(&s.x))).powi(2))
         .sum();
     if ss_tot == 0.0 {
         1.0

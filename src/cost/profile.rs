@@ -69,7 +69,7 @@ pub struct Regression {
     pub variables: Vec<Variable>,
     /// Intercept first, then one coefficient per variable.
     pub coefficients: Vec<f64>,
-    /// Coefficient of determination on the fitting samples.
+    /// Coefficient of determination of log latency on the fitting samples.
     pub r2: f64,
     /// Relative error on held-out samples (median), which chose the form.
     pub holdout_error: f64,

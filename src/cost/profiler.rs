@@ -23,6 +23,15 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tract_onnx::prelude::*;
 
+/// One measured configuration: its work and its median latency.
+#[derive(Copy, Clone, Debug)]
+struct Timing {
+    mflops: f64,
+    mb_read: f64,
+    mb_written: f64,
+    ms: f64,
+}
+
 /// How much to measure.
 #[derive(Copy, Clone, Debug)]
 pub struct ProfileOptions {
@@ -49,7 +58,7 @@ pub fn profile(
     let configs = grid(opts.quick);
     let total = configs.len();
     let (warmup, runs) = if opts.quick { (1, 3) } else { (3, 11) };
-    let mut samples: BTreeMap<OpClass, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    let mut samples: BTreeMap<OpClass, Vec<Timing>> = BTreeMap::new();
     let dir = tempfile::tempdir()?;
     for (i, c) in configs.into_iter().enumerate() {
         progress(total, &c.label);
@@ -65,28 +74,28 @@ pub fn profile(
             written += f.bytes_written.unwrap_or(0);
         }
         let ms = time_model(&path, warmup, runs).with_context(|| format!("timing {}", c.label))?;
-        samples.entry(c.class).or_default().push((
-            flops as f64 / 1e6,
-            read as f64 / 1e6,
-            written as f64 / 1e6,
+        samples.entry(c.class).or_default().push(Timing {
+            mflops: flops as f64 / 1e6,
+            mb_read: read as f64 / 1e6,
+            mb_written: written as f64 / 1e6,
             ms,
-        ));
+        });
     }
     let mut regressions = BTreeMap::new();
     for (class, s) in &samples {
         let vars = variables(*class);
         let pts: Vec<Sample> = s
             .iter()
-            .map(|&(f, r, w, ms)| Sample {
+            .map(|t| Sample {
                 x: vars
                     .iter()
                     .map(|v| match v {
-                        Variable::Mflops => f,
-                        Variable::MbRead => r,
-                        Variable::MbWritten => w,
+                        Variable::Mflops => t.mflops,
+                        Variable::MbRead => t.mb_read,
+                        Variable::MbWritten => t.mb_written,
                     })
                     .collect(),
-                y: ms,
+                y: t.ms,
             })
             .collect();
         if let Some(r) = fit_best(&vars, &pts) {
@@ -139,28 +148,31 @@ fn variables(class: OpClass) -> Vec<Variable> {
 }
 
 /// The fallback for classes without a regression, from the best throughputs seen.
-fn roofline(samples: &BTreeMap<OpClass, Vec<(f64, f64, f64, f64)>>) -> Roofline {
-    let best = |classes: &[OpClass], rate: &dyn Fn(&(f64, f64, f64, f64)) -> f64| {
+fn roofline(samples: &BTreeMap<OpClass, Vec<Timing>>) -> Roofline {
+    let best = |classes: &[OpClass], rate: &dyn Fn(&Timing) -> f64| {
         classes
             .iter()
             .flat_map(|c| samples.get(c).into_iter().flatten())
             .map(rate)
             .fold(0.0, f64::max)
     };
-    let peak_gflops = best(&[OpClass::Conv, OpClass::Matmul], &|s| s.0 / s.3.max(1e-6)).max(1.0);
+    let peak_gflops = best(&[OpClass::Conv, OpClass::Matmul], &|s| {
+        s.mflops / s.ms.max(1e-6)
+    })
+    .max(1.0);
     let memory_gbps = best(
         &[
             OpClass::Elementwise,
             OpClass::Activation,
             OpClass::DataMovement,
         ],
-        &|s| (s.1 + s.2) / s.3.max(1e-6),
+        &|s| (s.mb_read + s.mb_written) / s.ms.max(1e-6),
     )
     .max(0.1);
     let overhead_ms = samples
         .values()
         .flatten()
-        .map(|s| s.3)
+        .map(|s| s.ms)
         .fold(f64::INFINITY, f64::min);
     Roofline {
         peak_gflops,

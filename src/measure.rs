@@ -1,0 +1,122 @@
+//! Measured latency on this machine (`nsplit annotate --measure`): run the model with tract and
+//! time every node.
+//!
+//! tract optimises the model before running it; an optimised node keeps its ONNX node's name,
+//! or that name plus a `.suffix` for the pieces an op was lowered to, so each piece's time is
+//! added to the ONNX node it came from. Time of nodes that match none (sources, constants) is
+//! reported apart.
+
+use crate::verify::random_inputs;
+use crate::Analysis;
+use anyhow::Result;
+use petgraph::graph::NodeIndex;
+use std::collections::HashMap;
+use std::time::Instant;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{eval, SimpleState};
+
+/// Median timings over several runs, in milliseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    /// Whole-model wall time of a run.
+    pub total_ms: f64,
+    /// Per ONNX node: the summed time of the optimised nodes that came from it.
+    pub per_node_ms: HashMap<NodeIndex, f64>,
+    /// Time of optimised nodes traced to no ONNX node.
+    pub unattributed_ms: f64,
+    pub runs: usize,
+}
+
+/// Run the analysed model `runs` times (after one warm-up) with seeded random inputs.
+pub fn measure(a: &Analysis, runs: usize) -> Result<Measured> {
+    let inputs = random_inputs(a, 0)?;
+    let path = a.model.path.clone();
+    crate::guard::contain(|| -> Result<Measured> {
+        let mut model = tract_onnx::onnx().model_for_path(&path)?;
+        let names: Vec<String> = model
+            .input_outlets()?
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect();
+        let mut feed: TVec<TValue> = tvec![];
+        for (ix, name) in names.iter().enumerate() {
+            let v = &inputs[name];
+            model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
+            feed.push(v.clone().into_tvalue());
+        }
+        let plan = model.into_optimized()?.into_runnable()?;
+        let owner = owners(a, plan.model().nodes().iter().map(|n| n.name.as_str()));
+        let mut totals: Vec<f64> = vec![];
+        let mut per_run: Vec<Vec<f64>> = vec![];
+        for run in 0..=runs {
+            let mut times = vec![0f64; plan.model().nodes().len()];
+            let mut state = SimpleState::new(&plan)?;
+            let start = Instant::now();
+            state.run_plan_with_eval(feed.clone(), |ctx, st, node, input| {
+                let t = Instant::now();
+                let r = eval(ctx, st, node, input);
+                times[node.id] += t.elapsed().as_secs_f64() * 1e3;
+                r
+            })?;
+            if run > 0 {
+                totals.push(start.elapsed().as_secs_f64() * 1e3);
+                per_run.push(times);
+            }
+        }
+        let mut m = Measured {
+            total_ms: median(totals),
+            runs,
+            ..Default::default()
+        };
+        for id in 0..plan.model().nodes().len() {
+            let ms = median(per_run.iter().map(|t| t[id]).collect());
+            match owner[id] {
+                Some(n) => *m.per_node_ms.entry(n).or_default() += ms,
+                None => m.unattributed_ms += ms,
+            }
+        }
+        Ok(m)
+    })
+    .unwrap_or_else(|panic| Err(anyhow::anyhow!("tract panicked: {panic}")))
+}
+
+/// For each optimised node name, the ONNX node it came from: the longest ONNX node name equal to
+/// it or followed by `.` in it. tract names an unnamed ONNX node after its first output.
+fn owners<'a>(a: &Analysis, tract_names: impl Iterator<Item = &'a str>) -> Vec<Option<NodeIndex>> {
+    let by_name: HashMap<String, NodeIndex> = a
+        .graph
+        .ops()
+        .map(|(n, op)| {
+            let name = if op.name.is_empty() {
+                op.outputs
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|&t| a.graph.tensor(t).name.clone())
+                    .unwrap_or_default()
+            } else {
+                op.name.clone()
+            };
+            (name, n)
+        })
+        .collect();
+    tract_names
+        .map(|name| {
+            let mut key = name;
+            loop {
+                if let Some(&n) = by_name.get(key) {
+                    return Some(n);
+                }
+                key = &key[..key.rfind('.')?];
+            }
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
