@@ -14,20 +14,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("NSPLIT_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("corpus/onnx-backend"));
-    if dir.join("light").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("NSPLIT_REQUIRE_CORPUS").is_some() {
-        panic!("NSPLIT_REQUIRE_CORPUS is set but the corpus is missing at {}; run scripts/fetch-corpus.sh", dir.display());
-    }
-    eprintln!("\n*** SKIPPED: ONNX backend-test corpus not found at {} — run scripts/fetch-corpus.sh ***\n", dir.display());
-    None
-}
-
 #[test]
 fn light_model_zoo_nets_are_fully_shaped_and_counted() {
     let Some(dir) = corpus() else { return };

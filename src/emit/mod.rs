@@ -16,6 +16,7 @@
 mod side;
 mod write;
 
+pub use crate::tensor::value_info_of;
 pub use side::SideSpec;
 pub use write::{ExternalData, Staging, Written};
 
@@ -27,7 +28,7 @@ use crate::tensor::{DType, TensorInfo};
 use anyhow::{bail, Result};
 use onnx_protobuf::{
     type_proto, FunctionProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto,
-    TensorProto, TypeProto, ValueInfoProto,
+    TensorProto, ValueInfoProto,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -323,42 +324,6 @@ impl<'a> Emitter<'a> {
 
 fn dims_of(t: &TensorProto) -> Vec<u64> {
     t.dims.iter().map(|&d| d.max(0) as u64).collect()
-}
-
-/// A `ValueInfoProto` from what is known: element type, and the dims (symbolic ones by name,
-/// unknown ones left empty). No shape at all when the rank is unknown.
-pub fn value_info_of(name: &str, info: &TensorInfo) -> ValueInfoProto {
-    use crate::tensor::Dim;
-    use onnx_protobuf::tensor_shape_proto::{dimension::Value, Dimension};
-    use onnx_protobuf::TensorShapeProto;
-    let shape = info.dims.as_ref().map(|dims| TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|d| Dimension {
-                value: match d {
-                    Dim::Known(v) => Some(Value::DimValue(*v as i64)),
-                    Dim::Symbol(s) => Some(Value::DimParam(s.clone())),
-                    Dim::Unknown => None,
-                },
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    });
-    let tt = type_proto::Tensor {
-        elem_type: info.dtype.map_or(0, |d| d.0),
-        shape: shape.into(),
-        ..Default::default()
-    };
-    ValueInfoProto {
-        name: name.to_string(),
-        type_: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(tt)),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
 }
 
 /// The local functions the nodes call, directly, from subgraph bodies, or from other functions.

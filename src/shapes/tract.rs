@@ -7,11 +7,9 @@
 
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;
-use crate::tensor::{DType, Dim, TensorInfo};
+use crate::tensor::{value_info_of, DType, Dim, TensorInfo};
 use anyhow::{anyhow, Result};
-use onnx_protobuf::{
-    type_proto, GraphProto, Message, ModelProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use onnx_protobuf::{GraphProto, Message, ModelProto};
 use std::collections::HashMap;
 use tract_onnx::prelude::{DatumType, Framework, InferenceModelExt};
 use tract_onnx::tract_hir::infer::Factoid;
@@ -102,16 +100,16 @@ fn analysis_model(
     };
     for &t in &graph.inputs {
         let name = &graph.tensor(t).name;
-        let mut vi = src
-            .input
-            .iter()
-            .find(|v| &v.name == name)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(dims) = inputs.get(&t).and_then(TensorInfo::concrete_dims) {
-            set_dims(&mut vi, &dims);
-        }
-        g.input.push(vi);
+        g.input
+            .push(match inputs.get(&t).filter(|i| i.is_complete()) {
+                Some(info) => value_info_of(name, info),
+                None => src
+                    .input
+                    .iter()
+                    .find(|v| &v.name == name)
+                    .cloned()
+                    .unwrap_or_default(),
+            });
     }
     for init in &src.initializer {
         let info = TensorInfo::new(
@@ -119,7 +117,7 @@ fn analysis_model(
             init.dims.iter().map(|&d| d.max(0) as u64).collect(),
         );
         if DType(init.data_type).is_float() && info.bytes().unwrap_or(0) > LIFT_BYTES {
-            g.input.push(value_info(&init.name, &info));
+            g.input.push(value_info_of(&init.name, &info));
         } else {
             g.initializer.push(init.clone());
         }
@@ -128,45 +126,6 @@ fn analysis_model(
         ir_version: model.proto.ir_version,
         opset_import: model.proto.opset_import.clone(),
         graph: Some(g).into(),
-        ..Default::default()
-    }
-}
-
-fn set_dims(vi: &mut ValueInfoProto, dims: &[u64]) {
-    let tp = vi.type_.mut_or_insert_default();
-    if let Some(type_proto::Value::TensorType(tt)) = tp.value.as_mut() {
-        tt.shape = Some(shape_proto(dims)).into();
-    }
-}
-
-fn shape_proto(dims: &[u64]) -> TensorShapeProto {
-    use onnx_protobuf::tensor_shape_proto::{dimension::Value, Dimension};
-    TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|&d| Dimension {
-                value: Some(Value::DimValue(d as i64)),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-/// A `ValueInfoProto` for a tensor of known type and shape.
-pub fn value_info(name: &str, info: &TensorInfo) -> ValueInfoProto {
-    let tt = type_proto::Tensor {
-        elem_type: info.dtype.map_or(0, |d| d.0),
-        shape: Some(shape_proto(&info.concrete_dims().unwrap_or_default())).into(),
-        ..Default::default()
-    };
-    ValueInfoProto {
-        name: name.to_string(),
-        type_: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(tt)),
-            ..Default::default()
-        })
-        .into(),
         ..Default::default()
     }
 }
