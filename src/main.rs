@@ -6,12 +6,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nsplit::annotate::{Annotations, Profiles};
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::ProfileOptions;
-use nsplit::emit::{ExternalData, Staging};
+use nsplit::emit::ExternalData;
 use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
 use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
 use nsplit::Analysis;
-use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -257,18 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bar.set_message(label.to_string());
             })?;
             bar.finish_and_clear();
-            let mut staging = Staging::new(
-                out.parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new(".")),
-            )?;
-            let name = out
-                .file_name()
-                .context("--out needs a file name")?
-                .to_string_lossy()
-                .into_owned();
-            staging.write_text(&name, &profile.to_json())?;
-            staging.commit()?;
+            profile.write(&out)?;
             eprintln!(
                 "wrote {} ({} regressions)",
                 out.display(),

@@ -235,6 +235,20 @@ impl DeviceProfile {
         serde_json::to_string_pretty(self).expect("profiles are plain data") + "\n"
     }
 
+    /// Write the profile to `path`, all or nothing.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} needs a file name", path.display()))?;
+        let mut staging = crate::emit::Staging::new(dir)?;
+        staging.write_text(&name.to_string_lossy(), &self.to_json())?;
+        staging.commit()
+    }
+
     /// Predicted latency (ms) of a node of `class` with the given work; `None` when its FLOPs or
     /// bytes are unknown.
     pub fn latency_ms(
