@@ -76,7 +76,13 @@ fn main() {
         for (n, _) in a.graph.ops() {
             let f = a.features.get(n);
             let ms = p
-                .latency_ms(f.class, f.flops, f.bytes_read, f.bytes_written)
+                .op_latency_ms(
+                    &a.graph.op(n).op_type,
+                    f.class,
+                    f.flops,
+                    f.bytes_read,
+                    f.bytes_written,
+                )
                 .unwrap_or(0.0);
             predicted += ms;
             node_ms.insert(n, ms);
@@ -172,6 +178,8 @@ fn main() {
          matrix product with its epilogue) and the fused node may carry the *last* ONNX node's name, so an\n  \
          activation or norm can be measured at the conv's cost while the conv shows only its im2col. The rows\n  \
          above merge nodes measured at zero into the node that absorbed them, which is not enough for these.\n\
+         - **Ops that cost far more than their class.** tract's LRN runs ~30x slower per element than a\n  \
+         BatchNormalization; it is now profiled on its own (`op:LRN`), which took AlexNet from -61% to -13%.\n\
          - **Shapes outside the profiling grid.** AlexNet and ZFNet (11x11 and 7x7 kernels, stride 4/2, grouped\n  \
          convs, 9216x4096 fully connected layers) are underpredicted: the grid has 1/3/5 kernels at stride 1 and\n  \
          FC weights up to 16 MB, and per-class linear fits on FLOPs and bytes do not extrapolate CPU efficiency.\n\

@@ -131,14 +131,20 @@ impl Annotations {
             .enumerate()
             .map(|(index, (n, op))| {
                 let f = a.features.get(n);
-                let mobile_ms =
-                    profiles
-                        .mobile
-                        .latency_ms(f.class, f.flops, f.bytes_read, f.bytes_written);
-                let cloud_ms =
-                    profiles
-                        .cloud
-                        .latency_ms(f.class, f.flops, f.bytes_read, f.bytes_written);
+                let mobile_ms = profiles.mobile.op_latency_ms(
+                    &op.op_type,
+                    f.class,
+                    f.flops,
+                    f.bytes_read,
+                    f.bytes_written,
+                );
+                let cloud_ms = profiles.cloud.op_latency_ms(
+                    &op.op_type,
+                    f.class,
+                    f.flops,
+                    f.bytes_read,
+                    f.bytes_written,
+                );
                 NodeRow {
                     index,
                     name: op.label(),

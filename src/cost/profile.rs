@@ -125,7 +125,8 @@ pub struct DeviceProfile {
     pub name: String,
     pub role: Role,
     pub provenance: Provenance,
-    /// Regressions by op class name (`conv`, `matmul`, ...).
+    /// Regressions by op class name (`conv`, `matmul`, ...), or by `op:<OpType>` for an op whose
+    /// cost differs from its class's (`op:LRN` among the norms); the op's own one wins.
     #[serde(default)]
     pub regressions: BTreeMap<String, Regression>,
     pub fallback: Roofline,
@@ -181,9 +182,9 @@ impl DeviceProfile {
         }
         let classes: Vec<&str> = ALL_CLASSES.iter().map(|c| c.name()).collect();
         for (class, r) in &self.regressions {
-            if !classes.contains(&class.as_str()) {
+            if !classes.contains(&class.as_str()) && !class.starts_with("op:") {
                 bail!(
-                    "field `regressions.{class}`: unknown op class (known: {})",
+                    "field `regressions.{class}`: unknown op class (known: {}, or op:<OpType>)",
                     classes.join(", ")
                 );
             }
@@ -258,12 +259,29 @@ impl DeviceProfile {
         bytes_read: Option<u64>,
         bytes_written: Option<u64>,
     ) -> Option<f64> {
+        self.op_latency_ms("", class, flops, bytes_read, bytes_written)
+    }
+
+    /// Like [`latency_ms`](Self::latency_ms), with the op's own regression (`op:<OpType>`) when
+    /// the profile has one.
+    pub fn op_latency_ms(
+        &self,
+        op_type: &str,
+        class: OpClass,
+        flops: Option<u64>,
+        bytes_read: Option<u64>,
+        bytes_written: Option<u64>,
+    ) -> Option<f64> {
         let (mflops, read, written) = (
             flops? as f64 / 1e6,
             bytes_read? as f64 / 1e6,
             bytes_written? as f64 / 1e6,
         );
-        Some(match self.regressions.get(class.name()) {
+        let regression = self
+            .regressions
+            .get(&format!("op:{op_type}"))
+            .or_else(|| self.regressions.get(class.name()));
+        Some(match regression {
             Some(r) => {
                 let x: Vec<f64> = r
                     .variables

@@ -45,6 +45,8 @@ pub struct ProfileOptions {
 /// One configuration to time: its class, a name, and the model.
 struct Config {
     class: OpClass,
+    /// Regression key: the class name, or `op:<OpType>` for an op timed on its own.
+    group: String,
     label: String,
     model: ModelProto,
 }
@@ -58,7 +60,7 @@ pub fn profile(
     let configs = grid(opts.quick);
     let total = configs.len();
     let (warmup, runs) = if opts.quick { (1, 3) } else { (3, 11) };
-    let mut samples: BTreeMap<OpClass, Vec<Timing>> = BTreeMap::new();
+    let mut samples: BTreeMap<String, (OpClass, Vec<Timing>)> = BTreeMap::new();
     let dir = tempfile::tempdir()?;
     for (i, c) in configs.into_iter().enumerate() {
         progress(total, &c.label);
@@ -74,15 +76,19 @@ pub fn profile(
             written += f.bytes_written.unwrap_or(0);
         }
         let ms = time_model(&path, warmup, runs).with_context(|| format!("timing {}", c.label))?;
-        samples.entry(c.class).or_default().push(Timing {
-            mflops: flops as f64 / 1e6,
-            mb_read: read as f64 / 1e6,
-            mb_written: written as f64 / 1e6,
-            ms,
-        });
+        samples
+            .entry(c.group.clone())
+            .or_insert((c.class, vec![]))
+            .1
+            .push(Timing {
+                mflops: flops as f64 / 1e6,
+                mb_read: read as f64 / 1e6,
+                mb_written: written as f64 / 1e6,
+                ms,
+            });
     }
     let mut regressions = BTreeMap::new();
-    for (class, s) in &samples {
+    for (group, (class, s)) in &samples {
         let vars = variables(*class);
         let pts: Vec<Sample> = s
             .iter()
@@ -99,7 +105,7 @@ pub fn profile(
             })
             .collect();
         if let Some(r) = fit_best(&vars, &pts) {
-            regressions.insert(class.name().to_string(), r);
+            regressions.insert(group.clone(), r);
         }
     }
     let fallback = roofline(&samples);
@@ -119,7 +125,7 @@ pub fn profile(
                 "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs); {}",
                 env!("CARGO_PKG_VERSION"),
                 if opts.quick { " --quick" } else { "" },
-                samples.values().map(Vec::len).sum::<usize>(),
+                samples.values().map(|(_, v)| v.len()).sum::<usize>(),
                 warmup,
                 runs,
                 if opts.role == Role::Mobile {
@@ -142,17 +148,20 @@ fn variables(class: OpClass) -> Vec<Variable> {
     match class {
         OpClass::Conv | OpClass::Matmul => vec![Variable::Mflops, Variable::MbRead],
         OpClass::Recurrent => vec![Variable::Mflops],
+        // BatchNormalization is 2 operations per element, LRN 2 x size + 3: FLOPs tell them apart.
+        OpClass::Norm => vec![Variable::Mflops, Variable::MbRead],
         OpClass::Pool => vec![Variable::MbRead, Variable::MbWritten],
         _ => vec![Variable::MbRead],
     }
 }
 
 /// The fallback for classes without a regression, from the best throughputs seen.
-fn roofline(samples: &BTreeMap<OpClass, Vec<Timing>>) -> Roofline {
+fn roofline(samples: &BTreeMap<String, (OpClass, Vec<Timing>)>) -> Roofline {
     let best = |classes: &[OpClass], rate: &dyn Fn(&Timing) -> f64| {
-        classes
-            .iter()
-            .flat_map(|c| samples.get(c).into_iter().flatten())
+        samples
+            .values()
+            .filter(|(c, _)| classes.contains(c))
+            .flat_map(|(_, v)| v)
             .map(rate)
             .fold(0.0, f64::max)
     };
@@ -171,7 +180,7 @@ fn roofline(samples: &BTreeMap<OpClass, Vec<Timing>>) -> Roofline {
     .max(0.1);
     let overhead_ms = samples
         .values()
-        .flatten()
+        .flat_map(|(_, v)| v)
         .map(|s| s.ms)
         .fold(f64::INFINITY, f64::min);
     Roofline {
@@ -264,9 +273,25 @@ fn grid(quick: bool) -> Vec<Config> {
         for &cout in &pick(&[16, 64, 128], &[32]) {
             for &hw in &pick(&[14, 28, 56], &[14, 28]) {
                 for &k in &pick(&[1, 3, 5], &[1, 3]) {
-                    out.push(conv(cin, cout, hw, k));
+                    out.push(conv(cin, cout, hw, k, 1));
                 }
             }
+        }
+    }
+    if !quick {
+        // Real networks' first layers (large kernels, strides 2 and 4) and fully connected layers
+        // whose weights do not fit in cache: without them the fits extrapolate from small shapes.
+        for (cin, cout, hw, k, stride) in [
+            (3, 64, 224, 11, 4),
+            (3, 96, 224, 7, 2),
+            (3, 64, 224, 7, 2),
+            (3, 64, 224, 3, 1),
+            (64, 192, 56, 5, 1),
+        ] {
+            out.push(conv(cin, cout, hw, k, stride));
+        }
+        for (k, n) in [(9216, 4096), (25088, 4096), (4096, 4096), (2048, 1000)] {
+            out.push(gemm(k, n));
         }
     }
     for &k in &pick(&[256, 512, 1024, 2048, 4096], &[256, 1024, 4096]) {
@@ -281,6 +306,12 @@ fn grid(quick: bool) -> Vec<Config> {
                 OpClass::Pool,
                 &[1, c, hw, hw],
                 vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+            ));
+            out.push(unary(
+                "LRN",
+                OpClass::Norm,
+                &[1, c, hw, hw],
+                vec![int("size", 5)],
             ));
             out.push(unary(
                 "BatchNormalization",
@@ -420,16 +451,20 @@ fn op(
     }
 }
 
-fn conv(cin: i64, cout: i64, hw: i64, k: i64) -> Config {
+fn conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64) -> Config {
     let node = op(
         "Conv",
         &["x", "w", "b"],
         &["y"],
-        vec![ints("pads", &[k / 2; 4])],
+        vec![
+            ints("pads", &[k / 2; 4]),
+            ints("strides", &[stride, stride]),
+        ],
     );
     Config {
         class: OpClass::Conv,
-        label: format!("conv {cin}->{cout} {hw}x{hw} k{k}"),
+        group: OpClass::Conv.name().to_string(),
+        label: format!("conv {cin}->{cout} {hw}x{hw} k{k} s{stride}"),
         model: model(
             node,
             value_info("x", &[1, cin, hw, hw]),
@@ -443,6 +478,7 @@ fn gemm(k: i64, n: i64) -> Config {
     let node = op("Gemm", &["x", "w", "b"], &["y"], vec![int("transB", 1)]);
     Config {
         class: OpClass::Matmul,
+        group: OpClass::Matmul.name().to_string(),
         label: format!("gemm 1x{k} -> {n}"),
         model: model(
             node,
@@ -474,6 +510,11 @@ fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>
     }
     Config {
         class,
+        group: if op_type == "LRN" {
+            "op:LRN".to_string()
+        } else {
+            class.name().to_string()
+        },
         label: format!(
             "{} {}",
             op_type.to_lowercase(),
@@ -494,6 +535,7 @@ fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>
 fn binary(op_type: &str, dims: &[i64]) -> Config {
     Config {
         class: OpClass::Elementwise,
+        group: OpClass::Elementwise.name().to_string(),
         label: format!(
             "{} {}",
             op_type.to_lowercase(),
@@ -521,6 +563,7 @@ fn lstm(hidden: i64) -> Config {
     );
     Config {
         class: OpClass::Recurrent,
+        group: OpClass::Recurrent.name().to_string(),
         label: format!("lstm seq {seq} hidden {hidden}"),
         model: model(
             node,
