@@ -6,18 +6,6 @@ use common::*;
 use nsplit::cut::Cut;
 use onnx_protobuf::{Message, ModelProto};
 
-const FIXTURES: &[(&str, &[&str])] = &[
-    ("lenet.onnx", &[]),
-    ("resnet_block.onnx", &[]),
-    ("inception_block.onnx", &[]),
-    ("lstm.onnx", &[]),
-    ("gru.onnx", &[]),
-    ("if_outer_scope.onnx", &[]),
-    ("external_data.onnx", &[]),
-    ("symbolic_batch.onnx", &["images=2x3x32x32"]),
-    ("ir3_initializer_inputs.onnx", &[]),
-];
-
 #[test]
 fn every_prefix_of_every_fixture_composes() {
     for (name, shapes) in FIXTURES {

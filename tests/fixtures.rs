@@ -6,20 +6,6 @@ use common::*;
 use nsplit::annotate::Annotations;
 use nsplit::graph::GraphNode;
 
-/// Every committed fixture, with the input shapes it needs.
-const FIXTURES: &[(&str, &[&str])] = &[
-    ("lenet.onnx", &[]),
-    ("resnet_block.onnx", &[]),
-    ("inception_block.onnx", &[]),
-    ("lstm.onnx", &[]),
-    ("gru.onnx", &[]),
-    ("if_outer_scope.onnx", &[]),
-    ("external_data.onnx", &[]),
-    ("symbolic_batch.onnx", &["images=2x3x32x32"]),
-    ("ir3_initializer_inputs.onnx", &[]),
-    ("custom_domain.onnx", &[]),
-];
-
 #[test]
 fn every_fixture_is_fully_shaped() {
     for (name, shapes) in FIXTURES {

@@ -24,13 +24,9 @@ fn python() -> Option<String> {
         .map(|_| "python3".into())
 }
 
-#[test]
-fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
-    let Some(py) = python() else {
-        eprintln!("\n*** SKIPPED: no Python found; the onnx checker / onnxruntime checks did not run ***\n");
-        return;
-    };
-    let has_tools = Command::new(&py)
+/// A Python without onnx/onnxruntime fails the test, with the command that installs them.
+fn require_tools(py: &str) {
+    let has_tools = Command::new(py)
         .args(["-c", "import onnx, onnxruntime, numpy"])
         .output()
         .unwrap();
@@ -38,6 +34,15 @@ fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
         has_tools.status.success(),
         "{py} lacks onnx/onnxruntime/numpy; install them: python3 -m venv .venv && .venv/bin/pip install -r scripts/requirements.txt"
     );
+}
+
+#[test]
+fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
+    let Some(py) = python() else {
+        eprintln!("\n*** SKIPPED: no Python found; the onnx checker / onnxruntime checks did not run ***\n");
+        return;
+    };
+    require_tools(&py);
     let out = Command::new(&py)
         .arg(root().join("scripts/check_fixtures.py"))
         .arg(root().join("fixtures"))
@@ -119,18 +124,8 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
             }));
         }
     };
-    for (name, shapes) in [
-        ("lenet.onnx", vec![]),
-        ("resnet_block.onnx", vec![]),
-        ("inception_block.onnx", vec![]),
-        ("lstm.onnx", vec![]),
-        ("gru.onnx", vec![]),
-        ("if_outer_scope.onnx", vec![]),
-        ("external_data.onnx", vec![]),
-        ("symbolic_batch.onnx", vec!["images=2x3x32x32".to_string()]),
-        ("ir3_initializer_inputs.onnx", vec![]),
-        ("custom_domain.onnx", vec![]),
-    ] {
+    for (name, shapes) in common::FIXTURES {
+        let shapes: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
         emit_all(name, &fixture(name), shapes, None);
     }
     let (mut node_tests, mut control_flow_tests) = (0, 0);
@@ -177,14 +172,7 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
     );
     let manifest = work.path().join("manifest.json");
     std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
-    let has_tools = Command::new(&py)
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .unwrap();
-    assert!(
-        has_tools.status.success(),
-        "{py} lacks onnx/onnxruntime/numpy; see scripts/requirements.txt"
-    );
+    require_tools(&py);
     let out = Command::new(&py)
         .arg(root().join("scripts/check_halves.py"))
         .arg(&manifest)

@@ -13,6 +13,20 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every committed fixture, with the input shapes it needs.
+pub const FIXTURES: &[(&str, &[&str])] = &[
+    ("lenet.onnx", &[]),
+    ("resnet_block.onnx", &[]),
+    ("inception_block.onnx", &[]),
+    ("lstm.onnx", &[]),
+    ("gru.onnx", &[]),
+    ("if_outer_scope.onnx", &[]),
+    ("external_data.onnx", &[]),
+    ("symbolic_batch.onnx", &["images=2x3x32x32"]),
+    ("ir3_initializer_inputs.onnx", &[]),
+    ("custom_domain.onnx", &[]),
+];
+
 pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
