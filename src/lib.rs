@@ -29,6 +29,7 @@ pub mod graph;
 pub mod guard;
 pub mod load;
 pub mod measure;
+pub mod plan;
 pub mod shapes;
 pub mod split;
 pub mod tensor;
