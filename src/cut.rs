@@ -27,6 +27,8 @@ pub enum Side {
 pub struct Cut {
     /// Indexed by `NodeIndex::index()`; true for head op nodes. Constant-only nodes are false.
     head: Vec<bool>,
+    /// [`constant_nodes`] of the graph, computed once with the cut.
+    constant: Vec<bool>,
 }
 
 /// Op nodes that read only weights; they are copied to each side that needs them.
@@ -42,9 +44,7 @@ pub fn constant_nodes(graph: &ModelGraph) -> Vec<bool> {
 impl Cut {
     /// Everything on the server: the head is empty.
     pub fn all_cloud(graph: &ModelGraph) -> Cut {
-        Cut {
-            head: vec![false; graph.graph.node_count()],
-        }
+        Cut::normalised(graph, vec![false; graph.graph.node_count()])
     }
 
     /// Everything on the phone.
@@ -91,11 +91,10 @@ impl Cut {
             head[n.index()] = true;
         }
         let cut = Cut::normalised(graph, head);
-        let constant = constant_nodes(graph);
         for (n, op) in graph.ops().filter(|(n, _)| cut.head[n.index()]) {
             if let Some(p) = graph
                 .op_predecessors(n)
-                .find(|p| !cut.head[p.index()] && !constant[p.index()])
+                .find(|p| !cut.head[p.index()] && !cut.constant[p.index()])
             {
                 bail!(
                     "not a valid cut: head node `{}` reads from `{}`, which would run on the server",
@@ -109,12 +108,16 @@ impl Cut {
 
     /// Constant-only nodes never belong to a side.
     fn normalised(graph: &ModelGraph, mut head: Vec<bool>) -> Cut {
-        for (i, c) in constant_nodes(graph).into_iter().enumerate() {
-            if c {
-                head[i] = false;
-            }
+        let constant = constant_nodes(graph);
+        for (h, &c) in head.iter_mut().zip(&constant) {
+            *h &= !c;
         }
-        Cut { head }
+        Cut { head, constant }
+    }
+
+    /// Whether an op node reads only weights (it runs on every side that needs it).
+    pub fn is_constant(&self, n: NodeIndex) -> bool {
+        self.constant[n.index()]
     }
 
     /// The side a (non-constant) op node runs on.
@@ -138,18 +141,16 @@ impl Cut {
 
     /// Whether the tail has no work (everything on the phone).
     pub fn is_all_mobile(&self, graph: &ModelGraph) -> bool {
-        let constant = constant_nodes(graph);
         graph
             .order
             .iter()
-            .all(|n| self.head[n.index()] || constant[n.index()])
+            .all(|n| self.head[n.index()] || self.constant[n.index()])
     }
 
     /// The tensors that cross from phone to server, each once, in a stable order: graph inputs
     /// in declaration order, then head outputs in topological order of their producers.
     pub fn boundary(&self, graph: &ModelGraph) -> Vec<TensorId> {
-        let constant = constant_nodes(graph);
-        let in_tail = |n: NodeIndex| !self.head[n.index()] && !constant[n.index()];
+        let in_tail = |n: NodeIndex| !self.head[n.index()] && !self.constant[n.index()];
         let crosses = |t: TensorId| graph.tensor(t).consumers.iter().any(|&c| in_tail(c));
         let mut out: Vec<TensorId> = graph
             .inputs

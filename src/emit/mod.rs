@@ -110,7 +110,7 @@ impl<'a> Emitter<'a> {
     pub fn half(&mut self, cut: &Cut, side: Side) -> Result<Option<Half>> {
         let boundary = cut.boundary(self.graph);
         let spec = SideSpec::of(self.graph, cut, side, &boundary);
-        if spec.is_empty(self.graph) && spec.outputs.is_empty() {
+        if spec.is_empty(cut) && spec.outputs.is_empty() {
             return Ok(None);
         }
         let mut graph = GraphProto {

@@ -4,7 +4,7 @@
 //! tensors its subgraph bodies capture, so an `If` whose branches read outer-scope tensors keeps
 //! them, and weights computed by constant-only nodes go with every side that reads them.
 
-use crate::cut::{constant_nodes, Cut, Side};
+use crate::cut::{Cut, Side};
 use crate::graph::{ModelGraph, Producer, TensorId};
 use petgraph::graph::NodeIndex;
 use std::collections::HashSet;
@@ -24,16 +24,15 @@ pub struct SideSpec {
 impl SideSpec {
     /// The spec of `side` for `cut`. `boundary` is `cut.boundary(graph)`.
     pub fn of(graph: &ModelGraph, cut: &Cut, side: Side, boundary: &[TensorId]) -> SideSpec {
-        let constant = constant_nodes(graph);
         let own: Vec<NodeIndex> = graph
             .order
             .iter()
             .copied()
-            .filter(|&n| !constant[n.index()] && cut.side(n) == side)
+            .filter(|&n| !cut.is_constant(n) && cut.side(n) == side)
             .collect();
-        let nodes = with_needed_constants(graph, &own, &constant);
+        let nodes = with_needed_constants(graph, &own, cut);
         let reads = reads_of(graph, &nodes);
-        let owned_outputs = owned_outputs(graph, cut, side, &constant);
+        let owned_outputs = owned_outputs(graph, cut, side);
         let inputs = match side {
             Side::Head => graph
                 .inputs
@@ -85,24 +84,19 @@ impl SideSpec {
     }
 
     /// A side with no op node to run.
-    pub fn is_empty(&self, graph: &ModelGraph) -> bool {
-        let constant = constant_nodes(graph);
-        self.nodes.iter().all(|n| constant[n.index()])
+    pub fn is_empty(&self, cut: &Cut) -> bool {
+        self.nodes.iter().all(|&n| cut.is_constant(n))
     }
 }
 
 /// The side's nodes plus, transitively, the constant-only nodes whose outputs they read.
-fn with_needed_constants(
-    graph: &ModelGraph,
-    own: &[NodeIndex],
-    constant: &[bool],
-) -> Vec<NodeIndex> {
+fn with_needed_constants(graph: &ModelGraph, own: &[NodeIndex], cut: &Cut) -> Vec<NodeIndex> {
     let mut keep: HashSet<NodeIndex> = own.iter().copied().collect();
     let mut stack: Vec<NodeIndex> = own.to_vec();
     while let Some(n) = stack.pop() {
         for t in graph.op(n).reads() {
             if let Producer::Node(p, _) = graph.tensor(t).producer {
-                if constant[p.index()] && keep.insert(p) {
+                if cut.is_constant(p) && keep.insert(p) {
                     stack.push(p);
                 }
             }
@@ -128,7 +122,7 @@ fn produced_by(graph: &ModelGraph, t: TensorId, nodes: &[NodeIndex]) -> bool {
 /// The original outputs a side must give: those its own nodes compute; outputs that no placed
 /// node computes (an initializer, a graph input, a constant-only node's result) go to the tail,
 /// or to the head when the tail has no work.
-fn owned_outputs(graph: &ModelGraph, cut: &Cut, side: Side, constant: &[bool]) -> Vec<TensorId> {
+fn owned_outputs(graph: &ModelGraph, cut: &Cut, side: Side) -> Vec<TensorId> {
     let unplaced_side = if cut.is_all_mobile(graph) {
         Side::Head
     } else {
@@ -139,7 +133,7 @@ fn owned_outputs(graph: &ModelGraph, cut: &Cut, side: Side, constant: &[bool]) -
         .iter()
         .copied()
         .filter(|&t| match graph.tensor(t).producer {
-            Producer::Node(n, _) if !constant[n.index()] => cut.side(n) == side,
+            Producer::Node(n, _) if !cut.is_constant(n) => cut.side(n) == side,
             _ => unplaced_side == side,
         })
         .collect()
