@@ -88,6 +88,10 @@ pub struct NodeRow {
     pub bytes_read: Option<u64>,
     pub bytes_written: Option<u64>,
     pub weight_bytes: u64,
+    /// The node reads only weights: it is copied to each side that needs it and never placed by
+    /// a cut (the planner does not charge it). Absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub constant: bool,
     /// Predicted latency on the mobile device (ms); null when the node's work is unknown.
     pub mobile_ms: Option<f64>,
     /// Predicted latency on the server (ms).
@@ -125,6 +129,7 @@ pub struct Totals {
 impl Annotations {
     pub fn of(a: &Analysis, profiles: &Profiles) -> Annotations {
         let summary = |t: TensorId| TensorSummary::of(&a.graph.tensor(t).name, a.shapes.get(t));
+        let constant = crate::cut::constant_nodes(&a.graph);
         let nodes: Vec<NodeRow> = a
             .graph
             .ops()
@@ -161,6 +166,7 @@ impl Annotations {
                     bytes_read: f.bytes_read,
                     bytes_written: f.bytes_written,
                     weight_bytes: f.weight_bytes,
+                    constant: constant[n.index()],
                     mobile_ms,
                     cloud_ms,
                     mobile_mj: mobile_ms
@@ -391,14 +397,16 @@ impl Annotations {
     }
 }
 
-fn provenance(p: &DeviceProfile) -> &'static str {
+/// `measured` or `estimated`.
+pub fn provenance(p: &DeviceProfile) -> &'static str {
     match p.provenance.kind {
         crate::cost::profile::ProvenanceKind::Measured => "measured",
         crate::cost::profile::ProvenanceKind::Estimated => "estimated",
     }
 }
 
-fn shape_text(t: &TensorSummary) -> String {
+/// `1x3x224x224`, `scalar`, or `?` for an unknown rank.
+pub fn shape_text(t: &TensorSummary) -> String {
     match &t.shape {
         None => "?".into(),
         Some(d) if d.is_empty() => "scalar".into(),

@@ -17,7 +17,9 @@
 //! - [`cut`]: a head/tail partition and its boundary ([`cut::Cut`]);
 //! - [`emit`]: matched head/tail ONNX files ([`emit::Emitter`]);
 //! - [`verify`]: head-then-tail against the original, under tract;
-//! - [`annotate`]: the per-node report (`nsplit annotate`).
+//! - [`plan`]: the best cut per network and the exact breakpoints ([`plan::Plan`]);
+//! - [`annotate`]: the per-node report (`nsplit annotate`);
+//! - [`job`]: the main job, every stage in order (`nsplit MODEL --out DIR`).
 //!
 //! [`Analysis::run`] runs the stages up to cost.
 
@@ -27,6 +29,7 @@ pub mod cut;
 pub mod emit;
 pub mod graph;
 pub mod guard;
+pub mod job;
 pub mod load;
 pub mod measure;
 pub mod plan;

@@ -2,11 +2,13 @@
 
 use anyhow::Context;
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use nsplit::annotate::{Annotations, Profiles};
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::ProfileOptions;
-use nsplit::emit::ExternalData;
+use nsplit::emit::{ExternalData, SelectionTable};
+use nsplit::job::{JobOptions, JobReport};
+use nsplit::plan::{network, Objective, PlanOptions, Sweep};
 use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
 use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
@@ -14,15 +16,6 @@ use nsplit::Analysis;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Split ONNX models between a phone and a server.
-///
-/// nsplit reads an ONNX model, builds its graph, infers every tensor's type and shape, and
-/// predicts each node's cost, in order to choose where to cut the model so that the head runs on
-/// the phone and the tail on a server (the Neurosurgeon system, ASPLOS 2017, for DAG-shaped
-/// models).
-///
-/// Results for programs go to stdout (JSON, CSV); messages for people go to stderr.
-/// Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error.
 const ANNOTATE_EXAMPLES: &str = "\
 Examples:
   nsplit annotate fixtures/lenet.onnx
@@ -32,16 +25,89 @@ Examples:
 The JSON format is documented in docs/annotations.md.";
 
 const GUIDE: &str = "\
-Example:
+Examples:
+  nsplit fixtures/lenet.onnx --out dist/
+  nsplit model.onnx --out dist/ --buckets 0.5,2,10,50 --objective energy
+  nsplit model.onnx --out dist/ --input-shape images=1x3x224x224 --mobile phone.json
+  nsplit select dist/ --bandwidth 7.5
   nsplit annotate fixtures/lenet.onnx
 
+Output folder: one <cut>.head.onnx / <cut>.tail.onnx pair per distinct chosen cut (a side with
+no work is not written), selection.json (docs/selection.md), selection.md, annotations.json.
 The user guide is docs/user-guide.md in the source repository.";
 
+/// Split ONNX models between a phone and a server.
+///
+/// The main job, `nsplit MODEL --out DIR`, reads the model, predicts every node's latency on the
+/// phone and on the server and its phone energy (device profiles), chooses the best cut for each
+/// network (bandwidth bucket) and the exact bandwidths where the best cut changes, writes a
+/// matched head/tail pair of ONNX files for every distinct chosen cut, checks each pair against
+/// the original with tract, and writes the selection table.
+///
+/// Results for programs go to files or stdout as JSON; messages for people go to stderr.
+/// Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error, 3 (verify only)
+/// tract cannot run the models.
 #[derive(Parser)]
-#[command(name = "nsplit", version, max_term_width = 100, after_help = GUIDE)]
+#[command(
+    name = "nsplit",
+    version,
+    max_term_width = 100,
+    after_help = GUIDE,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// The main job's arguments.
+#[derive(Args)]
+struct JobArgs {
+    /// The ONNX model. External data files must sit beside it.
+    #[arg(required = true)]
+    model: Option<PathBuf>,
+    /// Output folder (created if missing). Files appear only when all are written and checked;
+    /// pairs a previous run wrote there and this run did not are removed.
+    #[arg(long, value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
+    /// Mobile device profile: a built-in name (jetson-tk1, x86-2core) or a profile JSON file
+    /// (docs/profiles.md).
+    #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE")]
+    mobile: String,
+    /// Server profile: a built-in name (titan-x, x86-2core) or a profile JSON file.
+    #[arg(long, default_value = "titan-x", value_name = "NAME|FILE")]
+    cloud: String,
+    /// Networks to choose a cut for: names (3g, lte, wifi), uplink bandwidths in Mbps (e.g.
+    /// 0.5,2,10,50; downlink taken equal, RTT and radio of --base-network), mixed, or a buckets
+    /// JSON file (docs/user-guide.md).
+    #[arg(long, default_value = "3g,lte,wifi", value_name = "LIST|FILE")]
+    buckets: String,
+    /// What to minimise: end-to-end latency, or the phone's energy (compute + radio).
+    #[arg(long, value_enum, default_value_t = Objective::Latency)]
+    objective: Objective,
+    /// Server load factor: server latency is multiplied by K.
+    #[arg(long, default_value_t = 1.0, value_name = "K")]
+    cloud_load: f64,
+    /// Uplink range (Mbps) over which the exact breakpoints are computed.
+    #[arg(long, default_value = "0.1..1000", value_name = "FROM..TO")]
+    range: String,
+    /// The network (3g, lte, wifi) whose RTT and radio power a bare bandwidth uses, in
+    /// --buckets and in the breakpoint range.
+    #[arg(long, default_value = "lte", value_name = "NETWORK")]
+    base_network: String,
+    /// Fix a graph input's shape: NAME=DIMS, e.g. images=1x3x224x224. Repeat for each input.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    input_shape: Vec<String>,
+    /// Do not run the pairs with tract to check them (they are marked "skipped").
+    #[arg(long)]
+    no_verify: bool,
+    /// Store weights in a separate `<file>.data`: auto (when the source did, or a half exceeds
+    /// 2 GiB), always, or never.
+    #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
+    external_data: ExternalData,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +200,18 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         power_w: f64,
     },
+    /// Which pair an app should use at a measured uplink bandwidth (the run-time lookup).
+    ///
+    /// Reads only DIR/selection.json, finds the breakpoint interval containing the bandwidth
+    /// (clamped to the planned range), and prints a JSON object: the cut id, the head and tail
+    /// files (null for an empty side), and the predicted objective at that bandwidth.
+    Select {
+        /// An output folder of `nsplit MODEL --out DIR`.
+        dir: PathBuf,
+        /// Measured uplink bandwidth in Mbps.
+        #[arg(long, value_name = "MBPS")]
+        bandwidth: f64,
+    },
     /// Check that HEAD then TAIL computes what ORIGINAL computes, with tract.
     ///
     /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
@@ -193,7 +271,29 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let report = run_job(cli.job)?;
+        print!("{}", nsplit::job::summary(&report));
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
+        Command::Select { dir, bandwidth } => {
+            let table = SelectionTable::load(&dir)?;
+            let cut = table.select(bandwidth)?;
+            let (lo, hi) = (table.breakpoints.from_mbps, table.breakpoints.to_mbps);
+            let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
+            let answer = serde_json::json!({
+                "bandwidth_mbps": bandwidth,
+                "in_planned_range": (lo..=hi).contains(&bandwidth),
+                "cut": cut.id,
+                "head": file(&cut.head),
+                "tail": file(&cut.tail),
+                "objective": table.objective,
+                "predicted": cut.objective_at_bandwidth.at_mbps(bandwidth.clamp(lo, hi)),
+            });
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Annotate {
             model,
             input_shape,
@@ -294,4 +394,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn run_job(args: JobArgs) -> Result<JobReport> {
+    let (model, out) = (
+        args.model.expect("clap requires MODEL"),
+        args.out.expect("clap requires --out"),
+    );
+    let base = network::reference_network(&args.base_network).context("--base-network")?;
+    let buckets = network::parse_buckets(&args.buckets, &base)?;
+    let (from, to) = args
+        .range
+        .split_once("..")
+        .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)))
+        .with_context(|| {
+            format!(
+                "--range `{}`: expected FROM..TO in Mbps, e.g. 0.1..1000",
+                args.range
+            )
+        })?;
+    let opts = JobOptions {
+        input_shapes: InputShapes::parse(&args.input_shape)?,
+        profiles: Profiles::resolve(&args.mobile, &args.cloud)?,
+        plan: PlanOptions {
+            objective: args.objective,
+            cloud_load: args.cloud_load,
+            buckets,
+            sweep: Sweep {
+                from_mbps: from,
+                to_mbps: to,
+                like: base,
+            },
+        },
+        verify: !args.no_verify,
+        external_data: args.external_data,
+        progress: true,
+    };
+    nsplit::job::run(&model, &out, &opts)
 }

@@ -14,21 +14,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
-/// The light model-zoo nets of the corpus, sorted.
-fn light_models(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut models: Vec<PathBuf> = std::fs::read_dir(dir.join("light"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    models.sort();
-    models
-}
-
 #[test]
 fn light_model_zoo_nets_are_fully_shaped_and_counted() {
     let Some(dir) = corpus() else { return };
-    let models = light_models(&dir);
+    let models = light_models_in(&dir);
     assert!(
         models.len() >= 9,
         "expected the light model-zoo nets, found {models:?}"
@@ -321,7 +310,7 @@ fn our_shape_rules_agree_with_recorded_outputs() {
 #[test]
 fn light_model_zoo_nets_compose_at_every_sampled_cut() {
     let Some(dir) = corpus() else { return };
-    let models = light_models(&dir);
+    let models = light_models_in(&dir);
     for m in &models {
         let shapes = input_shapes(m);
         let shape_refs: Vec<&str> = shapes.iter().map(String::as_str).collect();

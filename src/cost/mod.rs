@@ -10,7 +10,6 @@ pub mod fit;
 pub mod ops;
 pub mod profile;
 pub mod profiler;
-pub mod radio;
 
 pub use profile::ALL_CLASSES;
 

@@ -13,10 +13,12 @@
 //! [`Emitter::restore`] moves them back after writing, so splitting costs about one model's
 //! memory however many halves are written.
 
+pub mod selection;
 mod side;
 mod write;
 
 pub use crate::tensor::value_info_of;
+pub use selection::SelectionTable;
 pub use side::SideSpec;
 pub use write::{ExternalData, Staging, Written};
 

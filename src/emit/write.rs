@@ -1,17 +1,20 @@
 //! Writing halves: external data, and no partial output.
 //!
-//! Every file is first written under a temporary name in the output folder and renamed into
-//! place by [`Staging::commit`]; if anything fails before that, the temporary files are removed
-//! (and the output folder too, if we created it), so a failed run leaves nothing behind.
+//! Every file is first written under its final name into a private staging folder inside the
+//! output folder (`DIR/.nsplit-XXXXXX/`), where the halves can be checked (a half and its data
+//! file sit side by side, so external data resolves), and renamed into place by
+//! [`Staging::commit`]. If anything fails before that, the staging folder is removed (and the
+//! output folder too, if we created it), so a failed run leaves nothing behind.
 
 use crate::load::ExternalData as SourceExternal;
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{
     tensor_proto::DataLocation, Message, ModelProto, StringStringEntryProto, TensorProto,
 };
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use tempfile::NamedTempFile;
+use tempfile::TempDir;
 
 /// When halves store their weights in a separate data file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -37,11 +40,14 @@ pub struct Written {
     pub data_bytes: u64,
 }
 
-/// Files written under temporary names, renamed into place together.
+/// Files written into a staging folder, renamed into place together.
 pub struct Staging {
     dir: PathBuf,
     created_dir: bool,
-    files: Vec<(NamedTempFile, PathBuf)>,
+    /// Removed on drop, with anything not committed.
+    stage: TempDir,
+    /// Final names of the staged files, in the order written.
+    names: Vec<String>,
 }
 
 impl Staging {
@@ -54,26 +60,39 @@ impl Staging {
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-        let probe = tempfile::Builder::new().prefix(".nsplit-").tempfile_in(dir);
-        if let Err(e) = probe {
-            if created_dir {
-                let _ = std::fs::remove_dir(dir);
+        let stage = tempfile::Builder::new().prefix(".nsplit-").tempdir_in(dir);
+        let stage = match stage {
+            Ok(stage) => stage,
+            Err(e) => {
+                if created_dir {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                bail!("output folder {} is not writable: {e}", dir.display());
             }
-            bail!("output folder {} is not writable: {e}", dir.display());
-        }
+        };
         Ok(Staging {
             dir: dir.to_path_buf(),
             created_dir,
-            files: vec![],
+            stage,
+            names: vec![],
         })
     }
 
-    fn temp(&self, final_name: &str) -> Result<NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix(&format!(".{final_name}."))
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)
-            .with_context(|| format!("cannot create a file in {}", self.dir.display()))
+    /// Create the staged file that will become `DIR/name`.
+    fn create(&mut self, name: &str) -> Result<File> {
+        if self.names.iter().any(|n| n == name) {
+            bail!("internal error: {name} written twice");
+        }
+        let path = self.stage.path().join(name);
+        let file = File::create(&path)
+            .with_context(|| format!("cannot create a file in {}", self.dir.display()))?;
+        self.names.push(name.to_string());
+        Ok(file)
+    }
+
+    /// Where `DIR/name` sits until [`commit`](Self::commit): read it there to check it.
+    pub fn staged(&self, name: &str) -> PathBuf {
+        self.stage.path().join(name)
     }
 
     /// Write `model` as `name` (and `name.data` in external mode). External bytes of the source
@@ -102,7 +121,7 @@ impl Staging {
         };
         let data_name = format!("{name}.data");
         let mut data = if external {
-            Some((self.temp(&data_name)?, 0u64))
+            Some((self.create(&data_name)?, 0u64))
         } else {
             None
         };
@@ -141,9 +160,9 @@ impl Staging {
             };
             originals.push((i, std::mem::replace(t, written)));
         }
-        let file = self.temp(name)?;
+        let file = self.create(name)?;
         let result = (|| -> Result<()> {
-            let mut w = BufWriter::with_capacity(1 << 20, file.as_file());
+            let mut w = BufWriter::with_capacity(1 << 20, &file);
             model
                 .write_to_writer(&mut w)
                 .with_context(|| format!("cannot serialise {name}"))?;
@@ -155,15 +174,12 @@ impl Staging {
             graph.initializer[i] = t;
         }
         result?;
-        let bytes = file.as_file().metadata()?.len();
+        let bytes = file.metadata()?.len();
         let path = self.dir.join(name);
-        self.files.push((file, path.clone()));
         let (data_file, data_bytes) = match data {
             Some((f, size)) => {
-                f.as_file().sync_all().ok();
-                let p = self.dir.join(&data_name);
-                self.files.push((f, p.clone()));
-                (Some(p), size)
+                f.sync_all().ok();
+                (Some(self.dir.join(&data_name)), size)
             }
             None => (None, 0),
         };
@@ -177,24 +193,18 @@ impl Staging {
 
     /// Write a small text file (selection tables, reports).
     pub fn write_text(&mut self, name: &str, text: &str) -> Result<PathBuf> {
-        let mut f = self.temp(name)?;
+        let mut f = self.create(name)?;
         f.write_all(text.as_bytes())
             .with_context(|| format!("cannot write {name}"))?;
-        let path = self.dir.join(name);
-        self.files.push((f, path.clone()));
-        Ok(path)
+        Ok(self.dir.join(name))
     }
 
-    /// Rename every staged file into place.
+    /// Rename every staged file into place (each rename is atomic: same file system).
     pub fn commit(mut self) -> Result<()> {
-        for (file, path) in std::mem::take(&mut self.files) {
-            file.persist(&path).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot move the output into {}: {}",
-                    path.display(),
-                    e.error
-                )
-            })?;
+        for name in std::mem::take(&mut self.names) {
+            let to = self.dir.join(&name);
+            std::fs::rename(self.stage.path().join(&name), &to)
+                .with_context(|| format!("cannot move the output into {}", to.display()))?;
         }
         self.created_dir = false;
         Ok(())
@@ -203,8 +213,7 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        // Uncommitted: the temporary files delete themselves; remove a folder we made.
-        self.files.clear();
+        // Uncommitted: the staging folder removes itself; remove an output folder we made.
         if self.created_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

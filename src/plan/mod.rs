@@ -1,6 +1,232 @@
-//! Stage 5, **plan**: the best cut per network condition.
+//! Stage 5, **plan**: the best cut for each network condition, and the exact bandwidths where the
+//! best cut changes.
 //!
-//! So far: [`breakpoints`], the exact bandwidths where the best choice changes. The network
-//! buckets, the chain scan and the DAG min-cut come with the planner issue.
+//! - [`network`]: [`BandwidthBucket`]s (3G, LTE, Wi-Fi by default) and the radio power model;
+//! - [`predict`]: per-node costs from the device profiles, and a cut's predicted latency and
+//!   energy on a network ([`Prediction`]);
+//! - [`instance`]: the placement problem as costs linear in x = 1/uplink ([`Instance`]);
+//! - [`chain`]: the paper's O(N) scan over prefixes, for chains;
+//! - [`mincut`]: a minimum s-t cut for any DAG, each crossing tensor paid once;
+//! - [`breakpoints`]: the lower envelope of the cuts' cost lines (Eisner–Severance).
+//!
+//! [`plan`] runs them: one choice per bucket, and the breakpoints over a bandwidth range.
 
 pub mod breakpoints;
+pub mod chain;
+pub mod instance;
+pub mod mincut;
+pub mod network;
+pub mod predict;
+
+pub use instance::{Instance, Linear, Link, Objective};
+pub use network::BandwidthBucket;
+pub use predict::{NodeCosts, Prediction};
+
+use crate::annotate::Profiles;
+use crate::cut::Cut;
+use crate::Analysis;
+use anyhow::{bail, Result};
+use breakpoints::{lower_envelope, Line};
+use serde::Serialize;
+
+/// What to plan for.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub objective: Objective,
+    /// Server latency is multiplied by this (a loaded server is slower).
+    pub cloud_load: f64,
+    pub buckets: Vec<BandwidthBucket>,
+    pub sweep: Sweep,
+}
+
+/// The bandwidth range over which breakpoints are computed, and the network the range is of:
+/// its round trip and radio, with downlink equal to uplink.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    pub like: BandwidthBucket,
+}
+
+/// How the cuts were chosen.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The model is a chain: the paper's scan over prefixes.
+    ChainScan,
+    /// Any DAG: minimum s-t cut.
+    MinCut,
+}
+
+/// The choice for one bucket.
+#[derive(Clone, Debug)]
+pub struct BucketChoice {
+    pub bucket: BandwidthBucket,
+    /// Index into [`Plan::cuts`].
+    pub cut: usize,
+    pub predicted: Prediction,
+    /// `None` when the graph inputs' size is unknown.
+    pub all_cloud: Option<Prediction>,
+    pub all_mobile: Prediction,
+}
+
+/// One piece of the breakpoint table: `cut` is best for uplinks in [from_mbps, to_mbps].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breakpoint {
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    pub cut: usize,
+}
+
+/// The planner's answer.
+pub struct Plan {
+    pub method: Method,
+    /// Every distinct chosen cut, fewest head nodes first.
+    pub cuts: Vec<Cut>,
+    /// Each cut's objective on the sweep network, as a line in x = 1/uplink Mbps.
+    pub sweep_lines: Vec<Linear>,
+    pub buckets: Vec<BucketChoice>,
+    /// In order of increasing bandwidth.
+    pub breakpoints: Vec<Breakpoint>,
+    /// Tensors of unknown size: no cut sends them.
+    pub unknown_size: Vec<String>,
+    /// Nodes without a prediction (counted as free).
+    pub unpredicted: Vec<String>,
+    pub costs: NodeCosts,
+}
+
+/// The best head set of `inst` at `x`.
+pub fn best_head(inst: &Instance, method: Method, x: f64) -> Vec<bool> {
+    match method {
+        Method::ChainScan => {
+            let (k, _) = chain::best_prefix(inst, x);
+            (0..inst.len()).map(|i| i < k).collect()
+        }
+        Method::MinCut => mincut::solve(inst, x).0,
+    }
+}
+
+/// Choose a cut per bucket and compute the breakpoints.
+pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Plan> {
+    if !(opts.cloud_load.is_finite() && opts.cloud_load > 0.0) {
+        bail!(
+            "--cloud-load must be a positive number, got {}",
+            opts.cloud_load
+        );
+    }
+    let (lo, hi) = (opts.sweep.from_mbps, opts.sweep.to_mbps);
+    if !(lo > 0.0 && lo < hi && hi.is_finite()) {
+        bail!("the bandwidth range must be 0 < FROM < TO, got {lo}..{hi}");
+    }
+    let costs = NodeCosts::predict(a, profiles);
+    let build = |link: &Link| {
+        Instance::build(
+            &a.graph,
+            &a.shapes,
+            &costs,
+            opts.objective,
+            opts.cloud_load,
+            link,
+        )
+    };
+    let mut heads: Vec<Vec<bool>> = vec![];
+    let mut intern = |head: Vec<bool>| match heads.iter().position(|h| *h == head) {
+        Some(i) => i,
+        None => {
+            heads.push(head);
+            heads.len() - 1
+        }
+    };
+
+    // Breakpoints over the sweep network.
+    let (sweep, items) = build(&Link::sweep(&opts.sweep.like));
+    let method = if chain::is_chain(&sweep) {
+        Method::ChainScan
+    } else {
+        Method::MinCut
+    };
+    let mut lines: Vec<Linear> = vec![];
+    let pieces = lower_envelope(1.0 / hi, 1.0 / lo, &mut |x| {
+        let head = best_head(&sweep, method, x);
+        let line = sweep.cost(&head).expect("the best head is feasible");
+        let id = intern(head);
+        Line {
+            id,
+            a: line.a,
+            b: line.b,
+        }
+    });
+    let mut breakpoints_by_head: Vec<(f64, f64, usize)> = pieces
+        .iter()
+        .rev()
+        .map(|p| (1.0 / p.to, 1.0 / p.from, p.id))
+        .collect();
+    // The ends are the range itself, not 1/(1/lo).
+    if let Some(first) = breakpoints_by_head.first_mut() {
+        first.0 = lo;
+    }
+    if let Some(last) = breakpoints_by_head.last_mut() {
+        last.1 = hi;
+    }
+
+    // One choice per bucket, on its own network.
+    let mut bucket_heads = vec![];
+    for bucket in &opts.buckets {
+        let (inst, _) = build(&Link::of_bucket(bucket));
+        bucket_heads.push(intern(best_head(&inst, method, 1.0 / bucket.uplink_mbps)));
+    }
+
+    // Distinct cuts, fewest head nodes first.
+    let mut order: Vec<usize> = (0..heads.len()).collect();
+    order.sort_by_key(|&h| (heads[h].iter().filter(|&&b| b).count(), h));
+    let mut rank = vec![0; heads.len()];
+    let mut cuts = vec![];
+    for (r, &h) in order.iter().enumerate() {
+        rank[h] = r;
+        let nodes = items
+            .nodes
+            .iter()
+            .zip(&heads[h])
+            .filter(|(_, &in_head)| in_head)
+            .map(|(&n, _)| n);
+        cuts.push(Cut::from_nodes(&a.graph, nodes)?);
+        lines.push(sweep.cost(&heads[h]).expect("chosen heads are feasible"));
+    }
+
+    let predict = |cut: &Cut, bucket: &BandwidthBucket| {
+        predict::predict(&a.graph, &a.shapes, &costs, cut, bucket, opts.cloud_load)
+    };
+    let all_cloud = Cut::all_cloud(&a.graph);
+    let all_mobile = Cut::all_mobile(&a.graph);
+    let mut buckets = vec![];
+    for (bucket, &h) in opts.buckets.iter().zip(&bucket_heads) {
+        let cut = rank[h];
+        buckets.push(BucketChoice {
+            bucket: bucket.clone(),
+            cut,
+            predicted: predict(&cuts[cut], bucket).expect("a chosen cut sends known sizes"),
+            all_cloud: predict(&all_cloud, bucket),
+            all_mobile: predict(&all_mobile, bucket).expect("all-mobile sends nothing"),
+        });
+    }
+    let mut unknown_size = items.unknown_size;
+    unknown_size.sort();
+    unknown_size.dedup();
+    Ok(Plan {
+        method,
+        sweep_lines: lines,
+        buckets,
+        breakpoints: breakpoints_by_head
+            .into_iter()
+            .map(|(from_mbps, to_mbps, h)| Breakpoint {
+                from_mbps,
+                to_mbps,
+                cut: rank[h],
+            })
+            .collect(),
+        unknown_size,
+        unpredicted: costs.unpredicted.clone(),
+        cuts,
+        costs,
+    })
+}

@@ -236,6 +236,22 @@ pub fn corpus() -> Option<PathBuf> {
     None
 }
 
+/// The light model-zoo nets of the corpus in `dir`, sorted.
+pub fn light_models_in(dir: &Path) -> Vec<PathBuf> {
+    let mut models: Vec<PathBuf> = std::fs::read_dir(dir.join("light"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    models.sort();
+    models
+}
+
+/// The light model-zoo nets, or none (said loudly by [`corpus`]) when the corpus is absent.
+pub fn light_models() -> Vec<PathBuf> {
+    corpus().map(|d| light_models_in(&d)).unwrap_or_default()
+}
+
 /// `--input-shape` items for the model's tensor inputs with symbolic or missing dims, from the test
 /// data's recorded inputs (or 1 for each symbolic dim where no data exists).
 pub fn input_shapes(model: &Path) -> Vec<String> {

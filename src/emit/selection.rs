@@ -1,0 +1,543 @@
+//! The selection table: which head/tail pair to use at which uplink bandwidth.
+//!
+//! `selection.json` is for programs (the app's lookup, `nsplit select`); its schema is
+//! `nsplit.selection` version 1, documented in docs/selection.md. `selection.md` says the same
+//! for people. Figures are rounded to 6 significant digits: predictions are not more precise
+//! than that, and rounded figures compare equal across machines.
+
+use crate::annotate::{human_bytes, provenance, shape_text, Profiles};
+use crate::plan::{BandwidthBucket, Linear, Method, Objective, Plan, Prediction};
+use crate::tensor::TensorSummary;
+use crate::Analysis;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::path::Path;
+
+pub const FORMAT: &str = "nsplit.selection";
+pub const VERSION: u32 = 1;
+
+/// The whole table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SelectionTable {
+    pub format: String,
+    pub version: u32,
+    pub model: SourceModel,
+    pub objective: Objective,
+    /// Server latency multiplier.
+    pub cloud_load: f64,
+    /// `chain_scan` or `min_cut`.
+    pub method: String,
+    pub profiles: ProfilesUsed,
+    pub cuts: Vec<CutEntry>,
+    pub buckets: Vec<BucketEntry>,
+    pub breakpoints: Breakpoints,
+    /// What the planner could not take into account, for people.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SourceModel {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProfilesUsed {
+    pub mobile: String,
+    pub mobile_provenance: String,
+    pub cloud: String,
+    pub cloud_provenance: String,
+}
+
+/// One distinct chosen cut and its pair of files.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CutEntry {
+    pub id: String,
+    /// File name in the output folder; null when everything runs on the server.
+    pub head: Option<String>,
+    /// Null when everything runs on the phone.
+    pub tail: Option<String>,
+    pub head_nodes: usize,
+    pub tail_nodes: usize,
+    /// Tensors sent from phone to server.
+    pub boundary: Vec<BoundaryTensor>,
+    pub upload_bytes: u64,
+    /// Head compute on the phone.
+    pub mobile_ms: f64,
+    /// Tail compute on the server, times the load factor.
+    pub cloud_ms: f64,
+    /// Head compute energy on the phone (radio energy depends on the network: see buckets).
+    pub mobile_compute_mj: f64,
+    /// The objective (ms or mJ) on the breakpoint network at uplink B Mbps:
+    /// `constant + per_inverse_mbps / B`.
+    pub objective_at_bandwidth: CostLine,
+    pub verification: Verification,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BoundaryTensor {
+    pub name: String,
+    pub dtype: Option<String>,
+    pub shape: Option<Vec<serde_json::Value>>,
+    pub bytes: Option<u64>,
+}
+
+#[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CostLine {
+    pub constant: f64,
+    pub per_inverse_mbps: f64,
+}
+
+impl CostLine {
+    pub fn at_mbps(&self, mbps: f64) -> f64 {
+        self.constant + self.per_inverse_mbps / mbps
+    }
+}
+
+/// Whether head then tail was checked against the original.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Verification {
+    /// `passed`, `unverified` (tract cannot run it: see `reason`) or `skipped` (--no-verify).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// Largest absolute difference over the original outputs, when compared.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_abs_diff: Option<f64>,
+}
+
+impl Verification {
+    pub fn skipped() -> Verification {
+        Verification {
+            status: "skipped".into(),
+            reason: None,
+            max_abs_diff: None,
+        }
+    }
+}
+
+/// The choice for one network.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BucketEntry {
+    pub network: BandwidthBucket,
+    /// Id of the chosen cut.
+    pub cut: String,
+    pub predicted: Predicted,
+    /// all-cloud's figures (the paper's status quo); null when the inputs' size is unknown.
+    pub all_cloud: Option<Predicted>,
+    pub all_mobile: Predicted,
+    /// all-cloud total ms / chosen total ms.
+    pub speedup_vs_all_cloud: Option<f64>,
+    pub speedup_vs_all_mobile: f64,
+    /// 1 - chosen mJ / all-cloud mJ.
+    pub energy_saving_vs_all_cloud: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Predicted {
+    pub mobile_ms: f64,
+    pub transfer_ms: f64,
+    pub cloud_ms: f64,
+    pub total_ms: f64,
+    pub mobile_mj: f64,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+}
+
+/// Where the best cut changes, as the uplink bandwidth varies over a range.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Breakpoints {
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    /// The network of the sweep: its RTT and radio; downlink equal to uplink.
+    pub network: BandwidthBucket,
+    /// In order of increasing bandwidth; they tile [from_mbps, to_mbps].
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Piece {
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    pub cut: String,
+}
+
+/// Round to 6 significant digits.
+pub fn round6(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    format!("{v:.5e}").parse().unwrap_or(v)
+}
+
+fn predicted(p: &Prediction) -> Predicted {
+    Predicted {
+        mobile_ms: round6(p.mobile_ms),
+        transfer_ms: round6(p.transfer_ms),
+        cloud_ms: round6(p.cloud_ms),
+        total_ms: round6(p.total_ms),
+        mobile_mj: round6(p.mobile_mj),
+        upload_bytes: p.upload_bytes,
+        download_bytes: p.download_bytes,
+    }
+}
+
+/// What the emitter wrote for a cut: file names and the verification outcome.
+pub struct CutFiles {
+    pub head: Option<String>,
+    pub tail: Option<String>,
+    pub verification: Verification,
+}
+
+/// Everything the table says about a planned model.
+pub struct TableInputs<'a> {
+    pub analysis: &'a Analysis,
+    pub profiles: &'a Profiles,
+    pub plan: &'a Plan,
+    pub objective: Objective,
+    pub cloud_load: f64,
+    pub sweep: &'a crate::plan::Sweep,
+    pub source_sha256: String,
+    /// Per cut of the plan, in order.
+    pub files: Vec<CutFiles>,
+}
+
+impl SelectionTable {
+    pub fn build(t: TableInputs) -> SelectionTable {
+        let (a, plan) = (t.analysis, t.plan);
+        let graph = &a.graph;
+        let ids: Vec<String> = plan.cuts.iter().map(|c| c.id(graph)).collect();
+        let cuts = plan
+            .cuts
+            .iter()
+            .zip(&plan.sweep_lines)
+            .zip(t.files)
+            .zip(&ids)
+            .map(|(((cut, line), files), id)| {
+                let boundary: Vec<BoundaryTensor> = cut
+                    .boundary(graph)
+                    .into_iter()
+                    .map(|b| {
+                        let s = TensorSummary::of(&graph.tensor(b).name, a.shapes.get(b));
+                        BoundaryTensor {
+                            name: s.name,
+                            dtype: s.dtype.map(String::from),
+                            shape: s.shape,
+                            bytes: s.bytes,
+                        }
+                    })
+                    .collect();
+                let (mut mobile_ms, mut cloud_ms, mut mj) = (0.0, 0.0, 0.0);
+                let (mut head_nodes, mut tail_nodes) = (0, 0);
+                for &n in &graph.order {
+                    if cut.is_constant(n) {
+                        continue;
+                    }
+                    let c = plan.costs.get(n);
+                    if cut.contains(n) {
+                        head_nodes += 1;
+                        mobile_ms += c.mobile_ms;
+                        mj += c.mobile_mj;
+                    } else {
+                        tail_nodes += 1;
+                        cloud_ms += c.cloud_ms * t.cloud_load;
+                    }
+                }
+                CutEntry {
+                    id: id.clone(),
+                    head: files.head,
+                    tail: files.tail,
+                    head_nodes,
+                    tail_nodes,
+                    upload_bytes: boundary.iter().filter_map(|b| b.bytes).sum(),
+                    boundary,
+                    mobile_ms: round6(mobile_ms),
+                    cloud_ms: round6(cloud_ms),
+                    mobile_compute_mj: round6(mj),
+                    objective_at_bandwidth: cost_line(*line),
+                    verification: files.verification,
+                }
+            })
+            .collect();
+        let buckets = plan
+            .buckets
+            .iter()
+            .map(|b| {
+                let p = &b.predicted;
+                BucketEntry {
+                    network: b.bucket.clone(),
+                    cut: ids[b.cut].clone(),
+                    predicted: predicted(p),
+                    all_cloud: b.all_cloud.as_ref().map(predicted),
+                    all_mobile: predicted(&b.all_mobile),
+                    speedup_vs_all_cloud: b
+                        .all_cloud
+                        .as_ref()
+                        .map(|c| round6(c.total_ms / p.total_ms)),
+                    speedup_vs_all_mobile: round6(b.all_mobile.total_ms / p.total_ms),
+                    energy_saving_vs_all_cloud: b
+                        .all_cloud
+                        .as_ref()
+                        .filter(|c| c.mobile_mj > 0.0)
+                        .map(|c| round6(1.0 - p.mobile_mj / c.mobile_mj)),
+                }
+            })
+            .collect();
+        let mut notes = vec![];
+        if !plan.unknown_size.is_empty() {
+            notes.push(format!(
+                "no cut sends these tensors, whose size is unknown (fix input shapes with --input-shape to allow it): {}",
+                plan.unknown_size.join(", ")
+            ));
+        }
+        if !plan.unpredicted.is_empty() {
+            notes.push(format!(
+                "no latency prediction (unknown shapes), counted as 0 ms: {}",
+                plan.unpredicted.join(", ")
+            ));
+        }
+        let sweep_network = BandwidthBucket {
+            name: format!("{} (downlink = uplink)", t.sweep.like.name),
+            uplink_mbps: t.sweep.from_mbps,
+            downlink_mbps: t.sweep.from_mbps,
+            ..t.sweep.like.clone()
+        };
+        SelectionTable {
+            format: FORMAT.into(),
+            version: VERSION,
+            model: SourceModel {
+                path: a.model.path.display().to_string(),
+                sha256: t.source_sha256,
+            },
+            objective: t.objective,
+            cloud_load: t.cloud_load,
+            method: match plan.method {
+                Method::ChainScan => "chain_scan".into(),
+                Method::MinCut => "min_cut".into(),
+            },
+            profiles: ProfilesUsed {
+                mobile: t.profiles.mobile.name.clone(),
+                mobile_provenance: provenance(&t.profiles.mobile).into(),
+                cloud: t.profiles.cloud.name.clone(),
+                cloud_provenance: provenance(&t.profiles.cloud).into(),
+            },
+            cuts,
+            buckets,
+            breakpoints: Breakpoints {
+                from_mbps: t.sweep.from_mbps,
+                to_mbps: t.sweep.to_mbps,
+                network: sweep_network,
+                pieces: plan
+                    .breakpoints
+                    .iter()
+                    .map(|p| Piece {
+                        from_mbps: round6(p.from_mbps),
+                        to_mbps: round6(p.to_mbps),
+                        cut: ids[p.cut].clone(),
+                    })
+                    .collect(),
+            },
+            notes,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a selection table serialises") + "\n"
+    }
+
+    /// Read `DIR/selection.json`.
+    pub fn load(dir: &Path) -> Result<SelectionTable> {
+        let path = dir.join("selection.json");
+        let shown = path.display();
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {shown}: is {} an nsplit output folder?",
+                dir.display()
+            )
+        })?;
+        let table: SelectionTable = serde_json::from_str(&text)
+            .with_context(|| format!("{shown}: not a selection table"))?;
+        if table.format != FORMAT || table.version != VERSION {
+            bail!(
+                "{shown}: format `{}` version {} is not {FORMAT} version {VERSION}",
+                table.format,
+                table.version
+            );
+        }
+        Ok(table)
+    }
+
+    /// The cut for an uplink of `mbps`, from the breakpoints (clamped to their range).
+    pub fn select(&self, mbps: f64) -> Result<&CutEntry> {
+        if !(mbps.is_finite() && mbps > 0.0) {
+            bail!("--bandwidth must be a positive number of Mbps, got {mbps}");
+        }
+        let pieces = &self.breakpoints.pieces;
+        let piece = pieces
+            .iter()
+            .find(|p| mbps <= p.to_mbps)
+            .or(pieces.last())
+            .context("selection.json has no breakpoints")?;
+        self.cuts
+            .iter()
+            .find(|c| c.id == piece.cut)
+            .with_context(|| {
+                format!(
+                    "selection.json: breakpoint cut `{}` is not listed",
+                    piece.cut
+                )
+            })
+    }
+
+    /// The same content for people.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let unit = match self.objective {
+            Objective::Latency => "latency (ms)",
+            Objective::Energy => "phone energy (mJ)",
+        };
+        let name = Path::new(&self.model.path)
+            .file_name()
+            .map_or(self.model.path.clone(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        let _ = writeln!(out, "# Selection table: {name}\n");
+        let _ = writeln!(
+            out,
+            "Model `{}` (SHA-256 `{}`). Objective: {unit}. Phone: `{}` ({}); server: `{}` ({}), load x{}. Cuts chosen by {}.\n",
+            self.model.path,
+            &self.model.sha256,
+            self.profiles.mobile,
+            self.profiles.mobile_provenance,
+            self.profiles.cloud,
+            self.profiles.cloud_provenance,
+            self.cloud_load,
+            if self.method == "chain_scan" {
+                "the prefix scan (the model is a chain)"
+            } else {
+                "minimum cut (the model is a DAG)"
+            }
+        );
+        let _ = writeln!(out, "## Per network\n");
+        let _ = writeln!(
+            out,
+            "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | vs all-cloud | vs all-mobile | energy vs all-cloud |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for b in &self.buckets {
+            let p = &b.predicted;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+                b.network.name,
+                b.network.uplink_mbps,
+                b.network.rtt_ms,
+                b.cut,
+                fig(p.mobile_ms),
+                fig(p.transfer_ms),
+                fig(p.cloud_ms),
+                fig(p.total_ms),
+                fig(p.mobile_mj),
+                b.speedup_vs_all_cloud
+                    .map_or("n/a".into(), |s| format!("{}x", fig(s))),
+                format!("{}x", fig(b.speedup_vs_all_mobile)),
+                b.energy_saving_vs_all_cloud
+                    .map_or("n/a".into(), |s| format!("{:+.1}%", -100.0 * s)),
+            );
+        }
+        let bp = &self.breakpoints;
+        let _ = writeln!(
+            out,
+            "\n## Breakpoints\n\nThe best cut as the uplink varies from {} to {} Mbps (RTT {} ms, {} radio, downlink equal to uplink). `nsplit select DIR --bandwidth MBPS` reads this table.\n",
+            bp.from_mbps, bp.to_mbps, bp.network.rtt_ms, bp.network.radio.name
+        );
+        let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
+        let _ = writeln!(out, "|---:|---:|---|");
+        for p in &bp.pieces {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` |",
+                fig(p.from_mbps),
+                fig(p.to_mbps),
+                p.cut
+            );
+        }
+        let _ = writeln!(out, "\n## Cuts\n");
+        let _ = writeln!(
+            out,
+            "| cut | head | tail | phone nodes | server nodes | upload | phone ms | server ms | verified |"
+        );
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
+        for c in &self.cuts {
+            let file = |f: &Option<String>| f.as_ref().map_or("—".into(), |f| format!("`{f}`"));
+            let verified = match (&c.verification.status[..], &c.verification.reason) {
+                ("passed", _) => format!(
+                    "passed (max abs diff {:.1e})",
+                    c.verification.max_abs_diff.unwrap_or(0.0)
+                ),
+                (s, Some(r)) => format!("{s}: {r}"),
+                (s, None) => s.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.id,
+                file(&c.head),
+                file(&c.tail),
+                c.head_nodes,
+                c.tail_nodes,
+                human_bytes(c.upload_bytes),
+                fig(c.mobile_ms),
+                fig(c.cloud_ms),
+                verified.replace('|', "\\|")
+            );
+        }
+        for c in self.cuts.iter().filter(|c| !c.boundary.is_empty()) {
+            let _ = writeln!(out, "\nTensors `{}` sends:\n", c.id);
+            for b in &c.boundary {
+                let summary = TensorSummary {
+                    name: b.name.clone(),
+                    dtype: None,
+                    shape: b.shape.clone(),
+                    bytes: b.bytes,
+                };
+                let _ = writeln!(
+                    out,
+                    "- `{}` {} {} ({})",
+                    b.name,
+                    b.dtype.as_deref().unwrap_or("?"),
+                    shape_text(&summary),
+                    b.bytes.map_or("?".into(), human_bytes)
+                );
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(out, "- {n}");
+            }
+        }
+        out
+    }
+}
+
+/// A figure for people: 3 significant digits, no exponent for everyday sizes.
+fn fig(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.digits$}")
+}
+
+/// A plan's cost line as the table writes it.
+pub fn cost_line(line: Linear) -> CostLine {
+    CostLine {
+        constant: round6(line.a),
+        per_inverse_mbps: round6(line.b),
+    }
+}

@@ -1,0 +1,278 @@
+//! The main job, `nsplit MODEL --out DIR`: every stage in order.
+//!
+//! Analyse the model, plan a cut per bandwidth bucket and the breakpoints, write one head/tail
+//! pair per distinct chosen cut, check each pair against the original with tract, and write the
+//! selection table (`selection.json`, `selection.md`) and the per-node predictions
+//! (`annotations.json`). Everything is staged and verified first and moved into DIR at the end,
+//! so a failed run leaves no partial output.
+
+use crate::annotate::{Annotations, Profiles};
+use crate::emit::selection::{CutFiles, SelectionTable, TableInputs, Verification};
+use crate::emit::{write_pair, Emitter, ExternalData, Staging};
+use crate::plan::{plan, PlanOptions};
+use crate::shapes::InputShapes;
+use crate::verify::{Outcome, Reference, VerifyOptions};
+use crate::Analysis;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Everything the main job needs besides the model and the output folder.
+pub struct JobOptions {
+    pub input_shapes: InputShapes,
+    pub profiles: Profiles,
+    pub plan: PlanOptions,
+    /// Check every pair with tract (`--no-verify` turns it off).
+    pub verify: bool,
+    pub external_data: ExternalData,
+    /// Draw a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// What the job wrote.
+pub struct JobReport {
+    pub out: PathBuf,
+    pub table: SelectionTable,
+}
+
+/// Run the whole pipeline on `model` and write the results into `out`.
+pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
+    let mut a = Analysis::run(model, &opts.input_shapes)?;
+    require_concrete_inputs(&a)?;
+    let plan = plan(&a, &opts.profiles, &opts.plan)
+        .with_context(|| format!("{}: cannot plan", model.display()))?;
+
+    let steps = plan.cuts.len() * if opts.verify { 2 } else { 1 };
+    let bar = progress_bar(opts.progress, steps);
+    let mut staging = Staging::new(out)?;
+    let previous = SelectionTable::load(out).ok();
+
+    // One pair per distinct cut.
+    let mut pairs = vec![];
+    let source_sha256 = {
+        let crate::Analysis {
+            model: m,
+            graph,
+            shapes,
+            ..
+        } = &mut a;
+        let mut emitter = Emitter::new(m, graph, shapes)?;
+        for cut in &plan.cuts {
+            let id = cut.id(graph);
+            bar.set_message(format!("writing {id}"));
+            let (head, tail) = (format!("{id}.head.onnx"), format!("{id}.tail.onnx"));
+            let written = write_pair(
+                &mut emitter,
+                cut,
+                &mut staging,
+                &head,
+                &tail,
+                opts.external_data,
+            )
+            .with_context(|| format!("cannot write the pair of cut {id}"))?;
+            pairs.push((id, written.head.map(|_| head), written.tail.map(|_| tail)));
+            bar.inc(1);
+        }
+        emitter.source_sha256.clone()
+    };
+
+    // Check each staged pair against the original.
+    let mut files = vec![];
+    let reference = if opts.verify {
+        bar.set_message("running the original");
+        let vopts = VerifyOptions {
+            input_shapes: opts.input_shapes.clone(),
+            ..VerifyOptions::default()
+        };
+        Some((Reference::new(&a, &vopts)?, vopts))
+    } else {
+        None
+    };
+    for (id, head, tail) in pairs {
+        let verification = match &reference {
+            None => Verification::skipped(),
+            Some((Err(why), _)) => unverified(why.clone()),
+            Some((Ok(reference), vopts)) => {
+                bar.set_message(format!("verifying {id}"));
+                let staged = |f: &Option<String>| f.as_ref().map(|f| staging.staged(f));
+                let (h, t) = (staged(&head), staged(&tail));
+                let outcome = reference.check(h.as_deref(), t.as_deref(), vopts)?;
+                bar.inc(1);
+                match outcome {
+                    Outcome::Unverifiable(why) => unverified(why),
+                    o if o.passed() => Verification {
+                        status: "passed".into(),
+                        reason: None,
+                        max_abs_diff: match &o {
+                            Outcome::Compared(d) => d.iter().map(|d| d.max_abs).reduce(f64::max),
+                            Outcome::Unverifiable(_) => None,
+                        },
+                    },
+                    o => bail!(
+                        "cut {id}: head then tail does not compute what {} computes; nothing was written. This is a bug in nsplit: please report it with the model.\n{}",
+                        model.display(),
+                        o.to_text().trim_end()
+                    ),
+                }
+            }
+        };
+        files.push(CutFiles {
+            head,
+            tail,
+            verification,
+        });
+    }
+    bar.finish_and_clear();
+
+    let table = SelectionTable::build(TableInputs {
+        analysis: &a,
+        profiles: &opts.profiles,
+        plan: &plan,
+        objective: opts.plan.objective,
+        cloud_load: opts.plan.cloud_load,
+        sweep: &opts.plan.sweep,
+        source_sha256,
+        files,
+    });
+    staging.write_text("selection.json", &table.to_json())?;
+    staging.write_text("selection.md", &table.to_markdown())?;
+    staging.write_text(
+        "annotations.json",
+        &Annotations::of(&a, &opts.profiles).to_json(),
+    )?;
+    staging.commit()?;
+    if let Some(previous) = previous {
+        remove_stale_pairs(out, &previous, &table);
+    }
+    Ok(JobReport {
+        out: out.to_path_buf(),
+        table,
+    })
+}
+
+fn unverified(reason: String) -> Verification {
+    Verification {
+        status: "unverified".into(),
+        reason: Some(reason),
+        max_abs_diff: None,
+    }
+}
+
+/// A graph input of unknown shape makes every prediction downstream of it unknown: ask for it.
+fn require_concrete_inputs(a: &Analysis) -> Result<()> {
+    for &t in &a.graph.inputs {
+        let info = a.shapes.get(t);
+        if info.concrete_dims().is_none() {
+            let name = &a.graph.tensor(t).name;
+            bail!(
+                "{}: input `{name}` has shape {}, which is not fixed; give it with --input-shape {name}=DIMS (e.g. 1x3x224x224)",
+                a.model.path.display(),
+                info.shape_string()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Pairs a previous run wrote into `out` that this run did not write again.
+fn remove_stale_pairs(out: &Path, previous: &SelectionTable, now: &SelectionTable) {
+    let current: Vec<&String> = now
+        .cuts
+        .iter()
+        .flat_map(|c| c.head.iter().chain(&c.tail))
+        .collect();
+    for file in previous
+        .cuts
+        .iter()
+        .flat_map(|c| c.head.iter().chain(&c.tail))
+    {
+        // Only bare file names an earlier run wrote, never a path elsewhere.
+        if current.contains(&file) || file.contains(['/', '\\']) || !file.ends_with(".onnx") {
+            continue;
+        }
+        let _ = std::fs::remove_file(out.join(file));
+        let _ = std::fs::remove_file(out.join(format!("{file}.data")));
+    }
+}
+
+fn progress_bar(show: bool, steps: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
+    );
+    bar
+}
+
+/// A short report for people: the choice per network and the breakpoints.
+pub fn summary(r: &JobReport) -> String {
+    use std::fmt::Write;
+    let t = &r.table;
+    let mut out = String::new();
+    let unit = match t.objective {
+        crate::plan::Objective::Latency => "latency",
+        crate::plan::Objective::Energy => "phone energy",
+    };
+    let _ = writeln!(
+        out,
+        "{}: best cut for {unit}, {} -> {} ({})",
+        t.model.path,
+        t.profiles.mobile,
+        t.profiles.cloud,
+        t.method.replace('_', " ")
+    );
+    for b in &t.buckets {
+        let p = &b.predicted;
+        let vs_cloud = b
+            .speedup_vs_all_cloud
+            .map_or("n/a".into(), |s| format!("{s:.2}x"));
+        let _ = writeln!(
+            out,
+            "  {:<8} {:>8} Mbps  {:<20} {:>10.2} ms {:>10.2} mJ   {} vs all-cloud, {:.2}x vs all-mobile",
+            b.network.name,
+            b.network.uplink_mbps,
+            b.cut,
+            p.total_ms,
+            p.mobile_mj,
+            vs_cloud,
+            b.speedup_vs_all_mobile
+        );
+    }
+    let pieces: Vec<String> = t
+        .breakpoints
+        .pieces
+        .iter()
+        .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))
+        .collect();
+    let _ = writeln!(out, "  breakpoints: {}", pieces.join(", "));
+    let verified = t
+        .cuts
+        .iter()
+        .filter(|c| c.verification.status == "passed")
+        .count();
+    let _ = writeln!(
+        out,
+        "wrote {}: {} pair(s) ({} verified), selection.json, selection.md, annotations.json",
+        r.out.display(),
+        t.cuts.len(),
+        verified
+    );
+    for c in t
+        .cuts
+        .iter()
+        .filter(|c| c.verification.status == "unverified")
+    {
+        let _ = writeln!(
+            out,
+            "  {} unverified: {}",
+            c.id,
+            c.verification.reason.as_deref().unwrap_or("")
+        );
+    }
+    for n in &t.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}

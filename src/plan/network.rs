@@ -1,0 +1,183 @@
+//! Network conditions: the bandwidth buckets a plan is made for, and the radio's power.
+//!
+//! Radio power while transferring follows Huang et al. (MobiSys 2012), as Neurosurgeon used it:
+//! P = α_u·t_u + α_d·t_d + β (mW, throughputs in Mbps). The paper gives each network's uplink
+//! throughput and power coefficients; downlink throughput and round-trip time are not in its
+//! table, so the defaults below state where theirs come from.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Format tag of a buckets file.
+pub const FORMAT: &str = "nsplit.buckets";
+
+/// Power coefficients of a radio (Huang et al.).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Radio {
+    /// Which measurement the coefficients are (`3g`, `lte`, `wifi` or the user's own).
+    pub name: String,
+    pub alpha_u_mw_per_mbps: f64,
+    pub alpha_d_mw_per_mbps: f64,
+    pub beta_mw: f64,
+}
+
+/// One network condition the planner chooses a cut for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandwidthBucket {
+    pub name: String,
+    /// Phone to server.
+    pub uplink_mbps: f64,
+    /// Server to phone (the results).
+    pub downlink_mbps: f64,
+    /// Paid once whenever anything runs on the server.
+    pub rtt_ms: f64,
+    pub radio: Radio,
+}
+
+impl Radio {
+    /// Power (W) while uploading at `mbps`.
+    pub fn upload_w(&self, mbps: f64) -> f64 {
+        (self.alpha_u_mw_per_mbps * mbps + self.beta_mw) / 1000.0
+    }
+}
+
+/// The paper's three networks. Uplink throughput and power: Neurosurgeon's table (from Huang et
+/// al.). Downlink: Huang et al.'s median LTE downlink (12.74 Mbps); 3G and Wi-Fi downlink are
+/// assumed at twice their uplink. RTT: assumed typical values (3G 150 ms, LTE 70 ms, Wi-Fi 30 ms).
+pub fn default_buckets() -> Vec<BandwidthBucket> {
+    let bucket = |name: &str, up, down, rtt, au, ad, b| BandwidthBucket {
+        name: name.into(),
+        uplink_mbps: up,
+        downlink_mbps: down,
+        rtt_ms: rtt,
+        radio: Radio {
+            name: name.into(),
+            alpha_u_mw_per_mbps: au,
+            alpha_d_mw_per_mbps: ad,
+            beta_mw: b,
+        },
+    };
+    vec![
+        bucket("3g", 1.1, 2.2, 150.0, 868.98, 122.12, 817.88),
+        bucket("lte", 5.85, 12.74, 70.0, 438.39, 51.97, 1288.04),
+        bucket("wifi", 18.88, 37.76, 30.0, 283.17, 137.01, 132.86),
+    ]
+}
+
+/// The network whose RTT and radio a bandwidth given as a bare number, and the breakpoint sweep,
+/// use (its uplink is replaced; downlink is taken equal to uplink).
+pub fn reference_network(name: &str) -> Result<BandwidthBucket> {
+    default_buckets()
+        .into_iter()
+        .find(|b| b.name == name)
+        .with_context(|| format!("unknown network `{name}`: use 3g, lte or wifi"))
+}
+
+/// A bucket at `mbps` up and down, with `like`'s RTT and radio.
+pub fn at_bandwidth(mbps: f64, like: &BandwidthBucket) -> BandwidthBucket {
+    BandwidthBucket {
+        name: format!("{mbps} Mbps"),
+        uplink_mbps: mbps,
+        downlink_mbps: mbps,
+        ..like.clone()
+    }
+}
+
+/// `--buckets`: a buckets file (JSON), or a comma-separated list of network names (`3g`, `lte`,
+/// `wifi`) and bandwidths in Mbps (which take `like`'s RTT and radio).
+pub fn parse_buckets(spec: &str, like: &BandwidthBucket) -> Result<Vec<BandwidthBucket>> {
+    let path = Path::new(spec);
+    let buckets = if spec.ends_with(".json") || path.is_file() {
+        load_buckets(path)?
+    } else {
+        let mut out = vec![];
+        for item in spec.split(',').map(str::trim) {
+            if let Ok(mbps) = item.parse::<f64>() {
+                out.push(at_bandwidth(mbps, like));
+            } else {
+                out.push(reference_network(item).with_context(|| {
+                    format!("--buckets `{item}`: not a number of Mbps, a network name or a file")
+                })?);
+            }
+        }
+        out
+    };
+    validate(&buckets, spec)?;
+    Ok(buckets)
+}
+
+/// A buckets file: `{"format": "nsplit.buckets", "version": 1, "buckets": [..]}`, each bucket
+/// with the fields of [`BandwidthBucket`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketsFile {
+    pub format: String,
+    pub version: u32,
+    pub buckets: Vec<BandwidthBucket>,
+}
+
+pub fn load_buckets(path: &Path) -> Result<Vec<BandwidthBucket>> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+    let file: BucketsFile = serde_json::from_str(&text)
+        .with_context(|| format!("{shown}: not a buckets file (docs/user-guide.md)"))?;
+    if file.format != FORMAT || file.version != 1 {
+        bail!(
+            "{shown}: format `{}` version {} is not {FORMAT} version 1",
+            file.format,
+            file.version
+        );
+    }
+    Ok(file.buckets)
+}
+
+fn validate(buckets: &[BandwidthBucket], source: &str) -> Result<()> {
+    if buckets.is_empty() {
+        bail!("{source}: no buckets");
+    }
+    for b in buckets {
+        let r = &b.radio;
+        for (field, v, positive) in [
+            ("uplink_mbps", b.uplink_mbps, true),
+            ("downlink_mbps", b.downlink_mbps, true),
+            ("rtt_ms", b.rtt_ms, false),
+            ("radio.alpha_u_mw_per_mbps", r.alpha_u_mw_per_mbps, false),
+            ("radio.alpha_d_mw_per_mbps", r.alpha_d_mw_per_mbps, false),
+            ("radio.beta_mw", r.beta_mw, false),
+        ] {
+            let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
+            if !ok {
+                let want = if positive { "positive" } else { "non-negative" };
+                bail!(
+                    "{source}: bucket `{}`: `{field}` must be a {want} number, got {v}",
+                    b.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_numbers_and_bad_values() {
+        let lte = reference_network("lte").unwrap();
+        let b = parse_buckets("3g, 2.5,wifi", &lte).unwrap();
+        assert_eq!(b[0].uplink_mbps, 1.1);
+        assert_eq!(
+            (b[1].uplink_mbps, b[1].downlink_mbps, b[1].rtt_ms),
+            (2.5, 2.5, 70.0)
+        );
+        assert_eq!(b[2].name, "wifi");
+        let e = parse_buckets("0", &lte).unwrap_err().to_string();
+        assert!(e.contains("uplink_mbps") && e.contains("positive"), "{e}");
+        let e = format!("{:#}", parse_buckets("5g", &lte).unwrap_err());
+        assert!(e.contains("5g"), "{e}");
+    }
+}

@@ -1,0 +1,124 @@
+//! Predictions for a cut on a network: the numbers the selection table reports.
+//!
+//! These are computed from the [`Cut`] itself (its head nodes and its boundary, as the emitter
+//! writes them), independently of the planner's [`Instance`](super::Instance); a test checks the
+//! two agree, so the table never reports a figure the planner did not optimise.
+
+use super::network::BandwidthBucket;
+use crate::annotate::Profiles;
+use crate::cut::Cut;
+use crate::graph::ModelGraph;
+use crate::Analysis;
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Predicted cost of one op node on each device.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct NodeCost {
+    pub mobile_ms: f64,
+    pub cloud_ms: f64,
+    pub mobile_mj: f64,
+}
+
+/// Every op node's predicted cost. A node without a prediction (an unknown shape) counts as
+/// free and is listed in `unpredicted`.
+#[derive(Clone, Debug, Default)]
+pub struct NodeCosts {
+    pub by_node: HashMap<NodeIndex, NodeCost>,
+    pub unpredicted: Vec<String>,
+}
+
+impl NodeCosts {
+    /// From the same per-node predictions as `nsplit annotate`.
+    pub fn predict(a: &Analysis, profiles: &Profiles) -> NodeCosts {
+        let mut out = NodeCosts::default();
+        let annotations = crate::annotate::Annotations::of(a, profiles);
+        for (row, (n, _)) in annotations.nodes.iter().zip(a.graph.ops()) {
+            let (Some(mobile_ms), Some(cloud_ms)) = (row.mobile_ms, row.cloud_ms) else {
+                out.unpredicted.push(row.name.clone());
+                out.by_node.insert(n, NodeCost::default());
+                continue;
+            };
+            out.by_node.insert(
+                n,
+                NodeCost {
+                    mobile_ms,
+                    cloud_ms,
+                    mobile_mj: row.mobile_mj.unwrap_or(0.0),
+                },
+            );
+        }
+        out
+    }
+
+    pub fn get(&self, n: NodeIndex) -> NodeCost {
+        self.by_node.get(&n).copied().unwrap_or_default()
+    }
+}
+
+/// A cut's predicted latency and phone energy on one network.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Head compute on the phone.
+    pub mobile_ms: f64,
+    /// Upload, round trip and result download; 0 when everything runs on the phone.
+    pub transfer_ms: f64,
+    /// Tail compute on the server (times the server load factor).
+    pub cloud_ms: f64,
+    pub total_ms: f64,
+    /// Head compute energy plus radio energy while uploading.
+    pub mobile_mj: f64,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+}
+
+/// Predict `cut` on `bucket`; `None` when a crossing tensor's size is unknown.
+pub fn predict(
+    graph: &ModelGraph,
+    shapes: &crate::shapes::ShapeTable,
+    costs: &NodeCosts,
+    cut: &Cut,
+    bucket: &BandwidthBucket,
+    cloud_load: f64,
+) -> Option<Prediction> {
+    let (mut mobile_ms, mut cloud_ms, mut compute_mj) = (0.0, 0.0, 0.0);
+    let mut download_bytes = 0u64;
+    let mut replies = false;
+    for &n in &graph.order {
+        if cut.is_constant(n) {
+            continue;
+        }
+        let c = costs.get(n);
+        if cut.contains(n) {
+            mobile_ms += c.mobile_ms;
+            compute_mj += c.mobile_mj;
+            continue;
+        }
+        cloud_ms += c.cloud_ms * cloud_load;
+        for &t in graph.op(n).outputs.iter().flatten() {
+            if graph.tensor(t).is_output {
+                replies = true;
+                download_bytes += shapes.get(t).bytes()?;
+            }
+        }
+    }
+    let mut upload_bytes = 0u64;
+    for t in cut.boundary(graph) {
+        upload_bytes += shapes.get(t).bytes()?;
+    }
+    let up = 8e-3 * upload_bytes as f64 / bucket.uplink_mbps;
+    let down = 8e-3 * download_bytes as f64 / bucket.downlink_mbps;
+    let rtt = if replies { bucket.rtt_ms } else { 0.0 };
+    let transfer_ms = up + down + rtt;
+    let radio_mj = bucket.radio.upload_w(bucket.uplink_mbps) * up;
+    Some(Prediction {
+        mobile_ms,
+        transfer_ms,
+        cloud_ms,
+        total_ms: mobile_ms + transfer_ms + cloud_ms,
+        mobile_mj: compute_mj + radio_mj,
+        upload_bytes,
+        download_bytes,
+    })
+}
