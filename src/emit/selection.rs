@@ -444,7 +444,7 @@ impl SelectionTable {
                 fig(p.mobile_mj),
                 b.speedup_vs_all_cloud
                     .map_or("n/a".into(), |s| format!("{}x", fig(s))),
-                format!("{}x", fig(b.speedup_vs_all_mobile)),
+                fig(b.speedup_vs_all_mobile) + "x",
                 b.energy_saving_vs_all_cloud
                     .map_or("n/a".into(), |s| format!("{:+.1}%", -100.0 * s)),
             );

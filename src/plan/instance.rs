@@ -285,13 +285,8 @@ impl Instance {
     /// `None` when it sends (or brings back) a tensor of unknown size.
     pub fn cost(&self, head: &[bool]) -> Option<Linear> {
         let mut total = Linear::default();
-        for i in 0..self.len() {
-            total = total
-                + if head[i] {
-                    self.mobile[i]
-                } else {
-                    self.cloud[i]?
-                };
+        for ((&in_head, &mobile), &cloud) in head.iter().zip(&self.mobile).zip(&self.cloud) {
+            total = total + if in_head { mobile } else { cloud? };
         }
         for t in &self.transfers {
             let on_phone = t.producer.is_none_or(|p| head[p]);

@@ -43,9 +43,9 @@ pub fn solve(inst: &Instance, x: f64) -> (Vec<bool>, f64) {
             g.add_edge(from, to, cap);
         }
     };
-    for i in 0..n {
-        edge(&mut g, s, items[i], capacity(inst.cloud[i], x));
-        edge(&mut g, items[i], t, capacity(Some(inst.mobile[i]), x));
+    for (i, &item) in items.iter().enumerate() {
+        edge(&mut g, s, item, capacity(inst.cloud[i], x));
+        edge(&mut g, item, t, capacity(Some(inst.mobile[i]), x));
     }
     for tr in &inst.transfers {
         let from = tr.producer.map_or(s, |p| items[p]);

@@ -1,0 +1,435 @@
+//! The main job end to end: golden selection tables, an independent re-computation of the
+//! choices from annotations.json, verified pairs, `nsplit select`, and failures that leave
+//! nothing behind.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Run the main job into a fresh folder; panics with stderr on failure.
+fn job(model: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dist");
+    let mut args = vec![model, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = nsplit(&args);
+    assert!(
+        o.status.success(),
+        "nsplit {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (tmp, out)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Relative path of a model for the command line (goldens record the path as given).
+fn rel(path: &Path) -> String {
+    let corpus = corpus().unwrap_or_default();
+    match path.strip_prefix(root()) {
+        Ok(r) => r.display().to_string(),
+        Err(_) => path
+            .display()
+            .to_string()
+            .replace(&corpus.display().to_string(), "corpus/onnx-backend"),
+    }
+}
+
+/// A buckets file with no round trip, where the small fixtures have mid-network cuts.
+const LAN: &str = r#"{"format": "nsplit.buckets", "version": 1, "buckets": [
+ {"name": "lan", "uplink_mbps": 50, "downlink_mbps": 50, "rtt_ms": 0,
+  "radio": {"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}},
+ {"name": "slow", "uplink_mbps": 2, "downlink_mbps": 2, "rtt_ms": 0,
+  "radio": {"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}}]}"#;
+
+fn lan_file() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lan.json");
+    std::fs::write(&path, LAN).unwrap();
+    let s = path.display().to_string();
+    (dir, s)
+}
+
+/// Golden selection.json (field for field) and selection.md (byte for byte) for every fixture
+/// and light model-zoo net under the default profiles and buckets, plus an energy plan.
+#[test]
+fn selection_tables_match_golden() {
+    let mut models: Vec<(String, Vec<String>)> = FIXTURES
+        .iter()
+        .map(|(n, s)| {
+            let shapes = s
+                .iter()
+                .flat_map(|s| ["--input-shape".to_string(), s.to_string()]);
+            (format!("fixtures/{n}"), shapes.collect())
+        })
+        .collect();
+    models.extend(light_models().iter().map(|p| (rel(p), vec![])));
+    let corpus_dir = corpus().map(|d| d.display().to_string());
+    for (model, shapes) in &models {
+        let path = if model.starts_with("corpus/") {
+            model.replace("corpus/onnx-backend", corpus_dir.as_deref().unwrap())
+        } else {
+            model.clone()
+        };
+        for (suffix, extra) in [("", vec![]), (".energy", vec!["--objective", "energy"])] {
+            let mut args: Vec<&str> = shapes.iter().map(String::as_str).collect();
+            args.push("--no-verify");
+            args.extend(extra);
+            let (_tmp, out) = job(&path, &args);
+            let stem = Path::new(model).file_stem().unwrap().to_string_lossy();
+            let fix = |s: String| match &corpus_dir {
+                Some(c) => s.replace(c.as_str(), "corpus/onnx-backend"),
+                None => s,
+            };
+            let json = fix(std::fs::read_to_string(out.join("selection.json")).unwrap());
+            check_golden_json(&format!("selection/{stem}{suffix}.json"), &json);
+            let md = fix(std::fs::read_to_string(out.join("selection.md")).unwrap());
+            check_golden(&format!("selection/{stem}{suffix}.md"), &md);
+        }
+    }
+}
+
+/// Compare JSON documents field for field (numbers to 1e-9 relative); `UPDATE_GOLDEN=1`
+/// rewrites the golden file.
+fn check_golden_json(rel: &str, actual: &str) {
+    let path = root().join("golden").join(rel);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = read_json(&path);
+    let got: Value = serde_json::from_str(actual).unwrap();
+    if let Err(at) = same(&want, &got, "$") {
+        panic!(
+            "{} differs at {at} (run with UPDATE_GOLDEN=1 to accept, then read the diff)",
+            path.display()
+        );
+    }
+}
+
+fn same(want: &Value, got: &Value, at: &str) -> Result<(), String> {
+    match (want, got) {
+        (Value::Number(w), Value::Number(g)) => {
+            let (w, g) = (w.as_f64().unwrap(), g.as_f64().unwrap());
+            if (w - g).abs() <= 1e-9 * w.abs().max(g.abs()) {
+                Ok(())
+            } else {
+                Err(format!("{at}: {w} vs {g}"))
+            }
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            if w.len() != g.len() {
+                return Err(format!("{at}: {} vs {} items", w.len(), g.len()));
+            }
+            for (i, (w, g)) in w.iter().zip(g).enumerate() {
+                same(w, g, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Object(w), Value::Object(g)) => {
+            let (wk, gk): (Vec<_>, Vec<_>) = (w.keys().collect(), g.keys().collect());
+            if wk != gk {
+                return Err(format!("{at}: fields {wk:?} vs {gk:?}"));
+            }
+            for (k, v) in w {
+                same(v, &g[k], &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (w, g) if w == g => Ok(()),
+        (w, g) => Err(format!("{at}: {w} vs {g}")),
+    }
+}
+
+/// From annotations.json alone (and the networks in selection.json), redo the paper's prefix
+/// scan for the chain models and find the choices selection.json made.
+#[test]
+fn prefix_scan_from_annotations_matches_selection() {
+    let (_lan_dir, lan) = lan_file();
+    let mut models: Vec<String> = ["lenet.onnx", "lstm.onnx", "gru.onnx", "custom_domain.onnx"]
+        .iter()
+        .map(|m| fixture(m).display().to_string())
+        .collect();
+    models.extend(light_models().iter().map(|p| p.display().to_string()));
+    let mut checked = 0;
+    for model in &models {
+        for buckets in ["3g,lte,wifi", lan.as_str()] {
+            let (_tmp, out) = job(
+                model,
+                &["--no-verify", "--buckets", buckets, "--cloud-load", "2"],
+            );
+            let sel = read_json(&out.join("selection.json"));
+            if sel["method"] != "chain_scan" {
+                continue;
+            }
+            let ann = read_json(&out.join("annotations.json"));
+            for b in sel["buckets"].as_array().unwrap() {
+                let (k, total) = scan(&ann, &b["network"], 2.0);
+                let cut = sel["cuts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["id"] == b["cut"])
+                    .unwrap();
+                assert_eq!(
+                    cut["head_nodes"].as_u64().unwrap() as usize,
+                    k,
+                    "{model} {}: scan chose a head of {k} nodes, selection {}",
+                    b["network"]["name"],
+                    b["cut"]
+                );
+                let reported = b["predicted"]["total_ms"].as_f64().unwrap();
+                assert!(
+                    (reported - total).abs() <= 1e-5 * total,
+                    "{model}: {reported} vs {total}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 12, "only {checked} bucket choices checked");
+}
+
+/// The paper's latency(j), over the non-constant nodes in annotation order; the first minimum.
+fn scan(ann: &Value, net: &Value, load: f64) -> (usize, f64) {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let nodes: Vec<&Value> = ann["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.get("constant").is_none())
+        .collect();
+    let produced_at: std::collections::HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            n["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |o| (o["name"].as_str().unwrap(), i))
+        })
+        .collect();
+    let position = |tensor: &str| produced_at.get(tensor).copied();
+    let mut sizes: std::collections::HashMap<String, f64> = Default::default();
+    for t in ann["model"]["inputs"].as_array().unwrap() {
+        sizes.insert(t["name"].as_str().unwrap().into(), f(&t["bytes"]));
+    }
+    for n in &nodes {
+        for o in n["outputs"].as_array().unwrap() {
+            sizes.insert(o["name"].as_str().unwrap().into(), f(&o["bytes"]));
+        }
+    }
+    let outputs: Vec<&str> = ann["model"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    let (up, down, rtt) = (
+        f(&net["uplink_mbps"]),
+        f(&net["downlink_mbps"]),
+        f(&net["rtt_ms"]),
+    );
+    let mut best = (0, f64::INFINITY);
+    for j in 0..=nodes.len() {
+        let mut total = 0.0;
+        let mut crossing: std::collections::BTreeSet<&str> = Default::default();
+        let mut replies = false;
+        for (i, n) in nodes.iter().enumerate() {
+            if i < j {
+                total += f(&n["mobile_ms"]);
+                continue;
+            }
+            total += load * f(&n["cloud_ms"]);
+            for input in n["inputs"].as_array().unwrap() {
+                let name = input.as_str().unwrap();
+                let from_head = match position(name) {
+                    Some(p) => p < j,
+                    None => sizes.contains_key(name), // a graph input (weights are not in sizes)
+                };
+                if from_head {
+                    crossing.insert(name);
+                }
+            }
+            for o in n["outputs"].as_array().unwrap() {
+                if outputs.contains(&o["name"].as_str().unwrap()) {
+                    replies = true;
+                    total += 8e-3 * f(&o["bytes"]) / down;
+                }
+            }
+        }
+        total += crossing.iter().map(|t| 8e-3 * sizes[*t] / up).sum::<f64>();
+        if replies {
+            total += rtt;
+        }
+        if total < best.1 * (1.0 - 1e-9) {
+            best = (j, total);
+        }
+    }
+    best
+}
+
+/// The README's main command: pairs are written and verified, the table lists them, and
+/// `nsplit select` answers from it.
+#[test]
+fn main_job_writes_verified_pairs_and_select_reads_them() {
+    let (_lan_dir, lan) = lan_file();
+    let (_tmp, out) = job(
+        "fixtures/lenet.onnx",
+        &[
+            "--buckets",
+            &lan,
+            "--objective",
+            "energy",
+            "--cloud-load",
+            "3",
+        ],
+    );
+    let sel = read_json(&out.join("selection.json"));
+    let cuts = sel["cuts"].as_array().unwrap();
+    assert!(cuts.len() >= 2, "expected a mid-network cut: {cuts:?}");
+    for c in cuts {
+        assert_eq!(c["verification"]["status"], "passed", "{c}");
+        for side in ["head", "tail"] {
+            if let Some(f) = c[side].as_str() {
+                assert!(out.join(f).is_file(), "{f} missing");
+            }
+        }
+    }
+    assert!(out.join("selection.md").is_file() && out.join("annotations.json").is_file());
+    // Every breakpoint piece names a listed cut, and select agrees with the pieces.
+    for p in sel["breakpoints"]["pieces"].as_array().unwrap() {
+        let mid = (p["from_mbps"].as_f64().unwrap() * p["to_mbps"].as_f64().unwrap()).sqrt();
+        let o = nsplit(&[
+            "select",
+            out.to_str().unwrap(),
+            "--bandwidth",
+            &mid.to_string(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(answer["cut"], p["cut"], "at {mid} Mbps");
+        let cut = cuts.iter().find(|c| c["id"] == p["cut"]).unwrap();
+        match cut["head"].as_str() {
+            Some(h) => assert_eq!(answer["head"], out.join(h).display().to_string()),
+            None => assert!(answer["head"].is_null()),
+        }
+    }
+    let o = nsplit(&["select", out.to_str().unwrap(), "--bandwidth", "-1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--bandwidth"));
+}
+
+/// A model tract cannot run still gets its split, marked unverified with the reason.
+#[test]
+fn a_model_tract_cannot_run_is_split_and_marked_unverified() {
+    use onnx_protobuf::{Message, ModelProto, OperatorSetIdProto};
+    let mut m =
+        ModelProto::parse_from_bytes(&std::fs::read(fixture("custom_domain.onnx")).unwrap())
+            .unwrap();
+    let graph = m.graph.mut_or_insert_default();
+    let gelu = graph.node.iter_mut().find(|n| n.op_type == "Gelu").unwrap();
+    gelu.op_type = "NoSuchOp".into();
+    gelu.domain = "com.example.unknown".into();
+    let out_name = gelu.output[0].clone();
+    m.opset_import.push(OperatorSetIdProto {
+        domain: "com.example.unknown".into(),
+        version: 1,
+        ..Default::default()
+    });
+    let mut vi = m.graph.input[0].clone();
+    vi.name = out_name;
+    m.graph.mut_or_insert_default().value_info.push(vi); // [1, 16] float, like the MatMul before it
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("unknown_op.onnx");
+    std::fs::write(&model, m.write_to_bytes().unwrap()).unwrap();
+    let (_t, out) = job(model.to_str().unwrap(), &[]);
+    let sel = read_json(&out.join("selection.json"));
+    for c in sel["cuts"].as_array().unwrap() {
+        assert_eq!(c["verification"]["status"], "unverified", "{c}");
+        let why = c["verification"]["reason"].as_str().unwrap();
+        assert!(why.contains("tract cannot run"), "{why}");
+    }
+}
+
+/// Bad requests fail with a message naming the problem and leave no output folder.
+#[test]
+fn bad_requests_fail_cleanly_and_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dist");
+    let o = out.to_str().unwrap();
+    for (args, expect) in [
+        (
+            vec!["fixtures/symbolic_batch.onnx", "--out", o],
+            "--input-shape images=",
+        ),
+        (
+            vec!["fixtures/lenet.onnx", "--out", o, "--buckets", "5g"],
+            "5g",
+        ),
+        (
+            vec!["fixtures/lenet.onnx", "--out", o, "--buckets", "0"],
+            "uplink_mbps",
+        ),
+        (
+            vec!["fixtures/lenet.onnx", "--out", o, "--range", "10..1"],
+            "0 < FROM < TO",
+        ),
+        (
+            vec!["fixtures/lenet.onnx", "--out", o, "--cloud-load", "0"],
+            "--cloud-load",
+        ),
+        (
+            vec!["fixtures/bad/truncated.onnx", "--out", o],
+            "truncated.onnx",
+        ),
+        (
+            vec!["fixtures/lenet.onnx", "--out", o, "--mobile", "nope"],
+            "nope",
+        ),
+    ] {
+        let r = nsplit(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
+    let r = nsplit(&["select", tmp.path().to_str().unwrap(), "--bandwidth", "5"]);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("selection.json"));
+}
+
+/// A second run into the same folder replaces the first run's pairs.
+#[test]
+fn rerun_removes_stale_pairs() {
+    let (_lan_dir, lan) = lan_file();
+    let (_tmp, out) = job(
+        "fixtures/lenet.onnx",
+        &["--no-verify", "--buckets", &lan, "--objective", "energy"],
+    );
+    let first: Vec<String> = onnx_files(&out);
+    assert!(first.len() > 1);
+    let o = nsplit(&[
+        "fixtures/lenet.onnx",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-verify",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(onnx_files(&out), vec!["all-mobile.head.onnx".to_string()]);
+}
+
+fn onnx_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".onnx"))
+        .collect();
+    v.sort();
+    v
+}
