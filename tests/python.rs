@@ -194,3 +194,105 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
     }
     assert!(out.status.success(), "check_halves.py failed:\n{text}");
 }
+
+/// The main job's own output: for every fixture and light model-zoo net, plans for both
+/// objectives over round-trip-free networks from 1 to 1000 Mbps (so mid-network cuts are chosen),
+/// then has scripts/check_halves.py check every pair listed in selection.json.
+#[test]
+fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
+    use common::{fixture, light_models, nsplit, FIXTURES};
+    let Some(py) = python() else {
+        eprintln!("\n*** SKIPPED: no Python found; the main job's pairs were not checked by onnx/onnxruntime ***\n");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let radio = r#"{"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}"#;
+    let buckets: Vec<String> = [1, 10, 100, 1000]
+        .iter()
+        .map(|b| format!(r#"{{"name": "{b}", "uplink_mbps": {b}, "downlink_mbps": {b}, "rtt_ms": 0, "radio": {radio}}}"#))
+        .collect();
+    let bucket_file = work.path().join("buckets.json");
+    std::fs::write(
+        &bucket_file,
+        format!(
+            r#"{{"format": "nsplit.buckets", "version": 1, "buckets": [{}]}}"#,
+            buckets.join(",")
+        ),
+    )
+    .unwrap();
+    let mut models: Vec<(std::path::PathBuf, Vec<String>)> = FIXTURES
+        .iter()
+        .map(|(n, s)| (fixture(n), s.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    models.extend(light_models().into_iter().map(|m| (m, vec![])));
+    let mut cases = vec![];
+    let mut mid = 0;
+    for (i, (model, shapes)) in models.iter().enumerate() {
+        for objective in ["latency", "energy"] {
+            let out = work.path().join(format!("{i}.{objective}"));
+            let mut args = vec![
+                model.to_str().unwrap().to_string(),
+                "--out".into(),
+                out.display().to_string(),
+                "--buckets".into(),
+                bucket_file.display().to_string(),
+                "--objective".into(),
+                objective.into(),
+                "--no-verify".into(),
+            ];
+            for s in shapes {
+                args.extend(["--input-shape".to_string(), s.clone()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = nsplit(&args);
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let sel: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("selection.json")).unwrap())
+                    .unwrap();
+            let given: serde_json::Map<String, serde_json::Value> = shapes
+                .iter()
+                .filter_map(|s| s.split_once('='))
+                .map(|(n, d)| {
+                    let dims: Vec<u64> = d.split('x').map(|v| v.parse().unwrap()).collect();
+                    (n.to_string(), dims.into())
+                })
+                .collect();
+            for c in sel["cuts"].as_array().unwrap() {
+                let file = |side: &str| c[side].as_str().map(|f| out.join(f));
+                mid += (file("head").is_some() && file("tail").is_some()) as usize;
+                cases.push(serde_json::json!({
+                    "label": format!("{} {objective} {}", model.display(), c["id"]),
+                    "original": model,
+                    "head": file("head"),
+                    "tail": file("tail"),
+                    "inputs": null,
+                    "shapes": given,
+                }));
+            }
+        }
+    }
+    assert!(mid >= 5, "only {mid} mid-network cuts were chosen");
+    let manifest = work.path().join("manifest.json");
+    std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
+    require_tools(&py);
+    let out = Command::new(&py)
+        .arg(root().join("scripts/check_halves.py"))
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{} pairs from the main job ({mid} mid-network)\n{}",
+        cases.len(),
+        text.lines().rev().take(2).collect::<Vec<_>>().join("\n")
+    );
+    assert!(out.status.success(), "check_halves.py failed:\n{text}");
+}

@@ -385,7 +385,10 @@ fn infer_node(
             };
             let mut out = vec![(0, TensorInfo::new(dt, d.clone()))];
             if t == "Dropout" {
-                out.push((1, TensorInfo::new(DType::BOOL, d)));
+                // The mask is bool from opset 10; before, it had the input's type.
+                let opset = ctx.model.opset("").unwrap_or(1);
+                let mask = if opset >= 10 { DType::BOOL } else { dt };
+                out.push((1, TensorInfo::new(mask, d)));
             }
             out
         }
