@@ -44,8 +44,25 @@ pub fn solve(inst: &Instance, x: f64) -> (Vec<bool>, f64) {
         }
     };
     for (i, &item) in items.iter().enumerate() {
-        edge(&mut g, s, item, capacity(inst.cloud[i], x));
-        edge(&mut g, item, t, capacity(Some(inst.mobile[i]), x));
+        // Each item pays at least the cheaper of its two sides whatever the cut: take that out
+        // of both edges (the same constant for every cut, so the same optimum) and spare Dinic's
+        // algorithm one trivial augmenting path per item.
+        let (cloud, mobile) = (
+            capacity(inst.cloud[i], x),
+            capacity(Some(inst.mobile[i]), x),
+        );
+        let both = cloud.min(mobile);
+        edge(
+            &mut g,
+            s,
+            item,
+            if cloud == UNBOUNDED {
+                cloud
+            } else {
+                cloud - both
+            },
+        );
+        edge(&mut g, item, t, mobile - both);
     }
     for tr in &inst.transfers {
         let from = tr.producer.map_or(s, |p| items[p]);
