@@ -73,7 +73,7 @@ struct JobArgs {
     /// pairs a previous run wrote there and this run did not are removed.
     #[arg(long, value_name = "DIR", required = true)]
     out: Option<PathBuf>,
-    /// Mobile device profile: a built-in name (jetson-tk1, x86-2core) or a profile JSON file
+    /// Mobile device profile: a built-in name (jetson-tk1, jetson-tk1-cpu, x86-2core) or a profile JSON file
     /// (docs/profiles.md).
     #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE")]
     mobile: String,

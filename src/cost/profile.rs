@@ -138,6 +138,10 @@ pub struct DeviceProfile {
 /// Profiles that ship with the binary: (name, JSON).
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("jetson-tk1", include_str!("../../profiles/jetson-tk1.json")),
+    (
+        "jetson-tk1-cpu",
+        include_str!("../../profiles/jetson-tk1-cpu.json"),
+    ),
     ("titan-x", include_str!("../../profiles/titan-x.json")),
     ("x86-2core", include_str!("../../profiles/x86-2core.json")),
 ];

@@ -252,7 +252,9 @@ impl<'a> Emitter<'a> {
     }
 
     /// value_info of the tensors computed inside the side: the model's own entries, and our
-    /// inferred types for the rest.
+    /// inferred types for the rest that something reads. An output nothing reads (Dropout's
+    /// mask) gets no inferred entry: runtimes disagree on some of those types (tract types an
+    /// opset-9 mask bool, the spec float), and nothing depends on it.
     fn inner_value_info(&self, spec: &SideSpec) -> Vec<ValueInfoProto> {
         let boundary: HashSet<TensorId> =
             spec.inputs.iter().chain(&spec.outputs).copied().collect();
@@ -269,8 +271,10 @@ impl<'a> Emitter<'a> {
             .filter(|t| !boundary.contains(t))
             .filter_map(|t| {
                 let name = &self.graph.tensor(t).name;
+                let read = !self.graph.tensor(t).consumers.is_empty();
                 match declared.get(name.as_str()) {
                     Some(v) => Some((*v).clone()),
+                    None if !read => None,
                     None => self
                         .shapes
                         .get(t)

@@ -1,0 +1,33 @@
+//! Regenerates the tables of docs/paper-reproduction.md: the model zoo (shapes only) is written
+//! into target/zoo-shapes, planned for the paper's networks and objectives, and the doc's
+//! generated section is replaced.
+//!
+//! ```text
+//! cargo bench --bench paper
+//! ```
+
+#[path = "paper/report.rs"]
+mod report;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let zoo = root.join("target/zoo-shapes");
+    let status = Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
+        .args(["--zoo", zoo.to_str().unwrap(), "--shapes-only"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the zoo generator failed");
+    let tables = report::tables(&zoo);
+    let doc = root.join("docs/paper-reproduction.md");
+    let text = std::fs::read_to_string(&doc).unwrap();
+    let (start, end) = (
+        text.find(report::BEGIN).expect("begin marker"),
+        text.find(report::END).expect("end marker") + report::END.len(),
+    );
+    let new = format!("{}{}{}", &text[..start], tables.trim_end(), &text[end..]);
+    std::fs::write(&doc, new).unwrap();
+    println!("rewrote {}", doc.display());
+}

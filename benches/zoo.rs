@@ -1,0 +1,204 @@
+//! The whole pipeline on every zoo model: time and peak memory of `nsplit MODEL --out DIR`
+//! without verification, and of verification alone, each as a ratio against reading the model's
+//! files in the same run; then the onnx checker and onnxruntime on every pair written (not in CI:
+//! the zoo is about 2 GB).
+//!
+//! ```text
+//! cargo bench --bench zoo            # writes the zoo into target/zoo first if it is missing
+//! ```
+//! Each measurement is a fresh process (peak RSS is its own). Python with onnx/onnxruntime is
+//! `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
+
+use nsplit::emit::selection::SelectionTable;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child(&args[1], Path::new(&args[2]), Path::new(&args[3]));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let zoo = root.join("target/zoo");
+    if !zoo.join("bert_base.onnx").exists() {
+        let ok = Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
+            .args(["--zoo", zoo.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "zoo generation failed");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let buckets = work.path().join("buckets.json");
+    let radio = r#"{"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}"#;
+    let list: Vec<String> = [1, 10, 100, 1000]
+        .iter()
+        .map(|b| format!(r#"{{"name": "{b}", "uplink_mbps": {b}, "downlink_mbps": {b}, "rtt_ms": 0, "radio": {radio}}}"#))
+        .collect();
+    std::fs::write(
+        &buckets,
+        format!(
+            r#"{{"format": "nsplit.buckets", "version": 1, "buckets": [{}]}}"#,
+            list.join(",")
+        ),
+    )
+    .unwrap();
+    let mut models: Vec<PathBuf> = std::fs::read_dir(&zoo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    models.sort();
+    println!("| model | size MB | read s | pipeline s (x read) | pipeline peak MB (x size) | pairs | verify s (x read) | verify peak MB |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut cases = vec![];
+    for model in &models {
+        let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
+        let data = PathBuf::from(format!("{}.data", model.display()));
+        let size = std::fs::metadata(model).unwrap().len()
+            + std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+        let out = work.path().join(&stem);
+        let run = |mode: &str| {
+            let o = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--child",
+                    mode,
+                    model.to_str().unwrap(),
+                    out.to_str().unwrap(),
+                ])
+                .env("NSPLIT_BUCKETS", &buckets)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{mode} {stem}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let mut it = text.split_whitespace();
+            let secs: f64 = it.next().unwrap().parse().unwrap();
+            let rss: f64 = it.next().unwrap().parse().unwrap();
+            (secs, rss)
+        };
+        let read = run("read");
+        let pipeline = run("pipeline");
+        let verify = run("verify");
+        let table = SelectionTable::load(&out).unwrap();
+        for c in &table.cuts {
+            let file = |f: &Option<String>| f.as_ref().map(|f| out.join(f));
+            cases.push(serde_json::json!({
+                "label": format!("{stem} {}", c.id),
+                "original": model,
+                "head": file(&c.head),
+                "tail": file(&c.tail),
+                "inputs": null,
+            }));
+        }
+        println!(
+            "| {stem} | {:.0} | {:.2} | {:.2} ({:.1}x) | {:.0} ({:.2}x) | {} | {:.2} ({:.1}x) | {:.0} |",
+            size as f64 / 1e6,
+            read.0,
+            pipeline.0,
+            pipeline.0 / read.0,
+            pipeline.1 / 1e6,
+            pipeline.1 / size as f64,
+            table.cuts.len(),
+            verify.0,
+            verify.0 / read.0,
+            verify.1 / 1e6,
+        );
+    }
+    let manifest = work.path().join("manifest.json");
+    std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
+    let python = std::env::var("NSPLIT_PYTHON").ok().unwrap_or_else(|| {
+        let venv = root.join(".venv/bin/python");
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    });
+    let o = Command::new(python)
+        .arg(root.join("scripts/check_halves.py"))
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    println!(
+        "\nonnx checker + onnxruntime over {} pairs:\n{}{}",
+        cases.len(),
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        if o.status.success() {
+            ""
+        } else {
+            "\nFAILED (see above)"
+        }
+    );
+}
+
+/// One measured step in a fresh process: prints seconds and peak RSS bytes.
+fn child(mode: &str, model: &Path, out: &Path) {
+    let start = Instant::now();
+    match mode {
+        "read" => {
+            let mut n = std::fs::read(model).unwrap().len();
+            if let Ok(d) = std::fs::read(format!("{}.data", model.display())) {
+                n += d.len();
+            }
+            std::hint::black_box(n);
+        }
+        "pipeline" => {
+            let lte = nsplit::plan::network::reference_network("lte").unwrap();
+            let buckets = std::env::var("NSPLIT_BUCKETS").unwrap();
+            let opts = nsplit::job::JobOptions {
+                input_shapes: Default::default(),
+                profiles: nsplit::annotate::Profiles::resolve("jetson-tk1-cpu", "titan-x").unwrap(),
+                plan: nsplit::plan::PlanOptions {
+                    objective: nsplit::plan::Objective::Latency,
+                    cloud_load: 1.0,
+                    buckets: nsplit::plan::network::parse_buckets(&buckets, &lte).unwrap(),
+                    sweep: nsplit::plan::Sweep {
+                        from_mbps: 0.1,
+                        to_mbps: 1000.0,
+                        like: lte,
+                    },
+                },
+                verify: false,
+                external_data: nsplit::emit::ExternalData::Auto,
+                progress: false,
+            };
+            nsplit::job::run(model, out, &opts).unwrap();
+        }
+        "verify" => {
+            let table = SelectionTable::load(out).unwrap();
+            let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
+            let vopts = nsplit::verify::VerifyOptions::default();
+            let reference = nsplit::verify::Reference::new(&a, &vopts).unwrap();
+            if let Ok(reference) = reference {
+                for c in &table.cuts {
+                    let file = |f: &Option<String>| f.as_ref().map(|f| out.join(f));
+                    let (h, t) = (file(&c.head), file(&c.tail));
+                    let o = reference.check(h.as_deref(), t.as_deref(), &vopts).unwrap();
+                    assert!(o.passed(), "{} {}: {}", model.display(), c.id, o.to_text());
+                }
+            }
+        }
+        _ => panic!("unknown mode {mode}"),
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    println!("{} {}", start.elapsed().as_secs_f64(), rss);
+}

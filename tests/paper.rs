@@ -1,0 +1,40 @@
+//! docs/paper-reproduction.md's tables are generated: regenerate them from a shapes-only zoo
+//! (plans depend on shapes, not weight values, so this is the same computation as
+//! `cargo bench --bench paper`) and compare with the committed doc.
+
+mod common;
+
+#[path = "../benches/paper/report.rs"]
+mod report;
+
+#[test]
+fn paper_reproduction_tables_are_current() {
+    let zoo = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
+        .args(["--zoo", zoo.path().to_str().unwrap(), "--shapes-only"])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let tables = report::tables(zoo.path());
+    let doc = std::fs::read_to_string(common::root().join("docs/paper-reproduction.md")).unwrap();
+    let start = doc.find(report::BEGIN).expect("begin marker in the doc");
+    let end = doc.find(report::END).expect("end marker in the doc") + report::END.len();
+    let committed = &doc[start..end];
+    if committed != tables.trim_end() {
+        let line = committed
+            .lines()
+            .zip(tables.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "docs/paper-reproduction.md is stale at generated line {}:\n  doc:  {:?}\n  code: {:?}\nrun `cargo bench --bench paper` and read the diff",
+            line + 1,
+            committed.lines().nth(line),
+            tables.lines().nth(line)
+        );
+    }
+}
