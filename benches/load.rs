@@ -9,6 +9,9 @@
 //! Without arguments it measures the corpus's largest light net and the generated VGG-16, where
 //! present. Each measurement runs in a fresh child process, so peak RSS is its own.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -51,8 +54,8 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for m in models {
         let file_bytes = files_size(&m);
-        let read = median(|| measure("read", &m));
-        let analyse = median(|| measure("analyse", &m));
+        let read = common::median(RUNS, || measure("read", &m));
+        let analyse = common::median(RUNS, || measure("analyse", &m));
         let weights = measure("weights", &m).1;
         println!(
             "| {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.2}x | {:.1} | {:.2}x |",
@@ -77,13 +80,6 @@ fn files_size(model: &Path) -> u64 {
         .filter(|e| e.file_name().to_string_lossy().starts_with(&stem))
         .map(|e| std::fs::metadata(e.path()).unwrap().len())
         .sum()
-}
-
-/// Median over RUNS of (seconds, peak RSS bytes).
-fn median(mut f: impl FnMut() -> (f64, u64)) -> (f64, u64) {
-    let mut runs: Vec<(f64, u64)> = (0..RUNS).map(|_| f()).collect();
-    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    runs[RUNS / 2]
 }
 
 fn measure(mode: &str, model: &Path) -> (f64, u64) {
@@ -142,15 +138,5 @@ fn child(mode: &str, model: &Path) {
         }
         other => panic!("unknown mode {other}"),
     }
-    println!("{} {}", start.elapsed().as_secs_f64(), peak_rss());
-}
-
-/// Peak resident set size of this process (VmHWM), in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    println!("{} {}", start.elapsed().as_secs_f64(), common::peak_rss());
 }

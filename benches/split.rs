@@ -8,6 +8,9 @@
 //! Python with onnx is found at `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
 //! Each run is a fresh process (peak RSS is its own), median of 3.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -52,14 +55,7 @@ fn main() {
         .collect();
     drop(analysis);
     let size = std::fs::metadata(&model).unwrap().len();
-    let python = std::env::var("NSPLIT_PYTHON").ok().unwrap_or_else(|| {
-        let venv = root.join(".venv/bin/python");
-        if venv.exists() {
-            venv.to_string_lossy().into_owned()
-        } else {
-            "python3".into()
-        }
-    });
+    let python = common::python(&root);
     println!(
         "model {} ({:.1} MB), cut after `{tensor}` (node `{}`)",
         model.display(),
@@ -67,7 +63,7 @@ fn main() {
         mid.label()
     );
 
-    let ours = median(|| {
+    let ours = common::median(RUNS, || {
         let out = tempfile::tempdir().unwrap();
         let exe = std::env::current_exe().unwrap();
         let o = Command::new(exe)
@@ -92,7 +88,7 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 "#,
         model = model.to_string_lossy()
     );
-    let theirs = median(|| {
+    let theirs = common::median(RUNS, || {
         let o = Command::new(&python)
             .args(["-c", &script])
             .output()
@@ -131,12 +127,6 @@ fn parse(line: &str) -> (f64, u64) {
     )
 }
 
-fn median(mut f: impl FnMut() -> (f64, u64)) -> (f64, u64) {
-    let mut runs: Vec<(f64, u64)> = (0..RUNS).map(|_| f()).collect();
-    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    runs[RUNS / 2]
-}
-
 fn child(model: &Path, tensor: &str, out: &Path) {
     let start = Instant::now();
     nsplit::split::split_at(
@@ -147,12 +137,6 @@ fn child(model: &Path, tensor: &str, out: &Path) {
         nsplit::emit::ExternalData::Auto,
     )
     .unwrap();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024;
+    let rss = common::peak_rss();
     println!("{} {}", start.elapsed().as_secs_f64(), rss);
 }

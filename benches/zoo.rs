@@ -9,6 +9,9 @@
 //! Each measurement is a fresh process (peak RSS is its own). Python with onnx/onnxruntime is
 //! `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use nsplit::emit::selection::SelectionTable;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,14 +117,7 @@ fn main() {
     }
     let manifest = work.path().join("manifest.json");
     std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
-    let python = std::env::var("NSPLIT_PYTHON").ok().unwrap_or_else(|| {
-        let venv = root.join(".venv/bin/python");
-        if venv.exists() {
-            venv.display().to_string()
-        } else {
-            "python3".into()
-        }
-    });
+    let python = common::python(&root);
     let o = Command::new(python)
         .arg(root.join("scripts/check_halves.py"))
         .arg(&manifest)
@@ -193,12 +189,6 @@ fn child(mode: &str, model: &Path, out: &Path) {
         }
         _ => panic!("unknown mode {mode}"),
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024;
+    let rss = common::peak_rss();
     println!("{} {}", start.elapsed().as_secs_f64(), rss);
 }

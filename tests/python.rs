@@ -36,6 +36,25 @@ fn require_tools(py: &str) {
     );
 }
 
+/// Run scripts/check_halves.py over `cases` (written as a manifest into `dir`): whether every
+/// case passed, and the script's output.
+fn check_halves(py: &str, dir: &std::path::Path, cases: &[serde_json::Value]) -> (bool, String) {
+    let manifest = dir.join("manifest.json");
+    std::fs::write(&manifest, serde_json::to_string_pretty(cases).unwrap()).unwrap();
+    require_tools(py);
+    let out = Command::new(py)
+        .arg(root().join("scripts/check_halves.py"))
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 #[test]
 fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
     let Some(py) = python() else {
@@ -170,19 +189,7 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
         emit_failures.len(),
         emit_failures.join("\n")
     );
-    let manifest = work.path().join("manifest.json");
-    std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
-    require_tools(&py);
-    let out = Command::new(&py)
-        .arg(root().join("scripts/check_halves.py"))
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) = check_halves(&py, work.path(), &cases);
     eprintln!(
         "{node_tests} node tests ({control_flow_tests} with If/Loop/Scan); {} cuts emitted, {refused} refused (a crossing tensor of unknown type or rank)\n{}",
         cases.len(),
@@ -192,7 +199,7 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
     if std::env::var_os("NSPLIT_KEEP_HALVES").is_some() {
         eprintln!("kept the halves in {}", work.keep().display());
     }
-    assert!(out.status.success(), "check_halves.py failed:\n{text}");
+    assert!(passed, "check_halves.py failed:\n{text}");
 }
 
 /// The main job's own output: for every fixture and light model-zoo net, plans for both
@@ -276,23 +283,11 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
         }
     }
     assert!(mid >= 5, "only {mid} mid-network cuts were chosen");
-    let manifest = work.path().join("manifest.json");
-    std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
-    require_tools(&py);
-    let out = Command::new(&py)
-        .arg(root().join("scripts/check_halves.py"))
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) = check_halves(&py, work.path(), &cases);
     eprintln!(
         "{} pairs from the main job ({mid} mid-network)\n{}",
         cases.len(),
         text.lines().rev().take(2).collect::<Vec<_>>().join("\n")
     );
-    assert!(out.status.success(), "check_halves.py failed:\n{text}");
+    assert!(passed, "check_halves.py failed:\n{text}");
 }

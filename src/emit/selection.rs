@@ -228,33 +228,18 @@ impl SelectionTable {
                         }
                     })
                     .collect();
-                let (mut mobile_ms, mut cloud_ms, mut mj) = (0.0, 0.0, 0.0);
-                let (mut head_nodes, mut tail_nodes) = (0, 0);
-                for &n in &graph.order {
-                    if cut.is_constant(n) {
-                        continue;
-                    }
-                    let c = plan.costs.get(n);
-                    if cut.contains(n) {
-                        head_nodes += 1;
-                        mobile_ms += c.mobile_ms;
-                        mj += c.mobile_mj;
-                    } else {
-                        tail_nodes += 1;
-                        cloud_ms += c.cloud_ms * t.cloud_load;
-                    }
-                }
+                let work = crate::plan::predict::side_work(graph, &plan.costs, cut, t.cloud_load);
                 CutEntry {
                     id: id.clone(),
                     head: files.head,
                     tail: files.tail,
-                    head_nodes,
-                    tail_nodes,
+                    head_nodes: work.head_nodes,
+                    tail_nodes: work.tail_nodes,
                     upload_bytes: boundary.iter().filter_map(|b| b.bytes).sum(),
                     boundary,
-                    mobile_ms: round6(mobile_ms),
-                    cloud_ms: round6(cloud_ms),
-                    mobile_compute_mj: round6(mj),
+                    mobile_ms: round6(work.mobile_ms),
+                    cloud_ms: round6(work.cloud_ms),
+                    mobile_compute_mj: round6(work.mobile_mj),
                     objective_at_bandwidth: cost_line(*line),
                     verification: files.verification,
                 }

@@ -73,6 +73,39 @@ pub struct Prediction {
     pub download_bytes: u64,
 }
 
+/// What a cut's two sides compute, whatever the network.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SideWork {
+    pub head_nodes: usize,
+    pub tail_nodes: usize,
+    /// Head compute on the phone.
+    pub mobile_ms: f64,
+    /// Tail compute on the server, times the load factor.
+    pub cloud_ms: f64,
+    /// Head compute energy on the phone.
+    pub mobile_mj: f64,
+}
+
+/// Sum the predicted work of each side of `cut` (constant-only nodes belong to neither).
+pub fn side_work(graph: &ModelGraph, costs: &NodeCosts, cut: &Cut, cloud_load: f64) -> SideWork {
+    let mut w = SideWork::default();
+    for &n in &graph.order {
+        if cut.is_constant(n) {
+            continue;
+        }
+        let c = costs.get(n);
+        if cut.contains(n) {
+            w.head_nodes += 1;
+            w.mobile_ms += c.mobile_ms;
+            w.mobile_mj += c.mobile_mj;
+        } else {
+            w.tail_nodes += 1;
+            w.cloud_ms += c.cloud_ms * cloud_load;
+        }
+    }
+    w
+}
+
 /// Predict `cut` on `bucket`; `None` when a crossing tensor's size is unknown.
 pub fn predict(
     graph: &ModelGraph,
@@ -82,20 +115,14 @@ pub fn predict(
     bucket: &BandwidthBucket,
     cloud_load: f64,
 ) -> Option<Prediction> {
-    let (mut mobile_ms, mut cloud_ms, mut compute_mj) = (0.0, 0.0, 0.0);
+    let work = side_work(graph, costs, cut, cloud_load);
+    let (mobile_ms, cloud_ms) = (work.mobile_ms, work.cloud_ms);
     let mut download_bytes = 0u64;
     let mut replies = false;
     for &n in &graph.order {
-        if cut.is_constant(n) {
+        if cut.is_constant(n) || cut.contains(n) {
             continue;
         }
-        let c = costs.get(n);
-        if cut.contains(n) {
-            mobile_ms += c.mobile_ms;
-            compute_mj += c.mobile_mj;
-            continue;
-        }
-        cloud_ms += c.cloud_ms * cloud_load;
         for &t in graph.op(n).outputs.iter().flatten() {
             if graph.tensor(t).is_output {
                 replies = true;
@@ -117,7 +144,7 @@ pub fn predict(
         transfer_ms,
         cloud_ms,
         total_ms: mobile_ms + transfer_ms + cloud_ms,
-        mobile_mj: compute_mj + radio_mj,
+        mobile_mj: work.mobile_mj + radio_mj,
         upload_bytes,
         download_bytes,
     })
