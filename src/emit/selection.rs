@@ -123,26 +123,15 @@ pub struct BucketEntry {
     pub network: BandwidthBucket,
     /// Id of the chosen cut.
     pub cut: String,
-    pub predicted: Predicted,
+    pub predicted: Prediction,
     /// all-cloud's figures (the paper's status quo); null when the inputs' size is unknown.
-    pub all_cloud: Option<Predicted>,
-    pub all_mobile: Predicted,
+    pub all_cloud: Option<Prediction>,
+    pub all_mobile: Prediction,
     /// all-cloud total ms / chosen total ms.
     pub speedup_vs_all_cloud: Option<f64>,
     pub speedup_vs_all_mobile: f64,
     /// 1 - chosen mJ / all-cloud mJ.
     pub energy_saving_vs_all_cloud: Option<f64>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Predicted {
-    pub mobile_ms: f64,
-    pub transfer_ms: f64,
-    pub cloud_ms: f64,
-    pub total_ms: f64,
-    pub mobile_mj: f64,
-    pub upload_bytes: u64,
-    pub download_bytes: u64,
 }
 
 /// Where the best cut changes, as the uplink bandwidth varies over a range.
@@ -169,18 +158,6 @@ pub fn round6(v: f64) -> f64 {
         return v;
     }
     format!("{v:.5e}").parse().unwrap_or(v)
-}
-
-fn predicted(p: &Prediction) -> Predicted {
-    Predicted {
-        mobile_ms: round6(p.mobile_ms),
-        transfer_ms: round6(p.transfer_ms),
-        cloud_ms: round6(p.cloud_ms),
-        total_ms: round6(p.total_ms),
-        mobile_mj: round6(p.mobile_mj),
-        upload_bytes: p.upload_bytes,
-        download_bytes: p.download_bytes,
-    }
 }
 
 /// What the emitter wrote for a cut: file names and the verification outcome.
@@ -253,9 +230,9 @@ impl SelectionTable {
                 BucketEntry {
                     network: b.bucket.clone(),
                     cut: ids[b.cut].clone(),
-                    predicted: predicted(p),
-                    all_cloud: b.all_cloud.as_ref().map(predicted),
-                    all_mobile: predicted(&b.all_mobile),
+                    predicted: p.rounded(),
+                    all_cloud: b.all_cloud.as_ref().map(Prediction::rounded),
+                    all_mobile: b.all_mobile.rounded(),
                     speedup_vs_all_cloud: b
                         .all_cloud
                         .as_ref()

@@ -10,7 +10,7 @@ use crate::cut::Cut;
 use crate::graph::ModelGraph;
 use crate::Analysis;
 use petgraph::graph::NodeIndex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Predicted cost of one op node on each device.
@@ -58,7 +58,7 @@ impl NodeCosts {
 }
 
 /// A cut's predicted latency and phone energy on one network.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// Head compute on the phone.
     pub mobile_ms: f64,
@@ -104,6 +104,21 @@ pub fn side_work(graph: &ModelGraph, costs: &NodeCosts, cut: &Cut, cloud_load: f
         }
     }
     w
+}
+
+impl Prediction {
+    /// The figures to 6 significant digits, as the selection table writes them.
+    pub fn rounded(&self) -> Prediction {
+        let r = crate::emit::selection::round6;
+        Prediction {
+            mobile_ms: r(self.mobile_ms),
+            transfer_ms: r(self.transfer_ms),
+            cloud_ms: r(self.cloud_ms),
+            total_ms: r(self.total_ms),
+            mobile_mj: r(self.mobile_mj),
+            ..*self
+        }
+    }
 }
 
 /// Predict `cut` on `bucket`; `None` when a crossing tensor's size is unknown.
