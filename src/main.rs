@@ -289,7 +289,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "head": file(&cut.head),
                 "tail": file(&cut.tail),
                 "objective": table.objective,
-                "predicted": cut.objective_at_bandwidth.at_mbps(bandwidth.clamp(lo, hi)),
+                "predicted": nsplit::emit::selection::round6(
+                    cut.objective_at_bandwidth.at_mbps(bandwidth.clamp(lo, hi)),
+                ),
             });
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
