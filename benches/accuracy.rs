@@ -77,7 +77,7 @@ fn main() {
             let f = a.features.get(n);
             let ms = p
                 .op_latency_ms(
-                    &a.graph.op(n).op_type,
+                    &f.regression_op,
                     f.class,
                     f.flops,
                     f.bytes_read,
@@ -180,9 +180,14 @@ fn main() {
          above merge nodes measured at zero into the node that absorbed them, which is not enough for these.\n\
          - **Ops that cost far more than their class.** tract's LRN runs ~30x slower per element than a\n  \
          BatchNormalization; it is now profiled on its own (`op:LRN`), which took AlexNet from -61% to -13%.\n\
-         - **Shapes outside the profiling grid.** AlexNet and ZFNet (11x11 and 7x7 kernels, stride 4/2, grouped\n  \
-         convs, 9216x4096 fully connected layers) are underpredicted: the grid has 1/3/5 kernels at stride 1 and\n  \
-         FC weights up to 16 MB, and per-class linear fits on FLOPs and bytes do not extrapolate CPU efficiency.\n\
+         - **Pointwise convolutions** are matrix products with little reuse and run at about half the FLOP rate\n  \
+         of 3x3 convs here; they have their own regression (`op:Conv1x1`). DenseNet stays about -50%: before\n  \
+         each of its 1x1 convs a BatchNormalization and Relu on the growing concatenation cannot fold into a\n  \
+         conv, and tract charges that chain (and the conv's input packing) to the Relu, at 2-4 ms where the\n  \
+         elementwise regression predicts 0.1-0.2 ms.\n\
+         - **Shapes outside the profiling grid.** The grid has the first layers of real CNNs (11x11/4, 7x7/2)\n  \
+         and FC layers up to 25088x4096, but not every kernel, stride and group count; per-class fits on FLOPs\n  \
+         and bytes do not extrapolate CPU efficiency across them.\n\
          - **Small models are overhead-bound** (tens of microseconds), where run-to-run noise is itself ~20%.\n\
          - **Profiles vary between runs** on a shared 2-core machine; each regeneration re-profiles.\n\n\
          Next steps: profile with kernel sizes, strides and groups as variables (the paper's (filter/stride)^2 x\n\

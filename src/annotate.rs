@@ -137,14 +137,14 @@ impl Annotations {
             .map(|(index, (n, op))| {
                 let f = a.features.get(n);
                 let mobile_ms = profiles.mobile.op_latency_ms(
-                    &op.op_type,
+                    &f.regression_op,
                     f.class,
                     f.flops,
                     f.bytes_read,
                     f.bytes_written,
                 );
                 let cloud_ms = profiles.cloud.op_latency_ms(
-                    &op.op_type,
+                    &f.regression_op,
                     f.class,
                     f.flops,
                     f.bytes_read,

@@ -70,6 +70,9 @@ pub struct NodeFeatures {
     pub weight_bytes: u64,
     /// Why a figure is an estimate or missing.
     pub note: Option<String>,
+    /// The op's own regression key in a profile (`op:<this>`): the op type, or a variant of it
+    /// that runs differently (`Conv1x1`).
+    pub regression_op: String,
 }
 
 /// What a FLOP rule sees of a node.
@@ -178,6 +181,7 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
                     .filter_map(|&t| bytes(t))
                     .sum(),
                 note,
+                regression_op: work.variant.map_or(op.op_type.clone(), String::from),
             },
         );
     }

@@ -272,7 +272,7 @@ fn grid(quick: bool) -> Vec<Config> {
     for &cin in &pick(&[8, 32, 64, 128], &[16, 64]) {
         for &cout in &pick(&[16, 64, 128], &[32]) {
             for &hw in &pick(&[14, 28, 56], &[14, 28]) {
-                for &k in &pick(&[1, 3, 5], &[1, 3]) {
+                for &k in &pick(&[1, 3, 5], &[1, 3, 5]) {
                     out.push(conv(cin, cout, hw, k, 1));
                 }
             }
@@ -287,6 +287,13 @@ fn grid(quick: bool) -> Vec<Config> {
             (3, 64, 224, 7, 2),
             (3, 64, 224, 3, 1),
             (64, 192, 56, 5, 1),
+            // Bottleneck and DenseNet-style pointwise convolutions, wide and narrow.
+            (256, 64, 56, 1, 1),
+            (64, 256, 56, 1, 1),
+            (512, 128, 28, 1, 1),
+            (1024, 256, 14, 1, 1),
+            (256, 128, 28, 1, 1),
+            (96, 128, 56, 1, 1),
         ] {
             out.push(conv(cin, cout, hw, k, stride));
         }
@@ -463,7 +470,12 @@ fn conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64) -> Config {
     );
     Config {
         class: OpClass::Conv,
-        group: OpClass::Conv.name().to_string(),
+        // Pointwise convolutions are matrix products with little reuse: their own regression.
+        group: if k == 1 {
+            "op:Conv1x1".to_string()
+        } else {
+            OpClass::Conv.name().to_string()
+        },
         label: format!("conv {cin}->{cout} {hw}x{hw} k{k} s{stride}"),
         model: model(
             node,

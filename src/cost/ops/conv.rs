@@ -28,12 +28,20 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
     })
 }
 
-/// Output elements x weights per output channel; `w_input` is the position of `W`.
+/// Output elements x weights per output channel; `w_input` is the position of `W`. A pointwise
+/// (1x1) convolution is a matrix product with little reuse per input element, so it is the
+/// variant `Conv1x1` (its own regression in a measured profile).
 fn conv_macs(c: &NodeCtx, w_input: usize) -> Work {
     let w = c.input_dims(w_input);
-    Work::macs(
-        c.output_elements()
-            .zip(w)
-            .map(|(out, w)| out * w[1..].iter().product::<u64>()),
-    )
+    let pointwise = w
+        .as_ref()
+        .is_some_and(|w| w.len() > 2 && w[2..].iter().all(|&k| k == 1));
+    Work {
+        variant: pointwise.then_some("Conv1x1"),
+        ..Work::macs(
+            c.output_elements()
+                .zip(w)
+                .map(|(out, w)| out * w[1..].iter().product::<u64>()),
+        )
+    }
 }

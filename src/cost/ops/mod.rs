@@ -22,6 +22,9 @@ pub struct Work {
     pub flops: Option<u64>,
     pub macs: Option<u64>,
     pub note: Option<String>,
+    /// A kind of the op that runs differently enough to have its own regression in a profile
+    /// (`op:<variant>`), e.g. `Conv1x1`.
+    pub variant: Option<&'static str>,
 }
 
 impl Work {
@@ -30,7 +33,7 @@ impl Work {
         Work {
             flops: macs.map(|m| 2 * m),
             macs,
-            note: None,
+            ..Work::default()
         }
     }
     pub fn flops(flops: Option<u64>) -> Work {
