@@ -199,6 +199,9 @@ enum Command {
         /// Active power (W) assumed for every op class of a mobile profile.
         #[arg(long, default_value_t = 5.0)]
         power_w: f64,
+        /// The profile's name, shown in reports (default `measured-<architecture>`).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Which pair an app should use at a measured uplink bandwidth (the run-time lookup).
     ///
@@ -342,6 +345,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             role,
             quick,
             power_w,
+            name,
         } => {
             let opts = ProfileOptions {
                 role,
@@ -352,12 +356,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                     .expect("valid template"),
             );
-            let profile = nsplit::cost::profiler::profile(&opts, |total, label| {
+            let mut profile = nsplit::cost::profiler::profile(&opts, |total, label| {
                 bar.set_length(total as u64);
                 bar.inc(1);
                 bar.set_message(label.to_string());
             })?;
             bar.finish_and_clear();
+            if let Some(name) = name {
+                profile.name = name;
+            }
             profile.write(&out)?;
             eprintln!(
                 "wrote {} ({} regressions)",

@@ -151,6 +151,8 @@ fn quick_profile_runs_and_loads() {
         "--quick",
         "--role",
         "cloud",
+        "--name",
+        "bench-server",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -165,6 +167,7 @@ fn quick_profile_runs_and_loads() {
         nsplit::cost::profile::ProvenanceKind::Measured
     );
     assert_eq!(p.role, nsplit::cost::profile::Role::Cloud);
+    assert_eq!(p.name, "bench-server");
     for class in ["conv", "matmul", "pool", "activation", "norm", "recurrent"] {
         let r = p
             .regressions
