@@ -184,9 +184,7 @@ fn planner_objective_equals_reported_prediction() {
                 let x = 1.0 / bucket.uplink_mbps;
                 for k in 0..=inst.len() {
                     let head: Vec<bool> = (0..inst.len()).map(|i| i < k).collect();
-                    let cut =
-                        nsplit::cut::Cut::from_nodes(&a.graph, items.nodes[..k].iter().copied())
-                            .unwrap();
+                    let cut = items.cut(&a.graph, &head).unwrap();
                     let planned = inst.cost(&head).map(|c| c.at(x));
                     let reported = predict::predict(
                         &a.graph, &a.shapes, &costs, &cut, &bucket, 2.0,

@@ -228,13 +228,7 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
                     (best, at, head) = (g, mbps, h);
                 }
             }
-            let nodes = items
-                .nodes
-                .iter()
-                .zip(&head)
-                .filter(|(_, &h)| h)
-                .map(|(&n, _)| n);
-            let cut = Cut::from_nodes(&a.graph, nodes).unwrap();
+            let cut = items.cut(&a.graph, &head).unwrap();
             let _ = writeln!(
                 out,
                 "| {name} | {} | {} | {}x ({} Mbps) | {} ({} tensors) |",

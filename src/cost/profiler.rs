@@ -527,14 +527,7 @@ fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>
         } else {
             class.name().to_string()
         },
-        label: format!(
-            "{} {}",
-            op_type.to_lowercase(),
-            dims.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("x")
-        ),
+        label: shape_label(op_type, dims),
         model: model(
             op(op_type, &inputs, &["y"], attrs),
             value_info("x", dims),
@@ -544,18 +537,17 @@ fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>
     }
 }
 
+/// `relu 1x64x56x56`: an op and its input shape.
+fn shape_label(op_type: &str, dims: &[i64]) -> String {
+    let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("{} {}", op_type.to_lowercase(), dims.join("x"))
+}
+
 fn binary(op_type: &str, dims: &[i64]) -> Config {
     Config {
         class: OpClass::Elementwise,
         group: OpClass::Elementwise.name().to_string(),
-        label: format!(
-            "{} {}",
-            op_type.to_lowercase(),
-            dims.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("x")
-        ),
+        label: shape_label(op_type, dims),
         model: model(
             op(op_type, &["x", "c"], &["y"], vec![]),
             value_info("x", dims),

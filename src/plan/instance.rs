@@ -154,6 +154,19 @@ pub struct ModelItems {
     pub unknown_size: Vec<String>,
 }
 
+impl ModelItems {
+    /// The cut whose head is the items marked in `head`.
+    pub fn cut(&self, graph: &ModelGraph, head: &[bool]) -> anyhow::Result<crate::cut::Cut> {
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(head)
+            .filter(|(_, &h)| h)
+            .map(|(&n, _)| n);
+        crate::cut::Cut::from_nodes(graph, nodes)
+    }
+}
+
 impl Instance {
     pub fn len(&self) -> usize {
         self.mobile.len()
@@ -184,8 +197,8 @@ impl Instance {
         let mut unknown_size = vec![];
         let bytes = |t: TensorId| shapes.get(t).bytes();
         let mut inst = Instance::default();
-        for &n in &nodes {
-            let latency = objective == Objective::Latency;
+        let latency = objective == Objective::Latency;
+        for (i, &n) in nodes.iter().enumerate() {
             let c = costs.get(n);
             inst.mobile.push(Linear {
                 a: if latency { c.mobile_ms } else { c.mobile_mj },
@@ -199,11 +212,13 @@ impl Instance {
                 },
                 b: 0.0,
             });
-            // Graph outputs computed on the server come back to the phone.
+            // Graph outputs computed on the server come back to the phone, which waits for them.
+            let mut replies = false;
             for &t in graph.op(n).outputs.iter().flatten() {
                 if !graph.tensor(t).is_output {
                     continue;
                 }
+                replies = true;
                 match bytes(t) {
                     Some(size) if latency => {
                         cloud = cloud.map(|c| c + link.download_ms(size));
@@ -216,17 +231,11 @@ impl Instance {
                 }
             }
             inst.cloud.push(cloud);
-            if graph
-                .op(n)
-                .outputs
-                .iter()
-                .flatten()
-                .any(|&t| graph.tensor(t).is_output)
-            {
-                inst.reply_items.push(item[&n]);
+            if replies {
+                inst.reply_items.push(i);
             }
         }
-        if objective == Objective::Latency {
+        if latency {
             inst.rtt = Linear {
                 a: link.rtt_ms,
                 b: 0.0,

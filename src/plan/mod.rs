@@ -145,7 +145,6 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     } else {
         Method::MinCut
     };
-    let mut lines: Vec<Linear> = vec![];
     let pieces = lower_envelope(1.0 / hi, 1.0 / lo, &mut |x| {
         let head = best_head(&sweep, method, x);
         let line = sweep.cost(&head).expect("the best head is feasible");
@@ -180,16 +179,10 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     let mut order: Vec<usize> = (0..heads.len()).collect();
     order.sort_by_key(|&h| (heads[h].iter().filter(|&&b| b).count(), h));
     let mut rank = vec![0; heads.len()];
-    let mut cuts = vec![];
+    let (mut cuts, mut lines) = (vec![], vec![]);
     for (r, &h) in order.iter().enumerate() {
         rank[h] = r;
-        let nodes = items
-            .nodes
-            .iter()
-            .zip(&heads[h])
-            .filter(|(_, &in_head)| in_head)
-            .map(|(&n, _)| n);
-        cuts.push(Cut::from_nodes(&a.graph, nodes)?);
+        cuts.push(items.cut(&a.graph, &heads[h])?);
         lines.push(sweep.cost(&heads[h]).expect("chosen heads are feasible"));
     }
 
