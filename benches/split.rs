@@ -18,10 +18,7 @@ use std::time::Instant;
 const RUNS: usize = 3;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.first().map(String::as_str) == Some("--child") {
         return child(Path::new(&args[1]), &args[2], Path::new(&args[3]));
     }

@@ -13,15 +13,13 @@
 mod common;
 
 use nsplit::emit::selection::SelectionTable;
+use nsplit::plan::network;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.first().map(String::as_str) == Some("--child") {
         return child(&args[1], Path::new(&args[2]), Path::new(&args[3]));
     }
@@ -37,19 +35,20 @@ fn main() {
     }
     let work = tempfile::tempdir().unwrap();
     let buckets = work.path().join("buckets.json");
-    let radio = r#"{"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}"#;
-    let list: Vec<String> = [1, 10, 100, 1000]
-        .iter()
-        .map(|b| format!(r#"{{"name": "{b}", "uplink_mbps": {b}, "downlink_mbps": {b}, "rtt_ms": 0, "radio": {radio}}}"#))
-        .collect();
-    std::fs::write(
-        &buckets,
-        format!(
-            r#"{{"format": "nsplit.buckets", "version": 1, "buckets": [{}]}}"#,
-            list.join(",")
-        ),
-    )
-    .unwrap();
+    // Networks with no round trip from 1 to 1000 Mbps, so that mid-network cuts are written.
+    let wifi = network::reference_network("wifi").unwrap();
+    let file = network::BucketsFile {
+        format: network::FORMAT.into(),
+        version: 1,
+        buckets: [1.0, 10.0, 100.0, 1000.0]
+            .iter()
+            .map(|&mbps| nsplit::plan::BandwidthBucket {
+                rtt_ms: 0.0,
+                ..network::at_bandwidth(mbps, &wifi)
+            })
+            .collect(),
+    };
+    std::fs::write(&buckets, serde_json::to_string_pretty(&file).unwrap()).unwrap();
     let mut models: Vec<PathBuf> = std::fs::read_dir(&zoo)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -36,6 +36,12 @@ fn require_tools(py: &str) {
     );
 }
 
+/// `--input-shape` items as the manifest's `shapes` object: name -> dims.
+fn given_shapes(items: &[String]) -> serde_json::Value {
+    let shapes = nsplit::shapes::InputShapes::parse(items).unwrap();
+    serde_json::to_value(shapes.0).unwrap()
+}
+
 /// Run scripts/check_halves.py over `cases` (written as a manifest into `dir`): whether every
 /// case passed, and the script's output.
 fn check_halves(py: &str, dir: &std::path::Path, cases: &[serde_json::Value]) -> (bool, String) {
@@ -105,19 +111,7 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
             Ok(a) => a,
             Err(e) => return emit_failures.push(format!("{label}: analysis: {e:#}")),
         };
-        let given: serde_json::Map<String, serde_json::Value> = shapes
-            .iter()
-            .filter_map(|s| s.split_once('='))
-            .map(|(n, d)| {
-                (
-                    n.to_string(),
-                    d.split('x')
-                        .map(|v| v.parse::<u64>().unwrap())
-                        .collect::<Vec<_>>()
-                        .into(),
-                )
-            })
-            .collect();
+        let given = given_shapes(&shapes);
         for k in 0..=a.graph.order.len() {
             let dir = work.path().join(format!("{label}.{k}"));
             let cut = Cut::prefix(&a.graph, k);
@@ -213,20 +207,7 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let radio = r#"{"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}"#;
-    let buckets: Vec<String> = [1, 10, 100, 1000]
-        .iter()
-        .map(|b| format!(r#"{{"name": "{b}", "uplink_mbps": {b}, "downlink_mbps": {b}, "rtt_ms": 0, "radio": {radio}}}"#))
-        .collect();
-    let bucket_file = work.path().join("buckets.json");
-    std::fs::write(
-        &bucket_file,
-        format!(
-            r#"{{"format": "nsplit.buckets", "version": 1, "buckets": [{}]}}"#,
-            buckets.join(",")
-        ),
-    )
-    .unwrap();
+    let bucket_file = common::round_trip_free_buckets(work.path(), &[1.0, 10.0, 100.0, 1000.0]);
     let mut models: Vec<(std::path::PathBuf, Vec<String>)> = FIXTURES
         .iter()
         .map(|(n, s)| (fixture(n), s.iter().map(|s| s.to_string()).collect()))
@@ -260,14 +241,7 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
             let sel: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(out.join("selection.json")).unwrap())
                     .unwrap();
-            let given: serde_json::Map<String, serde_json::Value> = shapes
-                .iter()
-                .filter_map(|s| s.split_once('='))
-                .map(|(n, d)| {
-                    let dims: Vec<u64> = d.split('x').map(|v| v.parse().unwrap()).collect();
-                    (n.to_string(), dims.into())
-                })
-                .collect();
+            let given = given_shapes(shapes);
             for c in sel["cuts"].as_array().unwrap() {
                 let file = |side: &str| c[side].as_str().map(|f| out.join(f));
                 mid += (file("head").is_some() && file("tail").is_some()) as usize;

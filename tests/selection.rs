@@ -39,17 +39,10 @@ fn rel(path: &Path) -> String {
     }
 }
 
-/// A buckets file with no round trip, where the small fixtures have mid-network cuts.
-const LAN: &str = r#"{"format": "nsplit.buckets", "version": 1, "buckets": [
- {"name": "lan", "uplink_mbps": 50, "downlink_mbps": 50, "rtt_ms": 0,
-  "radio": {"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}},
- {"name": "slow", "uplink_mbps": 2, "downlink_mbps": 2, "rtt_ms": 0,
-  "radio": {"name": "wifi", "alpha_u_mw_per_mbps": 283.17, "alpha_d_mw_per_mbps": 137.01, "beta_mw": 132.86}}]}"#;
-
+/// Round-trip-free networks at 50 and 2 Mbps, where the small fixtures have mid-network cuts.
 fn lan_file() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lan.json");
-    std::fs::write(&path, LAN).unwrap();
+    let path = round_trip_free_buckets(dir.path(), &[50.0, 2.0]);
     let s = path.display().to_string();
     (dir, s)
 }

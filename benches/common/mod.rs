@@ -4,6 +4,14 @@
 
 use std::path::Path;
 
+/// The command-line arguments, without the `--bench` cargo adds.
+pub fn args() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect()
+}
+
 /// Peak resident set size of this process (VmHWM), in bytes.
 pub fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -236,6 +236,28 @@ pub fn corpus() -> Option<PathBuf> {
     None
 }
 
+/// A buckets file, written into `dir`, of networks with no round trip at these uplinks (downlink
+/// equal, Wi-Fi radio): on them even the small fixtures get mid-network cuts.
+pub fn round_trip_free_buckets(dir: &Path, mbps: &[f64]) -> PathBuf {
+    use nsplit::plan::network::{at_bandwidth, reference_network, BucketsFile, FORMAT};
+    let wifi = reference_network("wifi").unwrap();
+    let buckets = mbps
+        .iter()
+        .map(|&b| nsplit::plan::BandwidthBucket {
+            rtt_ms: 0.0,
+            ..at_bandwidth(b, &wifi)
+        })
+        .collect();
+    let file = BucketsFile {
+        format: FORMAT.into(),
+        version: 1,
+        buckets,
+    };
+    let path = dir.join("buckets.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    path
+}
+
 /// The light model-zoo nets of the corpus in `dir`, sorted.
 pub fn light_models_in(dir: &Path) -> Vec<PathBuf> {
     let mut models: Vec<PathBuf> = std::fs::read_dir(dir.join("light"))
