@@ -10,23 +10,39 @@
 
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::{profile, ProfileOptions};
+use nsplit::graph::GraphNode;
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
+use petgraph::graph::NodeIndex;
+use petgraph::Direction;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    eprintln!("profiling this machine...");
-    let p = profile(
-        &ProfileOptions {
-            role: Role::Cloud,
-            quick: false,
-            power_w: 0.0,
-        },
-        |_, _| {},
-    )
-    .unwrap();
+    // NSPLIT_ACCURACY_PROFILE=FILE reuses a profile (e.g. the last run's, saved below) to iterate
+    // on predictions without re-profiling; the doc then names that profile's provenance.
+    let saved = root.join("target/accuracy-profile.json");
+    let p = match std::env::var_os("NSPLIT_ACCURACY_PROFILE") {
+        Some(file) => {
+            nsplit::cost::profile::DeviceProfile::resolve(&file.to_string_lossy()).unwrap()
+        }
+        None => {
+            eprintln!("profiling this machine...");
+            let p = profile(
+                &ProfileOptions {
+                    role: Role::Cloud,
+                    quick: false,
+                    power_w: 0.0,
+                },
+                |_, _| {},
+            )
+            .unwrap();
+            p.write(&saved).unwrap();
+            p
+        }
+    };
     let mut models: Vec<(PathBuf, Vec<String>)> = [
         "lenet.onnx",
         "resnet_block.onnx",
@@ -71,39 +87,29 @@ fn main() {
                 continue;
             }
         };
+        // Nodes that compute only from weights are folded away before running (by tract, and
+        // by the planner, which charges them to neither side).
+        let constant = nsplit::cut::constant_nodes(&a.graph);
         let mut predicted = 0.0;
         let mut node_ms = std::collections::HashMap::new();
         for (n, _) in a.graph.ops() {
             let f = a.features.get(n);
-            let ms = p
-                .op_latency_ms(
+            let ms = if constant[n.index()] {
+                0.0
+            } else {
+                p.op_latency_ms(
                     &f.regression_op,
                     f.class,
                     f.flops,
                     f.bytes_read,
                     f.bytes_written,
                 )
-                .unwrap_or(0.0);
+                .unwrap_or(0.0)
+            };
             predicted += ms;
             node_ms.insert(n, ms);
         }
-        // tract fuses ops (a Relu or BatchNormalization into the Conv before it, ...) and the
-        // fused node carries one ONNX node's name: a node measured at zero was absorbed, so its
-        // prediction is compared together with the node that absorbed it.
-        let mut group_pred = node_ms.clone();
-        for (n, _) in a.graph.ops() {
-            if measured.per_node_ms.get(&n).copied().unwrap_or(0.0) == 0.0 {
-                continue;
-            }
-            let mut stack: Vec<_> = a.graph.op_predecessors(n).collect();
-            let mut seen = std::collections::HashSet::new();
-            while let Some(q) = stack.pop() {
-                if seen.insert(q) && measured.per_node_ms.get(&q).copied().unwrap_or(0.0) == 0.0 {
-                    *group_pred.get_mut(&n).unwrap() += node_ms[&q];
-                    stack.extend(a.graph.op_predecessors(q));
-                }
-            }
-        }
+        let group_pred = fusion_groups(&a, &measured, &node_ms);
         for (n, op) in a.graph.ops() {
             let (f, ms) = (a.features.get(n), group_pred[&n]);
             let got = measured.per_node_ms.get(&n).copied().unwrap_or(0.0);
@@ -195,6 +201,54 @@ fn main() {
     );
     std::fs::write(root.join("docs/accuracy.md"), &doc).unwrap();
     println!("{}", doc.lines().take(14).collect::<Vec<_>>().join("\n"));
+}
+
+/// Predictions summed per fusion group. tract fuses ops (a Relu or BatchNormalization into the
+/// Conv before it, ...) and the fused node carries one ONNX node's name: a node measured at zero
+/// was absorbed, so its prediction joins the nearest timed node up its data inputs (the op it
+/// was fused into as an epilogue), or failing that the nearest timed node below it.
+fn fusion_groups(
+    a: &Analysis,
+    measured: &nsplit::measure::Measured,
+    node_ms: &HashMap<NodeIndex, f64>,
+) -> HashMap<NodeIndex, f64> {
+    let timed = |n: &NodeIndex| measured.per_node_ms.get(n).copied().unwrap_or(0.0) > 0.0;
+    let mut group = node_ms.clone();
+    for (n, _) in a.graph.ops() {
+        if timed(&n) || node_ms[&n] == 0.0 {
+            continue;
+        }
+        let owner = nearest(a, n, Direction::Incoming, &timed)
+            .or_else(|| nearest(a, n, Direction::Outgoing, &timed));
+        if let Some(owner) = owner {
+            *group.get_mut(&owner).unwrap() += node_ms[&n];
+            *group.get_mut(&n).unwrap() = 0.0;
+        }
+    }
+    group
+}
+
+/// The first node matching `found` in a breadth-first walk from `n` along `dir`.
+fn nearest(
+    a: &Analysis,
+    n: NodeIndex,
+    dir: Direction,
+    found: &dyn Fn(&NodeIndex) -> bool,
+) -> Option<NodeIndex> {
+    let mut queue = std::collections::VecDeque::from([n]);
+    let mut seen = std::collections::HashSet::from([n]);
+    while let Some(q) = queue.pop_front() {
+        for next in a.graph.graph.neighbors_directed(q, dir) {
+            if !matches!(a.graph.graph[next], GraphNode::Op(_)) || !seen.insert(next) {
+                continue;
+            }
+            if found(&next) {
+                return Some(next);
+            }
+            queue.push_back(next);
+        }
+    }
+    None
 }
 
 fn name(p: &std::path::Path) -> String {

@@ -3,8 +3,10 @@
 //!
 //! tract optimises the model before running it; an optimised node keeps its ONNX node's name,
 //! or that name plus a `.suffix` for the pieces an op was lowered to, so each piece's time is
-//! added to the ONNX node it came from. Time of nodes that match none (sources, constants) is
-//! reported apart.
+//! added to the ONNX node it came from. A matrix product named after an elementwise node is the
+//! product of the conv or matmul upstream with that node fused in as its epilogue (tract names
+//! the fused node after the last op it absorbed), so its time goes to that conv or matmul. Time
+//! of nodes that match none (sources, constants) is reported apart.
 
 use crate::verify::random_inputs;
 use crate::Analysis;
@@ -45,7 +47,25 @@ pub fn measure(a: &Analysis, runs: usize) -> Result<Measured> {
             feed.push(v.clone().into_tvalue());
         }
         let plan = model.into_optimized()?.into_runnable()?;
-        let owner = owners(a, plan.model().nodes().iter().map(|n| n.name.as_str()));
+        let weights = crate::cost::weight_tensors(&a.graph);
+        let owner: Vec<Option<NodeIndex>> = plan
+            .model()
+            .nodes()
+            .iter()
+            .zip(owners(
+                a,
+                plan.model().nodes().iter().map(|n| n.name.as_str()),
+            ))
+            .map(|(node, owner)| {
+                owner.map(|n| {
+                    if is_product_kernel(&node.op().name()) {
+                        epilogue_head(a, &weights, n)
+                    } else {
+                        n
+                    }
+                })
+            })
+            .collect();
         let mut totals: Vec<f64> = vec![];
         let mut per_run: Vec<Vec<f64>> = vec![];
         for run in 0..=runs {
@@ -111,6 +131,39 @@ fn owners<'a>(a: &Analysis, tract_names: impl Iterator<Item = &'a str>) -> Vec<O
             }
         })
         .collect()
+}
+
+/// tract's kernels for convolutions and matrix products.
+fn is_product_kernel(tract_op: &str) -> bool {
+    ["MatMul", "Conv", "DepthWise"]
+        .iter()
+        .any(|k| tract_op.contains(k))
+}
+
+/// The conv or matmul whose epilogue `n` can be: up the data (non-weight) inputs through
+/// elementwise, activation and norm nodes. `n` itself when there is none.
+fn epilogue_head(a: &Analysis, weights: &[bool], n: NodeIndex) -> NodeIndex {
+    use crate::cost::OpClass;
+    use crate::graph::Producer;
+    let mut at = n;
+    loop {
+        match a.features.get(at).class {
+            OpClass::Conv | OpClass::Matmul => return at,
+            OpClass::Elementwise | OpClass::Activation | OpClass::Norm => {}
+            _ => return n,
+        }
+        let data = a
+            .graph
+            .op(at)
+            .inputs
+            .iter()
+            .flatten()
+            .find(|t| !weights[t.0]);
+        match data.map(|&t| a.graph.tensor(t).producer) {
+            Some(Producer::Node(p, _)) => at = p,
+            _ => return n,
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -1,12 +1,15 @@
 //! Fitting latency regressions (the paper's deployment phase): least squares in a linear and a
-//! logarithmic form, the form kept being the one with the lower error on held-out samples.
+//! logarithmic form, and a linear form with a hinge in the bytes read (a cache cliff: past some
+//! working set every megabyte costs more), the form kept being the one with the lower mean error
+//! on held-out samples. The mean, not the median: the few largest configurations are the ones a
+//! cliff shows in, and a median would not see them.
 //!
 //! Errors are weighted by 1/latency (relative least squares): latencies span four orders of
 //! magnitude, and a plain fit would sacrifice every small op to the few large ones. Slopes are
 //! kept non-negative (a variable whose fitted slope is negative is dropped and the
 //! rest refitted), so a prediction never falls as work grows.
 
-use super::profile::{Form, Regression, Variable};
+use super::profile::{Form, Hinge, Regression, Variable};
 
 /// One timing: variable values and the measured latency (ms).
 #[derive(Clone, Debug)]
@@ -15,8 +18,11 @@ pub struct Sample {
     pub y: f64,
 }
 
-/// Fit both forms on 3 of every 4 samples, keep the one with the lower median relative error on
-/// the 4th, and refit it on all samples. `None` with fewer samples than unknowns + 2.
+/// A way to fit a regression to samples (one form).
+type Fitter<'a> = dyn Fn(&[Sample]) -> Option<Regression> + 'a;
+
+/// Fit each form on 3 of every 4 samples, keep the one with the lower mean relative error on the
+/// 4th, and refit it on all samples. `None` with fewer samples than unknowns + 2.
 pub fn fit_best(variables: &[Variable], samples: &[Sample]) -> Option<Regression> {
     if samples.len() < variables.len() + 3 {
         return None;
@@ -28,25 +34,63 @@ pub fn fit_best(variables: &[Variable], samples: &[Sample]) -> Option<Regression
         .partition(|(i, _)| i % 4 != 3);
     let train: Vec<Sample> = train.into_iter().map(|(_, s)| s).collect();
     let held: Vec<Sample> = held.into_iter().map(|(_, s)| s).collect();
-    let scored = [Form::Linear, Form::Log].into_iter().filter_map(|form| {
-        let r = fit(form, variables, &train)?;
-        Some((median_relative_error(&r, &held), form))
-    });
-    let (holdout_error, form) = scored.min_by(|a, b| a.0.total_cmp(&b.0))?;
-    let mut r = fit(form, variables, samples)?;
-    r.holdout_error = holdout_error;
-    Some(r)
+    let hinged = |samples: &[Sample]| fit_hinged(variables, samples);
+    let candidates: [&Fitter; 3] = [
+        &|s| fit(Form::Linear, variables, s),
+        &|s| fit(Form::Log, variables, s),
+        &hinged,
+    ];
+    let mut scored: Vec<_> = candidates
+        .iter()
+        .filter_map(|fit| Some((mean_relative_error(&fit(&train)?, &held), fit)))
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // A hinge that fitted the training samples may not fit all of them: then the next form.
+    scored.into_iter().find_map(|(holdout_error, fit)| {
+        let mut r = fit(samples)?;
+        r.holdout_error = holdout_error;
+        Some(r)
+    })
+}
+
+/// The linear form with a hinge in `mb_read` at the knot (one of the samples' values, with at
+/// least two samples past it) that fits best. `None` without `mb_read` or a knot that fits.
+pub fn fit_hinged(variables: &[Variable], samples: &[Sample]) -> Option<Regression> {
+    let j = variables.iter().position(|&v| v == Variable::MbRead)?;
+    let mut knots: Vec<f64> = samples.iter().map(|s| s.x[j]).collect();
+    knots.sort_by(f64::total_cmp);
+    knots.dedup();
+    knots.truncate(knots.len().saturating_sub(2));
+    knots
+        .into_iter()
+        .filter_map(|at| {
+            let r = fit_with(Form::Linear, variables, samples, Some((j, at)))?;
+            Some((relative_sse(&r, samples), r))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, r)| r)
 }
 
 /// Least squares in one form, with non-negative slopes.
 pub fn fit(form: Form, variables: &[Variable], samples: &[Sample]) -> Option<Regression> {
+    fit_with(form, variables, samples, None)
+}
+
+/// Least squares with non-negative slopes and, if given, a hinge on variable `j` at `at`. A
+/// hinge whose slope comes out negative is no hinge: `None`.
+fn fit_with(
+    form: Form,
+    variables: &[Variable],
+    samples: &[Sample],
+    hinge: Option<(usize, f64)>,
+) -> Option<Regression> {
     let transform = |v: f64| match form {
         Form::Linear => v,
         Form::Log => (1.0 + v).ln(),
     };
     let mut active: Vec<usize> = (0..variables.len()).collect();
     loop {
-        // Design matrix: intercept, then the active variables.
+        // Design matrix: intercept, the active variables, then the hinge.
         // Each row is scaled by 1/latency: a relative least-squares fit.
         let weight = |s: &Sample| 1.0 / s.y.max(1e-6);
         let rows: Vec<Vec<f64>> = samples
@@ -54,12 +98,27 @@ pub fn fit(form: Form, variables: &[Variable], samples: &[Sample]) -> Option<Reg
             .map(|s| {
                 std::iter::once(1.0)
                     .chain(active.iter().map(|&j| transform(s.x[j])))
+                    .chain(hinge.map(|(j, at)| (s.x[j] - at).max(0.0)))
                     .map(|v| v * weight(s))
                     .collect()
             })
             .collect();
         let y: Vec<f64> = samples.iter().map(|s| s.y * weight(s)).collect();
-        let beta = least_squares(&rows, &y)?;
+        let mut beta = least_squares(&rows, &y)?;
+        let hinge = match hinge {
+            Some((j, at)) => {
+                let slope = beta.pop()?;
+                if slope < 0.0 {
+                    return None;
+                }
+                Some(Hinge {
+                    variable: variables[j],
+                    at,
+                    slope,
+                })
+            }
+            None => None,
+        };
         if let Some(neg) = (1..beta.len())
             .filter(|&k| beta[k] < 0.0)
             .min_by(|&a, &b| beta[a].total_cmp(&beta[b]))
@@ -79,6 +138,7 @@ pub fn fit(form: Form, variables: &[Variable], samples: &[Sample]) -> Option<Reg
             r2: 0.0,
             holdout_error: f64::NAN,
             samples: samples.len(),
+            hinge,
         };
         r.r2 = r_squared(&r, samples);
         return Some(r);
@@ -132,6 +192,26 @@ fn r_squared(r: &Regression, samples: &[Sample]) -> f64 {
     } else {
         1.0 - ss_res / ss_tot
     }
+}
+
+/// Sum of squared relative errors: what the fit minimises.
+fn relative_sse(r: &Regression, samples: &[Sample]) -> f64 {
+    samples
+        .iter()
+        .map(|s| ((r.predict(&s.x) - s.y) / s.y.max(1e-9)).powi(2))
+        .sum()
+}
+
+/// Mean of |predicted - measured| / measured.
+pub fn mean_relative_error(r: &Regression, samples: &[Sample]) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples
+        .iter()
+        .map(|s| (r.predict(&s.x) - s.y).abs() / s.y.max(1e-9))
+        .sum::<f64>()
+        / samples.len() as f64
 }
 
 /// Median of |predicted - measured| / measured.
@@ -201,5 +281,35 @@ mod tests {
             "{:?}",
             r.coefficients
         );
+    }
+
+    #[test]
+    fn recovers_a_known_hinge() {
+        // 0.1 + 0.01 x MB, and 0.04 more per MB past 20 MB (a cache cliff).
+        let samples: Vec<Sample> = [
+            1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0, 32.0, 64.0, 128.0, 256.0,
+        ]
+        .iter()
+        .map(|&mb| Sample {
+            x: vec![mb],
+            y: 0.1 + 0.01 * mb + 0.04 * (mb - 20.0f64).max(0.0),
+        })
+        .collect();
+        let r = fit_best(&[Variable::MbRead], &samples).unwrap();
+        let h = r.hinge.expect("a hinge");
+        assert_eq!(h.at, 20.0);
+        assert!((h.slope - 0.04).abs() < 1e-9, "{r:?}");
+        assert!((r.coefficients[1] - 0.01).abs() < 1e-9, "{r:?}");
+        assert!(r.holdout_error < 1e-9);
+        // Without the cliff a plain line wins.
+        let line: Vec<Sample> = samples
+            .iter()
+            .map(|s| Sample {
+                x: s.x.clone(),
+                y: 0.1 + 0.01 * s.x[0],
+            })
+            .collect();
+        let r = fit_best(&[Variable::MbRead], &line).unwrap();
+        assert!((r.predict(&[500.0]) - 5.1).abs() < 1e-6, "{r:?}");
     }
 }

@@ -71,9 +71,22 @@ pub struct Regression {
     pub coefficients: Vec<f64>,
     /// Coefficient of determination of log latency on the fitting samples.
     pub r2: f64,
-    /// Relative error on held-out samples (median), which chose the form.
+    /// Mean relative error on held-out samples, which chose the form.
     pub holdout_error: f64,
     pub samples: usize,
+    /// An extra slope past a threshold of one variable (linear form only): the working set
+    /// falls out of cache there and every further megabyte costs more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hinge: Option<Hinge>,
+}
+
+/// latency += `slope` x max(0, `variable` - `at`).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hinge {
+    pub variable: Variable,
+    pub at: f64,
+    pub slope: f64,
 }
 
 impl Regression {
@@ -85,7 +98,15 @@ impl Regression {
                 Form::Log => (1.0 + v).ln(),
             }
         });
-        (self.coefficients[0] + terms.sum::<f64>()).max(0.0)
+        let hinge = self.hinge.map_or(0.0, |h| {
+            let v = self
+                .variables
+                .iter()
+                .position(|&v| v == h.variable)
+                .map_or(0.0, |i| x[i]);
+            h.slope * (v - h.at).max(0.0)
+        });
+        (self.coefficients[0] + terms.sum::<f64>() + hinge).max(0.0)
     }
 }
 
@@ -201,6 +222,17 @@ impl DeviceProfile {
             }
             if r.coefficients.iter().any(|c| !c.is_finite()) {
                 bail!("field `regressions.{class}.coefficients`: not all finite");
+            }
+            if let Some(h) = r.hinge {
+                if !r.variables.contains(&h.variable) {
+                    bail!(
+                        "field `regressions.{class}.hinge.variable`: `{}` is not one of the regression's variables",
+                        serde_json::to_string(&h.variable).unwrap_or_default()
+                    );
+                }
+                if !(h.at.is_finite() && h.slope.is_finite() && h.slope >= 0.0) {
+                    bail!("field `regressions.{class}.hinge`: `at` must be finite and `slope` finite and >= 0");
+                }
             }
         }
         let f = &self.fallback;

@@ -45,8 +45,8 @@ pub struct ProfileOptions {
 /// One configuration to time: its class, a name, and the model.
 struct Config {
     class: OpClass,
-    /// Regression key: the class name, or `op:<OpType>` for an op timed on its own.
-    group: String,
+    /// Timed for a regression of the op's own (`op:<OpType>`), not its class's.
+    own_op: bool,
     label: String,
     model: ModelProto,
 }
@@ -69,15 +69,21 @@ pub fn profile(
         let a = Analysis::run(&path, &InputShapes::default())
             .with_context(|| format!("analysing {}", c.label))?;
         let (mut flops, mut read, mut written) = (0u64, 0u64, 0u64);
-        for (n, _) in a.graph.ops() {
+        // Regression key: the op's own when asked for or when the cost rules make it a variant
+        // (`op:Conv1x1`, ...), else its class's; exactly the key predictions will look up first.
+        let mut group = c.class.name().to_string();
+        for (n, op) in a.graph.ops() {
             let f = a.features.get(n);
             flops += f.flops.unwrap_or(0);
             read += f.bytes_read.unwrap_or(0);
             written += f.bytes_written.unwrap_or(0);
+            if c.own_op || f.regression_op != op.op_type {
+                group = format!("op:{}", f.regression_op);
+            }
         }
         let ms = time_model(&path, warmup, runs).with_context(|| format!("timing {}", c.label))?;
         samples
-            .entry(c.group.clone())
+            .entry(group)
             .or_insert((c.class, vec![]))
             .1
             .push(Timing {
@@ -285,8 +291,15 @@ fn grid(quick: bool) -> Vec<Config> {
             (3, 64, 224, 11, 4),
             (3, 96, 224, 7, 2),
             (3, 64, 224, 7, 2),
-            (3, 64, 224, 3, 1),
+            (3, 24, 224, 3, 2),
+            (3, 32, 224, 3, 2),
             (64, 192, 56, 5, 1),
+            // Wide layers of VGG-style nets, where im2col reaches its best rate.
+            (256, 256, 56, 3, 1),
+            (256, 512, 28, 3, 1),
+            (512, 512, 28, 3, 1),
+            (512, 512, 14, 3, 1),
+            (128, 256, 56, 3, 2),
             // Bottleneck and DenseNet-style pointwise convolutions, wide and narrow.
             (256, 64, 56, 1, 1),
             (64, 256, 56, 1, 1),
@@ -300,6 +313,77 @@ fn grid(quick: bool) -> Vec<Config> {
         for (k, n) in [(9216, 4096), (25088, 4096), (4096, 4096), (2048, 1000)] {
             out.push(gemm(k, n));
         }
+    }
+    // tract's direct spatial convolutions: rows of 128 points or more, few inputs per point.
+    for &(cin, cout, hw, k) in pick_of(
+        quick,
+        &[
+            (3, 64, 224, 3),
+            (3, 32, 256, 3),
+            (16, 32, 128, 3),
+            (32, 32, 160, 3),
+            (32, 64, 128, 3),
+            (64, 64, 128, 3),
+            (64, 64, 224, 3),
+            (8, 16, 224, 5),
+        ],
+        &[
+            (3, 16, 128, 3),
+            (8, 16, 128, 3),
+            (16, 16, 128, 3),
+            (8, 8, 160, 3),
+            (4, 16, 128, 5),
+        ],
+    )
+    .iter()
+    {
+        out.push(conv(cin, cout, hw, k, 1));
+    }
+    // Depthwise convolutions (MobileNet, ShuffleNet).
+    for &(c, hw, stride) in pick_of(
+        quick,
+        &[
+            (32, 112, 1),
+            (96, 112, 2),
+            (144, 56, 1),
+            (112, 28, 1),
+            (192, 28, 1),
+            (272, 14, 1),
+            (576, 14, 1),
+            (544, 7, 1),
+            (960, 7, 1),
+        ],
+        &[
+            (32, 56, 1),
+            (64, 28, 1),
+            (128, 28, 2),
+            (256, 14, 1),
+            (512, 7, 1),
+        ],
+    )
+    .iter()
+    {
+        out.push(depthwise(c, hw, 3, stride));
+    }
+    // Per-channel constants of a lower rank than the data (`[C, 1, 1]`): tract's generic
+    // broadcasting path.
+    for &(c, hw) in pick_of(
+        quick,
+        &[
+            (16, 56),
+            (64, 56),
+            (128, 28),
+            (256, 56),
+            (512, 28),
+            (1024, 14),
+            (64, 112),
+        ],
+        &[(16, 28), (64, 28), (64, 56), (256, 14)],
+    )
+    .iter()
+    {
+        out.push(binary("Mul", &[1, c, hw, hw], &[c, 1, 1]));
+        out.push(binary("Add", &[1, c, hw, hw], &[c, 1, 1]));
     }
     for &k in &pick(&[256, 512, 1024, 2048, 4096], &[256, 1024, 4096]) {
         for &n in &pick(&[64, 256, 1024, 4096], &[256, 1024]) {
@@ -334,7 +418,7 @@ fn grid(quick: bool) -> Vec<Config> {
     ) {
         out.push(unary("Relu", OpClass::Activation, &[1, n], vec![]));
         out.push(unary("Sigmoid", OpClass::Activation, &[1, n], vec![]));
-        out.push(binary("Add", &[1, n]));
+        out.push(binary("Add", &[1, n], &[1, n]));
         out.push(unary("Softmax", OpClass::Softmax, &[1, n], vec![]));
         out.push(unary(
             "Transpose",
@@ -347,6 +431,11 @@ fn grid(quick: bool) -> Vec<Config> {
         out.push(lstm(h));
     }
     out
+}
+
+/// The full grid's values, or the quick grid's.
+fn pick_of<T: Clone>(quick: bool, full: &[T], q: &[T]) -> Vec<T> {
+    if quick { q } else { full }.to_vec()
 }
 
 fn attr(name: &str, kind: AttributeType) -> AttributeProto {
@@ -459,6 +548,15 @@ fn op(
 }
 
 fn conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64) -> Config {
+    grouped_conv(cin, cout, hw, k, stride, 1)
+}
+
+/// A depthwise convolution: one group per channel.
+fn depthwise(c: i64, hw: i64, k: i64, stride: i64) -> Config {
+    grouped_conv(c, c, hw, k, stride, c)
+}
+
+fn grouped_conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64, group: i64) -> Config {
     let node = op(
         "Conv",
         &["x", "w", "b"],
@@ -466,22 +564,21 @@ fn conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64) -> Config {
         vec![
             ints("pads", &[k / 2; 4]),
             ints("strides", &[stride, stride]),
+            int("group", group),
         ],
     );
     Config {
         class: OpClass::Conv,
-        // Pointwise convolutions are matrix products with little reuse: their own regression.
-        group: if k == 1 {
-            "op:Conv1x1".to_string()
-        } else {
-            OpClass::Conv.name().to_string()
-        },
-        label: format!("conv {cin}->{cout} {hw}x{hw} k{k} s{stride}"),
+        own_op: false,
+        label: format!("conv {cin}->{cout} {hw}x{hw} k{k} s{stride} g{group}"),
         model: model(
             node,
             value_info("x", &[1, cin, hw, hw]),
             "y",
-            vec![weight("w", &[cout, cin, k, k]), weight("b", &[cout])],
+            vec![
+                weight("w", &[cout, cin / group, k, k]),
+                weight("b", &[cout]),
+            ],
         ),
     }
 }
@@ -490,7 +587,7 @@ fn gemm(k: i64, n: i64) -> Config {
     let node = op("Gemm", &["x", "w", "b"], &["y"], vec![int("transB", 1)]);
     Config {
         class: OpClass::Matmul,
-        group: OpClass::Matmul.name().to_string(),
+        own_op: false,
         label: format!("gemm 1x{k} -> {n}"),
         model: model(
             node,
@@ -522,11 +619,8 @@ fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>
     }
     Config {
         class,
-        group: if op_type == "LRN" {
-            "op:LRN".to_string()
-        } else {
-            class.name().to_string()
-        },
+        // tract's LRN runs ~30x slower per element than the other norms.
+        own_op: op_type == "LRN",
         label: shape_label(op_type, dims),
         model: model(
             op(op_type, &inputs, &["y"], attrs),
@@ -543,16 +637,17 @@ fn shape_label(op_type: &str, dims: &[i64]) -> String {
     format!("{} {}", op_type.to_lowercase(), dims.join("x"))
 }
 
-fn binary(op_type: &str, dims: &[i64]) -> Config {
+/// `x op c` with a constant `c` of shape `c_dims` (the output's, or one to broadcast).
+fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
     Config {
         class: OpClass::Elementwise,
-        group: OpClass::Elementwise.name().to_string(),
-        label: shape_label(op_type, dims),
+        own_op: false,
+        label: format!("{} by {:?}", shape_label(op_type, dims), c_dims),
         model: model(
             op(op_type, &["x", "c"], &["y"], vec![]),
             value_info("x", dims),
             "y",
-            vec![weight("c", dims)],
+            vec![weight("c", c_dims)],
         ),
     }
 }
@@ -567,7 +662,7 @@ fn lstm(hidden: i64) -> Config {
     );
     Config {
         class: OpClass::Recurrent,
-        group: OpClass::Recurrent.name().to_string(),
+        own_op: false,
         label: format!("lstm seq {seq} hidden {hidden}"),
         model: model(
             node,
@@ -579,5 +674,64 @@ fn lstm(hidden: i64) -> Config {
                 weight("b", &[1, 8 * hidden]),
             ],
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The regression key the cost rules give the one node of `c`.
+    fn key(c: Config) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, c.model.write_to_bytes().unwrap()).unwrap();
+        let a = Analysis::run(&path, &InputShapes::default()).unwrap();
+        let (n, _) = a.graph.ops().next().unwrap();
+        a.features.get(n).regression_op.clone()
+    }
+
+    #[test]
+    fn conv_variants_follow_the_kernel_tract_picks() {
+        assert_eq!(key(conv(64, 64, 56, 3, 1)), "Conv");
+        assert_eq!(key(conv(64, 64, 56, 1, 1)), "Conv1x1");
+        assert_eq!(key(depthwise(32, 56, 3, 1)), "ConvDepthwise");
+        // Grouped but not depthwise: im2col per group.
+        assert_eq!(key(grouped_conv(64, 64, 28, 3, 1, 2)), "Conv");
+        // Direct spatial: rows of 128 or more and at most 576 inputs per output point.
+        assert_eq!(key(conv(64, 64, 128, 3, 1)), "ConvDirect");
+        assert_eq!(key(conv(3, 64, 224, 7, 1)), "ConvDirect");
+        assert_eq!(
+            key(conv(128, 64, 128, 3, 1)),
+            "Conv",
+            "1152 inputs per point"
+        );
+        assert_eq!(key(conv(64, 64, 224, 3, 2)), "Conv", "output rows of 112");
+        assert_eq!(key(conv(3, 6, 224, 3, 1)), "Conv", "6 output channels");
+    }
+
+    #[test]
+    fn broadcast_variant_is_the_element_by_element_path() {
+        assert_eq!(
+            key(binary("Mul", &[1, 64, 28, 28], &[64, 1, 1])),
+            "Broadcast"
+        );
+        assert_eq!(
+            key(binary("Mul", &[1, 64, 28, 28], &[1, 1, 1, 28])),
+            "Broadcast"
+        );
+        for fast in [
+            &[1, 64, 28, 28][..],
+            &[1, 64, 1, 1],
+            &[1],
+            &[28, 28],
+            &[64, 28, 28],
+        ] {
+            assert_eq!(
+                key(binary("Mul", &[1, 64, 28, 28], fast)),
+                "Mul",
+                "{fast:?}"
+            );
+        }
     }
 }

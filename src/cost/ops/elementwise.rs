@@ -107,7 +107,42 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
     }
     ARITHMETIC.contains(&op).then_some(Rule {
         class: OpClass::Elementwise,
-        work: |c| Work::flops(per_output_element(c, 1)),
+        work: |c| Work {
+            variant: broadcast(c).then_some("Broadcast"),
+            ..Work::flops(per_output_element(c, 1))
+        },
+    })
+}
+
+/// An operand that must be broadcast element by element: not a single value, and, at the output's
+/// rank, neither the output's shape nor a per-axis constant (`[1, C, 1, 1]`); at a lower rank, not
+/// the output's trailing dims (`[C]` against `[N, C]`). tract runs these (e.g. a `[C, 1, 1]`
+/// scale, as exported BatchNormalizations often are) on a generic path up to 8x slower per
+/// element: the variant `Broadcast` has its own regression in a measured profile.
+fn broadcast(c: &NodeCtx) -> bool {
+    let Some(out) = c.output_dims(0) else {
+        return false;
+    };
+    (0..c.op.inputs.len()).any(|i| {
+        let Some(d) = c.input_dims(i) else {
+            return false;
+        };
+        if d.iter().product::<u64>() == 1 {
+            return false;
+        }
+        if d.len() == out.len() {
+            let per_axis = d
+                .iter()
+                .zip(&out)
+                .skip_while(|(a, b)| a == b)
+                .all(|(a, _)| *a == 1);
+            return !per_axis;
+        }
+        let mut trimmed = d.as_slice();
+        while trimmed.len() > 1 && trimmed[0] == 1 {
+            trimmed = &trimmed[1..];
+        }
+        !out.ends_with(trimmed)
     })
 }
 
