@@ -97,18 +97,12 @@ fn main() {
             let ms = if constant[n.index()] {
                 0.0
             } else {
-                p.op_latency_ms(
-                    &f.regression_op,
-                    f.class,
-                    f.flops,
-                    f.bytes_read,
-                    f.bytes_written,
-                )
-                .unwrap_or(0.0)
+                p.node_latency_ms(f).unwrap_or(0.0)
             };
             predicted += ms;
             node_ms.insert(n, ms);
         }
+        predicted += p.run_overhead_ms;
         let group_pred = fusion_groups(&a, &measured, &node_ms);
         for (n, op) in a.graph.ops() {
             let (f, ms) = (a.features.get(n), group_pred[&n]);
@@ -203,10 +197,11 @@ fn main() {
     println!("{}", doc.lines().take(14).collect::<Vec<_>>().join("\n"));
 }
 
-/// Predictions summed per fusion group. tract fuses ops (a Relu or BatchNormalization into the
-/// Conv before it, ...) and the fused node carries one ONNX node's name: a node measured at zero
-/// was absorbed, so its prediction joins the nearest timed node up its data inputs (the op it
-/// was fused into as an epilogue), or failing that the nearest timed node below it.
+/// Predictions summed per fusion group. tract fuses ops and the fused node carries one ONNX
+/// node's name, so a node measured at zero was absorbed: an epilogue (by the cost model's rule)
+/// joins the nearest timed node up its inputs (the conv or matmul it runs in); any other node
+/// joins the nearest timed node below it (tract names a fused chain after its last op), or
+/// failing that above it.
 fn fusion_groups(
     a: &Analysis,
     measured: &nsplit::measure::Measured,
@@ -218,8 +213,12 @@ fn fusion_groups(
         if timed(&n) || node_ms[&n] == 0.0 {
             continue;
         }
-        let owner = nearest(a, n, Direction::Incoming, &timed)
-            .or_else(|| nearest(a, n, Direction::Outgoing, &timed));
+        let (first, then) = if a.features.get(n).fused {
+            (Direction::Incoming, Direction::Outgoing)
+        } else {
+            (Direction::Outgoing, Direction::Incoming)
+        };
+        let owner = nearest(a, n, first, &timed).or_else(|| nearest(a, n, then, &timed));
         if let Some(owner) = owner {
             *group.get_mut(&owner).unwrap() += node_ms[&n];
             *group.get_mut(&n).unwrap() = 0.0;

@@ -136,20 +136,8 @@ impl Annotations {
             .enumerate()
             .map(|(index, (n, op))| {
                 let f = a.features.get(n);
-                let mobile_ms = profiles.mobile.op_latency_ms(
-                    &f.regression_op,
-                    f.class,
-                    f.flops,
-                    f.bytes_read,
-                    f.bytes_written,
-                );
-                let cloud_ms = profiles.cloud.op_latency_ms(
-                    &f.regression_op,
-                    f.class,
-                    f.flops,
-                    f.bytes_read,
-                    f.bytes_written,
-                );
+                let mobile_ms = profiles.mobile.node_latency_ms(f);
+                let cloud_ms = profiles.cloud.node_latency_ms(f);
                 NodeRow {
                     index,
                     name: op.label(),
@@ -191,8 +179,10 @@ impl Annotations {
             flops: nodes.iter().filter_map(|n| n.flops).sum(),
             macs: nodes.iter().filter_map(|n| n.macs).sum(),
             nodes_without_flops: nodes.iter().filter(|n| n.flops.is_none()).count(),
-            mobile_ms: nodes.iter().filter_map(|n| n.mobile_ms).sum(),
-            cloud_ms: nodes.iter().filter_map(|n| n.cloud_ms).sum(),
+            mobile_ms: nodes.iter().filter_map(|n| n.mobile_ms).sum::<f64>()
+                + profiles.mobile.run_overhead_ms,
+            cloud_ms: nodes.iter().filter_map(|n| n.cloud_ms).sum::<f64>()
+                + profiles.cloud.run_overhead_ms,
             mobile_mj: nodes.iter().filter_map(|n| n.mobile_mj).sum(),
             measured_ms: None,
             weight_bytes: (0..a.graph.tensors.len())

@@ -7,6 +7,7 @@
 //! is `None`, never a guess; an op without a rule gets a stated estimate.
 
 pub mod fit;
+pub mod fusion;
 pub mod ops;
 pub mod profile;
 pub mod profiler;
@@ -73,6 +74,14 @@ pub struct NodeFeatures {
     /// The op's own regression key in a profile (`op:<this>`): the op type, or a variant of it
     /// that runs differently (`Conv1x1`).
     pub regression_op: String,
+    /// Runs inside the kernel of the conv or matmul before it ([`fusion`]): predicted at no
+    /// time of its own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fused: bool,
+    /// Bytes of input patches a convolution multiplies (its im2col matrix); `None` for other
+    /// ops or unknown shapes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_bytes: Option<u64>,
 }
 
 /// What a FLOP rule sees of a node.
@@ -182,10 +191,29 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
                     .sum(),
                 note,
                 regression_op: work.variant.map_or(op.op_type.clone(), String::from),
+                fused: false,
+                patch_bytes: work.patches.zip(element_bytes(&ctx)).map(|(p, b)| p * b),
             },
         );
     }
+    let class = out.iter().map(|(&n, f)| (n, f.class)).collect();
+    for n in fusion::epilogues(model, graph, shapes, &class) {
+        let f = out.get_mut(&n).expect("every op node has features");
+        f.fused = true;
+        f.note = Some(match f.note.take() {
+            Some(note) => format!("{note}; fused into the conv or matmul before it"),
+            None => "fused into the conv or matmul before it: no time of its own".into(),
+        });
+    }
     Features(out)
+}
+
+/// Bytes per element of a node's first input.
+fn element_bytes(ctx: &NodeCtx) -> Option<u64> {
+    let t = ctx.op.inputs.first().copied().flatten()?;
+    let info = ctx.shapes.get(t);
+    let elements: u64 = info.concrete_dims()?.iter().product();
+    info.bytes().filter(|_| elements > 0).map(|b| b / elements)
 }
 
 /// Which tensors are weights: initializers, and outputs of nodes that read only weights

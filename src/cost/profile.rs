@@ -51,6 +51,44 @@ pub enum Variable {
     MbRead,
     /// Megabytes written (outputs).
     MbWritten,
+    /// Megabytes of input patches a convolution multiplies: its im2col matrix, output points x
+    /// inputs per output point (the gather traffic a narrow conv pays per FLOP); 0 for other ops.
+    MbPatches,
+}
+
+/// A node's work in the units regressions read.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    pub mflops: f64,
+    pub mb_read: f64,
+    pub mb_written: f64,
+    pub mb_patches: f64,
+}
+
+impl Figures {
+    /// From counts (FLOPs, bytes); `None` when FLOPs or bytes are unknown.
+    pub fn of(
+        flops: Option<u64>,
+        bytes_read: Option<u64>,
+        bytes_written: Option<u64>,
+        patch_bytes: Option<u64>,
+    ) -> Option<Figures> {
+        Some(Figures {
+            mflops: flops? as f64 / 1e6,
+            mb_read: bytes_read? as f64 / 1e6,
+            mb_written: bytes_written? as f64 / 1e6,
+            mb_patches: patch_bytes.unwrap_or(0) as f64 / 1e6,
+        })
+    }
+
+    pub fn get(&self, v: Variable) -> f64 {
+        match v {
+            Variable::Mflops => self.mflops,
+            Variable::MbRead => self.mb_read,
+            Variable::MbWritten => self.mb_written,
+            Variable::MbPatches => self.mb_patches,
+        }
+    }
 }
 
 /// `linear`: latency = c0 + Σ ci·xi; `log`: latency = c0 + Σ ci·ln(1 + xi).
@@ -154,6 +192,14 @@ pub struct DeviceProfile {
     /// Active power (W) by op class name, `default` for the rest; required for mobile profiles.
     #[serde(default)]
     pub power_w: BTreeMap<String, f64>,
+    /// Time a run takes beyond its nodes' (dispatch, inputs and outputs), ms, once per model run;
+    /// measured profiles take it out of every sample before fitting. 0 when absent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run_overhead_ms: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Profiles that ship with the binary: (name, JSON).
@@ -260,6 +306,12 @@ impl DeviceProfile {
                 "field `power_w.default` is required for a mobile profile (energy = power x time)"
             );
         }
+        if !(self.run_overhead_ms.is_finite() && self.run_overhead_ms >= 0.0) {
+            bail!(
+                "field `run_overhead_ms` must be >= 0, got {}",
+                self.run_overhead_ms
+            );
+        }
         for (class, w) in &self.power_w {
             if !(w.is_finite() && *w >= 0.0) {
                 bail!("field `power_w.{class}` must be a non-negative number of watts, got {w}");
@@ -308,30 +360,36 @@ impl DeviceProfile {
         bytes_read: Option<u64>,
         bytes_written: Option<u64>,
     ) -> Option<f64> {
-        let (mflops, read, written) = (
-            flops? as f64 / 1e6,
-            bytes_read? as f64 / 1e6,
-            bytes_written? as f64 / 1e6,
-        );
+        let work = Figures::of(flops, bytes_read, bytes_written, None)?;
+        Some(self.figures_latency_ms(op_type, class, &work))
+    }
+
+    /// Predicted latency (ms) of an op with this work: its own regression (`op:<OpType>`), else
+    /// its class's, else the roofline fallback.
+    pub fn figures_latency_ms(&self, op_type: &str, class: OpClass, work: &Figures) -> f64 {
         let regression = self
             .regressions
             .get(&format!("op:{op_type}"))
             .or_else(|| self.regressions.get(class.name()));
-        Some(match regression {
+        match regression {
             Some(r) => {
-                let x: Vec<f64> = r
-                    .variables
-                    .iter()
-                    .map(|v| match v {
-                        Variable::Mflops => mflops,
-                        Variable::MbRead => read,
-                        Variable::MbWritten => written,
-                    })
-                    .collect();
+                let x: Vec<f64> = r.variables.iter().map(|&v| work.get(v)).collect();
                 r.predict(&x)
             }
-            None => self.fallback.predict(class, mflops, read + written),
-        })
+            None => self
+                .fallback
+                .predict(class, work.mflops, work.mb_read + work.mb_written),
+        }
+    }
+
+    /// Predicted latency (ms) of a node from its features: zero for an epilogue fused into the
+    /// kernel before it, else [`op_latency_ms`](Self::op_latency_ms).
+    pub fn node_latency_ms(&self, f: &super::NodeFeatures) -> Option<f64> {
+        if f.fused {
+            return Some(0.0);
+        }
+        let work = Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)?;
+        Some(self.figures_latency_ms(&f.regression_op, f.class, &work))
     }
 
     /// Active power (W) while running a node of `class`, for mobile profiles.

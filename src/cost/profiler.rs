@@ -8,7 +8,7 @@
 
 use super::fit::{fit_best, Sample};
 use super::profile::{
-    DeviceProfile, Provenance, ProvenanceKind, Role, Roofline, Variable, FORMAT, VERSION,
+    DeviceProfile, Figures, Provenance, ProvenanceKind, Role, Roofline, Variable, FORMAT, VERSION,
 };
 use super::OpClass;
 use crate::shapes::InputShapes;
@@ -26,9 +26,7 @@ use tract_onnx::prelude::*;
 /// One measured configuration: its work and its median latency.
 #[derive(Copy, Clone, Debug)]
 struct Timing {
-    mflops: f64,
-    mb_read: f64,
-    mb_written: f64,
+    work: Figures,
     ms: f64,
 }
 
@@ -68,15 +66,18 @@ pub fn profile(
         std::fs::write(&path, c.model.write_to_bytes()?)?;
         let a = Analysis::run(&path, &InputShapes::default())
             .with_context(|| format!("analysing {}", c.label))?;
-        let (mut flops, mut read, mut written) = (0u64, 0u64, 0u64);
+        let mut work = Figures::default();
         // Regression key: the op's own when asked for or when the cost rules make it a variant
         // (`op:Conv1x1`, ...), else its class's; exactly the key predictions will look up first.
         let mut group = c.class.name().to_string();
         for (n, op) in a.graph.ops() {
             let f = a.features.get(n);
-            flops += f.flops.unwrap_or(0);
-            read += f.bytes_read.unwrap_or(0);
-            written += f.bytes_written.unwrap_or(0);
+            let w = Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
+                .with_context(|| format!("{}: work unknown", c.label))?;
+            work.mflops += w.mflops;
+            work.mb_read += w.mb_read;
+            work.mb_written += w.mb_written;
+            work.mb_patches += w.mb_patches;
             if c.own_op || f.regression_op != op.op_type {
                 group = format!("op:{}", f.regression_op);
             }
@@ -86,27 +87,28 @@ pub fn profile(
             .entry(group)
             .or_insert((c.class, vec![]))
             .1
-            .push(Timing {
-                mflops: flops as f64 / 1e6,
-                mb_read: read as f64 / 1e6,
-                mb_written: written as f64 / 1e6,
-                ms,
-            });
+            .push(Timing { work, ms });
+    }
+    // A run's own overhead: two one-node runs less a two-node run. Taken out of every sample,
+    // so the fits are per-node costs, and added back once per model run.
+    let tiny = |n: usize| -> Result<f64> {
+        let path = dir.path().join(format!("tiny{n}.onnx"));
+        std::fs::write(&path, relu_chain(n).write_to_bytes()?)?;
+        time_model(&path, warmup * 10, runs * 10)
+    };
+    let run_overhead_ms = (2.0 * tiny(1)? - tiny(2)?).max(0.0);
+    for (_, s) in samples.values_mut() {
+        for t in s {
+            t.ms = (t.ms - run_overhead_ms).max(1e-6);
+        }
     }
     let mut regressions = BTreeMap::new();
     for (group, (class, s)) in &samples {
-        let vars = variables(*class);
+        let vars = variables(*class, group);
         let pts: Vec<Sample> = s
             .iter()
             .map(|t| Sample {
-                x: vars
-                    .iter()
-                    .map(|v| match v {
-                        Variable::Mflops => t.mflops,
-                        Variable::MbRead => t.mb_read,
-                        Variable::MbWritten => t.mb_written,
-                    })
-                    .collect(),
+                x: vars.iter().map(|&v| t.work.get(v)).collect(),
                 y: t.ms,
             })
             .collect();
@@ -145,13 +147,19 @@ pub fn profile(
         regressions,
         fallback,
         power_w,
+        run_overhead_ms,
     })
 }
 
-/// The variables each class's regression reads. Elementwise-like classes read as many bytes as
-/// they write, so one of the two is enough (both would be collinear).
-fn variables(class: OpClass) -> Vec<Variable> {
+/// The variables a regression reads, by class and key. Elementwise-like classes read as many
+/// bytes as they write, so one of the two is enough (both would be collinear). Convolutions with
+/// a kernel larger than 1x1 also read their patches: a narrow conv pays the gather per FLOP; a
+/// pointwise or depthwise one's patches are its input (collinear with the bytes read).
+fn variables(class: OpClass, key: &str) -> Vec<Variable> {
     match class {
+        OpClass::Conv if key != "op:Conv1x1" && key != "op:ConvDepthwise" => {
+            vec![Variable::Mflops, Variable::MbRead, Variable::MbPatches]
+        }
         OpClass::Conv | OpClass::Matmul => vec![Variable::Mflops, Variable::MbRead],
         OpClass::Recurrent => vec![Variable::Mflops],
         // BatchNormalization is 2 operations per element, LRN 2 x size + 3: FLOPs tell them apart.
@@ -172,7 +180,7 @@ fn roofline(samples: &BTreeMap<String, (OpClass, Vec<Timing>)>) -> Roofline {
             .fold(0.0, f64::max)
     };
     let peak_gflops = best(&[OpClass::Conv, OpClass::Matmul], &|s| {
-        s.mflops / s.ms.max(1e-6)
+        s.work.mflops / s.ms.max(1e-6)
     })
     .max(1.0);
     let memory_gbps = best(
@@ -181,7 +189,7 @@ fn roofline(samples: &BTreeMap<String, (OpClass, Vec<Timing>)>) -> Roofline {
             OpClass::Activation,
             OpClass::DataMovement,
         ],
-        &|s| (s.mb_read + s.mb_written) / s.ms.max(1e-6),
+        &|s| (s.work.mb_read + s.work.mb_written) / s.ms.max(1e-6),
     )
     .max(0.1);
     let overhead_ms = samples
@@ -427,8 +435,9 @@ fn grid(quick: bool) -> Vec<Config> {
             vec![ints("perm", &[1, 0])],
         ));
     }
-    for &h in &pick(&[32, 64, 96, 128, 192, 256], &[32, 64, 96, 128]) {
+    for &h in &pick(&[8, 16, 32, 64, 96, 128, 192, 256], &[16, 32, 64, 128]) {
         out.push(lstm(h));
+        out.push(gru(h));
     }
     out
 }
@@ -652,10 +661,45 @@ fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
     }
 }
 
+/// `n` Relus on a `[1, 4]` input: next to no work, for the run's own overhead.
+fn relu_chain(n: usize) -> ModelProto {
+    let mut m = model(
+        op("Relu", &["x"], &["y0"], vec![]),
+        value_info("x", &[1, 4]),
+        &format!("y{}", n - 1),
+        vec![],
+    );
+    let g = m.graph.as_mut().expect("built with a graph");
+    for i in 1..n {
+        let mut node = op(
+            "Relu",
+            &[&format!("y{}", i - 1)],
+            &[&format!("y{i}")],
+            vec![],
+        );
+        node.name = format!("relu{i}");
+        g.node.push(node);
+    }
+    m
+}
+
 fn lstm(hidden: i64) -> Config {
+    recurrent("LSTM", 4, hidden)
+}
+
+/// A GRU as PyTorch exports it (`linear_before_reset = 1`): the variant `GRULinearBeforeReset`.
+fn gru(hidden: i64) -> Config {
+    let mut c = recurrent("GRU", 3, hidden);
+    let g = c.model.graph.as_mut().expect("built with a graph");
+    g.node[0].attribute.push(int("linear_before_reset", 1));
+    c
+}
+
+/// A one-layer recurrent op with `gates` gates over 16 steps; input size = hidden size.
+fn recurrent(op_type: &str, gates: i64, hidden: i64) -> Config {
     let (seq, input) = (16, hidden);
     let node = op(
-        "LSTM",
+        op_type,
         &["x", "w", "r", "b"],
         &["y"],
         vec![int("hidden_size", hidden)],
@@ -663,15 +707,15 @@ fn lstm(hidden: i64) -> Config {
     Config {
         class: OpClass::Recurrent,
         own_op: false,
-        label: format!("lstm seq {seq} hidden {hidden}"),
+        label: format!("{} seq {seq} hidden {hidden}", op_type.to_lowercase()),
         model: model(
             node,
             value_info("x", &[seq, 1, input]),
             "y",
             vec![
-                weight("w", &[1, 4 * hidden, input]),
-                weight("r", &[1, 4 * hidden, hidden]),
-                weight("b", &[1, 8 * hidden]),
+                weight("w", &[1, gates * hidden, input]),
+                weight("r", &[1, gates * hidden, hidden]),
+                weight("b", &[1, 2 * gates * hidden]),
             ],
         ),
     }

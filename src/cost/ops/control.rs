@@ -13,7 +13,7 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
             flops: Some(0),
             macs: None,
             note: Some("subgraph bodies run a data-dependent amount of work; not counted".into()),
-            variant: None,
+            ..Work::default()
         },
     })
 }

@@ -28,16 +28,22 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
     })
 }
 
-/// Output elements x weights per output channel; `w_input` is the position of `W`.
+/// Output elements x weights per output channel; `w_input` is the position of `W`. Patches:
+/// every output point of every group reads `W`'s per-output-channel count of inputs.
 fn conv_macs(c: &NodeCtx, w_input: usize) -> Work {
     let w = c.input_dims(w_input);
+    let group = c.attr_i("group").unwrap_or(1).max(1) as u64;
+    let macs = c
+        .output_elements()
+        .zip(w.as_ref())
+        .map(|(out, w)| out * w[1..].iter().product::<u64>());
     Work {
         variant: w.as_ref().and_then(|w| variant(c, w)),
-        ..Work::macs(
-            c.output_elements()
-                .zip(w)
-                .map(|(out, w)| out * w[1..].iter().product::<u64>()),
-        )
+        patches: macs
+            .zip(w.as_ref())
+            .filter(|(_, w)| w[0] > 0)
+            .map(|(m, w)| m / w[0] * group),
+        ..Work::macs(macs)
     }
 }
 

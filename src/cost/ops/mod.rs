@@ -25,6 +25,8 @@ pub struct Work {
     /// A kind of the op that runs differently enough to have its own regression in a profile
     /// (`op:<variant>`), e.g. `Conv1x1`.
     pub variant: Option<&'static str>,
+    /// Elements of the input patches a convolution multiplies (its im2col matrix).
+    pub patches: Option<u64>,
 }
 
 impl Work {
