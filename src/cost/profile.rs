@@ -196,6 +196,19 @@ pub struct DeviceProfile {
     /// measured profiles take it out of every sample before fitting. 0 when absent.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub run_overhead_ms: f64,
+    /// How much slower ops run inside a network than alone, where the profile timed them (the
+    /// caches hold the previous ops' data): every node prediction is multiplied by it. 1 when
+    /// absent.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub context_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -306,6 +319,12 @@ impl DeviceProfile {
                 "field `power_w.default` is required for a mobile profile (energy = power x time)"
             );
         }
+        if !(self.context_factor.is_finite() && self.context_factor > 0.0) {
+            bail!(
+                "field `context_factor` must be a positive number, got {}",
+                self.context_factor
+            );
+        }
         if !(self.run_overhead_ms.is_finite() && self.run_overhead_ms >= 0.0) {
             bail!(
                 "field `run_overhead_ms` must be >= 0, got {}",
@@ -365,13 +384,13 @@ impl DeviceProfile {
     }
 
     /// Predicted latency (ms) of an op with this work: its own regression (`op:<OpType>`), else
-    /// its class's, else the roofline fallback.
+    /// its class's, else the roofline fallback; times the context factor.
     pub fn figures_latency_ms(&self, op_type: &str, class: OpClass, work: &Figures) -> f64 {
         let regression = self
             .regressions
             .get(&format!("op:{op_type}"))
             .or_else(|| self.regressions.get(class.name()));
-        match regression {
+        let alone = match regression {
             Some(r) => {
                 let x: Vec<f64> = r.variables.iter().map(|&v| work.get(v)).collect();
                 r.predict(&x)
@@ -379,7 +398,8 @@ impl DeviceProfile {
             None => self
                 .fallback
                 .predict(class, work.mflops, work.mb_read + work.mb_written),
-        }
+        };
+        alone * self.context_factor
     }
 
     /// Predicted latency (ms) of a node from its features: zero for an epilogue fused into the

@@ -15,9 +15,12 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
                 .map(|k| k.iter().product::<i64>().max(1) as u64);
             Work::flops(c.output_elements().zip(window).map(|(o, w)| o * w))
         },
-        "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" | "ArgMax" | "ArgMin" => {
-            |c| Work::flops(c.input_elements(0))
-        }
+        // A reduction over the whole map: a streaming pass, its own regression.
+        "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => |c| Work {
+            variant: Some("GlobalPool"),
+            ..Work::flops(c.input_elements(0))
+        },
+        "ArgMax" | "ArgMin" => |c| Work::flops(c.input_elements(0)),
         op if op.starts_with("Reduce") => |c| Work::flops(c.input_elements(0)),
         _ => return None,
     };
