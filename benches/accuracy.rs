@@ -74,9 +74,25 @@ fn main() {
     let mut rows = String::new();
     let (mut whole_errors, mut node_errors) = (vec![], vec![]);
     let mut node_rows = String::new();
-    for (path, shapes) in &models {
-        let a = Analysis::run(path, &InputShapes::parse(shapes).unwrap()).unwrap();
-        let measured = match nsplit::measure::measure(&a, 5) {
+    // Two passes over the models, keeping each one's faster run (as the profiler does with its
+    // grid): a burst of load from elsewhere then spoils one pass of a few models, not the table.
+    let analyses: Vec<Analysis> = models
+        .iter()
+        .map(|(path, shapes)| Analysis::run(path, &InputShapes::parse(shapes).unwrap()).unwrap())
+        .collect();
+    let mut measurements: Vec<anyhow::Result<nsplit::measure::Measured>> = analyses
+        .iter()
+        .map(|a| nsplit::measure::measure(a, 5))
+        .collect();
+    for (a, first) in analyses.iter().zip(&mut measurements).rev() {
+        if let (Ok(m), Ok(again)) = (first.as_ref(), nsplit::measure::measure(a, 5)) {
+            if again.total_ms < m.total_ms {
+                *first = Ok(again);
+            }
+        }
+    }
+    for (((path, _), a), measured) in models.iter().zip(&analyses).zip(measurements) {
+        let measured = match measured {
             Ok(m) => m,
             Err(e) => {
                 let _ = writeln!(
@@ -103,7 +119,7 @@ fn main() {
             node_ms.insert(n, ms);
         }
         predicted += p.run_overhead_ms;
-        let group_pred = fusion_groups(&a, &measured, &node_ms);
+        let group_pred = fusion_groups(a, &measured, &node_ms);
         for (n, op) in a.graph.ops() {
             let (f, ms) = (a.features.get(n), group_pred[&n]);
             let got = measured.per_node_ms.get(&n).copied().unwrap_or(0.0);
@@ -173,25 +189,39 @@ fn main() {
     let _ = writeln!(doc, "| model | node | class | predicted ms | measured ms | error |\n|---|---|---|---|---|---|\n{node_rows}");
     let _ = writeln!(
         doc,
+        "## How the model is built\n\n\
+         - **One regression per kernel, not per ONNX op.** Ops a runtime runs on a different kernel are\n  \
+         variants with their own fits (docs/profiles.md): pointwise, depthwise and tract's direct spatial\n  \
+         convolutions, element-by-element broadcasts, GRUs with `linear_before_reset`, global and average\n  \
+         pools, LRN.\n\
+         - **Variables that follow the work**: FLOPs and bytes, plus a convolution's patch bytes (its\n  \
+         im2col matrix: a narrow conv pays the gather per FLOP) and a hinge in the bytes read where a working\n  \
+         set falls out of cache (fully connected layers past ~16 MB of weights run at DRAM speed).\n\
+         - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a group-1 conv or matmul runs\n  \
+         inside its kernel and is predicted at zero.\n\
+         - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
+         once per model; a context factor (a small CNN timed whole against the sum of its nodes'\n  \
+         predictions, {:.2} here) says how much slower ops run inside a network than alone.\n\
+         - **Two passes** over the grid and over the models, keeping each one's faster median: a burst of\n  \
+         load on this shared machine spoils one pass, not the table.\n",
+        p.context_factor
+    );
+    let _ = writeln!(
+        doc,
         "## Where we miss, and why\n\n\
-         - **Fusion hides per-node time.** tract lowers and fuses ops (Conv+BatchNormalization+Relu become one\n  \
-         matrix product with its epilogue) and the fused node may carry the *last* ONNX node's name, so an\n  \
-         activation or norm can be measured at the conv's cost while the conv shows only its im2col. The rows\n  \
-         above merge nodes measured at zero into the node that absorbed them, which is not enough for these.\n\
-         - **Ops that cost far more than their class.** tract's LRN runs ~30x slower per element than a\n  \
-         BatchNormalization; it is now profiled on its own (`op:LRN`), which took AlexNet from -61% to -13%.\n\
-         - **Pointwise convolutions** are matrix products with little reuse and run at about half the FLOP rate\n  \
-         of 3x3 convs here; they have their own regression (`op:Conv1x1`). DenseNet stays about -50%: before\n  \
-         each of its 1x1 convs a BatchNormalization and Relu on the growing concatenation cannot fold into a\n  \
-         conv, and tract charges that chain (and the conv's input packing) to the Relu, at 2-4 ms where the\n  \
-         elementwise regression predicts 0.1-0.2 ms.\n\
-         - **Shapes outside the profiling grid.** The grid has the first layers of real CNNs (11x11/4, 7x7/2)\n  \
-         and FC layers up to 25088x4096, but not every kernel, stride and group count; per-class fits on FLOPs\n  \
-         and bytes do not extrapolate CPU efficiency across them.\n\
-         - **Small models are overhead-bound** (tens of microseconds), where run-to-run noise is itself ~20%.\n\
+         - **DenseNet's BatchNormalization chains.** Before each conv, a BatchNormalization and a Mul and Add\n  \
+         by `[C, 1, 1]` constants on the growing concatenation run as one tract chain on the element-by-element\n  \
+         broadcast path. Alone (the same nodes cut out of the model) the chain takes what the `Broadcast` fit\n  \
+         predicts (0.9-1.4 ms at 64 channels); inside the network, after the stem conv, it takes 2.0 ms,\n  \
+         consistently. The context factor is one number for all ops; this path suffers more than the others.\n  \
+         These 41 nodes are most of the per-node misses and the whole-model -30%.\n\
+         - **Residual sums fused into a 1x1 conv** (ResNet's `Sum` + `Relu` after the expansion conv) cost\n  \
+         tract ~1.5 ms more than the same conv without them; the fusion rule predicts them at zero.\n\
+         - **Microsecond models.** The smallest fixtures run in 3-4 us, where a regression's intercept and\n  \
+         the timer's resolution are the whole answer; they miss by tenths of a microsecond.\n\
          - **Profiles vary between runs** on a shared 2-core machine; each regeneration re-profiles.\n\n\
-         Next steps: profile with kernel sizes, strides and groups as variables (the paper's (filter/stride)^2 x\n\
-         filters), fit per fused pattern instead of per ONNX node, extend the grid to the sizes of real FC layers."
+         Next steps: profile broadcast chains in a network context (or per fused pattern), charge fused\n\
+         residual sums their extra read, and average several profiles."
     );
     std::fs::write(root.join("docs/accuracy.md"), &doc).unwrap();
     println!("{}", doc.lines().take(14).collect::<Vec<_>>().join("\n"));

@@ -10,12 +10,14 @@
 //! A node is an epilogue when all hold:
 //! - it is a BatchNormalization, a piecewise-linear activation (Relu, LeakyRelu, Clip), or binary
 //!   arithmetic (Add, Sub, Mul, Div, Sum, Max, Min);
-//! - its data input (the first input that is not a weight) comes from a group-1 conv or a
-//!   matmul, or from another epilogue of one;
+//! - its data input (the first input that is not a weight) comes from a matmul or a group-1 conv,
+//!   or from another epilogue of one; but only a BatchNormalization (folded into the weights)
+//!   fuses into a conv whose kernel is larger than 1x1: tract runs those as a lazy im2col product
+//!   and the ops after it apart;
 //! - that input is read by this node alone and is not a graph output;
 //! - its output has that input's shape (nothing broadcasts it larger).
 
-use super::{weight_tensors, OpClass};
+use super::{weight_tensors, NodeFeatures, OpClass};
 use crate::graph::{ModelGraph, Producer};
 use crate::shapes::ShapeTable;
 use petgraph::graph::NodeIndex;
@@ -35,12 +37,12 @@ const EPILOGUE_OPS: &[&str] = &[
     "Min",
 ];
 
-/// The epilogue nodes of a model, given every op node's class.
+/// The epilogue nodes of a model, given every op node's features.
 pub fn epilogues(
     model: &crate::load::Model,
     graph: &ModelGraph,
     shapes: &ShapeTable,
-    class: &HashMap<NodeIndex, OpClass>,
+    features: &HashMap<NodeIndex, NodeFeatures>,
 ) -> HashSet<NodeIndex> {
     let weights = weight_tensors(graph);
     let group = |p: NodeIndex| {
@@ -50,7 +52,9 @@ pub fn epilogues(
             .find(|a| a.name == "group")
             .map_or(1, |a| a.i)
     };
-    let mut fused = HashSet::new();
+    // Each epilogue, and whether the kernel it runs in takes any epilogue (a matmul or a 1x1
+    // conv) or only a folded BatchNormalization.
+    let mut fused: HashMap<NodeIndex, bool> = HashMap::new();
     for (n, op) in graph.ops() {
         let default_domain = op.domain.is_empty() || op.domain == "ai.onnx";
         if !default_domain || !EPILOGUE_OPS.contains(&op.op_type.as_str()) {
@@ -66,16 +70,21 @@ pub fn epilogues(
         let Producer::Node(p, _) = tensor.producer else {
             continue;
         };
-        let producer_fuses = match class[&p] {
-            OpClass::Conv => group(p) == 1,
-            OpClass::Matmul => true,
-            _ => fused.contains(&p),
+        let f = &features[&p];
+        let takes_any = match f.class {
+            OpClass::Conv if group(p) == 1 => Some(f.regression_op == "Conv1x1"),
+            OpClass::Matmul => Some(true),
+            _ => fused.get(&p).copied(),
+        };
+        let producer_fuses = match takes_any {
+            Some(any) => any || op.op_type == "BatchNormalization",
+            None => false,
         };
         let alone = tensor.consumers.len() == 1 && !tensor.is_output;
         let dims = shapes.get(data).concrete_dims();
         if producer_fuses && alone && dims.is_some() && dims == shapes.get(out).concrete_dims() {
-            fused.insert(n);
+            fused.insert(n, takes_any == Some(true));
         }
     }
-    fused
+    fused.into_keys().collect()
 }

@@ -196,8 +196,7 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
             },
         );
     }
-    let class = out.iter().map(|(&n, f)| (n, f.class)).collect();
-    for n in fusion::epilogues(model, graph, shapes, &class) {
+    for n in fusion::epilogues(model, graph, shapes, &out) {
         let f = out.get_mut(&n).expect("every op node has features");
         f.fused = true;
         f.note = Some(match f.note.take() {

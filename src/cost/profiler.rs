@@ -182,12 +182,16 @@ pub fn profile(
         provenance: Provenance {
             kind: ProvenanceKind::Measured,
             source: format!(
-                "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs); {}",
+                "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the faster of {} pass{}); run overhead {:.4} ms; context factor {:.3} from a calibration CNN; {}",
                 env!("CARGO_PKG_VERSION"),
                 if opts.quick { " --quick" } else { "" },
                 samples.values().map(|(_, v)| v.len()).sum::<usize>(),
                 warmup,
                 runs,
+                passes,
+                if passes == 1 { "" } else { "es" },
+                run_overhead_ms,
+                fitted.context_factor,
                 if opts.role == Role::Mobile {
                     format!("power not measured: {} W assumed for every class", opts.power_w)
                 } else {
@@ -218,7 +222,8 @@ fn variables(class: OpClass, key: &str) -> Vec<Variable> {
         }
         OpClass::Conv | OpClass::Matmul => vec![Variable::Mflops, Variable::MbRead],
         OpClass::Pool if key == "op:GlobalPool" => vec![Variable::MbRead],
-        OpClass::Recurrent => vec![Variable::Mflops],
+        // The output is steps x hidden units: with FLOPs, it separates the per-step cost.
+        OpClass::Recurrent => vec![Variable::Mflops, Variable::MbWritten],
         // BatchNormalization is 2 operations per element, LRN 2 x size + 3: FLOPs tell them apart.
         OpClass::Norm => vec![Variable::Mflops, Variable::MbRead],
         // FLOPs count the window: a 3x3 stride-1 pool does 9x a 2x2 stride-2 one's work per
@@ -527,9 +532,27 @@ fn grid(quick: bool) -> Vec<Config> {
             vec![ints("perm", &[1, 0])],
         ));
     }
-    for &h in &pick(&[8, 16, 32, 64, 96, 128, 192, 256], &[16, 32, 64, 128]) {
-        out.push(lstm(h));
-        out.push(gru(h));
+    // Recurrent ops step through their sequence: the steps cost apart from the FLOPs.
+    for &(seq, h) in pick_of(
+        quick,
+        &[
+            (16, 8),
+            (16, 16),
+            (16, 32),
+            (16, 64),
+            (16, 128),
+            (16, 256),
+            (4, 32),
+            (64, 32),
+            (4, 128),
+            (64, 128),
+        ],
+        &[(16, 16), (16, 64), (4, 32), (64, 32)],
+    )
+    .iter()
+    {
+        out.push(lstm(seq, h));
+        out.push(gru(seq, h));
     }
     out
 }
@@ -891,21 +914,21 @@ fn relu_chain(n: usize) -> ModelProto {
     m
 }
 
-fn lstm(hidden: i64) -> Config {
-    recurrent("LSTM", 4, hidden)
+fn lstm(seq: i64, hidden: i64) -> Config {
+    recurrent("LSTM", 4, seq, hidden)
 }
 
 /// A GRU as PyTorch exports it (`linear_before_reset = 1`): the variant `GRULinearBeforeReset`.
-fn gru(hidden: i64) -> Config {
-    let mut c = recurrent("GRU", 3, hidden);
+fn gru(seq: i64, hidden: i64) -> Config {
+    let mut c = recurrent("GRU", 3, seq, hidden);
     let g = c.model.graph.as_mut().expect("built with a graph");
     g.node[0].attribute.push(int("linear_before_reset", 1));
     c
 }
 
-/// A one-layer recurrent op with `gates` gates over 16 steps; input size = hidden size.
-fn recurrent(op_type: &str, gates: i64, hidden: i64) -> Config {
-    let (seq, input) = (16, hidden);
+/// A one-layer recurrent op with `gates` gates over `seq` steps; input size = hidden size.
+fn recurrent(op_type: &str, gates: i64, seq: i64, hidden: i64) -> Config {
+    let input = hidden;
     let node = op(
         op_type,
         &["x", "w", "r", "b"],
