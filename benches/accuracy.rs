@@ -157,7 +157,7 @@ fn main() {
     let _ = writeln!(doc, "`nsplit profile` in the same run; predictions use that profile; measurements are tract runs");
     let _ = writeln!(
         doc,
-        "(median of 5 after a warm-up) of the same models on the same machine.\n"
+        "(the faster of two passes, each the median of 5 runs after a warm-up) of the same models on the\nsame machine.\n"
     );
     let _ = writeln!(doc, "Profile: {}\n", p.provenance.source);
     let _ = writeln!(doc, "## Whole model\n");
@@ -197,8 +197,9 @@ fn main() {
          - **Variables that follow the work**: FLOPs and bytes, plus a convolution's patch bytes (its\n  \
          im2col matrix: a narrow conv pays the gather per FLOP) and a hinge in the bytes read where a working\n  \
          set falls out of cache (fully connected layers past ~16 MB of weights run at DRAM speed).\n\
-         - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a group-1 conv or matmul runs\n  \
-         inside its kernel and is predicted at zero.\n\
+         - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a matmul or a 1x1 conv (only a\n  \
+         BatchNormalization after a larger conv, folded into its weights) runs inside its kernel and is\n  \
+         predicted at zero.\n\
          - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
          once per model; a context factor (a small CNN timed whole against the sum of its nodes'\n  \
          predictions, {:.2} here) says how much slower ops run inside a network than alone.\n\
@@ -214,11 +215,12 @@ fn main() {
          broadcast path. Alone (the same nodes cut out of the model) the chain takes what the `Broadcast` fit\n  \
          predicts (0.9-1.4 ms at 64 channels); inside the network, after the stem conv, it takes 2.0 ms,\n  \
          consistently. The context factor is one number for all ops; this path suffers more than the others.\n  \
-         These 41 nodes are most of the per-node misses and the whole-model -30%.\n\
+         These 41 nodes are most of the per-node misses and DenseNet's whole-model -25 to -35%.\n\
          - **Residual sums fused into a 1x1 conv** (ResNet's `Sum` + `Relu` after the expansion conv) cost\n  \
          tract ~1.5 ms more than the same conv without them; the fusion rule predicts them at zero.\n\
-         - **Microsecond models.** The smallest fixtures run in 3-4 us, where a regression's intercept and\n  \
-         the timer's resolution are the whole answer; they miss by tenths of a microsecond.\n\
+         - **Microsecond models.** The smallest fixtures (two or three nodes) run in 3-4 us, where a\n  \
+         regression's intercept, fitted over ops of up to hundreds of milliseconds, is the whole answer; they\n  \
+         miss by about one microsecond.\n\
          - **Profiles vary between runs** on a shared 2-core machine; each regeneration re-profiles.\n\n\
          Next steps: profile broadcast chains in a network context (or per fused pattern), charge fused\n\
          residual sums their extra read, and average several profiles."
