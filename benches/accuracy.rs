@@ -10,11 +10,10 @@
 
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::{profile, ProfileOptions};
-use nsplit::graph::GraphNode;
+use nsplit::measure::Measured;
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
 use petgraph::graph::NodeIndex;
-use petgraph::Direction;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -201,11 +200,17 @@ fn main() {
          BatchNormalization after a larger conv, folded into its weights) runs inside its kernel and is\n  \
          predicted at zero.\n\
          - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
-         once per model; a context factor (a small CNN timed whole against the sum of its nodes'\n  \
-         predictions, {:.2} here) says how much slower ops run inside a network than alone.\n\
+         once per model. Context factors say how much slower each class of op runs inside a network than\n  \
+         alone (the caches full of the previous ops' data, much of it dirty): each node of a small\n  \
+         calibration CNN (convs, BatchNormalizations, a `[C, 1, 1]`-scaled block, pools, a classifier; none\n  \
+         of the models below) timed in place against its prediction, per class. Here: {}.\n\
          - **Two passes** over the grid and over the models, keeping each one's faster median: a burst of\n  \
          load on this shared machine spoils one pass, not the table.\n",
-        p.context_factor
+        p.context_factors
+            .iter()
+            .map(|(class, f)| format!("{class} {f:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = writeln!(
         doc,
@@ -214,8 +219,8 @@ fn main() {
          by `[C, 1, 1]` constants on the growing concatenation run as one tract chain on the element-by-element\n  \
          broadcast path. Alone (the same nodes cut out of the model) the chain takes what the `Broadcast` fit\n  \
          predicts (0.9-1.4 ms at 64 channels); inside the network, after the stem conv, it takes 2.0 ms,\n  \
-         consistently. The context factor is one number for all ops; this path suffers more than the others.\n  \
-         These 41 nodes are most of the per-node misses and DenseNet's whole-model -25 to -35%.\n\
+         consistently: the dirty cache the stem conv leaves behind costs this memory-bound path most. The\n  \
+         context factor of the elementwise class accounts for it as far as the calibration CNN shows it.\n\
          - **Residual sums fused into a 1x1 conv** (ResNet's `Sum` + `Relu` after the expansion conv) cost\n  \
          tract ~1.5 ms more than the same conv without them; the fusion rule predicts them at zero.\n\
          - **Microsecond models.** The smallest fixtures (two or three nodes) run in 3-4 us, where a\n  \
@@ -229,57 +234,17 @@ fn main() {
     println!("{}", doc.lines().take(14).collect::<Vec<_>>().join("\n"));
 }
 
-/// Predictions summed per fusion group. tract fuses ops and the fused node carries one ONNX
-/// node's name, so a node measured at zero was absorbed: an epilogue (by the cost model's rule)
-/// joins the nearest timed node up its inputs (the conv or matmul it runs in); any other node
-/// joins the nearest timed node below it (tract names a fused chain after its last op), or
-/// failing that above it.
+/// Predictions summed per fusion group ([`Measured::fusion_owners`]), under the group's owner.
 fn fusion_groups(
     a: &Analysis,
-    measured: &nsplit::measure::Measured,
+    measured: &Measured,
     node_ms: &HashMap<NodeIndex, f64>,
 ) -> HashMap<NodeIndex, f64> {
-    let timed = |n: &NodeIndex| measured.per_node_ms.get(n).copied().unwrap_or(0.0) > 0.0;
-    let mut group = node_ms.clone();
-    for (n, _) in a.graph.ops() {
-        if timed(&n) || node_ms[&n] == 0.0 {
-            continue;
-        }
-        let (first, then) = if a.features.get(n).fused {
-            (Direction::Incoming, Direction::Outgoing)
-        } else {
-            (Direction::Outgoing, Direction::Incoming)
-        };
-        let owner = nearest(a, n, first, &timed).or_else(|| nearest(a, n, then, &timed));
-        if let Some(owner) = owner {
-            *group.get_mut(&owner).unwrap() += node_ms[&n];
-            *group.get_mut(&n).unwrap() = 0.0;
-        }
+    let mut group: HashMap<NodeIndex, f64> = node_ms.keys().map(|&n| (n, 0.0)).collect();
+    for (n, owner) in measured.fusion_owners(a) {
+        *group.get_mut(&owner).unwrap() += node_ms[&n];
     }
     group
-}
-
-/// The first node matching `found` in a breadth-first walk from `n` along `dir`.
-fn nearest(
-    a: &Analysis,
-    n: NodeIndex,
-    dir: Direction,
-    found: &dyn Fn(&NodeIndex) -> bool,
-) -> Option<NodeIndex> {
-    let mut queue = std::collections::VecDeque::from([n]);
-    let mut seen = std::collections::HashSet::from([n]);
-    while let Some(q) = queue.pop_front() {
-        for next in a.graph.graph.neighbors_directed(q, dir) {
-            if !matches!(a.graph.graph[next], GraphNode::Op(_)) || !seen.insert(next) {
-                continue;
-            }
-            if found(&next) {
-                return Some(next);
-            }
-            queue.push_back(next);
-        }
-    }
-    None
 }
 
 fn name(p: &std::path::Path) -> String {

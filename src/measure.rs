@@ -8,10 +8,12 @@
 //! the fused node after the last op it absorbed), so its time goes to that conv or matmul. Time
 //! of nodes that match none (sources, constants) is reported apart.
 
+use crate::graph::GraphNode;
 use crate::verify::random_inputs;
 use crate::Analysis;
 use anyhow::Result;
 use petgraph::graph::NodeIndex;
+use petgraph::Direction;
 use std::collections::HashMap;
 use std::time::Instant;
 use tract_onnx::prelude::*;
@@ -27,6 +29,56 @@ pub struct Measured {
     /// Time of optimised nodes traced to no ONNX node.
     pub unattributed_ms: f64,
     pub runs: usize,
+}
+
+impl Measured {
+    /// Every op node's fusion group, as the node the group was timed under. tract fuses ops and
+    /// the fused kernel carries one ONNX node's name, so a node measured at zero was absorbed:
+    /// an epilogue by the cost model's fusion rule joins the nearest timed node up its inputs
+    /// (the conv or matmul it ran in); any other joins the nearest timed node below it (tract
+    /// names a fused chain after its last op), or failing that above it; a timed node, or one
+    /// with no timed node either way, is its own.
+    pub fn fusion_owners(&self, a: &Analysis) -> HashMap<NodeIndex, NodeIndex> {
+        let timed = |n: &NodeIndex| self.per_node_ms.get(n).copied().unwrap_or(0.0) > 0.0;
+        a.graph
+            .ops()
+            .map(|(n, _)| {
+                if timed(&n) {
+                    return (n, n);
+                }
+                let above = nearest(a, n, Direction::Incoming, &timed);
+                let owner = if a.features.get(n).fused.is_some() {
+                    above
+                } else {
+                    nearest(a, n, Direction::Outgoing, &timed).or(above)
+                };
+                (n, owner.unwrap_or(n))
+            })
+            .collect()
+    }
+}
+
+/// The first op node matching `found` in a breadth-first walk from `n` along `dir`.
+fn nearest(
+    a: &Analysis,
+    n: NodeIndex,
+    dir: Direction,
+    found: &dyn Fn(&NodeIndex) -> bool,
+) -> Option<NodeIndex> {
+    let mut queue = std::collections::VecDeque::from([n]);
+    let mut seen = std::collections::HashSet::from([n]);
+    while let Some(q) = queue.pop_front() {
+        for next in a.graph.graph.neighbors_directed(q, dir) {
+            if !matches!(a.graph.graph[next], GraphNode::Op(_)) || !seen.insert(next) {
+                continue;
+            }
+            if found(&next) {
+                return Some(next);
+            }
+            queue.push_back(next);
+        }
+    }
+    None
 }
 
 /// Run the analysed model `runs` times (after one warm-up) with seeded random inputs.

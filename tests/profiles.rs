@@ -60,6 +60,16 @@ fn bad_profiles_name_the_field() {
         |v| v["regressions"]["conv"] = serde_json::json!({"form": "linear", "variables": ["mflops"], "coefficients": [0.1], "r2": 1.0, "holdout_error": 0.0, "samples": 9}),
     );
     assert!(e.contains("regressions.conv.coefficients"), "{e}");
+    let e = broken(
+        |v| v["regressions"]["conv"] = serde_json::json!({"form": "linear", "variables": ["mflops"], "coefficients": [0.1, 0.2], "hinge": {"variable": "mb_read", "at": 4.0, "slope": 0.1}, "r2": 1.0, "holdout_error": 0.0, "samples": 9}),
+    );
+    assert!(e.contains("regressions.conv.hinge.variable"), "{e}");
+    let e = broken(|v| v["context_factors"] = serde_json::json!({"conv": 0.0}));
+    assert!(e.contains("context_factors.conv"), "{e}");
+    let e = broken(|v| v["context_factors"] = serde_json::json!({"convolution": 1.2}));
+    assert!(e.contains("context_factors.convolution"), "{e}");
+    let e = broken(|v| v["run_overhead_ms"] = serde_json::json!(-0.1));
+    assert!(e.contains("run_overhead_ms"), "{e}");
     let e = broken(|v| v["surprise"] = serde_json::json!(1));
     assert!(e.contains("surprise"), "{e}");
     let e = format!(
@@ -181,6 +191,27 @@ fn quick_profile_runs_and_loads() {
                 && r.coefficients.iter().all(|c| c.is_finite()),
             "{class}: {r:?}"
         );
+    }
+    // The kernel variants the cost rules name get fits of their own.
+    for key in [
+        "op:Conv1x1",
+        "op:ConvDepthwise",
+        "op:ConvDirect",
+        "op:Broadcast",
+        "op:GRULinearBeforeReset",
+        "op:LRN",
+    ] {
+        assert!(p.regressions.contains_key(key), "no {key} regression");
+    }
+    assert!(p.run_overhead_ms >= 0.0);
+    for class in ["conv", "default"] {
+        assert!(
+            p.context_factors.contains_key(class),
+            "no {class} context factor"
+        );
+    }
+    for (class, f) in &p.context_factors {
+        assert!((0.5..=3.0).contains(f), "context factor of {class}: {f}");
     }
     // Slopes are non-negative: a bigger conv never takes less time.
     let small = p

@@ -11,17 +11,22 @@
 //! - it is a BatchNormalization, a piecewise-linear activation (Relu, LeakyRelu, Clip), or binary
 //!   arithmetic (Add, Sub, Mul, Div, Sum, Max, Min);
 //! - its data input (the first input that is not a weight) comes from a matmul or a group-1 conv,
-//!   or from another epilogue of one; but only a BatchNormalization (folded into the weights)
-//!   fuses into a conv whose kernel is larger than 1x1: tract runs those as a lazy im2col product
-//!   and the ops after it apart;
+//!   or from another epilogue of one; but into a conv whose kernel is larger than 1x1 (tract
+//!   runs those as a lazy im2col product and the ops after it apart) only what folds into its
+//!   weights and bias fuses: a BatchNormalization, or a Mul, Add, Sub or Div by a weight;
 //! - that input is read by this node alone and is not a graph output;
 //! - its output has that input's shape (nothing broadcasts it larger).
+//!
+//! An epilogue is free when its other operands are weights. One that reads another activation
+//! (a residual sum) runs in the kernel too, so the ops after it can, but it still streams that
+//! tensor through the kernel's tiles: it keeps its own prediction.
 
 use super::{weight_tensors, NodeFeatures, OpClass};
 use crate::graph::{ModelGraph, Producer};
 use crate::shapes::ShapeTable;
 use petgraph::graph::NodeIndex;
-use std::collections::{HashMap, HashSet};
+use serde::Serialize;
+use std::collections::HashMap;
 
 const EPILOGUE_OPS: &[&str] = &[
     "BatchNormalization",
@@ -37,13 +42,23 @@ const EPILOGUE_OPS: &[&str] = &[
     "Min",
 ];
 
+/// How an epilogue costs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Epilogue {
+    /// Its other operands are weights: no time of its own.
+    Free,
+    /// It reads another activation (a residual sum): its own prediction.
+    ReadsActivation,
+}
+
 /// The epilogue nodes of a model, given every op node's features.
 pub fn epilogues(
     model: &crate::load::Model,
     graph: &ModelGraph,
     shapes: &ShapeTable,
     features: &HashMap<NodeIndex, NodeFeatures>,
-) -> HashSet<NodeIndex> {
+) -> HashMap<NodeIndex, Epilogue> {
     let weights = weight_tensors(graph);
     let group = |p: NodeIndex| {
         model.graph().node[graph.op(p).index]
@@ -55,6 +70,7 @@ pub fn epilogues(
     // Each epilogue, and whether the kernel it runs in takes any epilogue (a matmul or a 1x1
     // conv) or only a folded BatchNormalization.
     let mut fused: HashMap<NodeIndex, bool> = HashMap::new();
+    let mut kinds = HashMap::new();
     for (n, op) in graph.ops() {
         let default_domain = op.domain.is_empty() || op.domain == "ai.onnx";
         if !default_domain || !EPILOGUE_OPS.contains(&op.op_type.as_str()) {
@@ -76,15 +92,27 @@ pub fn epilogues(
             OpClass::Matmul => Some(true),
             _ => fused.get(&p).copied(),
         };
+        let folds = op.op_type == "BatchNormalization"
+            || matches!(op.op_type.as_str(), "Mul" | "Add" | "Sub" | "Div")
+                && op.reads().iter().all(|t| *t == data || weights[t.0]);
         let producer_fuses = match takes_any {
-            Some(any) => any || op.op_type == "BatchNormalization",
+            Some(any) => any || folds,
             None => false,
         };
         let alone = tensor.consumers.len() == 1 && !tensor.is_output;
         let dims = shapes.get(data).concrete_dims();
         if producer_fuses && alone && dims.is_some() && dims == shapes.get(out).concrete_dims() {
             fused.insert(n, takes_any == Some(true));
+            let free = op.reads().iter().all(|t| *t == data || weights[t.0]);
+            kinds.insert(
+                n,
+                if free {
+                    Epilogue::Free
+                } else {
+                    Epilogue::ReadsActivation
+                },
+            );
         }
     }
-    fused.into_keys().collect()
+    kinds
 }

@@ -74,10 +74,9 @@ pub struct NodeFeatures {
     /// The op's own regression key in a profile (`op:<this>`): the op type, or a variant of it
     /// that runs differently (`Conv1x1`).
     pub regression_op: String,
-    /// Runs inside the kernel of the conv or matmul before it ([`fusion`]): predicted at no
-    /// time of its own.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub fused: bool,
+    /// Runs inside the kernel of the conv or matmul before it ([`fusion`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused: Option<fusion::Epilogue>,
     /// Bytes of input patches a convolution multiplies (its im2col matrix); `None` for other
     /// ops or unknown shapes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,17 +190,23 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
                     .sum(),
                 note,
                 regression_op: work.variant.map_or(op.op_type.clone(), String::from),
-                fused: false,
+                fused: None,
                 patch_bytes: work.patches.zip(element_bytes(&ctx)).map(|(p, b)| p * b),
             },
         );
     }
-    for n in fusion::epilogues(model, graph, shapes, &out) {
+    for (n, epilogue) in fusion::epilogues(model, graph, shapes, &out) {
         let f = out.get_mut(&n).expect("every op node has features");
-        f.fused = true;
+        f.fused = Some(epilogue);
+        let said = match epilogue {
+            fusion::Epilogue::Free => "fused into the conv or matmul before it: no time of its own",
+            fusion::Epilogue::ReadsActivation => {
+                "fused into the conv or matmul before it, still reading another activation"
+            }
+        };
         f.note = Some(match f.note.take() {
-            Some(note) => format!("{note}; fused into the conv or matmul before it"),
-            None => "fused into the conv or matmul before it: no time of its own".into(),
+            Some(note) => format!("{note}; {said}"),
+            None => said.into(),
         });
     }
     Features(out)

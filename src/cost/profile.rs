@@ -197,18 +197,10 @@ pub struct DeviceProfile {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub run_overhead_ms: f64,
     /// How much slower ops run inside a network than alone, where the profile timed them (the
-    /// caches hold the previous ops' data): every node prediction is multiplied by it. 1 when
-    /// absent.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub context_factor: f64,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-fn is_one(v: &f64) -> bool {
-    *v == 1.0
+    /// caches hold the previous ops' data, much of it dirty), by op class, `default` for the
+    /// rest: a node's prediction is multiplied by its class's. 1 when absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context_factors: BTreeMap<String, f64>,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -319,11 +311,13 @@ impl DeviceProfile {
                 "field `power_w.default` is required for a mobile profile (energy = power x time)"
             );
         }
-        if !(self.context_factor.is_finite() && self.context_factor > 0.0) {
-            bail!(
-                "field `context_factor` must be a positive number, got {}",
-                self.context_factor
-            );
+        for (class, f) in &self.context_factors {
+            if class != "default" && !classes.contains(&class.as_str()) {
+                bail!("field `context_factors.{class}`: unknown op class");
+            }
+            if !(f.is_finite() && *f > 0.0) {
+                bail!("field `context_factors.{class}` must be a positive number, got {f}");
+            }
         }
         if !(self.run_overhead_ms.is_finite() && self.run_overhead_ms >= 0.0) {
             bail!(
@@ -399,13 +393,22 @@ impl DeviceProfile {
                 .fallback
                 .predict(class, work.mflops, work.mb_read + work.mb_written),
         };
-        alone * self.context_factor
+        alone * self.context_factor(class)
+    }
+
+    /// The factor a node of `class` runs slower by inside a network than alone.
+    pub fn context_factor(&self, class: OpClass) -> f64 {
+        self.context_factors
+            .get(class.name())
+            .or_else(|| self.context_factors.get("default"))
+            .copied()
+            .unwrap_or(1.0)
     }
 
     /// Predicted latency (ms) of a node from its features: zero for an epilogue fused into the
     /// kernel before it, else [`op_latency_ms`](Self::op_latency_ms).
     pub fn node_latency_ms(&self, f: &super::NodeFeatures) -> Option<f64> {
-        if f.fused {
+        if f.fused == Some(super::fusion::Epilogue::Free) {
             return Some(0.0);
         }
         let work = Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)?;

@@ -19,7 +19,8 @@ use onnx_protobuf::{
     Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
     ValueInfoProto,
 };
-use std::collections::BTreeMap;
+use petgraph::graph::NodeIndex;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use tract_onnx::prelude::*;
 
@@ -146,29 +147,10 @@ pub fn profile(
         fallback,
         power_w: BTreeMap::new(),
         run_overhead_ms,
-        context_factor: 1.0,
+        context_factors: BTreeMap::new(),
     };
-    // Ops run slower inside a network than alone (each finds the caches full of the previous
-    // ones' data): one factor, from a small CNN of the profiled families timed whole against
-    // the sum of its nodes' predictions.
     progress(total, "calibration network");
-    let path = dir.path().join("calibration.onnx");
-    std::fs::write(&path, calibration_net().write_to_bytes()?)?;
-    let a = Analysis::run(&path, &InputShapes::default())
-        .context("analysing the calibration network")?;
-    let predicted: f64 = a
-        .graph
-        .ops()
-        .filter_map(|(n, _)| fitted.node_latency_ms(a.features.get(n)))
-        .sum::<f64>()
-        + run_overhead_ms;
-    let measured = (0..passes)
-        .map(|_| time_model(&path, warmup, runs))
-        .collect::<Result<Vec<f64>>>()
-        .context("timing the calibration network")?
-        .into_iter()
-        .fold(f64::INFINITY, f64::min);
-    fitted.context_factor = (measured / predicted).clamp(0.5, 2.0);
+    fitted.context_factors = context_factors(&fitted, dir.path(), passes, runs)?;
     let machine = machine_description();
     let mut power_w = BTreeMap::new();
     if opts.role == Role::Mobile {
@@ -182,7 +164,7 @@ pub fn profile(
         provenance: Provenance {
             kind: ProvenanceKind::Measured,
             source: format!(
-                "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the faster of {} pass{}); run overhead {:.4} ms; context factor {:.3} from a calibration CNN; {}",
+                "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the faster of {} pass{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
                 env!("CARGO_PKG_VERSION"),
                 if opts.quick { " --quick" } else { "" },
                 samples.values().map(|(_, v)| v.len()).sum::<usize>(),
@@ -191,7 +173,12 @@ pub fn profile(
                 passes,
                 if passes == 1 { "" } else { "es" },
                 run_overhead_ms,
-                fitted.context_factor,
+                fitted
+                    .context_factors
+                    .iter()
+                    .map(|(class, f)| format!("{class} {f:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if opts.role == Role::Mobile {
                     format!("power not measured: {} W assumed for every class", opts.power_w)
                 } else {
@@ -204,7 +191,7 @@ pub fn profile(
         fallback: fitted.fallback,
         power_w,
         run_overhead_ms,
-        context_factor: fitted.context_factor,
+        context_factors: fitted.context_factors,
     })
 }
 
@@ -224,6 +211,9 @@ fn variables(class: OpClass, key: &str) -> Vec<Variable> {
         OpClass::Pool if key == "op:GlobalPool" => vec![Variable::MbRead],
         // The output is steps x hidden units: with FLOPs, it separates the per-step cost.
         OpClass::Recurrent => vec![Variable::Mflops, Variable::MbWritten],
+        // LRN's FLOPs (2 x size + 3 per element) carry its window: with bytes too they would be
+        // collinear over a grid of one window size.
+        OpClass::Norm if key == "op:LRN" => vec![Variable::Mflops],
         // BatchNormalization is 2 operations per element, LRN 2 x size + 3: FLOPs tell them apart.
         OpClass::Norm => vec![Variable::Mflops, Variable::MbRead],
         // FLOPs count the window: a 3x3 stride-1 pool does 9x a 2x2 stride-2 one's work per
@@ -405,6 +395,7 @@ fn grid(quick: bool) -> Vec<Config> {
             (16, 16, 128, 3),
             (8, 8, 160, 3),
             (4, 16, 128, 5),
+            (3, 8, 192, 3),
         ],
     )
     .iter()
@@ -461,6 +452,17 @@ fn grid(quick: bool) -> Vec<Config> {
         for &n in &pick(&[64, 256, 1024, 4096], &[256, 1024]) {
             out.push(gemm(k, n));
         }
+    }
+    // Classifier heads and the layers of small MLPs: microseconds, where the intercept is most
+    // of the answer.
+    for &(k, n) in pick_of(
+        quick,
+        &[(16, 16), (32, 8), (64, 32), (128, 10), (120, 84)],
+        &[(16, 16), (128, 10)],
+    )
+    .iter()
+    {
+        out.push(gemm(k, n));
     }
     for &c in &pick(&[16, 64, 128], &[16, 64]) {
         for &hw in &pick(&[14, 28, 56, 112], &[14, 28, 56, 112]) {
@@ -547,7 +549,7 @@ fn grid(quick: bool) -> Vec<Config> {
             (4, 128),
             (64, 128),
         ],
-        &[(16, 16), (16, 64), (4, 32), (64, 32)],
+        &[(16, 16), (16, 32), (16, 64), (4, 32), (64, 32)],
     )
     .iter()
     {
@@ -777,6 +779,60 @@ fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
     }
 }
 
+/// Ops run slower inside a network than alone (each finds the caches full of the previous ones'
+/// data, much of it dirty), and memory-bound ops more than compute-bound ones. Per op class: the
+/// time its fusion groups take in a small CNN of the profiled families (timed in place, the
+/// faster of `passes` runs of the whole network; a group counts for the class of its heaviest
+/// predicted member) over the sum of their predictions, for classes
+/// predicted at 0.05 ms or more there (a `Flatten` that tract makes a no-op says nothing of a
+/// `Concat`); `default` is the whole network's ratio. Clamped to [0.5, 3].
+fn context_factors(
+    fitted: &DeviceProfile,
+    dir: &std::path::Path,
+    passes: usize,
+    runs: usize,
+) -> Result<BTreeMap<String, f64>> {
+    let path = dir.join("calibration.onnx");
+    std::fs::write(&path, calibration_net().write_to_bytes()?)?;
+    let a = Analysis::run(&path, &InputShapes::default())
+        .context("analysing the calibration network")?;
+    let measured = (0..passes)
+        .map(|_| crate::measure::measure(&a, runs))
+        .collect::<Result<Vec<_>>>()
+        .context("timing the calibration network")?
+        .into_iter()
+        .min_by(|x, y| x.total_ms.total_cmp(&y.total_ms))
+        .expect("at least one pass");
+    // Per fusion group (tract times a fused chain as one kernel): its time, its predicted time,
+    // and the class of its heaviest predicted member, which the group calibrates.
+    let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
+    let mut groups: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    for (n, owner) in measured.fusion_owners(&a) {
+        groups.entry(owner).or_default().push(n);
+    }
+    let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for (owner, members) in groups {
+        let took = measured.per_node_ms.get(&owner).copied().unwrap_or(0.0);
+        let expected: f64 = members.iter().map(|&n| predicted(n)).sum();
+        let Some(&heaviest) = members
+            .iter()
+            .max_by(|&&x, &&y| predicted(x).total_cmp(&predicted(y)))
+        else {
+            continue;
+        };
+        for key in [a.features.get(heaviest).class.name(), "default"] {
+            let s = sums.entry(key).or_default();
+            s.0 += took;
+            s.1 += expected;
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .filter(|(_, (took, predicted))| *predicted >= 0.05 && *took > 0.0)
+        .map(|(class, (took, predicted))| (class.to_string(), (took / predicted).clamp(0.5, 3.0)))
+        .collect())
+}
+
 /// A small CNN of the profiled families (convs 3x3 and 1x1 with BatchNormalization and Relu,
 /// max pools, a global pool, a classifier), for the context factor. Not one of the models
 /// accuracy is judged on.
@@ -806,11 +862,48 @@ fn calibration_net() -> ModelProto {
         (32, 3, 2, true),
         (64, 3, 1, false),
         (0, 2, 2, false),
+        (-1, 0, 0, false),
         (128, 1, 1, true),
         (128, 3, 1, false),
         (0, 3, 2, false),
         (256, 3, 1, true),
     ] {
+        if cout < 0 {
+            // A BatchNormalization with a `[C, 1, 1]` scale and shift after it, as exported
+            // DenseNets have on the pooled maps: the broadcast path.
+            let i = inits.len();
+            let mut stats: Vec<TensorProto> = ["s", "bb", "m", "v"]
+                .iter()
+                .map(|p| weight(&format!("{p}{i}"), &[c]))
+                .collect();
+            stats[3].raw_data = (0..c).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+            layer(
+                &mut nodes,
+                &mut inits,
+                &mut x,
+                "BatchNormalization",
+                stats,
+                vec![],
+            );
+            layer(
+                &mut nodes,
+                &mut inits,
+                &mut x,
+                "Mul",
+                vec![weight(&format!("scale{i}"), &[c, 1, 1])],
+                vec![],
+            );
+            layer(
+                &mut nodes,
+                &mut inits,
+                &mut x,
+                "Add",
+                vec![weight(&format!("shift{i}"), &[c, 1, 1])],
+                vec![],
+            );
+            layer(&mut nodes, &mut inits, &mut x, "Relu", vec![], vec![]);
+            continue;
+        }
         if cout == 0 {
             let pads = if k == 3 { 1 } else { 0 };
             layer(
