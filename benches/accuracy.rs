@@ -186,6 +186,12 @@ fn main() {
         100.0 * median(&mut node_errors.clone()),
     );
     let _ = writeln!(doc, "| model | node | class | predicted ms | measured ms | error |\n|---|---|---|---|---|---|\n{node_rows}");
+    let factors = p
+        .context_factors
+        .iter()
+        .map(|(class, f)| format!("{class} {f:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let _ = writeln!(
         doc,
         "## How the model is built\n\n\
@@ -195,40 +201,38 @@ fn main() {
          pools, LRN.\n\
          - **Variables that follow the work**: FLOPs and bytes, plus a convolution's patch bytes (its\n  \
          im2col matrix: a narrow conv pays the gather per FLOP) and a hinge in the bytes read where a working\n  \
-         set falls out of cache (fully connected layers past ~16 MB of weights run at DRAM speed).\n\
-         - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a matmul or a 1x1 conv (only a\n  \
-         BatchNormalization after a larger conv, folded into its weights) runs inside its kernel and is\n  \
-         predicted at zero.\n\
+         set falls out of cache (fully connected layers past ~16 MB of weights run at DRAM speed). Each form\n  \
+         (linear, log, hinged) is scored by 4-fold cross-validation.\n\
+         - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a matmul or a 1x1 conv, and\n  \
+         a BatchNormalization or per-channel scale after any conv (folded into its weights), run inside\n  \
+         that kernel and are predicted at zero; a fused residual sum keeps its own prediction.\n\
          - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
-         once per model. Context factors say how much slower each class of op runs inside a network than\n  \
-         alone (the caches full of the previous ops' data, much of it dirty): each node of a small\n  \
-         calibration CNN (convs, BatchNormalizations, a `[C, 1, 1]`-scaled block, pools, a classifier; none\n  \
-         of the models below) timed in place against its prediction, per class. Here: {}.\n\
+         once per model.\n\
+         - **Context factors**: ops run slower inside a network than alone (the caches full of the previous\n  \
+         ops' data, much of it dirty), memory-bound ones most. A small calibration CNN (convs,\n  \
+         BatchNormalizations, a `[C, 1, 1]`-scaled block, pools, a classifier; none of the models below) is\n  \
+         timed per fusion group in place against its predictions, giving one factor per class. Here: {factors}.\n\
          - **Two passes** over the grid and over the models, keeping each one's faster median: a burst of\n  \
-         load on this shared machine spoils one pass, not the table.\n",
-        p.context_factors
-            .iter()
-            .map(|(class, f)| format!("{class} {f:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+         load on this shared machine spoils one pass, not the table.\n"
     );
     let _ = writeln!(
         doc,
         "## Where we miss, and why\n\n\
-         - **DenseNet's BatchNormalization chains.** Before each conv, a BatchNormalization and a Mul and Add\n  \
-         by `[C, 1, 1]` constants on the growing concatenation run as one tract chain on the element-by-element\n  \
-         broadcast path. Alone (the same nodes cut out of the model) the chain takes what the `Broadcast` fit\n  \
-         predicts (0.9-1.4 ms at 64 channels); inside the network, after the stem conv, it takes 2.0 ms,\n  \
-         consistently: the dirty cache the stem conv leaves behind costs this memory-bound path most. The\n  \
-         context factor of the elementwise class accounts for it as far as the calibration CNN shows it.\n\
-         - **Residual sums fused into a 1x1 conv** (ResNet's `Sum` + `Relu` after the expansion conv) cost\n  \
-         tract ~1.5 ms more than the same conv without them; the fusion rule predicts them at zero.\n\
-         - **Microsecond models.** The smallest fixtures (two or three nodes) run in 3-4 us, where a\n  \
-         regression's intercept, fitted over ops of up to hundreds of milliseconds, is the whole answer; they\n  \
-         miss by about one microsecond.\n\
+         - **Fusion the rule does not know.** tract fuses a BatchNormalization chain into some 1x1 convs\n  \
+         and not others (inception's shared-input branches run it apart), and it fuses ResNet's residual\n  \
+         sum into the expansion conv at ~1.5 ms more than the same conv without it; per-node rows around\n  \
+         those convs miss by 30-60% in opposite directions, the sums of their groups much less.\n\
+         - **The context factors are one number per class**, measured on one small network and noisy\n  \
+         between runs (the memory-bound classes most). DenseNet's `[C, 1, 1]` broadcast chains run 2x\n  \
+         slower inside the network than alone; the elementwise factor covers that as far as the\n  \
+         calibration CNN shows it.\n\
+         - **First layers** (3 input channels, 7x7 or 11x11 kernels, strides 2-4) are thin products whose\n  \
+         time is mostly writing their output; they still miss by 20-30%.\n\
+         - **Microsecond models.** The smallest fixtures run in 3-30 us, where a regression's intercept\n  \
+         is most of the answer; they miss by a few microseconds at most.\n\
          - **Profiles vary between runs** on a shared 2-core machine; each regeneration re-profiles.\n\n\
-         Next steps: profile broadcast chains in a network context (or per fused pattern), charge fused\n\
-         residual sums their extra read, and average several profiles."
+         Next steps: fusion patterns from tract's own optimised graph rather than a rule, context factors\n\
+         from several calibration networks, and per-node timings averaged over several profiles."
     );
     std::fs::write(root.join("docs/accuracy.md"), &doc).unwrap();
     println!("{}", doc.lines().take(14).collect::<Vec<_>>().join("\n"));

@@ -34,23 +34,35 @@ pub struct Measured {
 impl Measured {
     /// Every op node's fusion group, as the node the group was timed under. tract fuses ops and
     /// the fused kernel carries one ONNX node's name, so a node measured at zero was absorbed:
-    /// an epilogue by the cost model's fusion rule joins the nearest timed node up its inputs
+    /// an epilogue by the cost model's fusion rule joins the first timed node up its data inputs
     /// (the conv or matmul it ran in); any other joins the nearest timed node below it (tract
     /// names a fused chain after its last op), or failing that above it; a timed node, or one
     /// with no timed node either way, is its own.
     pub fn fusion_owners(&self, a: &Analysis) -> HashMap<NodeIndex, NodeIndex> {
         let timed = |n: &NodeIndex| self.per_node_ms.get(n).copied().unwrap_or(0.0) > 0.0;
+        let weights = crate::cost::weight_tensors(&a.graph);
+        // Up the data inputs (the first that is not a weight, as the fusion rule reads them).
+        let up_data = |mut n: NodeIndex| loop {
+            let p = a
+                .graph
+                .data_input(n, &weights)
+                .and_then(|t| a.graph.producer_op(t))?;
+            if timed(&p) {
+                return Some(p);
+            }
+            n = p;
+        };
         a.graph
             .ops()
             .map(|(n, _)| {
                 if timed(&n) {
                     return (n, n);
                 }
-                let above = nearest(a, n, Direction::Incoming, &timed);
                 let owner = if a.features.get(n).fused.is_some() {
-                    above
+                    up_data(n)
                 } else {
-                    nearest(a, n, Direction::Outgoing, &timed).or(above)
+                    nearest(a, n, Direction::Outgoing, &timed)
+                        .or_else(|| nearest(a, n, Direction::Incoming, &timed))
                 };
                 (n, owner.unwrap_or(n))
             })
@@ -196,7 +208,6 @@ fn is_product_kernel(tract_op: &str) -> bool {
 /// elementwise, activation and norm nodes. `n` itself when there is none.
 fn epilogue_head(a: &Analysis, weights: &[bool], n: NodeIndex) -> NodeIndex {
     use crate::cost::OpClass;
-    use crate::graph::Producer;
     let mut at = n;
     loop {
         match a.features.get(at).class {
@@ -204,16 +215,13 @@ fn epilogue_head(a: &Analysis, weights: &[bool], n: NodeIndex) -> NodeIndex {
             OpClass::Elementwise | OpClass::Activation | OpClass::Norm => {}
             _ => return n,
         }
-        let data = a
+        match a
             .graph
-            .op(at)
-            .inputs
-            .iter()
-            .flatten()
-            .find(|t| !weights[t.0]);
-        match data.map(|&t| a.graph.tensor(t).producer) {
-            Some(Producer::Node(p, _)) => at = p,
-            _ => return n,
+            .data_input(at, weights)
+            .and_then(|t| a.graph.producer_op(t))
+        {
+            Some(p) => at = p,
+            None => return n,
         }
     }
 }

@@ -309,7 +309,9 @@ mod tests {
         assert_eq!(h.at, 20.0);
         assert!((h.slope - 0.04).abs() < 1e-9, "{r:?}");
         assert!((r.coefficients[1] - 0.01).abs() < 1e-9, "{r:?}");
-        assert!(r.holdout_error < 1e-9);
+        // Cross-validation folds do not all hold the knot's sample, so their error is not zero,
+        // but far below a line's (which misses the cliff by up to ~50%).
+        assert!(r.holdout_error < 0.05, "{r:?}");
         // Without the cliff a plain line wins.
         let line: Vec<Sample> = samples
             .iter()

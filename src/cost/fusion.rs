@@ -22,7 +22,7 @@
 //! tensor through the kernel's tiles: it keeps its own prediction.
 
 use super::{weight_tensors, NodeFeatures, OpClass};
-use crate::graph::{ModelGraph, Producer};
+use crate::graph::ModelGraph;
 use crate::shapes::ShapeTable;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
@@ -76,14 +76,14 @@ pub fn epilogues(
         if !default_domain || !EPILOGUE_OPS.contains(&op.op_type.as_str()) {
             continue;
         }
-        let Some(&data) = op.inputs.iter().flatten().find(|t| !weights[t.0]) else {
+        let Some(data) = graph.data_input(n, &weights) else {
             continue;
         };
         let Some(&out) = op.outputs.first().and_then(Option::as_ref) else {
             continue;
         };
         let tensor = graph.tensor(data);
-        let Producer::Node(p, _) = tensor.producer else {
+        let Some(p) = graph.producer_op(data) else {
             continue;
         };
         let f = &features[&p];

@@ -204,9 +204,14 @@ fn variables(class: OpClass, key: &str) -> Vec<Variable> {
         OpClass::Conv if key == "op:Conv1x1" => {
             vec![Variable::Mflops, Variable::MbRead, Variable::MbWritten]
         }
-        OpClass::Conv if key != "op:ConvDepthwise" => {
-            vec![Variable::Mflops, Variable::MbRead, Variable::MbPatches]
-        }
+        // A first layer (3 input channels) is a thin product whose time goes to writing its
+        // wide output: the bytes written count apart from the FLOPs.
+        OpClass::Conv if key != "op:ConvDepthwise" => vec![
+            Variable::Mflops,
+            Variable::MbRead,
+            Variable::MbPatches,
+            Variable::MbWritten,
+        ],
         OpClass::Conv | OpClass::Matmul => vec![Variable::Mflops, Variable::MbRead],
         OpClass::Pool if key == "op:GlobalPool" => vec![Variable::MbRead],
         // The output is steps x hidden units: with FLOPs, it separates the per-step cost.
@@ -338,7 +343,7 @@ fn grid(quick: bool) -> Vec<Config> {
     let mut out = vec![];
     let pick = |full: &[i64], q: &[i64]| if quick { q.to_vec() } else { full.to_vec() };
     for &cin in &pick(&[8, 32, 64, 128], &[16, 64]) {
-        for &cout in &pick(&[16, 64, 128], &[32]) {
+        for &cout in &pick(&[16, 64, 128], &[32, 64]) {
             for &hw in &pick(&[14, 28, 56], &[14, 28]) {
                 for &k in &pick(&[1, 3, 5], &[1, 3, 5]) {
                     out.push(conv(cin, cout, hw, k, 1));
@@ -396,6 +401,7 @@ fn grid(quick: bool) -> Vec<Config> {
             (8, 8, 160, 3),
             (4, 16, 128, 5),
             (3, 8, 192, 3),
+            (4, 8, 256, 3),
         ],
     )
     .iter()
@@ -726,23 +732,10 @@ fn gemm(k: i64, n: i64) -> Config {
 
 fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>) -> Config {
     let (inputs, inits): (Vec<&str>, Vec<TensorProto>) = if op_type == "BatchNormalization" {
-        let c = dims[1];
-        (
-            vec!["x", "s", "b", "m", "v"],
-            ["s", "b", "m", "v"]
-                .iter()
-                .map(|n| weight(n, &[c]))
-                .collect(),
-        )
+        (vec!["x", "s", "b", "m", "v"], bn_stats("", dims[1]))
     } else {
         (vec!["x"], vec![])
     };
-    let mut inits = inits;
-    if op_type == "BatchNormalization" {
-        // Variance must be positive.
-        let c = dims[1];
-        inits[3].raw_data = (0..c).flat_map(|_| 1.0f32.to_le_bytes()).collect();
-    }
     Config {
         class,
         // tract's LRN runs ~30x slower per element than the other norms, its AveragePool ~3x
@@ -834,155 +827,111 @@ fn context_factors(
 }
 
 /// A small CNN of the profiled families (convs 3x3 and 1x1 with BatchNormalization and Relu,
-/// max pools, a global pool, a classifier), for the context factor. Not one of the models
-/// accuracy is judged on.
+/// a `[C, 1, 1]`-scaled BatchNormalization as exported DenseNets have on pooled maps, max pools,
+/// a global pool, a classifier), for the context factors. Not one of the models accuracy is
+/// judged on.
 fn calibration_net() -> ModelProto {
-    let mut nodes = vec![];
-    let mut inits = vec![];
-    let mut x = "x".to_string();
-    let mut c = 3;
-    let layer = |nodes: &mut Vec<NodeProto>,
-                 inits: &mut Vec<TensorProto>,
-                 x: &mut String,
-                 op_type: &str,
-                 weights: Vec<TensorProto>,
-                 attrs: Vec<AttributeProto>| {
-        let i = nodes.len();
-        let out = format!("t{i}");
-        let mut inputs = vec![x.clone()];
-        inputs.extend(weights.iter().map(|w| w.name.clone()));
-        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let mut node = op(op_type, &refs, &[&out], attrs);
-        node.name = format!("{}{i}", op_type.to_lowercase());
-        nodes.push(node);
-        inits.extend(weights);
-        *x = out;
+    let mut net = Chain {
+        nodes: vec![],
+        inits: vec![],
+        x: "x".into(),
+        channels: 3,
     };
-    for (cout, k, stride, bn) in [
-        (32, 3, 2, true),
-        (64, 3, 1, false),
-        (0, 2, 2, false),
-        (-1, 0, 0, false),
-        (128, 1, 1, true),
-        (128, 3, 1, false),
-        (0, 3, 2, false),
-        (256, 3, 1, true),
-    ] {
-        if cout < 0 {
-            // A BatchNormalization with a `[C, 1, 1]` scale and shift after it, as exported
-            // DenseNets have on the pooled maps: the broadcast path.
-            let i = inits.len();
-            let mut stats: Vec<TensorProto> = ["s", "bb", "m", "v"]
-                .iter()
-                .map(|p| weight(&format!("{p}{i}"), &[c]))
-                .collect();
-            stats[3].raw_data = (0..c).flat_map(|_| 1.0f32.to_le_bytes()).collect();
-            layer(
-                &mut nodes,
-                &mut inits,
-                &mut x,
-                "BatchNormalization",
-                stats,
-                vec![],
-            );
-            layer(
-                &mut nodes,
-                &mut inits,
-                &mut x,
-                "Mul",
-                vec![weight(&format!("scale{i}"), &[c, 1, 1])],
-                vec![],
-            );
-            layer(
-                &mut nodes,
-                &mut inits,
-                &mut x,
-                "Add",
-                vec![weight(&format!("shift{i}"), &[c, 1, 1])],
-                vec![],
-            );
-            layer(&mut nodes, &mut inits, &mut x, "Relu", vec![], vec![]);
-            continue;
-        }
-        if cout == 0 {
-            let pads = if k == 3 { 1 } else { 0 };
-            layer(
-                &mut nodes,
-                &mut inits,
-                &mut x,
-                "MaxPool",
-                vec![],
-                vec![
-                    ints("kernel_shape", &[k, k]),
-                    ints("strides", &[stride, stride]),
-                    ints("pads", &[pads; 4]),
-                ],
-            );
-            continue;
-        }
-        let i = inits.len();
-        layer(
-            &mut nodes,
-            &mut inits,
-            &mut x,
-            "Conv",
-            vec![
-                weight(&format!("w{i}"), &[cout, c, k, k]),
-                weight(&format!("b{i}"), &[cout]),
-            ],
-            vec![
-                ints("pads", &[k / 2; 4]),
-                ints("strides", &[stride, stride]),
-            ],
-        );
-        if bn {
-            let mut stats: Vec<TensorProto> = ["s", "bb", "m", "v"]
-                .iter()
-                .map(|p| weight(&format!("{p}{i}"), &[cout]))
-                .collect();
-            stats[3].raw_data = (0..cout).flat_map(|_| 1.0f32.to_le_bytes()).collect();
-            layer(
-                &mut nodes,
-                &mut inits,
-                &mut x,
-                "BatchNormalization",
-                stats,
-                vec![],
-            );
-        }
-        layer(&mut nodes, &mut inits, &mut x, "Relu", vec![], vec![]);
-        c = cout;
+    net.conv_bn_relu(32, 3, 2, true);
+    net.conv_bn_relu(64, 3, 1, false);
+    net.max_pool(2, 2, 0);
+    let c = net.channels;
+    let stats = bn_stats(&format!("n{}", net.nodes.len()), c);
+    net.push("BatchNormalization", stats, vec![]);
+    for op_type in ["Mul", "Add"] {
+        let constant = weight(&format!("{op_type}{}", net.nodes.len()), &[c, 1, 1]);
+        net.push(op_type, vec![constant], vec![]);
     }
-    layer(
-        &mut nodes,
-        &mut inits,
-        &mut x,
-        "GlobalAveragePool",
-        vec![],
-        vec![],
-    );
-    layer(&mut nodes, &mut inits, &mut x, "Flatten", vec![], vec![]);
-    layer(
-        &mut nodes,
-        &mut inits,
-        &mut x,
-        "Gemm",
-        vec![weight("fc_w", &[1000, c]), weight("fc_b", &[1000])],
-        vec![int("transB", 1)],
-    );
-    layer(&mut nodes, &mut inits, &mut x, "Softmax", vec![], vec![]);
-    let mut m = model(
-        nodes.remove(0),
-        value_info("x", &[1, 3, 112, 112]),
-        &x,
-        inits,
-    );
+    net.push("Relu", vec![], vec![]);
+    net.conv_bn_relu(128, 1, 1, true);
+    net.conv_bn_relu(128, 3, 1, false);
+    net.max_pool(3, 2, 1);
+    net.conv_bn_relu(256, 3, 1, true);
+    net.push("GlobalAveragePool", vec![], vec![]);
+    net.push("Flatten", vec![], vec![]);
+    let c = net.channels;
+    let fc = vec![weight("fc_w", &[1000, c]), weight("fc_b", &[1000])];
+    net.push("Gemm", fc, vec![int("transB", 1)]);
+    net.push("Softmax", vec![], vec![]);
+    let mut nodes = net.nodes.into_iter();
+    let first = nodes.next().expect("the network has nodes");
+    let mut m = model(first, value_info("x", &[1, 3, 112, 112]), &net.x, net.inits);
     m.graph
         .as_mut()
         .expect("built with a graph")
         .node
         .extend(nodes);
     m
+}
+
+/// A chain of nodes, each reading the one before; `x` is the last output.
+struct Chain {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    x: String,
+    channels: i64,
+}
+
+impl Chain {
+    fn push(&mut self, op_type: &str, weights: Vec<TensorProto>, attrs: Vec<AttributeProto>) {
+        let i = self.nodes.len();
+        let out = format!("t{i}");
+        let inputs: Vec<&str> = std::iter::once(self.x.as_str())
+            .chain(weights.iter().map(|w| w.name.as_str()))
+            .collect();
+        let mut node = op(op_type, &inputs, &[&out], attrs);
+        node.name = format!("{}{i}", op_type.to_lowercase());
+        self.nodes.push(node);
+        self.inits.extend(weights);
+        self.x = out;
+    }
+
+    fn conv_bn_relu(&mut self, cout: i64, k: i64, stride: i64, bn: bool) {
+        let i = self.nodes.len();
+        let weights = vec![
+            weight(&format!("w{i}"), &[cout, self.channels, k, k]),
+            weight(&format!("b{i}"), &[cout]),
+        ];
+        let attrs = vec![
+            ints("pads", &[k / 2; 4]),
+            ints("strides", &[stride, stride]),
+        ];
+        self.push("Conv", weights, attrs);
+        self.channels = cout;
+        if bn {
+            self.push(
+                "BatchNormalization",
+                bn_stats(&format!("n{i}"), cout),
+                vec![],
+            );
+        }
+        self.push("Relu", vec![], vec![]);
+    }
+
+    fn max_pool(&mut self, k: i64, stride: i64, pads: i64) {
+        let attrs = vec![
+            ints("kernel_shape", &[k, k]),
+            ints("strides", &[stride, stride]),
+            ints("pads", &[pads; 4]),
+        ];
+        self.push("MaxPool", vec![], attrs);
+    }
+}
+
+/// A BatchNormalization's scale, bias, mean and variance (positive) for `c` channels, named
+/// `<prefix>s`, `<prefix>b`, `<prefix>m`, `<prefix>v`.
+fn bn_stats(prefix: &str, c: i64) -> Vec<TensorProto> {
+    let mut stats: Vec<TensorProto> = ["s", "b", "m", "v"]
+        .iter()
+        .map(|p| weight(&format!("{prefix}{p}"), &[c]))
+        .collect();
+    stats[3].raw_data = (0..c).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+    stats
 }
 
 /// `n` Relus on a `[1, 4]` input: next to no work, for the run's own overhead.
