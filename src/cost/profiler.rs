@@ -774,11 +774,12 @@ fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
 
 /// Ops run slower inside a network than alone (each finds the caches full of the previous ones'
 /// data, much of it dirty), and memory-bound ops more than compute-bound ones. Per op class: the
-/// time its fusion groups take in a small CNN of the profiled families (timed in place, the
-/// faster of `passes` runs of the whole network; a group counts for the class of its heaviest
-/// predicted member) over the sum of their predictions, for classes
-/// predicted at 0.05 ms or more there (a `Flatten` that tract makes a no-op says nothing of a
-/// `Concat`); `default` is the whole network's ratio. Clamped to [0.5, 3].
+/// time its fusion groups take in a small CNN of the profiled families (timed in place, each
+/// node's fastest median over 3 x `passes` runs of the whole network; a group counts for the
+/// class of its heaviest predicted member) over the sum of their predictions. Only groups
+/// predicted at 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a
+/// `Concat`), and only classes whose groups agree within 25%; `default` is the whole network's
+/// ratio. Clamped to [0.5, 3].
 fn context_factors(
     fitted: &DeviceProfile,
     dir: &std::path::Path,
@@ -789,13 +790,16 @@ fn context_factors(
     std::fs::write(&path, calibration_net().write_to_bytes()?)?;
     let a = Analysis::run(&path, &InputShapes::default())
         .context("analysing the calibration network")?;
-    let measured = (0..passes)
-        .map(|_| crate::measure::measure(&a, runs))
-        .collect::<Result<Vec<_>>>()
-        .context("timing the calibration network")?
-        .into_iter()
-        .min_by(|x, y| x.total_ms.total_cmp(&y.total_ms))
-        .expect("at least one pass");
+    // The network runs in milliseconds, so it gets more passes than the grid: each node's
+    // fastest median over them.
+    let mut measured =
+        crate::measure::measure(&a, runs).context("timing the calibration network")?;
+    for _ in 1..passes * 3 {
+        let again = crate::measure::measure(&a, runs).context("timing the calibration network")?;
+        for (n, ms) in &mut measured.per_node_ms {
+            *ms = ms.min(again.per_node_ms.get(n).copied().unwrap_or(*ms));
+        }
+    }
     // Per fusion group (tract times a fused chain as one kernel): its time, its predicted time,
     // and the class of its heaviest predicted member, which the group calibrates.
     let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
@@ -803,26 +807,40 @@ fn context_factors(
     for (n, owner) in measured.fusion_owners(&a) {
         groups.entry(owner).or_default().push(n);
     }
-    let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    // (time, predicted time, lowest and highest ratio of a group of 0.05 ms or more) per class.
+    let mut sums: BTreeMap<&str, (f64, f64, f64, f64)> = BTreeMap::new();
+    let mut whole = (0.0, 0.0);
     for (owner, members) in groups {
         let took = measured.per_node_ms.get(&owner).copied().unwrap_or(0.0);
         let expected: f64 = members.iter().map(|&n| predicted(n)).sum();
-        let Some(&heaviest) = members
+        whole = (whole.0 + took, whole.1 + expected);
+        let heaviest = members
             .iter()
-            .max_by(|&&x, &&y| predicted(x).total_cmp(&predicted(y)))
-        else {
+            .copied()
+            .max_by(|&x, &y| predicted(x).total_cmp(&predicted(y)))
+            .unwrap_or(owner);
+        if expected < 0.05 || took <= 0.0 {
             continue;
-        };
-        for key in [a.features.get(heaviest).class.name(), "default"] {
-            let s = sums.entry(key).or_default();
-            s.0 += took;
-            s.1 += expected;
         }
+        let s = sums
+            .entry(a.features.get(heaviest).class.name())
+            .or_insert((0.0, 0.0, f64::INFINITY, 0.0));
+        let ratio = took / expected;
+        *s = (s.0 + took, s.1 + expected, s.2.min(ratio), s.3.max(ratio));
     }
-    Ok(sums
+    // A class gets a factor of its own only where its groups agree (within 25%): one number is
+    // no calibration for a class whose ops the network slows unevenly.
+    let mut factors: BTreeMap<String, f64> = sums
         .into_iter()
-        .filter(|(_, (took, predicted))| *predicted >= 0.05 && *took > 0.0)
-        .map(|(class, (took, predicted))| (class.to_string(), (took / predicted).clamp(0.5, 3.0)))
+        .filter(|(_, (_, _, lo, hi))| hi / lo <= 1.25)
+        .map(|(class, (took, expected, _, _))| (class.to_string(), took / expected))
+        .collect();
+    if whole.1 > 0.0 {
+        factors.insert("default".into(), whole.0 / whole.1);
+    }
+    Ok(factors
+        .into_iter()
+        .map(|(class, f)| (class, f.clamp(0.5, 3.0)))
         .collect())
 }
 
