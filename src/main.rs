@@ -179,12 +179,15 @@ enum Command {
     },
     /// Measure this machine and write a device profile (the deployment phase).
     ///
-    /// Times each op class (conv, matmul, pooling, normalisation, activations, elementwise,
-    /// softmax, data movement, LSTM) with tract over a grid of configurations, fits a linear and
-    /// a logarithmic regression of latency on FLOPs and bytes per class, keeps the one with the
-    /// lower error on held-out samples, and writes the profile (docs/profiles.md), labelled
-    /// "measured" with this machine's description. Power is not measured: a mobile profile
-    /// records the --power-w assumption.
+    /// Times each op class and kernel variant (convs: im2col, pointwise, depthwise, direct;
+    /// matmul, pooling, normalisation, activations, elementwise and broadcasts, softmax, data
+    /// movement, LSTM, GRU) with tract over a grid of configurations, twice, keeping each one's
+    /// faster median. Fits a linear, a logarithmic and a hinged (cache cliff) regression of
+    /// latency on FLOPs and bytes per class or variant and keeps the best by cross-validation.
+    /// Then measures the per-run overhead and, on a small calibration CNN timed in place, how
+    /// much slower each class runs inside a network than alone. Writes the profile
+    /// (docs/profiles.md), labelled "measured" with this machine's description. Power is not
+    /// measured: a mobile profile records the --power-w assumption. About a minute on 2 cores.
     #[command(after_long_help = PROFILE_EXAMPLES)]
     Profile {
         /// Where to write the profile JSON.
