@@ -68,7 +68,7 @@ pub fn epilogues(
             .map_or(1, |a| a.i)
     };
     // Each epilogue, and whether the kernel it runs in takes any epilogue (a matmul or a 1x1
-    // conv) or only a folded BatchNormalization.
+    // conv) or only what folds into its weights.
     let mut fused: HashMap<NodeIndex, bool> = HashMap::new();
     let mut kinds = HashMap::new();
     for (n, op) in graph.ops() {
@@ -92,8 +92,11 @@ pub fn epilogues(
             OpClass::Matmul => Some(true),
             _ => fused.get(&p).copied(),
         };
+        // An affine map per channel: x * c, x + c, c + x, x - c, x / c (not c - x, c / x).
+        let data_first = op.inputs.first().copied().flatten() == Some(data);
         let folds = op.op_type == "BatchNormalization"
-            || matches!(op.op_type.as_str(), "Mul" | "Add" | "Sub" | "Div")
+            || (matches!(op.op_type.as_str(), "Mul" | "Add")
+                || matches!(op.op_type.as_str(), "Sub" | "Div") && data_first)
                 && op.reads().iter().all(|t| *t == data || weights[t.0]);
         let producer_fuses = match takes_any {
             Some(any) => any || folds,

@@ -1069,4 +1069,69 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn epilogues_fuse_as_tract_fuses_them() {
+        use crate::cost::fusion::Epilogue::{Free, ReadsActivation};
+        let mut net = Chain {
+            nodes: vec![],
+            inits: vec![],
+            x: "x".into(),
+            channels: 8,
+        };
+        // 3x3 conv: the BatchNormalization and a per-channel scale fold into its weights, the
+        // Relu after them runs apart.
+        net.conv_bn_relu(16, 3, 1, true);
+        let nodes = net.nodes.len();
+        net.nodes.insert(nodes - 1, {
+            let mut mul = op("Mul", &["t1", "scale"], &["t1s"], vec![]);
+            mul.name = "scale".into();
+            mul
+        });
+        net.inits.push(weight("scale", &[16, 1, 1]));
+        net.nodes[nodes].input[0] = "t1s".into();
+        // 1x1 conv: BatchNormalization and Relu both run in its kernel.
+        net.conv_bn_relu(16, 1, 1, true);
+        // A residual sum after a 1x1 conv runs in the kernel but still reads its other input.
+        let skip = net.x.clone();
+        net.conv_bn_relu(16, 1, 1, false);
+        net.nodes.pop();
+        let conv = net.nodes.last().unwrap().output[0].clone();
+        let mut sum = op("Add", &[&conv, &skip], &["sum"], vec![]);
+        sum.name = "residual".into();
+        net.nodes.push(sum);
+        net.x = "sum".into();
+        net.push("Relu", vec![], vec![]);
+        let mut nodes = net.nodes.into_iter();
+        let mut m = model(
+            nodes.next().unwrap(),
+            value_info("x", &[1, 8, 16, 16]),
+            &net.x,
+            net.inits,
+        );
+        m.graph.as_mut().unwrap().node.extend(nodes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+        let a = Analysis::run(&path, &InputShapes::default()).unwrap();
+        let fused: Vec<(String, Option<crate::cost::fusion::Epilogue>)> = a
+            .graph
+            .ops()
+            .map(|(n, op)| (op.name.clone(), a.features.get(n).fused))
+            .collect();
+        let expected = [
+            ("conv0", None),
+            ("batchnormalization1", Some(Free)),
+            ("scale", Some(Free)),
+            ("relu2", None),
+            ("conv4", None),
+            ("batchnormalization5", Some(Free)),
+            ("relu6", Some(Free)),
+            ("conv7", None),
+            ("residual", Some(ReadsActivation)),
+            ("relu9", Some(Free)),
+        ];
+        let expected: Vec<_> = expected.iter().map(|(n, f)| (n.to_string(), *f)).collect();
+        assert_eq!(fused, expected);
+    }
 }
