@@ -250,17 +250,6 @@ impl ModelGraph {
         self.order.iter().map(|&n| (n, self.op(n)))
     }
 
-    /// The first input of `n` that is not a weight (`weights` as `cost::weight_tensors` gives
-    /// them): the data an elementwise op or an epilogue transforms.
-    pub fn data_input(&self, n: NodeIndex, weights: &[bool]) -> Option<TensorId> {
-        self.op(n)
-            .inputs
-            .iter()
-            .flatten()
-            .find(|t| !weights[t.0])
-            .copied()
-    }
-
     /// The op node that produces `t`, if an op does.
     pub fn producer_op(&self, t: TensorId) -> Option<NodeIndex> {
         match self.tensor(t).producer {

@@ -41,12 +41,9 @@ impl Measured {
     pub fn fusion_owners(&self, a: &Analysis) -> HashMap<NodeIndex, NodeIndex> {
         let timed = |n: &NodeIndex| self.per_node_ms.get(n).copied().unwrap_or(0.0) > 0.0;
         let weights = crate::cost::weight_tensors(&a.graph);
-        // Up the data inputs (the first that is not a weight, as the fusion rule reads them).
+        // Up the kernel-side inputs, as the fusion rule reads them.
         let up_data = |mut n: NodeIndex| loop {
-            let p = a
-                .graph
-                .data_input(n, &weights)
-                .and_then(|t| a.graph.producer_op(t))?;
+            let p = kernel_side_input(a, &weights, n).and_then(|t| a.graph.producer_op(t))?;
             if timed(&p) {
                 return Some(p);
             }
@@ -68,6 +65,36 @@ impl Measured {
             })
             .collect()
     }
+}
+
+/// The input of `n` an epilogue would transform: the first activation (non-weight) input read by
+/// `n` alone whose producer is a conv, a matmul or an epilogue (a residual sum may list its skip
+/// branch first), else the first activation input.
+fn kernel_side_input(
+    a: &Analysis,
+    weights: &[bool],
+    n: NodeIndex,
+) -> Option<crate::graph::TensorId> {
+    use crate::cost::OpClass;
+    let from_kernel = |t: &crate::graph::TensorId| {
+        a.graph.tensor(*t).consumers.len() == 1
+            && a.graph.producer_op(*t).is_some_and(|p| {
+                let f = a.features.get(p);
+                matches!(f.class, OpClass::Conv | OpClass::Matmul) || f.fused.is_some()
+            })
+    };
+    let activations = || {
+        a.graph
+            .op(n)
+            .inputs
+            .iter()
+            .flatten()
+            .filter(|t| !weights[t.0])
+    };
+    activations()
+        .find(|t| from_kernel(t))
+        .or_else(|| activations().next())
+        .copied()
 }
 
 /// The first op node matching `found` in a breadth-first walk from `n` along `dir`.
@@ -215,11 +242,7 @@ fn epilogue_head(a: &Analysis, weights: &[bool], n: NodeIndex) -> NodeIndex {
             OpClass::Elementwise | OpClass::Activation | OpClass::Norm => {}
             _ => return n,
         }
-        match a
-            .graph
-            .data_input(at, weights)
-            .and_then(|t| a.graph.producer_op(t))
-        {
+        match kernel_side_input(a, weights, at).and_then(|t| a.graph.producer_op(t)) {
             Some(p) => at = p,
             None => return n,
         }

@@ -70,6 +70,11 @@ pub fn fit_hinged(variables: &[Variable], samples: &[Sample]) -> Option<Regressi
     knots.sort_by(f64::total_cmp);
     knots.dedup();
     knots.truncate(knots.len().saturating_sub(2));
+    // A knot at the smallest value makes the hinge column the variable's own column less a
+    // constant: no hinge at all.
+    if !knots.is_empty() {
+        knots.remove(0);
+    }
     knots
         .into_iter()
         .filter_map(|at| {

@@ -10,7 +10,7 @@
 //! A node is an epilogue when all hold:
 //! - it is a BatchNormalization, a piecewise-linear activation (Relu, LeakyRelu, Clip), or binary
 //!   arithmetic (Add, Sub, Mul, Div, Sum, Max, Min);
-//! - its data input (the first input that is not a weight) comes from a matmul or a group-1 conv,
+//! - its data input (an input that is not a weight) comes from a matmul or a group-1 conv,
 //!   or from another epilogue of one; but into a conv whose kernel is larger than 1x1 (tract
 //!   runs those as a lazy im2col product and the ops after it apart) only what folds into its
 //!   weights and bias fuses: a BatchNormalization, or a Mul, Add, Sub or Div by a weight;
@@ -76,45 +76,53 @@ pub fn epilogues(
         if !default_domain || !EPILOGUE_OPS.contains(&op.op_type.as_str()) {
             continue;
         }
-        let Some(data) = graph.data_input(n, &weights) else {
-            continue;
-        };
         let Some(&out) = op.outputs.first().and_then(Option::as_ref) else {
             continue;
         };
-        let tensor = graph.tensor(data);
-        let Some(p) = graph.producer_op(data) else {
-            continue;
-        };
-        let f = &features[&p];
-        let takes_any = match f.class {
-            OpClass::Conv if group(p) == 1 => Some(f.regression_op == "Conv1x1"),
-            OpClass::Matmul => Some(true),
-            _ => fused.get(&p).copied(),
-        };
-        // An affine map per channel: x * c, x + c, c + x, x - c, x / c (not c - x, c / x).
-        let data_first = op.inputs.first().copied().flatten() == Some(data);
-        let folds = op.op_type == "BatchNormalization"
-            || (matches!(op.op_type.as_str(), "Mul" | "Add")
-                || matches!(op.op_type.as_str(), "Sub" | "Div") && data_first)
-                && op.reads().iter().all(|t| *t == data || weights[t.0]);
-        let producer_fuses = match takes_any {
-            Some(any) => any || folds,
-            None => false,
-        };
-        let alone = tensor.consumers.len() == 1 && !tensor.is_output;
-        let dims = shapes.get(data).concrete_dims();
-        if producer_fuses && alone && dims.is_some() && dims == shapes.get(out).concrete_dims() {
-            fused.insert(n, takes_any == Some(true));
-            let free = op.reads().iter().all(|t| *t == data || weights[t.0]);
-            kinds.insert(
-                n,
-                if free {
+        // The data is whichever activation input comes from a kernel (a residual sum may list
+        // the skip branch first); its other operands are what it reads besides.
+        let activations: Vec<_> = op
+            .inputs
+            .iter()
+            .flatten()
+            .filter(|t| !weights[t.0])
+            .collect();
+        for &&data in &activations {
+            let tensor = graph.tensor(data);
+            let Some(p) = graph.producer_op(data) else {
+                continue;
+            };
+            let f = &features[&p];
+            let takes_any = match f.class {
+                OpClass::Conv if group(p) == 1 => Some(f.regression_op == "Conv1x1"),
+                OpClass::Matmul => Some(true),
+                _ => fused.get(&p).copied(),
+            };
+            // Read once (not `x * x`), and every other operand a weight.
+            let free = activations.len() == 1;
+            // An affine map per channel: x * c, x + c, c + x, x - c, x / c (not c - x, c / x).
+            let data_first = op.inputs.first().copied().flatten() == Some(data);
+            let folds = op.op_type == "BatchNormalization"
+                || free
+                    && (matches!(op.op_type.as_str(), "Mul" | "Add")
+                        || matches!(op.op_type.as_str(), "Sub" | "Div") && data_first);
+            let producer_fuses = match takes_any {
+                Some(any) => any || folds,
+                None => false,
+            };
+            let alone = tensor.consumers.len() == 1 && !tensor.is_output;
+            let dims = shapes.get(data).concrete_dims();
+            if producer_fuses && alone && dims.is_some() && dims == shapes.get(out).concrete_dims()
+            {
+                fused.insert(n, takes_any == Some(true));
+                let kind = if free {
                     Epilogue::Free
                 } else {
                     Epilogue::ReadsActivation
-                },
-            );
+                };
+                kinds.insert(n, kind);
+                break;
+            }
         }
     }
     kinds

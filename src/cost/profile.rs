@@ -275,6 +275,9 @@ impl DeviceProfile {
                 bail!("field `regressions.{class}.coefficients`: not all finite");
             }
             if let Some(h) = r.hinge {
+                if r.form != Form::Linear {
+                    bail!("field `regressions.{class}.hinge`: a hinge belongs to the linear form only");
+                }
                 if !r.variables.contains(&h.variable) {
                     bail!(
                         "field `regressions.{class}.hinge.variable`: `{}` is not one of the regression's variables",
@@ -364,7 +367,8 @@ impl DeviceProfile {
     }
 
     /// Like [`latency_ms`](Self::latency_ms), with the op's own regression (`op:<OpType>`) when
-    /// the profile has one.
+    /// the profile has one. Without a conv's patch bytes (read as 0): a node's full prediction is
+    /// [`node_latency_ms`](Self::node_latency_ms).
     pub fn op_latency_ms(
         &self,
         op_type: &str,
@@ -405,8 +409,8 @@ impl DeviceProfile {
             .unwrap_or(1.0)
     }
 
-    /// Predicted latency (ms) of a node from its features: zero for an epilogue fused into the
-    /// kernel before it, else [`op_latency_ms`](Self::op_latency_ms).
+    /// Predicted latency (ms) of a node from its features: zero for a free epilogue fused into
+    /// the kernel before it, else [`figures_latency_ms`](Self::figures_latency_ms) of its work.
     pub fn node_latency_ms(&self, f: &super::NodeFeatures) -> Option<f64> {
         if f.fused == Some(super::fusion::Epilogue::Free) {
             return Some(0.0);

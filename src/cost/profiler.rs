@@ -497,7 +497,7 @@ fn grid(quick: bool) -> Vec<Config> {
     for &(c, hw) in pick_of(
         quick,
         &[(32, 28), (64, 56), (192, 28), (480, 14), (832, 7)],
-        &[(32, 28), (64, 56)],
+        &[(16, 14), (32, 28), (64, 56), (128, 28)],
     )
     .iter()
     {
@@ -1067,6 +1067,14 @@ mod tests {
                 "Mul",
                 "{fast:?}"
             );
+            // The same against a batch of two.
+            if fast.len() < 4 || fast[0] == 1 && fast[1] == 64 && fast[2] == 1 {
+                assert_eq!(
+                    key(binary("Mul", &[2, 64, 28, 28], fast)),
+                    "Mul",
+                    "{fast:?}"
+                );
+            }
         }
     }
 
@@ -1097,7 +1105,8 @@ mod tests {
         net.conv_bn_relu(16, 1, 1, false);
         net.nodes.pop();
         let conv = net.nodes.last().unwrap().output[0].clone();
-        let mut sum = op("Add", &[&conv, &skip], &["sum"], vec![]);
+        // The skip branch listed first, as exporters often do.
+        let mut sum = op("Add", &[&skip, &conv], &["sum"], vec![]);
         sum.name = "residual".into();
         net.nodes.push(sum);
         net.x = "sum".into();

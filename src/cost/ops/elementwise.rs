@@ -131,11 +131,13 @@ fn broadcast(c: &NodeCtx) -> bool {
             return false;
         }
         if d.len() == out.len() {
+            // Equal leading axes (a batch of one against any batch counts as equal), then ones.
             let per_axis = d
                 .iter()
                 .zip(&out)
-                .skip_while(|(a, b)| a == b)
-                .all(|(a, _)| *a == 1);
+                .enumerate()
+                .skip_while(|(i, (a, b))| a == b || (*i == 0 && **a == 1))
+                .all(|(_, (a, _))| *a == 1);
             return !per_axis;
         }
         let mut trimmed = d.as_slice();
