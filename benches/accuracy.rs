@@ -186,12 +186,7 @@ fn main() {
         100.0 * median(&mut node_errors.clone()),
     );
     let _ = writeln!(doc, "| model | node | class | predicted ms | measured ms | error |\n|---|---|---|---|---|---|\n{node_rows}");
-    let factors = p
-        .context_factors
-        .iter()
-        .map(|(class, f)| format!("{class} {f:.2}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let factors = p.context_factors_text();
     let _ = writeln!(
         doc,
         "## How the model is built\n\n\

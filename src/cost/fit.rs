@@ -228,19 +228,6 @@ pub fn mean_relative_error(r: &Regression, samples: &[Sample]) -> f64 {
         / samples.len() as f64
 }
 
-/// Median of |predicted - measured| / measured.
-pub fn median_relative_error(r: &Regression, samples: &[Sample]) -> f64 {
-    let mut errors: Vec<f64> = samples
-        .iter()
-        .map(|s| (r.predict(&s.x) - s.y).abs() / s.y.max(1e-9))
-        .collect();
-    if errors.is_empty() {
-        return f64::NAN;
-    }
-    errors.sort_by(f64::total_cmp);
-    errors[errors.len() / 2]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

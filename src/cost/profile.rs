@@ -81,6 +81,7 @@ impl Figures {
         })
     }
 
+    /// The value of one variable.
     pub fn get(&self, v: Variable) -> f64 {
         match v {
             Variable::Mflops => self.mflops,
@@ -88,6 +89,15 @@ impl Figures {
             Variable::MbWritten => self.mb_written,
             Variable::MbPatches => self.mb_patches,
         }
+    }
+}
+
+impl std::ops::AddAssign for Figures {
+    fn add_assign(&mut self, other: Figures) {
+        self.mflops += other.mflops;
+        self.mb_read += other.mb_read;
+        self.mb_written += other.mb_written;
+        self.mb_patches += other.mb_patches;
     }
 }
 
@@ -398,6 +408,15 @@ impl DeviceProfile {
                 .predict(class, work.mflops, work.mb_read + work.mb_written),
         };
         alone * self.context_factor(class)
+    }
+
+    /// The context factors as `class factor` pairs, for reports: `activation 1.15, default 1.10`.
+    pub fn context_factors_text(&self) -> String {
+        self.context_factors
+            .iter()
+            .map(|(class, f)| format!("{class} {f:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The factor a node of `class` runs slower by inside a network than alone.

@@ -67,8 +67,7 @@ pub fn profile(
     let mut timed: Vec<(String, OpClass, Figures, std::path::PathBuf, f64)> = vec![];
     for (i, c) in configs.into_iter().enumerate() {
         progress(total, &c.label);
-        let path = dir.path().join(format!("{i}.onnx"));
-        std::fs::write(&path, c.model.write_to_bytes()?)?;
+        let path = write_model(dir.path(), &format!("{i}.onnx"), &c.model)?;
         let a = Analysis::run(&path, &InputShapes::default())
             .with_context(|| format!("analysing {}", c.label))?;
         let mut work = Figures::default();
@@ -77,12 +76,8 @@ pub fn profile(
         let mut group = c.class.name().to_string();
         for (n, op) in a.graph.ops() {
             let f = a.features.get(n);
-            let w = Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
+            work += Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
                 .with_context(|| format!("{}: work unknown", c.label))?;
-            work.mflops += w.mflops;
-            work.mb_read += w.mb_read;
-            work.mb_written += w.mb_written;
-            work.mb_patches += w.mb_patches;
             if c.own_op || f.regression_op != op.op_type {
                 group = format!("op:{}", f.regression_op);
             }
@@ -108,8 +103,7 @@ pub fn profile(
     // A run's own overhead: two one-node runs less a two-node run. Taken out of every sample,
     // so the fits are per-node costs, and added back once per model run.
     let tiny = |n: usize| -> Result<f64> {
-        let path = dir.path().join(format!("tiny{n}.onnx"));
-        std::fs::write(&path, relu_chain(n).write_to_bytes()?)?;
+        let path = write_model(dir.path(), &format!("tiny{n}.onnx"), &relu_chain(n))?;
         time_model(&path, warmup * 10, runs * 10)
     };
     let run_overhead_ms = (2.0 * tiny(1)? - tiny(2)?).max(0.0);
@@ -132,67 +126,47 @@ pub fn profile(
             regressions.insert(group.clone(), r);
         }
     }
-    let fallback = roofline(&samples);
-    let mut fitted = DeviceProfile {
-        format: FORMAT.into(),
-        version: VERSION,
-        name: String::new(),
-        role: opts.role,
-        provenance: Provenance {
-            kind: ProvenanceKind::Measured,
-            source: String::new(),
-            date: String::new(),
-        },
-        regressions,
-        fallback,
-        power_w: BTreeMap::new(),
-        run_overhead_ms,
-        context_factors: BTreeMap::new(),
-    };
-    progress(total, "calibration network");
-    fitted.context_factors = context_factors(&fitted, dir.path(), passes, runs)?;
-    let machine = machine_description();
     let mut power_w = BTreeMap::new();
     if opts.role == Role::Mobile {
         power_w.insert("default".to_string(), opts.power_w);
     }
-    Ok(DeviceProfile {
+    let mut profile = DeviceProfile {
         format: FORMAT.into(),
         version: VERSION,
         name: format!("measured-{}", std::env::consts::ARCH),
         role: opts.role,
         provenance: Provenance {
             kind: ProvenanceKind::Measured,
-            source: format!(
-                "nsplit profile {}{} on {machine}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the faster of {} pass{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
-                env!("CARGO_PKG_VERSION"),
-                if opts.quick { " --quick" } else { "" },
-                samples.values().map(|(_, v)| v.len()).sum::<usize>(),
-                warmup,
-                runs,
-                passes,
-                if passes == 1 { "" } else { "es" },
-                run_overhead_ms,
-                fitted
-                    .context_factors
-                    .iter()
-                    .map(|(class, f)| format!("{class} {f:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if opts.role == Role::Mobile {
-                    format!("power not measured: {} W assumed for every class", opts.power_w)
-                } else {
-                    "no power model (cloud)".into()
-                }
-            ),
+            source: String::new(),
             date: today(),
         },
-        regressions: fitted.regressions,
-        fallback: fitted.fallback,
+        fallback: roofline(&samples),
+        regressions,
         power_w,
         run_overhead_ms,
-        context_factors: fitted.context_factors,
-    })
+        context_factors: BTreeMap::new(),
+    };
+    progress(total, "calibration network");
+    profile.context_factors = context_factors(&profile, dir.path(), passes, runs)?;
+    profile.provenance.source = format!(
+        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the faster of {} pass{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
+        env!("CARGO_PKG_VERSION"),
+        if opts.quick { " --quick" } else { "" },
+        machine_description(),
+        samples.values().map(|(_, v)| v.len()).sum::<usize>(),
+        warmup,
+        runs,
+        passes,
+        if passes == 1 { "" } else { "es" },
+        run_overhead_ms,
+        profile.context_factors_text(),
+        if opts.role == Role::Mobile {
+            format!("power not measured: {} W assumed for every class", opts.power_w)
+        } else {
+            "no power model (cloud)".into()
+        }
+    );
+    Ok(profile)
 }
 
 /// The variables a regression reads, by class and key. Elementwise-like classes read as many
@@ -266,6 +240,17 @@ fn roofline(samples: &BTreeMap<String, (OpClass, Vec<Timing>)>) -> Roofline {
         },
         efficiency: BTreeMap::from([("default".to_string(), 0.5)]),
     }
+}
+
+/// Write `model` as `dir/name`.
+fn write_model(
+    dir: &std::path::Path,
+    name: &str,
+    model: &ModelProto,
+) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, model.write_to_bytes()?)?;
+    Ok(path)
 }
 
 /// Median wall time (ms) of running the model with tract, after warm-up.
@@ -786,8 +771,7 @@ fn context_factors(
     passes: usize,
     runs: usize,
 ) -> Result<BTreeMap<String, f64>> {
-    let path = dir.join("calibration.onnx");
-    std::fs::write(&path, calibration_net().write_to_bytes()?)?;
+    let path = write_model(dir, "calibration.onnx", &calibration_net())?;
     let a = Analysis::run(&path, &InputShapes::default())
         .context("analysing the calibration network")?;
     // The network runs in milliseconds, so it gets more passes than the grid: each node's
@@ -849,12 +833,7 @@ fn context_factors(
 /// a global pool, a classifier), for the context factors. Not one of the models accuracy is
 /// judged on.
 fn calibration_net() -> ModelProto {
-    let mut net = Chain {
-        nodes: vec![],
-        inits: vec![],
-        x: "x".into(),
-        channels: 3,
-    };
+    let mut net = Chain::new(3);
     net.conv_bn_relu(32, 3, 2, true);
     net.conv_bn_relu(64, 3, 1, false);
     net.max_pool(2, 2, 0);
@@ -876,15 +855,7 @@ fn calibration_net() -> ModelProto {
     let fc = vec![weight("fc_w", &[1000, c]), weight("fc_b", &[1000])];
     net.push("Gemm", fc, vec![int("transB", 1)]);
     net.push("Softmax", vec![], vec![]);
-    let mut nodes = net.nodes.into_iter();
-    let first = nodes.next().expect("the network has nodes");
-    let mut m = model(first, value_info("x", &[1, 3, 112, 112]), &net.x, net.inits);
-    m.graph
-        .as_mut()
-        .expect("built with a graph")
-        .node
-        .extend(nodes);
-    m
+    net.into_model(&[1, 3, 112, 112])
 }
 
 /// A chain of nodes, each reading the one before; `x` is the last output.
@@ -896,6 +867,29 @@ struct Chain {
 }
 
 impl Chain {
+    /// An empty chain on an input `x` of `channels` channels.
+    fn new(channels: i64) -> Chain {
+        Chain {
+            nodes: vec![],
+            inits: vec![],
+            x: "x".into(),
+            channels,
+        }
+    }
+
+    /// The model of the chain, its input `x` of shape `input`.
+    fn into_model(self, input: &[i64]) -> ModelProto {
+        let mut nodes = self.nodes.into_iter();
+        let first = nodes.next().expect("a chain of at least one node");
+        let mut m = model(first, value_info("x", input), &self.x, self.inits);
+        m.graph
+            .as_mut()
+            .expect("built with a graph")
+            .node
+            .extend(nodes);
+        m
+    }
+
     fn push(&mut self, op_type: &str, weights: Vec<TensorProto>, attrs: Vec<AttributeProto>) {
         let i = self.nodes.len();
         let out = format!("t{i}");
@@ -1016,12 +1010,16 @@ fn recurrent(op_type: &str, gates: i64, seq: i64, hidden: i64) -> Config {
 mod tests {
     use super::*;
 
+    /// nsplit's analysis of `model`.
+    fn analyse(model: &ModelProto) -> Analysis {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_model(dir.path(), "m.onnx", model).unwrap();
+        Analysis::run(&path, &InputShapes::default()).unwrap()
+    }
+
     /// The regression key the cost rules give the one node of `c`.
     fn key(c: Config) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.onnx");
-        std::fs::write(&path, c.model.write_to_bytes().unwrap()).unwrap();
-        let a = Analysis::run(&path, &InputShapes::default()).unwrap();
+        let a = analyse(&c.model);
         let (n, _) = a.graph.ops().next().unwrap();
         a.features.get(n).regression_op.clone()
     }
@@ -1081,12 +1079,7 @@ mod tests {
     #[test]
     fn epilogues_fuse_as_tract_fuses_them() {
         use crate::cost::fusion::Epilogue::{Free, ReadsActivation};
-        let mut net = Chain {
-            nodes: vec![],
-            inits: vec![],
-            x: "x".into(),
-            channels: 8,
-        };
+        let mut net = Chain::new(8);
         // 3x3 conv: the BatchNormalization and a per-channel scale fold into its weights, the
         // Relu after them runs apart.
         net.conv_bn_relu(16, 3, 1, true);
@@ -1111,18 +1104,7 @@ mod tests {
         net.nodes.push(sum);
         net.x = "sum".into();
         net.push("Relu", vec![], vec![]);
-        let mut nodes = net.nodes.into_iter();
-        let mut m = model(
-            nodes.next().unwrap(),
-            value_info("x", &[1, 8, 16, 16]),
-            &net.x,
-            net.inits,
-        );
-        m.graph.as_mut().unwrap().node.extend(nodes);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.onnx");
-        std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
-        let a = Analysis::run(&path, &InputShapes::default()).unwrap();
+        let a = analyse(&net.into_model(&[1, 8, 16, 16]));
         let fused: Vec<(String, Option<crate::cost::fusion::Epilogue>)> = a
             .graph
             .ops()
