@@ -1,7 +1,8 @@
 //! The whole pipeline on every zoo model: time and peak memory of `nsplit MODEL --out DIR`
-//! without verification, and of verification alone, each as a ratio against reading the model's
-//! files in the same run; then the onnx checker and onnxruntime on every pair written (not in CI:
-//! the zoo is about 2 GB).
+//! without verification as a ratio against reading the model's files in the same run, and of
+//! verification alone in onnxruntime and in tract (the original and every pair, with the slowest
+//! pair's own time); then the onnx checker and onnxruntime on every pair written (not in CI: the
+//! zoo is about 2 GB).
 //!
 //! ```text
 //! cargo bench --bench zoo            # writes the zoo into target/zoo first if it is missing
@@ -55,8 +56,8 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     models.sort();
-    println!("| model | size MB | read s | pipeline s (x read) | pipeline peak MB (x size) | pairs | verify s (x read) | verify peak MB |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| model | size MB | read s | pipeline s (x read) | pipeline peak MB (x size) | pairs | onnxruntime verify s (slowest pair) | peak MB | tract verify s (slowest pair) | peak MB | tract / onnxruntime |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut cases = vec![];
     for model in &models {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
@@ -73,6 +74,7 @@ fn main() {
                     out.to_str().unwrap(),
                 ])
                 .env("NSPLIT_BUCKETS", &buckets)
+                .env("NSPLIT_PYTHON", common::python(&root))
                 .output()
                 .unwrap();
             assert!(
@@ -81,14 +83,16 @@ fn main() {
                 String::from_utf8_lossy(&o.stderr)
             );
             let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            let mut it = text.split_whitespace();
-            let secs: f64 = it.next().unwrap().parse().unwrap();
-            let rss: f64 = it.next().unwrap().parse().unwrap();
-            (secs, rss)
+            let mut it = text.split_whitespace().map(|v| v.parse::<f64>().unwrap());
+            let secs = it.next().unwrap();
+            let rss = it.next().unwrap();
+            let slowest_pair = it.next().unwrap_or(f64::NAN);
+            (secs, rss, slowest_pair)
         };
         let read = run("read");
         let pipeline = run("pipeline");
-        let verify = run("verify");
+        let ort = run("verify-onnxruntime");
+        let tract = run("verify-tract");
         let table = SelectionTable::load(&out).unwrap();
         for c in &table.cuts {
             let file = |f: &Option<String>| f.as_ref().map(|f| out.join(f));
@@ -101,7 +105,7 @@ fn main() {
             }));
         }
         println!(
-            "| {stem} | {:.0} | {:.2} | {:.2} ({:.1}x) | {:.0} ({:.2}x) | {} | {:.2} ({:.1}x) | {:.0} |",
+            "| {stem} | {:.0} | {:.2} | {:.2} ({:.1}x) | {:.0} ({:.2}x) | {} | {:.2} ({:.2}) | {:.0} | {:.2} ({:.2}) | {:.0} | {:.1}x |",
             size as f64 / 1e6,
             read.0,
             pipeline.0,
@@ -109,9 +113,13 @@ fn main() {
             pipeline.1 / 1e6,
             pipeline.1 / size as f64,
             table.cuts.len(),
-            verify.0,
-            verify.0 / read.0,
-            verify.1 / 1e6,
+            ort.0,
+            ort.2,
+            ort.1 / 1e6,
+            tract.0,
+            tract.2,
+            tract.1 / 1e6,
+            tract.0 / ort.0,
         );
     }
     let manifest = work.path().join("manifest.json");
@@ -167,24 +175,38 @@ fn child(mode: &str, model: &Path, out: &Path) {
                     },
                 },
                 verify: false,
+                verifier: nsplit::verify::Verifier::Auto,
                 external_data: nsplit::emit::ExternalData::Auto,
                 progress: false,
             };
             nsplit::job::run(model, out, &opts).unwrap();
         }
-        "verify" => {
+        "verify-onnxruntime" | "verify-tract" => {
             let table = SelectionTable::load(out).unwrap();
             let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
-            let vopts = nsplit::verify::VerifyOptions::default();
-            let reference = nsplit::verify::Reference::new(&a, &vopts).unwrap();
-            if let Ok(reference) = reference {
-                for c in &table.cuts {
-                    let file = |f: &Option<String>| f.as_ref().map(|f| out.join(f));
-                    let (h, t) = (file(&c.head), file(&c.tail));
-                    let o = reference.check(h.as_deref(), t.as_deref(), &vopts).unwrap();
-                    assert!(o.passed(), "{} {}: {}", model.display(), c.id, o.to_text());
-                }
+            let vopts = nsplit::verify::VerifyOptions {
+                verifier: if mode == "verify-tract" {
+                    nsplit::verify::Verifier::Tract
+                } else {
+                    nsplit::verify::Verifier::Onnxruntime
+                },
+                ..Default::default()
+            };
+            let reference = nsplit::verify::Reference::new(&a, &vopts)
+                .unwrap()
+                .unwrap_or_else(|why| panic!("{}: {why}", model.display()));
+            let mut slowest = 0f64;
+            for c in &table.cuts {
+                let file = |f: &Option<String>| f.as_ref().map(|f| out.join(f));
+                let (h, t) = (file(&c.head), file(&c.tail));
+                let pair = Instant::now();
+                let o = reference.check(h.as_deref(), t.as_deref(), &vopts).unwrap();
+                slowest = slowest.max(pair.elapsed().as_secs_f64());
+                assert!(o.passed(), "{} {}: {}", model.display(), c.id, o.to_text());
             }
+            let rss = common::peak_rss();
+            println!("{} {} {slowest}", start.elapsed().as_secs_f64(), rss);
+            return;
         }
         _ => panic!("unknown mode {mode}"),
     }

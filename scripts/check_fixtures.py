@@ -6,7 +6,7 @@ model must run in onnxruntime on seeded random inputs (symbolic dims = 1), with 
 expected output shape. Bad fixtures: onnx must reject each one (load or check).
 
 Usage:  python3 scripts/check_fixtures.py [FIXTURES_DIR]
-Needs:  pip install onnx onnxruntime numpy   (e.g. in /work/venv)
+Needs:  the pinned onnx, onnxruntime, numpy: python3 -m venv .venv && .venv/bin/pip install -r scripts/requirements.txt
 """
 
 import os
@@ -28,6 +28,9 @@ GOOD = {
     "symbolic_batch.onnx": {"output": [1, 4]},
     "ir3_initializer_inputs.onnx": {"output": [1, 4]},
     "custom_domain.onnx": {"output": [1, 4]},
+    "symbolic_classifier.onnx": {"probs": [1, 10]},
+    "transformer_block.onnx": {"y": [1, 1, 16]},
+    "onnx_current.onnx": {"y": [1, 4]},
 }
 
 BAD = [

@@ -4,12 +4,17 @@
 Usage:  check_halves.py MANIFEST.json
 The manifest (written by the Rust tests) is a list of cases:
   {"label": str, "original": path, "head": path|null, "tail": path|null,
-   "inputs": dir-with-input_N.pb|null}
+   "inputs": dir-with-input_N.pb|null, "shapes": {input: dims}?, "points": [{input: dims}, ...]?}
 For every case: each half passes onnx.checker.check_model(full_check=True) and loads in
 onnxruntime; then head-then-tail is run on the recorded inputs (or seeded random ones) and every
 original output must match the original's (float32/64: rtol 1e-4, atol 1e-5; float16 and
 bfloat16: rtol 1e-3, atol 1e-3, i.e. one unit in the last place, as the onnx backend tests allow;
 other types exactly).
+With "points" (a model with symbolic input dims), the pair is composed at each point (e.g. batch 1
+and batch 3), and every input and output a half declares is checked against the shapes seen:
+a dim_value must equal the size at every point (a frozen dim fails), and a dim whose size moves
+exactly as one symbolic input dim of the original (1 -> 3 as `batch`) must be declared as that
+dim_param.
 Cases whose original does not run in onnxruntime are counted as such, not as failures.
 Prints a summary line "N passed, N failed" and exits non-zero on any failure.
 """
@@ -96,6 +101,50 @@ def same(a, b):
     return np.array_equal(a, b)
 
 
+def declared_dims(vi):
+    """(kind, value) per dim of a value_info: ("value", n), ("param", name) or ("open", None)."""
+    dims = []
+    for d in vi.type.tensor_type.shape.dim:
+        kind = d.WhichOneof("value")
+        dims.append(("value", d.dim_value) if kind == "dim_value" else
+                    ("param", d.dim_param) if kind == "dim_param" else ("open", None))
+    return dims
+
+
+def symbols_of(original, points):
+    """{dim_param: (size at each point)} for the original's symbolic input dims."""
+    symbols = {}
+    for vi in original.graph.input:
+        for axis, (kind, name) in enumerate(declared_dims(vi)):
+            if kind == "param" and all(vi.name in p for p in points):
+                symbols.setdefault(name, tuple(p[vi.name][axis] for p in points))
+    return symbols
+
+
+def check_declarations(half_path, seen, symbols):
+    """Every input/output the half declares agrees with the shapes seen at every point."""
+    half = onnx.load(half_path, load_external_data=False)
+    problems = []
+    for vi in list(half.graph.input) + list(half.graph.output):
+        if vi.name not in seen[0] or not vi.type.HasField("tensor_type"):
+            continue
+        shapes = [np.shape(values[vi.name]) for values in seen]
+        dims = declared_dims(vi)
+        if not vi.type.tensor_type.HasField("shape"):
+            continue
+        if any(len(s) != len(dims) for s in shapes):
+            problems.append(f"{vi.name}: declared rank {len(dims)}, ran with {shapes}")
+            continue
+        for axis, (kind, value) in enumerate(dims):
+            sizes = tuple(s[axis] for s in shapes)
+            named = [n for n, v in symbols.items() if v == sizes]
+            if kind == "value" and any(v != value for v in sizes):
+                problems.append(f"{vi.name} axis {axis}: declared {value}, ran at {sizes} (frozen)")
+            elif len(set(sizes)) > 1 and len(named) == 1 and (kind, value) != ("param", named[0]):
+                problems.append(f"{vi.name} axis {axis}: moves as `{named[0]}` {sizes} but is declared {kind} {value}")
+    return problems
+
+
 def check(case, rng):
     halves = [p for p in (case["head"], case["tail"]) if p]
     for p in halves:
@@ -106,19 +155,28 @@ def check(case, rng):
     except Exception as e:  # noqa: BLE001
         return "original-unrunnable", str(e).splitlines()[0]
     sessions = [session(p) for p in halves]
-    if case.get("inputs"):
-        values = recorded_inputs(original, case["inputs"])
-    else:
-        values = random_inputs(orig, rng, case.get("shapes", {}))
-    try:
-        want = run(orig, values)
-    except Exception as e:  # noqa: BLE001
-        return "original-unrunnable", str(e).splitlines()[0]
-    for s in sessions:
-        values.update(run(s, values))
-    bad = [n for n, v in want.items() if n not in values or not same(v, values[n])]
-    if bad:
-        return "mismatch", f"outputs differ: {bad}"
+    points = case.get("points") or [case.get("shapes", {})]
+    seen = []
+    for k, shapes in enumerate(points):
+        if case.get("inputs") and k == 0:
+            values = recorded_inputs(original, case["inputs"])
+        else:
+            values = random_inputs(orig, rng, shapes)
+        try:
+            want = run(orig, values)
+        except Exception as e:  # noqa: BLE001
+            return "original-unrunnable", str(e).splitlines()[0]
+        for s in sessions:
+            values.update(run(s, values))
+        bad = [n for n, v in want.items() if n not in values or not same(v, values[n])]
+        if bad:
+            return "mismatch", f"outputs differ at {shapes}: {bad}"
+        seen.append(values)
+    if case.get("points"):
+        symbols = symbols_of(original, case["points"])
+        problems = [p for h in halves for p in check_declarations(h, seen, symbols)]
+        if problems:
+            return "mismatch", "; ".join(problems[:5])
     return "pass", ""
 
 

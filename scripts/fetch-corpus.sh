@@ -9,7 +9,7 @@
 # Idempotent: does nothing if corpus/onnx-backend/.complete exists (delete it to refetch).
 #
 # Usage: scripts/fetch-corpus.sh [CORPUS_DIR]     (default: <repo>/corpus)
-# Env:   PYTHON  python interpreter with pip (default: python3)
+# Env:   NSPLIT_PYTHON (or PYTHON)  python interpreter with pip (default: python3)
 set -euo pipefail
 
 ONNX_VERSION=1.22.0
@@ -20,7 +20,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 corpus="${1:-$repo/corpus}"
 dest="$corpus/onnx-backend"
 marker="$dest/.complete"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${NSPLIT_PYTHON:-${PYTHON:-python3}}"
 
 if [[ -f "$marker" ]]; then
     echo "corpus already present: $dest (remove $marker to refetch)"

@@ -1,7 +1,8 @@
 //! The main job, `nsplit MODEL --out DIR`: every stage in order.
 //!
 //! Analyse the model, plan a cut per bandwidth bucket and the breakpoints, write one head/tail
-//! pair per distinct chosen cut, check each pair against the original with tract, and write the
+//! pair per distinct chosen cut, check each pair against the original (onnxruntime, else tract,
+//! at the given sizes and at a second batch size where the batch is symbolic), and write the
 //! selection table (`selection.json`, `selection.md`) and the per-node predictions
 //! (`annotations.json`). Everything is staged and verified first and moved into DIR at the end,
 //! so a failed run leaves no partial output.
@@ -11,7 +12,7 @@ use crate::emit::selection::{CutFiles, SelectionTable, TableInputs, Verification
 use crate::emit::{write_pair, Emitter, ExternalData, Staging};
 use crate::plan::{plan, PlanOptions};
 use crate::shapes::InputShapes;
-use crate::verify::{Outcome, Reference, VerifyOptions};
+use crate::verify::{Outcome, Reference, Runtime, VerifyOptions};
 use crate::Analysis;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -22,8 +23,10 @@ pub struct JobOptions {
     pub input_shapes: InputShapes,
     pub profiles: Profiles,
     pub plan: PlanOptions,
-    /// Check every pair with tract (`--no-verify` turns it off).
+    /// Check every pair against the original (`--no-verify` turns it off).
     pub verify: bool,
+    /// The runtime that checks them (`--verifier`).
+    pub verifier: crate::verify::Verifier,
     pub external_data: ExternalData,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
@@ -82,6 +85,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         bar.set_message("running the original");
         let vopts = VerifyOptions {
             input_shapes: opts.input_shapes.clone(),
+            verifier: opts.verifier,
             ..VerifyOptions::default()
         };
         Some((Reference::new(&a, &vopts)?, vopts))
@@ -91,7 +95,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
     for (id, head, tail) in pairs {
         let verification = match &reference {
             None => Verification::skipped(),
-            Some((Err(why), _)) => unverified(why.clone()),
+            Some((Err(why), _)) => Verification::unverified(why.clone()),
             Some((Ok(reference), vopts)) => {
                 bar.set_message(format!("verifying {id}"));
                 let staged = |f: &Option<String>| f.as_ref().map(|f| staging.staged(f));
@@ -99,14 +103,14 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
                 let outcome = reference.check(h.as_deref(), t.as_deref(), vopts)?;
                 bar.inc(1);
                 match outcome {
-                    Outcome::Unverifiable(why) => unverified(why),
+                    Outcome::Unverifiable(why) => Verification::unverified(why),
                     o if o.passed() => Verification {
                         status: "passed".into(),
-                        reason: None,
-                        max_abs_diff: match &o {
-                            Outcome::Compared(d) => d.iter().map(|d| d.max_abs).reduce(f64::max),
-                            Outcome::Unverifiable(_) => None,
-                        },
+                        verifier: Some(reference.runtime),
+                        sizes: o.points(),
+                        reason: (!reference.skipped.is_empty())
+                            .then(|| format!("not compared at {}", reference.skipped.join("; "))),
+                        max_abs_diff: o.max_abs(),
                     },
                     o => bail!(
                         "cut {id}: head then tail does not compute what {} computes; nothing was written. This is a bug in nsplit: please report it with the model.\n{}",
@@ -148,14 +152,6 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         out: out.to_path_buf(),
         table,
     })
-}
-
-fn unverified(reason: String) -> Verification {
-    Verification {
-        status: "unverified".into(),
-        reason: Some(reason),
-        max_abs_diff: None,
-    }
 }
 
 /// A graph input of unknown shape makes every prediction downstream of it unknown: ask for it.
@@ -247,17 +243,27 @@ pub fn summary(r: &JobReport) -> String {
         .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))
         .collect();
     let _ = writeln!(out, "  breakpoints: {}", pieces.join(", "));
-    let verified = t
-        .cuts
-        .iter()
-        .filter(|c| c.verification.status == "passed")
-        .count();
+    let mut verified: Vec<String> = vec![];
+    for runtime in [Runtime::Onnxruntime, Runtime::Tract] {
+        let n = t
+            .cuts
+            .iter()
+            .filter(|c| c.verification.status == "passed")
+            .filter(|c| c.verification.verifier == Some(runtime))
+            .count();
+        if n > 0 {
+            verified.push(format!("{n} verified by {runtime}"));
+        }
+    }
+    if verified.is_empty() {
+        verified.push("0 verified".into());
+    }
     let _ = writeln!(
         out,
-        "wrote {}: {} pair(s) ({} verified), selection.json, selection.md, annotations.json",
+        "wrote {}: {} pair(s) ({}), selection.json, selection.md, annotations.json",
         r.out.display(),
         t.cuts.len(),
-        verified
+        verified.join(", ")
     );
     for c in t
         .cuts

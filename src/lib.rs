@@ -50,14 +50,30 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Load `path` and run the analysis stages on it.
+    /// Load `path` and run the analysis stages on it; every symbolic input dimension must be
+    /// given a size.
     pub fn run(path: &Path, input_shapes: &shapes::InputShapes) -> Result<Analysis> {
+        Analysis::run_with(path, input_shapes, shapes::Sizes::Required)
+    }
+
+    /// Load `path` and run the analysis stages on it, with missing sizes handled as `sizes` says.
+    pub fn run_with(
+        path: &Path,
+        input_shapes: &shapes::InputShapes,
+        sizes: shapes::Sizes,
+    ) -> Result<Analysis> {
         let model = load::Model::load(path)?;
         let shown = path.display();
         let graph = graph::ModelGraph::build(model.graph())
             .with_context(|| format!("{shown}: invalid graph"))?;
-        let shapes =
-            shapes::infer(&model, &graph, input_shapes).with_context(|| format!("{shown}"))?;
+        let shapes = shapes::infer_with(
+            &model,
+            &graph,
+            input_shapes,
+            shapes::Sources::default(),
+            sizes,
+        )
+        .with_context(|| format!("{shown}"))?;
         let features = cost::features(&model, &graph, &shapes);
         Ok(Analysis {
             model,

@@ -11,7 +11,7 @@ use nsplit::job::{JobOptions, JobReport};
 use nsplit::plan::{network, Objective, PlanOptions, Sweep};
 use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
-use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
+use nsplit::verify::{verify, Outcome, Verifier, VerifyOptions, EXIT_UNVERIFIABLE};
 use nsplit::Analysis;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,9 +101,13 @@ struct JobArgs {
     /// Fix a graph input's shape: NAME=DIMS, e.g. images=1x3x224x224. Repeat for each input.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     input_shape: Vec<String>,
-    /// Do not run the pairs with tract to check them (they are marked "skipped").
+    /// Do not check the pairs against the original (they are marked "skipped").
     #[arg(long)]
     no_verify: bool,
+    /// The runtime that checks each pair: onnxruntime where it is installed ($ORT_DYLIB_PATH or
+    /// the Python onnxruntime package), else tract. selection.json says which one did.
+    #[arg(long, value_enum, default_value_t = Verifier::Auto)]
+    verifier: Verifier,
     /// Store weights in a separate `<file>.data`: auto (when the source did, or a half exceeds
     /// 2 GiB), always, or never.
     #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
@@ -154,6 +158,10 @@ enum Command {
     /// version, opset imports and metadata, carry only the weights they use, and are stamped with
     /// the source's SHA-256, the cut id and the boundary (metadata_props nsplit.*). An empty
     /// side is not written: naming the graph outputs gives a head only (all on the phone).
+    ///
+    /// No sizes are needed: a model with symbolic input dimensions (a batch `N`) splits as it
+    /// is, and both halves declare `N` wherever the original does, so a server can batch the
+    /// tail. --input-shape only adds the boundary's sizes in bytes to the report.
     #[command(after_long_help = SPLIT_EXAMPLES)]
     Split {
         /// The ONNX model.
@@ -169,7 +177,7 @@ enum Command {
         /// Output folder (created if missing). Files appear only when all are written.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Fix a graph input's shape: NAME=DIMS. Repeat for each input.
+        /// Size a graph input for the report: NAME=DIMS. Optional; repeat for each input.
         #[arg(long = "input-shape", value_name = "NAME=DIMS")]
         input_shape: Vec<String>,
         /// Store weights in a separate `<half>.onnx.data` file: auto (when the source did, or a
@@ -218,13 +226,19 @@ enum Command {
         #[arg(long, value_name = "MBPS")]
         bandwidth: f64,
     },
-    /// Check that HEAD then TAIL computes what ORIGINAL computes, with tract.
+    /// Check that HEAD then TAIL computes what ORIGINAL computes, in onnxruntime or tract.
     ///
     /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
     /// integers in {0, 1}, booleans true), and prints the largest absolute and relative
     /// difference of every original output. Give `-` for a half that does not exist
-    /// (all-cloud or all-mobile). Exit code 0 when every element is within
-    /// atol + rtol x |original|, 1 on a mismatch or bad input, 3 when tract cannot run the models.
+    /// (all-cloud or all-mobile). Symbolic input dimensions are checked at two sizes: those
+    /// given with --input-shape (1 where none is given) and each moved by two or more (batch 1
+    /// and 3), so a half that froze a dimension fails.
+    ///
+    /// onnxruntime is loaded from $ORT_DYLIB_PATH, else from the Python onnxruntime package of
+    /// $NSPLIT_PYTHON, $VIRTUAL_ENV or python3 (pip install onnxruntime). Exit code 0 when every
+    /// element is within atol + rtol x |original|, 1 on a mismatch or bad input, 3 when no
+    /// runtime can run the models.
     Verify {
         original: PathBuf,
         /// The head model, or `-` if there is none.
@@ -243,6 +257,9 @@ enum Command {
         /// Absolute tolerance.
         #[arg(long, default_value_t = 1e-5)]
         atol: f64,
+        /// The runtime that runs the models: onnxruntime where it is installed, else tract.
+        #[arg(long, value_enum, default_value_t = Verifier::Auto)]
+        verifier: Verifier,
     },
 }
 
@@ -384,12 +401,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             rtol,
             atol,
+            verifier,
         } => {
             let opts = VerifyOptions {
                 input_shapes: InputShapes::parse(&input_shape)?,
                 seed,
                 rtol,
                 atol,
+                verifier,
             };
             let half = |s: &str| (s != "-").then(|| PathBuf::from(s));
             let outcome = verify(
@@ -439,6 +458,7 @@ fn run_job(args: JobArgs) -> Result<JobReport> {
             },
         },
         verify: !args.no_verify,
+        verifier: args.verifier,
         external_data: args.external_data,
         progress: true,
     };

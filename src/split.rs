@@ -3,7 +3,7 @@
 use crate::cut::Cut;
 use crate::emit::{write_pair, Emitter, ExternalData, Staging, WrittenPair};
 use crate::graph::TensorId;
-use crate::shapes::InputShapes;
+use crate::shapes::{InputShapes, Sizes};
 use crate::tensor::TensorSummary;
 use crate::Analysis;
 use anyhow::{bail, Result};
@@ -25,7 +25,9 @@ pub fn split_at(
     shapes: &InputShapes,
     mode: ExternalData,
 ) -> Result<SplitReport> {
-    let mut a = Analysis::run(model, shapes)?;
+    // A cut at named tensors needs their types and ranks, not sizes: given sizes only add
+    // bytes to the report.
+    let mut a = Analysis::run_with(model, shapes, Sizes::Optional)?;
     let tensors = at
         .iter()
         .map(|name| top_level_tensor(&a, name))

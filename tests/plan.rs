@@ -88,7 +88,7 @@ fn assert_close(got: f64, want: f64, what: &str) {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 300,
-        failure_persistence: None,
+        // The default persistence replays tests/plan.proptest-regressions before new cases.
         ..ProptestConfig::default()
     })]
 

@@ -1,40 +1,12 @@
 //! The official onnx checker and onnxruntime on the fixtures (scripts/check_fixtures.py).
 //!
-//! Python is found at `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`. Where there is no
-//! Python at all the test says so loudly and passes; a Python without onnx/onnxruntime fails,
-//! with the command that installs them.
+//! Python is found by `common::python_tools`: `$NSPLIT_PYTHON`, else `.venv/bin/python`, else
+//! `python3`. Where none has onnx, onnxruntime and numpy the checks are skipped loudly, except
+//! under CI (`CI` set), where a missing tool is a broken set-up and fails the run.
 
 mod common;
-use common::root;
+use common::{python_tools, root};
 use std::process::Command;
-
-fn python() -> Option<String> {
-    if let Some(p) = std::env::var_os("NSPLIT_PYTHON") {
-        return Some(p.to_string_lossy().into_owned());
-    }
-    let venv = root().join(".venv/bin/python");
-    if venv.exists() {
-        return Some(venv.to_string_lossy().into_owned());
-    }
-    Command::new("python3")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "python3".into())
-}
-
-/// A Python without onnx/onnxruntime fails the test, with the command that installs them.
-fn require_tools(py: &str) {
-    let has_tools = Command::new(py)
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .unwrap();
-    assert!(
-        has_tools.status.success(),
-        "{py} lacks onnx/onnxruntime/numpy; install them: python3 -m venv .venv && .venv/bin/pip install -r scripts/requirements.txt"
-    );
-}
 
 /// `--input-shape` items as the manifest's `shapes` object: name -> dims.
 fn given_shapes(items: &[String]) -> serde_json::Value {
@@ -47,7 +19,6 @@ fn given_shapes(items: &[String]) -> serde_json::Value {
 fn check_halves(py: &str, dir: &std::path::Path, cases: &[serde_json::Value]) -> (bool, String) {
     let manifest = dir.join("manifest.json");
     std::fs::write(&manifest, serde_json::to_string_pretty(cases).unwrap()).unwrap();
-    require_tools(py);
     let out = Command::new(py)
         .arg(root().join("scripts/check_halves.py"))
         .arg(&manifest)
@@ -63,11 +34,9 @@ fn check_halves(py: &str, dir: &std::path::Path, cases: &[serde_json::Value]) ->
 
 #[test]
 fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
-    let Some(py) = python() else {
-        eprintln!("\n*** SKIPPED: no Python found; the onnx checker / onnxruntime checks did not run ***\n");
+    let Some(py) = python_tools("the onnx checker / onnxruntime run of the fixtures") else {
         return;
     };
-    require_tools(&py);
     let out = Command::new(&py)
         .arg(root().join("scripts/check_fixtures.py"))
         .arg(root().join("fixtures"))
@@ -92,8 +61,8 @@ fn fixtures_pass_onnx_checker_and_run_in_onnxruntime() {
 fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
     use common::{corpus, fixture, input_shapes, try_write_cut};
     use nsplit::cut::Cut;
-    let Some(py) = python() else {
-        eprintln!("\n*** SKIPPED: no Python found; emitted halves were not checked by onnx/onnxruntime ***\n");
+    let Some(py) = python_tools("the onnx checker / onnxruntime composition of every prefix cut")
+    else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -197,13 +166,14 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
 }
 
 /// The main job's own output: for every fixture and light model-zoo net, plans for both
-/// objectives over round-trip-free networks from 1 to 1000 Mbps (so mid-network cuts are chosen),
-/// then has scripts/check_halves.py check every pair listed in selection.json.
+/// objectives over round-trip-free networks from 1 to 1000 Mbps (so mid-network cuts are chosen);
+/// every pair must be verified by onnxruntime in the job itself, and scripts/check_halves.py then
+/// checks every pair listed in selection.json independently.
 #[test]
 fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
     use common::{fixture, light_models, nsplit, FIXTURES};
-    let Some(py) = python() else {
-        eprintln!("\n*** SKIPPED: no Python found; the main job's pairs were not checked by onnx/onnxruntime ***\n");
+    let Some(py) = python_tools("the onnx checker / onnxruntime check of the main job's pairs")
+    else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -214,7 +184,7 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
         .collect();
     models.extend(light_models().into_iter().map(|m| (m, vec![])));
     let mut cases = vec![];
-    let mut mid = 0;
+    let (mut mid, mut verified) = (0, 0);
     for (i, (model, shapes)) in models.iter().enumerate() {
         for objective in ["latency", "energy"] {
             let out = work.path().join(format!("{i}.{objective}"));
@@ -226,7 +196,6 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
                 bucket_file.display().to_string(),
                 "--objective".into(),
                 objective.into(),
-                "--no-verify".into(),
             ];
             for s in shapes {
                 args.extend(["--input-shape".to_string(), s.clone()]);
@@ -243,6 +212,11 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
                     .unwrap();
             let given = given_shapes(shapes);
             for c in sel["cuts"].as_array().unwrap() {
+                // nsplit's own check ran in onnxruntime, the runtime servers use.
+                let v = &c["verification"];
+                assert_eq!(v["status"], "passed", "{}: {c}", model.display());
+                assert_eq!(v["verifier"], "onnxruntime", "{}: {c}", model.display());
+                verified += 1;
                 let file = |side: &str| c[side].as_str().map(|f| out.join(f));
                 mid += (file("head").is_some() && file("tail").is_some()) as usize;
                 cases.push(serde_json::json!({
@@ -259,9 +233,138 @@ fn main_job_pairs_pass_checker_and_compose_in_onnxruntime() {
     assert!(mid >= 5, "only {mid} mid-network cuts were chosen");
     let (passed, text) = check_halves(&py, work.path(), &cases);
     eprintln!(
-        "{} pairs from the main job ({mid} mid-network)\n{}",
+        "{} pairs from the main job ({mid} mid-network, {verified} verified by onnxruntime)\n{}",
         cases.len(),
         text.lines().rev().take(2).collect::<Vec<_>>().join("\n")
     );
     assert!(passed, "check_halves.py failed:\n{text}");
+}
+
+/// The tools the checks use are the ones `scripts/requirements.txt` pins (so CI is
+/// reproducible). Also the child that `missing_python_fails_under_ci_and_skips_loudly_elsewhere`
+/// runs with a Python that does not exist.
+#[test]
+fn python_tools_match_the_pins() {
+    let Some(py) = python_tools("the version check of the Python tools") else {
+        return;
+    };
+    let pins = std::fs::read_to_string(root().join("scripts/requirements.txt")).unwrap();
+    for package in ["onnx", "onnxruntime", "numpy"] {
+        let pin = pins
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{package}==")))
+            .unwrap_or_else(|| panic!("scripts/requirements.txt does not pin {package}"));
+        let out = Command::new(&py)
+            .args([
+                "-c",
+                &format!("import {package}; print({package}.__version__)"),
+            ])
+            .output()
+            .unwrap();
+        let installed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(
+            installed, pin,
+            "{py} has {package} {installed}, pinned {pin}"
+        );
+    }
+}
+
+/// With `CI` set and no usable Python, a check that needs the tools fails; without `CI` it is
+/// skipped, loudly, and passes. Runs `python_tools_match_the_pins` in a child of this test
+/// binary with a Python that does not exist.
+#[test]
+fn missing_python_fails_under_ci_and_skips_loudly_elsewhere() {
+    let run = |ci: Option<&str>| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "python_tools_match_the_pins", "--nocapture"])
+            .env("NSPLIT_PYTHON", "no-such-python-for-nsplit");
+        match ci {
+            Some(v) => cmd.env("CI", v),
+            None => cmd.env_remove("CI"),
+        };
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (passed, text) = run(Some("true"));
+    assert!(!passed, "under CI a missing Python must fail:\n{text}");
+    assert!(
+        text.contains("CI is set but cannot run no-such-python-for-nsplit"),
+        "{text}"
+    );
+    let (passed, text) = run(None);
+    assert!(passed, "outside CI a missing Python is a skip:\n{text}");
+    assert!(text.contains("*** SKIPPED: the version check"), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the check: {text}");
+}
+
+/// The models with symbolic input dimensions, split at every prefix cut with no `--input-shape`
+/// (as `nsplit split` does), and the two points each pair is composed at in onnxruntime.
+const SYMBOLIC: &[(&str, &str, &str)] = &[
+    (
+        "symbolic_batch.onnx",
+        "images=1x3x32x32",
+        "images=3x3x32x32",
+    ),
+    (
+        "symbolic_classifier.onnx",
+        "pixels=1x3x16x16",
+        "pixels=3x3x16x16",
+    ),
+    ("transformer_block.onnx", "x=1x8x16", "x=3x5x16"),
+    ("onnx_current.onnx", "x=1x8", "x=3x8"),
+];
+
+/// Symbolic dimensions survive the split: every prefix cut of every symbolic fixture, emitted
+/// without sizes, composes in onnxruntime at batch 1 and batch 3 (and two sequence lengths for
+/// the transformer), and every input and output of each half declares `batch` / `seq` / `N`
+/// wherever the size moves with it, never a frozen size (scripts/check_halves.py, "points").
+#[test]
+fn symbolic_halves_declare_symbols_and_compose_at_two_batch_sizes() {
+    use common::{fixture, try_write_cut};
+    use nsplit::cut::Cut;
+    use nsplit::shapes::{InputShapes, Sizes};
+    let Some(py) = python_tools("the onnx checker / onnxruntime check of symbolic halves") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let mut cases = vec![];
+    for (name, first, second) in SYMBOLIC {
+        let model = fixture(name);
+        let mut a = nsplit::Analysis::run_with(&model, &InputShapes::default(), Sizes::Optional)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let points = [
+            given_shapes(&[first.to_string()]),
+            given_shapes(&[second.to_string()]),
+        ];
+        let cuts = a.graph.order.len();
+        assert!(cuts >= 4, "{name}: {cuts} nodes");
+        for k in 0..=cuts {
+            let dir = work.path().join(format!("{name}.{k}"));
+            let cut = Cut::prefix(&a.graph, k);
+            let pair = try_write_cut(&mut a, &cut, &dir)
+                .unwrap_or_else(|e| panic!("{name} prefix {k}: {e:#}"));
+            cases.push(serde_json::json!({
+                "label": format!("{name} prefix {k}"),
+                "original": model,
+                "head": pair.head.map(|w| w.path),
+                "tail": pair.tail.map(|w| w.path),
+                "points": points,
+            }));
+        }
+    }
+    let (passed, text) = check_halves(&py, work.path(), &cases);
+    eprintln!(
+        "{}",
+        text.lines().rev().take(2).collect::<Vec<_>>().join("\n")
+    );
+    assert!(passed, "check_halves.py failed:\n{text}");
+    assert!(
+        text.contains(&format!("{} passed, 0 failed", cases.len())),
+        "{text}"
+    );
 }

@@ -347,7 +347,43 @@ fn a_model_tract_cannot_run_is_split_and_marked_unverified() {
     for c in sel["cuts"].as_array().unwrap() {
         assert_eq!(c["verification"]["status"], "unverified", "{c}");
         let why = c["verification"]["reason"].as_str().unwrap();
+        // Both runtimes were tried (onnxruntime where installed) and neither runs it.
         assert!(why.contains("tract cannot run"), "{why}");
+        assert!(why.contains("onnxruntime"), "{why}");
+    }
+}
+
+/// With onnxruntime deliberately absent the job still verifies every pair, in tract, and says
+/// so; asking for onnxruntime then marks the pairs unverified with the reason.
+#[test]
+fn without_onnxruntime_tract_verifies() {
+    let absent = [("ORT_DYLIB_PATH", "no-such-libonnxruntime.so")];
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dist");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["fixtures/lenet.onnx", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = nsplit_with_env(&args, &absent);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            read_json(&out.join("selection.json")),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (sel, text) = run(&[]);
+    for c in sel["cuts"].as_array().unwrap() {
+        assert_eq!(c["verification"]["status"], "passed", "{c}");
+        assert_eq!(c["verification"]["verifier"], "tract", "{c}");
+    }
+    assert!(text.contains("verified by tract"), "{text}");
+    let (sel, _) = run(&["--verifier", "onnxruntime"]);
+    for c in sel["cuts"].as_array().unwrap() {
+        assert_eq!(c["verification"]["status"], "unverified", "{c}");
+        let why = c["verification"]["reason"].as_str().unwrap();
+        assert!(
+            why.contains("onnxruntime is not available") && why.contains("ORT_DYLIB_PATH"),
+            "{why}"
+        );
     }
 }
 

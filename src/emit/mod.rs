@@ -26,11 +26,11 @@ use crate::cut::{Cut, Side};
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;
 use crate::shapes::ShapeTable;
-use crate::tensor::{DType, TensorInfo};
+use crate::tensor::{DType, Dim, TensorInfo};
 use anyhow::{bail, Result};
 use onnx_protobuf::{
     type_proto, FunctionProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto,
-    TensorProto, ValueInfoProto,
+    TensorAnnotation, TensorProto, ValueInfoProto,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -115,11 +115,15 @@ impl<'a> Emitter<'a> {
         if spec.is_empty(cut) && spec.outputs.is_empty() {
             return Ok(None);
         }
+        let src_graph = self.model.graph();
         let mut graph = GraphProto {
-            name: self.model.graph().name.clone(),
+            name: src_graph.name.clone(),
+            doc_string: src_graph.doc_string.clone(),
+            metadata_props: src_graph.metadata_props.clone(),
+            // Fields newer than our protobuf schema (a newer IR's graph metadata, ...) are kept.
+            special_fields: src_graph.special_fields.clone(),
             ..Default::default()
         };
-        graph.doc_string = self.model.graph().doc_string.clone();
         graph.node = self.nodes(&spec);
         graph.input = spec
             .inputs
@@ -134,6 +138,7 @@ impl<'a> Emitter<'a> {
         graph.value_info = self.inner_value_info(&spec);
         graph.initializer = self.take_initializers(&spec);
         graph.sparse_initializer = self.sparse_initializers(&spec);
+        graph.quantization_annotation = self.quantization_annotations(&graph);
         if self.model.proto.ir_version < 4 {
             // Before IR 4 every initializer had to be listed among the graph inputs too.
             let listed: Vec<ValueInfoProto> = graph
@@ -179,6 +184,7 @@ impl<'a> Emitter<'a> {
             graph: Some(graph).into(),
             metadata_props: metadata,
             functions,
+            special_fields: src.special_fields.clone(),
             ..Default::default()
         };
         Ok(Some(Half { spec, proto }))
@@ -209,9 +215,11 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
-    /// A graph input or output's type: the original declaration where it is complete, else the
-    /// inferred type, else whatever of either is known. A tensor whose element type is unknown
-    /// cannot be an input or output of a valid model.
+    /// A graph input or output's type. The original's declaration where it says everything
+    /// (each dim a value or a name) or the tensor is a graph input or not a tensor; else the
+    /// symbolic inferred type, completed by whatever the declaration does say. So a half declares
+    /// `batch` wherever the original's dims are symbolic, never the size they were costed at. A
+    /// tensor whose element type or rank is unknown cannot be an input or output of a valid model.
     fn value_info(&self, t: TensorId) -> Result<ValueInfoProto> {
         let name = &self.graph.tensor(t).name;
         let g = self.model.graph();
@@ -221,40 +229,45 @@ impl<'a> Emitter<'a> {
             .chain(&g.output)
             .chain(&g.value_info)
             .find(|v| &v.name == name);
-        let inferred = self.shapes.get(t);
-        if let Some(v) = declared {
-            let info = crate::shapes::info_from_type(&v.type_);
-            let is_tensor = matches!(
-                v.type_.as_ref().and_then(|t| t.value.as_ref()),
-                Some(type_proto::Value::TensorType(_))
-            );
-            // Keep declared symbolic dims of graph inputs and non-tensor types as they are.
-            if !is_tensor
-                || info.is_complete()
-                || self.graph.inputs.contains(&t)
-                || !inferred.is_complete()
-            {
-                return Ok(ValueInfoProto {
-                    name: name.clone(),
-                    type_: v.type_.clone(),
-                    doc_string: v.doc_string.clone(),
-                    ..Default::default()
-                });
+        let inferred = self.shapes.symbolic(t);
+        let as_declared = |v: &ValueInfoProto| ValueInfoProto {
+            name: name.clone(),
+            type_: v.type_.clone(),
+            doc_string: v.doc_string.clone(),
+            ..Default::default()
+        };
+        let Some(v) = declared else {
+            if inferred.dtype.is_none() || inferred.dims.is_none() {
+                bail!(
+                    "tensor `{name}` crosses the cut but its {} is unknown, so a half cannot declare it; give input shapes or cut elsewhere",
+                    if inferred.dtype.is_none() { "element type" } else { "rank" }
+                );
             }
+            return Ok(value_info_of(name, inferred));
+        };
+        let info = crate::shapes::info_from_type(&v.type_);
+        let is_tensor = matches!(
+            v.type_.as_ref().and_then(|t| t.value.as_ref()),
+            Some(type_proto::Value::TensorType(_))
+        );
+        if !is_tensor
+            || self.graph.inputs.contains(&t)
+            || says_everything(&info)
+            || inferred.dtype.is_none()
+            || inferred.dims.is_none()
+        {
+            return Ok(as_declared(v));
         }
-        if inferred.dtype.is_none() || inferred.dims.is_none() {
-            bail!(
-                "tensor `{name}` crosses the cut but its {} is unknown, so a half cannot declare it; give input shapes or cut elsewhere",
-                if inferred.dtype.is_none() { "element type" } else { "rank" }
-            );
-        }
-        Ok(value_info_of(name, inferred))
+        let mut vi = value_info_of(name, &completed(&info, inferred));
+        vi.doc_string = v.doc_string.clone();
+        Ok(vi)
     }
 
     /// value_info of the tensors computed inside the side: the model's own entries, and our
-    /// inferred types for the rest that something reads. An output nothing reads (Dropout's
-    /// mask) gets no inferred entry: runtimes disagree on some of those types (tract types an
-    /// opset-9 mask bool, the spec float), and nothing depends on it.
+    /// inferred types (symbolic form) for the rest that something reads, where each dim is a
+    /// value or a name. An output nothing reads (Dropout's mask) gets no inferred entry: runtimes
+    /// disagree on some of those types (tract types an opset-9 mask bool, the spec float), and
+    /// nothing depends on it.
     fn inner_value_info(&self, spec: &SideSpec) -> Vec<ValueInfoProto> {
         let boundary: HashSet<TensorId> =
             spec.inputs.iter().chain(&spec.outputs).copied().collect();
@@ -275,11 +288,10 @@ impl<'a> Emitter<'a> {
                 match declared.get(name.as_str()) {
                     Some(v) => Some((*v).clone()),
                     None if !read => None,
-                    None => self
-                        .shapes
-                        .get(t)
-                        .is_complete()
-                        .then(|| value_info_of(name, self.shapes.get(t))),
+                    None => {
+                        let info = self.shapes.symbolic(t);
+                        says_everything(info).then(|| value_info_of(name, info))
+                    }
                 }
             })
             .collect()
@@ -308,6 +320,30 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
+    /// The source's quantization annotations of the tensors the half declares or computes.
+    fn quantization_annotations(&self, half: &GraphProto) -> Vec<TensorAnnotation> {
+        let names: HashSet<&str> = half
+            .input
+            .iter()
+            .chain(&half.output)
+            .chain(&half.value_info)
+            .map(|v| v.name.as_str())
+            .chain(half.initializer.iter().map(|t| t.name.as_str()))
+            .chain(
+                half.node
+                    .iter()
+                    .flat_map(|n| n.output.iter().map(String::as_str)),
+            )
+            .collect();
+        self.model
+            .graph()
+            .quantization_annotation
+            .iter()
+            .filter(|a| names.contains(a.tensor_name.as_str()))
+            .cloned()
+            .collect()
+    }
+
     fn sparse_initializers(&self, spec: &SideSpec) -> Vec<onnx_protobuf::SparseTensorProto> {
         let wanted: HashSet<&str> = spec
             .initializers
@@ -325,6 +361,36 @@ impl<'a> Emitter<'a> {
             })
             .cloned()
             .collect()
+    }
+}
+
+/// The element type is known and every dimension is a value or a name.
+fn says_everything(info: &TensorInfo) -> bool {
+    info.dtype.is_some()
+        && info
+            .dims
+            .as_ref()
+            .is_some_and(|d| d.iter().all(|d| !matches!(d, Dim::Unknown)))
+}
+
+/// What `declared` says, with `inferred` filling what it leaves open (an unnamed dim, a missing
+/// element type).
+fn completed(declared: &TensorInfo, inferred: &TensorInfo) -> TensorInfo {
+    let dims = match (&declared.dims, &inferred.dims) {
+        (Some(d), Some(i)) if d.len() == i.len() => Some(
+            d.iter()
+                .zip(i)
+                .map(|(d, i)| match d {
+                    Dim::Unknown => i.clone(),
+                    _ => d.clone(),
+                })
+                .collect(),
+        ),
+        (_, i) => i.clone(),
+    };
+    TensorInfo {
+        dtype: inferred.dtype.or(declared.dtype),
+        dims,
     }
 }
 

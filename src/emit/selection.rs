@@ -98,8 +98,15 @@ impl CostLine {
 /// Whether head then tail was checked against the original.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Verification {
-    /// `passed`, `unverified` (tract cannot run it: see `reason`) or `skipped` (--no-verify).
+    /// `passed`, `unverified` (no runtime can run it: see `reason`) or `skipped` (--no-verify).
     pub status: String,
+    /// The runtime that compared the pair with the original: `onnxruntime` or `tract`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verifier: Option<crate::verify::Runtime>,
+    /// The input sizes compared at: the given ones and, for symbolic dimensions, a second
+    /// point (`images=3x3x32x32`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sizes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
     /// Largest absolute difference over the original outputs, when compared.
@@ -111,8 +118,18 @@ impl Verification {
     pub fn skipped() -> Verification {
         Verification {
             status: "skipped".into(),
+            verifier: None,
+            sizes: vec![],
             reason: None,
             max_abs_diff: None,
+        }
+    }
+
+    pub fn unverified(reason: String) -> Verification {
+        Verification {
+            status: "unverified".into(),
+            reason: Some(reason),
+            ..Verification::skipped()
         }
     }
 }
@@ -438,8 +455,16 @@ impl SelectionTable {
             let file = |f: &Option<String>| f.as_ref().map_or("—".into(), |f| format!("`{f}`"));
             let verified = match (&c.verification.status[..], &c.verification.reason) {
                 ("passed", _) => format!(
-                    "passed (max abs diff {:.1e})",
-                    c.verification.max_abs_diff.unwrap_or(0.0)
+                    "passed{} (max abs diff {:.1e}{})",
+                    c.verification
+                        .verifier
+                        .map_or(String::new(), |r| format!(" in {r}")),
+                    c.verification.max_abs_diff.unwrap_or(0.0),
+                    if c.verification.sizes.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; at {}", c.verification.sizes.join("; "))
+                    }
                 ),
                 (s, Some(r)) => format!("{s}: {r}"),
                 (s, None) => s.to_string(),

@@ -33,8 +33,10 @@ pub struct Model {
     pub file_bytes: u64,
 }
 
-/// Oldest and newest IR versions we read. IR 3 is ONNX 1.0-era; IR 13 is what onnx 1.22 writes.
-pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=13;
+/// IR versions we know: IR 3 is ONNX 1.0-era; IR 14 is what onnx 1.23 writes. An older one is
+/// refused (IR 1 and 2 predate opset imports); a newer one is read with a warning, as long as the
+/// protobuf parses: fields we do not know travel into the halves byte for byte.
+pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=14;
 
 impl Model {
     /// Read and validate an ONNX model file.
@@ -55,11 +57,17 @@ impl Model {
         if proto.graph.is_none() || (proto.ir_version == 0 && proto.opset_import.is_empty()) {
             bail!("{shown} is not an ONNX model: it decodes as protobuf but has no graph and no IR version");
         }
-        if !IR_VERSIONS.contains(&proto.ir_version) {
+        if proto.ir_version < *IR_VERSIONS.start() {
             bail!(
-                "{shown} has IR version {}, outside the supported {}..={}",
+                "{shown} has IR version {}, older than the oldest we read ({}); re-export it with a current onnx (onnx.version_converter)",
                 proto.ir_version,
-                IR_VERSIONS.start(),
+                IR_VERSIONS.start()
+            );
+        }
+        if proto.ir_version > *IR_VERSIONS.end() {
+            eprintln!(
+                "warning: {shown} has IR version {}, newer than the newest we know ({}); reading it anyway, and fields we do not know are kept as they are",
+                proto.ir_version,
                 IR_VERSIONS.end()
             );
         }

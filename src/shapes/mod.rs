@@ -54,10 +54,22 @@ impl InputShapes {
     }
 }
 
-/// Per-tensor type and shape, indexed by [`TensorId`].
+/// Per-tensor type and shape, indexed by [`TensorId`], in two forms: concrete, at the sizes given
+/// to the symbolic input dimensions (for sizes and costs), and symbolic, as the tensor is for
+/// every size (for what the emitted halves declare).
 #[derive(Clone, Debug)]
 pub struct ShapeTable {
+    /// Concrete facts at the given sizes. Where sizes were optional and not given
+    /// ([`Sizes::Optional`]), this is the symbolic form: no size is invented.
     pub info: Vec<TensorInfo>,
+    /// The same tensors for every size of the symbolic input dimensions: a dimension is
+    /// `Known` where it does not depend on them, `Symbol` where it is one of them (`batch`), and
+    /// `Unknown` where it varies otherwise (`2*batch`) or could not be found at both sizes.
+    /// Equal to `info` for a model without symbolic inputs.
+    pub symbolic: Vec<TensorInfo>,
+    /// Input sizes, by input name, at which every symbolic dimension differs from `info`'s
+    /// (batch 1 -> 3): the second point verification runs at. `None` without symbolic inputs.
+    pub second_sizes: Option<InputShapes>,
     pub source: Vec<ShapeSource>,
     /// Why tract's analysis could not be used in full, if it could not.
     pub tract_problem: Option<String>,
@@ -68,6 +80,11 @@ pub struct ShapeTable {
 impl ShapeTable {
     pub fn get(&self, t: TensorId) -> &TensorInfo {
         &self.info[t.0]
+    }
+
+    /// The tensor's type and shape for every size of the symbolic inputs.
+    pub fn symbolic(&self, t: TensorId) -> &TensorInfo {
+        &self.symbolic[t.0]
     }
 
     /// Tensors whose dtype or shape is not fully known.
@@ -99,9 +116,21 @@ impl Default for Sources {
     }
 }
 
-/// Infer every tensor's type and shape.
+/// Whether every symbolic input dimension needs a size (`--input-shape`). Costs and plans need
+/// sizes; a split at named tensors needs only types and ranks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Sizes {
+    /// A symbolic input dimension without a given size is an error that names the flag to add.
+    Required,
+    /// Missing sizes are allowed; the concrete table then holds the symbolic form.
+    Optional,
+    /// A missing size is 1 (verification's first point: batch 1).
+    DefaultOne,
+}
+
+/// Infer every tensor's type and shape; every symbolic input dimension must be given a size.
 pub fn infer(model: &Model, graph: &ModelGraph, given: &InputShapes) -> Result<ShapeTable> {
-    infer_from(model, graph, given, Sources::default())
+    infer_with(model, graph, given, Sources::default(), Sizes::Required)
 }
 
 /// Infer every tensor's type and shape from the chosen sources.
@@ -111,17 +140,76 @@ pub fn infer_from(
     given: &InputShapes,
     sources: Sources,
 ) -> Result<ShapeTable> {
+    infer_with(model, graph, given, sources, Sizes::Required)
+}
+
+/// Infer every tensor's type and shape, concrete and symbolic.
+///
+/// The symbolic form is found by running the concrete inference at two points: the given sizes,
+/// and every symbolic input dimension moved to a different size. A dimension equal at both is
+/// concrete; one that moves exactly as an input symbol does is that symbol; any other is left
+/// unnamed. This holds wherever the concrete sources hold (tract, value_info, our rules), which
+/// is further than tract's symbolic analysis reaches (convolutions over symbolic dims, ...).
+pub fn infer_with(
+    model: &Model,
+    graph: &ModelGraph,
+    given: &InputShapes,
+    sources: Sources,
+    sizes: Sizes,
+) -> Result<ShapeTable> {
+    let declared = declared_inputs(model, graph, given)?;
+    let symbols = Symbols::of(&declared, given, sizes)?;
+    let first = symbols.inputs(&declared, given, Point::First);
+    let mut table = infer_at(model, graph, &first, sources);
+    if symbols.is_empty() {
+        table.symbolic = table.info.clone();
+        return Ok(table);
+    }
+    let second_inputs = symbols.inputs(&declared, given, Point::Second);
+    let second = infer_at(model, graph, &second_inputs, sources);
+    table.symbolic = table
+        .info
+        .iter()
+        .zip(&second.info)
+        .map(|(a, b)| symbols.generalise(a, b))
+        .collect();
+    for d in &declared {
+        // A graph input is what it declares, for every size.
+        table.symbolic[d.tensor.0] = d.info.clone();
+    }
+    table.second_sizes = Some(InputShapes(
+        second_inputs
+            .iter()
+            .filter_map(|(&t, info)| Some((graph.tensor(t).name.clone(), info.concrete_dims()?)))
+            .collect(),
+    ));
+    if !symbols.all_given {
+        // Sizes were optional and some were not given: report no invented size.
+        table.info = table.symbolic.clone();
+        table.second_sizes = None;
+    }
+    Ok(table)
+}
+
+/// The concrete inference at one assignment of the graph inputs.
+fn infer_at(
+    model: &Model,
+    graph: &ModelGraph,
+    inputs: &HashMap<TensorId, TensorInfo>,
+    sources: Sources,
+) -> ShapeTable {
     let n = graph.tensors.len();
     let mut table = ShapeTable {
         info: vec![TensorInfo::default(); n],
+        symbolic: vec![],
+        second_sizes: None,
         source: vec![ShapeSource::Unknown; n],
         tract_problem: None,
         conflicts: vec![],
     };
     let g = model.graph();
 
-    let inputs = resolve_inputs(model, graph, given)?;
-    for (&t, info) in &inputs {
+    for (&t, info) in inputs {
         table.set(t, info.clone(), ShapeSource::Declared);
     }
     for init in &g.initializer {
@@ -148,7 +236,7 @@ pub fn infer_from(
     }
 
     if sources.tract {
-        match tract::analyse(model, graph, &inputs) {
+        match tract::analyse(model, graph, inputs) {
             Ok(found) => {
                 let tainted = after_control_flow(graph);
                 for (t, info) in found.facts.into_iter().filter(|(t, _)| !tainted[t.0]) {
@@ -172,8 +260,7 @@ pub fn infer_from(
     if sources.rules {
         rules::apply(model, graph, &mut table);
     }
-
-    Ok(table)
+    table
 }
 
 impl ShapeTable {
@@ -228,13 +315,22 @@ fn after_control_flow(graph: &ModelGraph) -> Vec<bool> {
     tainted
 }
 
-/// Graph inputs with `--input-shape` applied. A dimension still symbolic is an error that names the
-/// input and shows the flag to add: sizes of everything downstream depend on it.
-fn resolve_inputs(
+/// A graph input as the model declares it.
+struct DeclaredInput {
+    tensor: TensorId,
+    name: String,
+    info: TensorInfo,
+    /// A tensor type (not a sequence, map or optional): only these need shapes.
+    is_tensor: bool,
+}
+
+/// The graph inputs' declarations, with every `--input-shape` checked: it must name a graph
+/// input and agree with the declared rank and concrete dimensions.
+fn declared_inputs(
     model: &Model,
     graph: &ModelGraph,
     given: &InputShapes,
-) -> Result<HashMap<TensorId, TensorInfo>> {
+) -> Result<Vec<DeclaredInput>> {
     let declared: HashMap<&str, &ValueInfoProto> = model
         .graph()
         .input
@@ -257,64 +353,187 @@ fn resolve_inputs(
             );
         }
     }
-    let mut out = HashMap::new();
+    let mut out = vec![];
     for &t in &graph.inputs {
-        let name = &graph.tensor(t).name;
-        let mut info = declared
-            .get(name.as_str())
-            .map(|v| info_from_type(&v.type_))
-            .unwrap_or_default();
-        let is_tensor = declared.get(name.as_str()).is_some_and(|v| {
+        let name = graph.tensor(t).name.clone();
+        let decl = declared.get(name.as_str());
+        let info = decl.map(|v| info_from_type(&v.type_)).unwrap_or_default();
+        let is_tensor = decl.is_some_and(|v| {
             matches!(
                 v.type_.as_ref().and_then(|t| t.value.as_ref()),
                 Some(type_proto::Value::TensorType(_))
             )
         });
-        if let Some(dims) = given.0.get(name) {
-            if let Some(decl) = &info.dims {
-                let compatible = decl.len() == dims.len()
-                    && decl
-                        .iter()
-                        .zip(dims)
-                        .all(|(d, v)| !matches!(d, Dim::Known(k) if k != v));
-                if !compatible {
-                    bail!(
-                        "--input-shape {name}={}: the model declares `{name}` as {}",
-                        dims.iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join("x"),
-                        info.shape_string()
-                    );
-                }
-            }
-            info.dims = Some(dims.iter().map(|&d| Dim::Known(d)).collect());
-        } else if is_tensor {
-            if let Some(dims) = &info.dims {
-                if let Some(sym) = dims.iter().find(|d| !matches!(d, Dim::Known(_))) {
-                    let example: Vec<String> = dims
-                        .iter()
-                        .map(|d| {
-                            if let Dim::Known(v) = d {
-                                v.to_string()
-                            } else {
-                                "1".into()
-                            }
-                        })
-                        .collect();
-                    bail!(
-                        "input `{name}` has symbolic dimension `{sym}` (shape {}); give it a size with --input-shape {name}={}",
-                        info.shape_string(),
-                        example.join("x")
-                    );
-                }
-            } else {
-                bail!("input `{name}` has no declared shape; give it one with --input-shape {name}=DIMS");
+        if let (Some(dims), Some(decl)) = (given.0.get(&name), &info.dims) {
+            let compatible = decl.len() == dims.len()
+                && decl
+                    .iter()
+                    .zip(dims)
+                    .all(|(d, v)| !matches!(d, Dim::Known(k) if k != v));
+            if !compatible {
+                bail!(
+                    "--input-shape {name}={}: the model declares `{name}` as {}",
+                    dims.iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join("x"),
+                    info.shape_string()
+                );
             }
         }
-        out.insert(t, info);
+        out.push(DeclaredInput {
+            tensor: t,
+            name,
+            info,
+            is_tensor,
+        });
     }
     Ok(out)
+}
+
+/// Which of the two inference points an assignment is for.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Point {
+    /// The given sizes (1 where sizes are optional and not given).
+    First,
+    /// Every symbolic dimension moved to another size.
+    Second,
+}
+
+/// The symbolic dimensions of the graph inputs, and their size at each point.
+struct Symbols {
+    /// (key, first size, second size). The key is the `dim_param`, or `?input:axis` for an
+    /// unnamed dimension (which has a size of its own and names nothing downstream).
+    sizes: Vec<(String, u64, u64)>,
+    /// Every symbolic dimension was given a size.
+    all_given: bool,
+}
+
+impl Symbols {
+    fn of(declared: &[DeclaredInput], given: &InputShapes, sizes: Sizes) -> Result<Symbols> {
+        let mut symbols = Symbols {
+            sizes: vec![],
+            all_given: true,
+        };
+        for d in declared.iter().filter(|d| d.is_tensor) {
+            let given_dims = given.0.get(&d.name);
+            let Some(dims) = &d.info.dims else {
+                if given_dims.is_none() && sizes != Sizes::Optional {
+                    bail!(
+                        "input `{}` has no declared shape; give it one with --input-shape {}=DIMS",
+                        d.name,
+                        d.name
+                    );
+                }
+                continue;
+            };
+            for (axis, dim) in dims.iter().enumerate() {
+                if matches!(dim, Dim::Known(_)) {
+                    continue;
+                }
+                let key = Symbols::key(&d.name, axis, dim);
+                let first = match given_dims {
+                    Some(g) => g[axis],
+                    None if sizes == Sizes::Required => {
+                        let example: Vec<String> = dims
+                            .iter()
+                            .map(|d| match d {
+                                Dim::Known(v) => v.to_string(),
+                                _ => "1".into(),
+                            })
+                            .collect();
+                        bail!(
+                            "input `{}` has symbolic dimension `{dim}` (shape {}); give it a size with --input-shape {}={}",
+                            d.name,
+                            d.info.shape_string(),
+                            d.name,
+                            example.join("x")
+                        );
+                    }
+                    None => {
+                        symbols.all_given &= sizes == Sizes::DefaultOne;
+                        1
+                    }
+                };
+                if !symbols.sizes.iter().any(|s| s.0 == key) {
+                    // Distinct second sizes keep two symbols of equal first size apart.
+                    let second = first + 2 + symbols.sizes.len() as u64;
+                    symbols.sizes.push((key, first, second));
+                }
+            }
+        }
+        Ok(symbols)
+    }
+
+    fn key(input: &str, axis: usize, dim: &Dim) -> String {
+        match dim {
+            Dim::Symbol(s) => s.clone(),
+            _ => format!("?{input}:{axis}"),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
+    /// The graph inputs at one point: given dims where given (at the first point), each
+    /// symbolic dimension at that point's size.
+    fn inputs(
+        &self,
+        declared: &[DeclaredInput],
+        given: &InputShapes,
+        point: Point,
+    ) -> HashMap<TensorId, TensorInfo> {
+        let mut out = HashMap::new();
+        for d in declared {
+            let mut info = d.info.clone();
+            if let Some(dims) = &mut info.dims {
+                for (axis, dim) in dims.iter_mut().enumerate() {
+                    if matches!(dim, Dim::Known(_)) {
+                        continue;
+                    }
+                    let key = Symbols::key(&d.name, axis, dim);
+                    if let Some(&(_, first, second)) = self.sizes.iter().find(|s| s.0 == key) {
+                        let first = given.0.get(&d.name).map_or(first, |g| g[axis]);
+                        *dim = Dim::Known(if point == Point::First { first } else { second });
+                    }
+                }
+            } else if let Some(g) = given.0.get(&d.name) {
+                // No declared shape, so nothing to generalise: the given one at both points.
+                info.dims = Some(g.iter().map(|&v| Dim::Known(v)).collect());
+            }
+            out.insert(d.tensor, info);
+        }
+        out
+    }
+
+    /// What a tensor is for every size, from its facts at the two points.
+    fn generalise(&self, first: &TensorInfo, second: &TensorInfo) -> TensorInfo {
+        let dims = match (&first.dims, &second.dims) {
+            (Some(a), Some(b)) if a.len() == b.len() => Some(
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| match (x, y) {
+                        (Dim::Known(x), Dim::Known(y)) if x == y => Dim::Known(*x),
+                        (Dim::Known(x), Dim::Known(y)) => self
+                            .sizes
+                            .iter()
+                            .find(|s| (s.1, s.2) == (*x, *y) && !s.0.starts_with('?'))
+                            .map_or(Dim::Unknown, |s| Dim::Symbol(s.0.clone())),
+                        (Dim::Symbol(p), Dim::Symbol(q)) if p == q => x.clone(),
+                        _ => Dim::Unknown,
+                    })
+                    .collect(),
+            ),
+            // The rank is known at the given sizes only: keep it, name no dimension.
+            (Some(a), _) => Some(vec![Dim::Unknown; a.len()]),
+            (None, _) => None,
+        };
+        TensorInfo {
+            dtype: first.dtype.or(second.dtype),
+            dims,
+        }
+    }
 }
 
 /// What an ONNX `TypeProto` says about a tensor (non-tensor types give nothing).

@@ -94,7 +94,18 @@ fn analysis_model(
         name: src.name.clone(),
         node: src.node.clone(),
         output: src.output.clone(),
-        value_info: src.value_info.clone(),
+        // Only concrete value_info: tract cannot unify a symbolic one (`N x 8`) with the
+        // concrete inputs it is given, and would lose the facts downstream of it.
+        value_info: src
+            .value_info
+            .iter()
+            .filter(|v| {
+                crate::shapes::info_from_type(&v.type_)
+                    .dims
+                    .is_none_or(|d| d.iter().all(|d| matches!(d, Dim::Known(_))))
+            })
+            .cloned()
+            .collect(),
         sparse_initializer: src.sparse_initializer.clone(),
         ..Default::default()
     };

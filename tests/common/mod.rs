@@ -54,12 +54,22 @@ pub fn dims(a: &Analysis, name: &str) -> Vec<u64> {
 }
 
 /// Run the nsplit binary.
+/// Run the nsplit binary from the repository root. It finds onnxruntime (its verifier) through
+/// the same Python the tests use.
 pub fn nsplit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nsplit"))
-        .args(args)
+    nsplit_with_env(args, &[])
+}
+
+/// Run the nsplit binary with extra environment variables.
+pub fn nsplit_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsplit"));
+    cmd.args(args)
         .current_dir(root())
-        .output()
-        .expect("run nsplit")
+        .env("NSPLIT_PYTHON", python());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run nsplit")
 }
 
 /// Compare `actual` with the golden file byte for byte; `UPDATE_GOLDEN=1` rewrites it instead.
@@ -194,7 +204,7 @@ pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f6
             .check(head, tail, &opts)
             .map_err(|e| format!("prefix {k}: {e:#}"))?
         {
-            Outcome::Compared(diffs) => {
+            Outcome::Compared { diffs, .. } => {
                 for d in diffs {
                     if !d.ok {
                         return Err(format!(
@@ -326,4 +336,51 @@ pub fn input_shapes(model: &Path) -> Vec<String> {
         out.push(format!("{}={}", vi.name, dims.join("x")));
     }
     out
+}
+
+/// Whether this run is CI's (`CI` set to anything but empty, `0` or `false`): there a missing
+/// tool is a broken set-up, never a reason to skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The Python that the checks with the official tools use: `$NSPLIT_PYTHON`, else the
+/// repository's `.venv/bin/python`, else `python3`.
+pub fn python() -> String {
+    if let Some(p) = std::env::var_os("NSPLIT_PYTHON") {
+        return p.to_string_lossy().into_owned();
+    }
+    let venv = root().join(".venv/bin/python");
+    if venv.exists() {
+        return venv.to_string_lossy().into_owned();
+    }
+    "python3".into()
+}
+
+/// `python()` when it can import onnx, onnxruntime and numpy. When it cannot, `what` (the check
+/// that needs them) is skipped with a loud message, or, under CI, the test fails: CI installs
+/// these tools (`.ci/run`), so their absence there is a broken set-up.
+pub fn python_tools(what: &str) -> Option<String> {
+    let py = python();
+    let probe = Command::new(&py)
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output();
+    let why = match probe {
+        Ok(o) if o.status.success() => return Some(py),
+        Ok(o) => format!(
+            "{py} cannot import onnx, onnxruntime and numpy: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        Err(e) => format!("cannot run {py}: {e}"),
+    };
+    let fix = "python3 -m venv .venv && .venv/bin/pip install -r scripts/requirements.txt \
+               (or set NSPLIT_PYTHON)";
+    if in_ci() {
+        panic!("CI is set but {why}; {what} cannot run. Install the tools: {fix}");
+    }
+    eprintln!("\n*** SKIPPED: {what}: {why}. Install the tools: {fix} ***\n");
+    None
 }

@@ -1,0 +1,488 @@
+//! Stage 7, **verify**: run the original and head-then-tail on the same seeded random inputs and
+//! compare every original output, in onnxruntime (what inference servers run) where it is
+//! installed, else in tract.
+//!
+//! A model with symbolic input dimensions is checked at two points: the sizes given (batch 1 by
+//! default) and every symbolic dimension moved to another size (batch 3), so a half that froze a
+//! dimension fails. Inputs: floats uniform in [-1, 1); integers in {0, 1} (a safe range for
+//! indices and ids); booleans true (masks keep everything). A model the runtime cannot load or
+//! run is reported as [`Outcome::Unverifiable`], distinct from a mismatch.
+
+mod onnxruntime;
+mod tract;
+
+use crate::shapes::{InputShapes, Sizes};
+use crate::tensor::DType;
+use crate::Analysis;
+use anyhow::{anyhow, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use tract_onnx::prelude::*;
+
+/// Exit code of `nsplit verify` when no runtime can run the models.
+pub const EXIT_UNVERIFIABLE: u8 = 3;
+
+/// Which runtime checks the halves (`--verifier`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Verifier {
+    /// onnxruntime where it is installed and runs the model, else tract.
+    #[default]
+    Auto,
+    /// onnxruntime only (`$ORT_DYLIB_PATH`, or the Python onnxruntime package).
+    Onnxruntime,
+    /// tract only.
+    Tract,
+}
+
+/// A runtime that ran a check.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Onnxruntime,
+    Tract,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Onnxruntime => "onnxruntime",
+            Runtime::Tract => "tract",
+        }
+    }
+
+    /// Run one model, feeding the inputs it declares from `values` by name.
+    pub fn run(
+        self,
+        path: &Path,
+        values: &HashMap<String, Tensor>,
+    ) -> Result<HashMap<String, Tensor>> {
+        match self {
+            Runtime::Onnxruntime => onnxruntime::run(path, values),
+            Runtime::Tract => tract::run(path, values),
+        }
+    }
+
+    /// The runtimes `verifier` tries, in order, with why each unavailable one is left out.
+    fn candidates(verifier: Verifier) -> (Vec<Runtime>, Vec<String>) {
+        let wanted = match verifier {
+            Verifier::Auto => vec![Runtime::Onnxruntime, Runtime::Tract],
+            Verifier::Onnxruntime => vec![Runtime::Onnxruntime],
+            Verifier::Tract => vec![Runtime::Tract],
+        };
+        let mut problems = vec![];
+        let usable = wanted
+            .into_iter()
+            .filter(|r| match r {
+                Runtime::Onnxruntime => onnxruntime::available()
+                    .map_err(|why| problems.push(format!("onnxruntime is not available: {why}")))
+                    .is_ok(),
+                Runtime::Tract => true,
+            })
+            .collect();
+        (usable, problems)
+    }
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where onnxruntime was loaded from, or why it cannot be.
+pub fn onnxruntime_library() -> std::result::Result<std::path::PathBuf, String> {
+    onnxruntime::available()
+}
+
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    pub input_shapes: InputShapes,
+    pub seed: u64,
+    pub rtol: f64,
+    pub atol: f64,
+    pub verifier: Verifier,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            input_shapes: InputShapes::default(),
+            seed: 0,
+            rtol: 1e-4,
+            atol: 1e-5,
+            verifier: Verifier::Auto,
+        }
+    }
+}
+
+/// How one output of head-then-tail compares with the original's, at one point.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputDiff {
+    pub name: String,
+    /// The input sizes of the point (`images=3x3x32x32`).
+    pub sizes: String,
+    pub elements: usize,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    /// Every element within `atol + rtol * |original|` (and shapes equal).
+    pub ok: bool,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// Compared every original output at every point.
+    Compared {
+        runtime: Runtime,
+        diffs: Vec<OutputDiff>,
+        /// Points the original itself does not run at (a model whose symbolic dimension only
+        /// takes some sizes), with the reason: reported, not failed.
+        skipped: Vec<String>,
+    },
+    /// No runtime could run a model; the reason.
+    Unverifiable(String),
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Compared { diffs, .. } if diffs.iter().all(|d| d.ok))
+    }
+
+    /// The points compared, in order (`images=1x3x32x32`, `images=3x3x32x32`).
+    pub fn points(&self) -> Vec<String> {
+        let mut points: Vec<String> = vec![];
+        if let Outcome::Compared { diffs, .. } = self {
+            for d in diffs {
+                if !points.contains(&d.sizes) {
+                    points.push(d.sizes.clone());
+                }
+            }
+        }
+        points
+    }
+
+    /// Largest absolute difference over every output and point, when compared.
+    pub fn max_abs(&self) -> Option<f64> {
+        match self {
+            Outcome::Compared { diffs, .. } => diffs.iter().map(|d| d.max_abs).reduce(f64::max),
+            Outcome::Unverifiable(_) => None,
+        }
+    }
+
+    /// One line per output and point, for people.
+    pub fn to_text(&self) -> String {
+        match self {
+            Outcome::Unverifiable(why) => format!("unverified: {why}\n"),
+            Outcome::Compared {
+                runtime,
+                diffs,
+                skipped,
+            } => {
+                let mut out = format!("compared in {runtime} at {}\n", self.points().join("; "));
+                for d in diffs {
+                    out += &format!(
+                        "{}  {}  max abs {:.3e}  max rel {:.3e}  ({} elements, {})\n",
+                        if d.ok { "ok      " } else { "MISMATCH" },
+                        d.name,
+                        d.max_abs,
+                        d.max_rel,
+                        d.elements,
+                        d.sizes
+                    );
+                }
+                for s in skipped {
+                    out += &format!("not compared at {s}\n");
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Run `original`, and `head` then `tail` (either may be absent for all-cloud / all-mobile), and
+/// compare. A symbolic input dimension without a given size is checked at 1 and at 3. Errors
+/// are problems with the inputs themselves (unreadable model, bad shapes).
+pub fn verify(
+    original: &Path,
+    head: Option<&Path>,
+    tail: Option<&Path>,
+    opts: &VerifyOptions,
+) -> Result<Outcome> {
+    let analysis = Analysis::run_with(original, &opts.input_shapes, Sizes::DefaultOne)?;
+    Ok(match Reference::new(&analysis, opts)? {
+        Ok(reference) => reference.check(head, tail, opts)?,
+        Err(why) => Outcome::Unverifiable(why),
+    })
+}
+
+/// The original's inputs and outputs at one point.
+pub struct Point {
+    /// The input sizes (`images=1x3x32x32`).
+    pub sizes: String,
+    pub inputs: HashMap<String, Tensor>,
+    pub expected: HashMap<String, Tensor>,
+}
+
+/// The original's outputs, computed once per point and compared with any number of pairs.
+pub struct Reference {
+    pub runtime: Runtime,
+    pub points: Vec<Point>,
+    /// Points the original does not run at, with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl Reference {
+    /// Run the original on seeded random inputs at each point, in the first runtime that can;
+    /// `Ok(Err(why))` when none can.
+    pub fn new(
+        analysis: &Analysis,
+        opts: &VerifyOptions,
+    ) -> Result<std::result::Result<Reference, String>> {
+        let (runtimes, mut problems) = Runtime::candidates(opts.verifier);
+        for runtime in runtimes {
+            match Reference::in_runtime(analysis, opts, runtime)? {
+                Ok(r) => return Ok(Ok(r)),
+                Err(why) => problems.push(why),
+            }
+        }
+        Ok(Err(problems.join("; ")))
+    }
+
+    fn in_runtime(
+        analysis: &Analysis,
+        opts: &VerifyOptions,
+        runtime: Runtime,
+    ) -> Result<std::result::Result<Reference, String>> {
+        let original = &analysis.model.path;
+        let mut reference = Reference {
+            runtime,
+            points: vec![],
+            skipped: vec![],
+        };
+        let second = analysis.shapes.second_sizes.as_ref();
+        for (k, sizes) in [None, second].into_iter().enumerate() {
+            if k > 0 && sizes.is_none() {
+                continue;
+            }
+            let inputs = random_inputs_at(analysis, sizes, opts.seed + k as u64)?;
+            let label = sizes_label(analysis, &inputs);
+            match runtime.run(original, &inputs) {
+                Ok(mut expected) => {
+                    expected.retain(|name, _| analysis.graph.tensor_id(name).is_some());
+                    reference.points.push(Point {
+                        sizes: label,
+                        inputs,
+                        expected,
+                    });
+                }
+                Err(e) if k == 0 => {
+                    return Ok(Err(format!(
+                        "{runtime} cannot run {}: {e:#}",
+                        original.display()
+                    )))
+                }
+                Err(e) => reference.skipped.push(format!(
+                    "{label}: {runtime} cannot run the original there: {e:#}"
+                )),
+            }
+        }
+        Ok(Ok(reference))
+    }
+
+    /// Run head then tail on the reference inputs at each point and compare every original
+    /// output.
+    pub fn check(
+        &self,
+        head: Option<&Path>,
+        tail: Option<&Path>,
+        opts: &VerifyOptions,
+    ) -> Result<Outcome> {
+        let runtime = self.runtime;
+        let mut diffs = vec![];
+        for point in &self.points {
+            let mut values = point.inputs.clone();
+            for half in [head, tail].into_iter().flatten() {
+                match runtime.run(half, &values) {
+                    Ok(out) => values.extend(out),
+                    Err(e) => {
+                        return Ok(Outcome::Unverifiable(format!(
+                            "{runtime} runs the original at {} but not {}: {e:#}",
+                            point.sizes,
+                            half.display()
+                        )))
+                    }
+                }
+            }
+            let mut at_point = vec![];
+            for (name, want) in &point.expected {
+                let got = values
+                    .get(name)
+                    .ok_or_else(|| anyhow!("no half computes the original output `{name}`"))?;
+                at_point.push(compare(name, &point.sizes, want, got, opts)?);
+            }
+            at_point.sort_by(|a, b| a.name.cmp(&b.name));
+            diffs.extend(at_point);
+        }
+        Ok(Outcome::Compared {
+            runtime,
+            diffs,
+            skipped: self.skipped.clone(),
+        })
+    }
+}
+
+/// `name=dims` of every input, in the graph's order.
+fn sizes_label(a: &Analysis, inputs: &HashMap<String, Tensor>) -> String {
+    a.graph
+        .inputs
+        .iter()
+        .filter_map(|&t| {
+            let name = &a.graph.tensor(t).name;
+            let v = inputs.get(name)?;
+            let dims: Vec<String> = v.shape().iter().map(usize::to_string).collect();
+            Some(format!(
+                "{name}={}",
+                if dims.is_empty() {
+                    "scalar".into()
+                } else {
+                    dims.join("x")
+                }
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Seeded random values for the original model's inputs, at their analysed shapes.
+pub fn random_inputs(a: &Analysis, seed: u64) -> Result<HashMap<String, Tensor>> {
+    random_inputs_at(a, None, seed)
+}
+
+/// Seeded random values for the original model's inputs, at `sizes` where it names the input,
+/// else at the analysed shapes.
+pub fn random_inputs_at(
+    a: &Analysis,
+    sizes: Option<&InputShapes>,
+    seed: u64,
+) -> Result<HashMap<String, Tensor>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = HashMap::new();
+    for &t in &a.graph.inputs {
+        let name = &a.graph.tensor(t).name;
+        let info = a.shapes.get(t);
+        let dims: Vec<usize> = sizes
+            .and_then(|s| s.0.get(name).cloned())
+            .or_else(|| info.concrete_dims())
+            .ok_or_else(|| {
+                anyhow!("input `{name}` has no concrete shape; give one with --input-shape")
+            })?
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        let n: usize = dims.iter().product();
+        let dtype = info
+            .dtype
+            .ok_or_else(|| anyhow!("input `{name}` has no element type"))?;
+        let ints = |rng: &mut ChaCha8Rng| {
+            (0..n)
+                .map(|_| rng.random_range(0..2i64))
+                .collect::<Vec<i64>>()
+        };
+        let tensor = match dtype {
+            DType::FLOAT => Tensor::from_shape(
+                &dims,
+                &(0..n)
+                    .map(|_| rng.random_range(-1.0f32..1.0))
+                    .collect::<Vec<_>>(),
+            )?,
+            DType::DOUBLE => Tensor::from_shape(
+                &dims,
+                &(0..n)
+                    .map(|_| rng.random_range(-1.0f64..1.0))
+                    .collect::<Vec<_>>(),
+            )?,
+            DType::FLOAT16 => Tensor::from_shape(
+                &dims,
+                &(0..n)
+                    .map(|_| rng.random_range(-1.0f32..1.0))
+                    .collect::<Vec<_>>(),
+            )?
+            .cast_to::<f16>()?
+            .into_owned(),
+            DType::BOOL => Tensor::from_shape(&dims, &vec![true; n])?,
+            DType::INT64 => Tensor::from_shape(&dims, &ints(&mut rng))?,
+            DType::INT32 => Tensor::from_shape(
+                &dims,
+                &ints(&mut rng).iter().map(|&v| v as i32).collect::<Vec<_>>(),
+            )?,
+            DType::INT8 => Tensor::from_shape(
+                &dims,
+                &ints(&mut rng).iter().map(|&v| v as i8).collect::<Vec<_>>(),
+            )?,
+            DType::UINT8 => Tensor::from_shape(
+                &dims,
+                &ints(&mut rng).iter().map(|&v| v as u8).collect::<Vec<_>>(),
+            )?,
+            other => anyhow::bail!("input `{name}`: cannot make random values of type {other}"),
+        };
+        out.insert(name.clone(), tensor);
+    }
+    Ok(out)
+}
+
+fn compare(
+    name: &str,
+    sizes: &str,
+    want: &Tensor,
+    got: &Tensor,
+    opts: &VerifyOptions,
+) -> Result<OutputDiff> {
+    let elements = want.len();
+    if want.shape() != got.shape() {
+        return Ok(OutputDiff {
+            name: name.into(),
+            sizes: sizes.into(),
+            elements,
+            max_abs: f64::INFINITY,
+            max_rel: f64::INFINITY,
+            ok: false,
+        });
+    }
+    if want.datum_type() == String::datum_type() {
+        let ok = want == got;
+        let d = if ok { 0.0 } else { f64::INFINITY };
+        return Ok(OutputDiff {
+            name: name.into(),
+            sizes: sizes.into(),
+            elements,
+            max_abs: d,
+            max_rel: d,
+            ok,
+        });
+    }
+    let (w, g) = (want.cast_to::<f64>()?, got.cast_to::<f64>()?);
+    let (w, g) = (
+        w.to_plain_array_view::<f64>()?,
+        g.to_plain_array_view::<f64>()?,
+    );
+    let (mut max_abs, mut max_rel, mut ok) = (0f64, 0f64, true);
+    for (a, b) in w.iter().zip(g.iter()) {
+        if a.is_nan() && b.is_nan() || a == b {
+            continue;
+        }
+        let diff = (a - b).abs();
+        max_abs = max_abs.max(diff);
+        max_rel = max_rel.max(diff / a.abs().max(f64::MIN_POSITIVE));
+        ok &= diff <= opts.atol + opts.rtol * a.abs();
+    }
+    Ok(OutputDiff {
+        name: name.into(),
+        sizes: sizes.into(),
+        elements,
+        max_abs,
+        max_rel,
+        ok,
+    })
+}

@@ -1,0 +1,52 @@
+//! Running models in tract, the verifier where onnxruntime is not installed.
+
+use anyhow::{anyhow, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tract_onnx::prelude::*;
+
+/// Run one model with tract, feeding the inputs it declares from `values` by name.
+pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    let path = path.to_path_buf();
+    let values = values.clone();
+    // tract can panic on models it does not support; that is "cannot run", not a crash.
+    crate::guard::contain(move || -> Result<HashMap<String, Tensor>> {
+        // value_info may name symbolic dims (`N`) that tract cannot unify with the concrete
+        // inputs it is given; the facts it needs follow from the inputs.
+        let mut model = tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .model_for_path(&path)?;
+        let input_names: Vec<String> = model
+            .input_outlets()?
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect();
+        let mut feed = tvec![];
+        for (ix, name) in input_names.iter().enumerate() {
+            let v = values
+                .get(name)
+                .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
+            model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
+            feed.push(v.clone().into_tvalue());
+        }
+        let output_names: Vec<String> = model
+            .output_outlets()?
+            .iter()
+            .map(|&o| {
+                model
+                    .outlet_label(o)
+                    .map(String::from)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
+            .collect();
+        // Decluttered, not optimised: a check runs each model once, and tract's optimiser can
+        // take minutes on a large model (DeepFace: 537 s) for a run of a second.
+        let plan = model.into_typed()?.into_decluttered()?.into_runnable()?;
+        let outputs = plan.run(feed)?;
+        Ok(output_names
+            .into_iter()
+            .zip(outputs.into_iter().map(|v| v.into_tensor()))
+            .collect())
+    })
+    .unwrap_or_else(|panic| Err(anyhow!("tract panicked: {panic}")))
+}
