@@ -12,9 +12,9 @@ bfloat16: rtol 1e-3, atol 1e-3, i.e. one unit in the last place, as the onnx bac
 other types exactly).
 With "points" (a model with symbolic input dims), the pair is composed at each point (e.g. batch 1
 and batch 3), and every input and output a half declares is checked against the shapes seen:
-a dim_value must equal the size at every point (a frozen dim fails), and a dim whose size moves
-exactly as one symbolic input dim of the original (1 -> 3 as `batch`) must be declared as that
-dim_param.
+a dim_value must equal the size at every point (a frozen dim fails), a dim whose size moves
+exactly as one symbolic input dim of the original (2 -> 5 as `batch`) must be declared as that
+dim_param, and a dim declared as one of the original's dim_params must have its sizes.
 Cases whose original does not run in onnxruntime are counted as such, not as failures.
 Prints a summary line "N passed, N failed" and exits non-zero on any failure.
 """
@@ -140,6 +140,8 @@ def check_declarations(half_path, seen, symbols):
             named = [n for n, v in symbols.items() if v == sizes]
             if kind == "value" and any(v != value for v in sizes):
                 problems.append(f"{vi.name} axis {axis}: declared {value}, ran at {sizes} (frozen)")
+            elif kind == "param" and value in symbols and symbols[value] != sizes:
+                problems.append(f"{vi.name} axis {axis}: declared `{value}` {symbols[value]}, ran at {sizes}")
             elif len(set(sizes)) > 1 and len(named) == 1 and (kind, value) != ("param", named[0]):
                 problems.append(f"{vi.name} axis {axis}: moves as `{named[0]}` {sizes} but is declared {kind} {value}")
     return problems

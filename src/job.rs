@@ -108,8 +108,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
                         status: "passed".into(),
                         verifier: Some(reference.runtime),
                         sizes: o.points(),
-                        reason: (!reference.skipped.is_empty())
-                            .then(|| format!("not compared at {}", reference.skipped.join("; "))),
+                        reason: (!o.notes().is_empty()).then(|| o.notes().join("; ")),
                         max_abs_diff: o.max_abs(),
                     },
                     o => bail!(

@@ -42,11 +42,12 @@ The user guide is docs/user-guide.md in the source repository.";
 /// phone and on the server and its phone energy (device profiles), chooses the best cut for each
 /// network (bandwidth bucket) and the exact bandwidths where the best cut changes, writes a
 /// matched head/tail pair of ONNX files for every distinct chosen cut, checks each pair against
-/// the original with tract, and writes the selection table.
+/// the original (in onnxruntime where it is installed, else tract), and writes the selection
+/// table.
 ///
 /// Results for programs go to files or stdout as JSON; messages for people go to stderr.
 /// Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error, 3 (verify only)
-/// tract cannot run the models.
+/// no runtime can run the original.
 #[derive(Parser)]
 #[command(
     name = "nsplit",
@@ -233,12 +234,14 @@ enum Command {
     /// difference of every original output. Give `-` for a half that does not exist
     /// (all-cloud or all-mobile). Symbolic input dimensions are checked at two sizes: those
     /// given with --input-shape (1 where none is given) and each moved by two or more (batch 1
-    /// and 3), so a half that froze a dimension fails.
+    /// and 3), so a half that froze a dimension fails. Give sizes for symbolic spatial dims (a
+    /// convolution's input of 1x1 has no output to compare).
     ///
     /// onnxruntime is loaded from $ORT_DYLIB_PATH, else from the Python onnxruntime package of
     /// $NSPLIT_PYTHON, $VIRTUAL_ENV or python3 (pip install onnxruntime). Exit code 0 when every
-    /// element is within atol + rtol x |original|, 1 on a mismatch or bad input, 3 when no
-    /// runtime can run the models.
+    /// element is within atol + rtol x |original|, 1 on a mismatch, when the runtime refuses a
+    /// half it should run (a frozen dimension, a missing input) or on bad input, 3 when no
+    /// runtime can run the original.
     Verify {
         original: PathBuf,
         /// The head model, or `-` if there is none.

@@ -485,8 +485,9 @@ fn main_job_halves_keep_the_batch_symbol_and_are_checked_at_two_batches() {
     assert!(tails > 0, "{table}");
 }
 
-/// A model saved by the current onnx release (IR 14, node and graph metadata_props that our
-/// protobuf schema does not know) loads, splits, keeps those fields byte for byte, and verifies.
+/// A model saved by the current onnx release (IR 14; node and graph metadata_props; a model
+/// `configuration` and node `device_configurations`, which our protobuf schema does not know)
+/// loads, splits, keeps all of them byte for byte in the halves, and verifies.
 #[test]
 fn current_onnx_model_splits_and_keeps_unknown_fields() {
     let src = load(&fixture("onnx_current.onnx"));
@@ -523,10 +524,26 @@ fn current_onnx_model_splits_and_keeps_unknown_fields() {
         has(&tail_bytes, "node-meta-fc2"),
         "tail lost fc2's metadata"
     );
+    assert!(
+        has(&head_bytes, "device-config-relu"),
+        "head lost a node's unknown field"
+    );
+    assert!(
+        has(&tail_bytes, "device-config-fc2"),
+        "tail lost a node's unknown field"
+    );
+    assert!(
+        !has(&tail_bytes, "device-config-relu"),
+        "a node's field went to the wrong half"
+    );
     for bytes in [&head_bytes, &tail_bytes] {
         assert!(
             has(bytes, "graph-meta-onnx-current"),
             "a half lost the graph's metadata"
+        );
+        assert!(
+            has(bytes, "nsplit-test-config"),
+            "a half lost the model's unknown field"
         );
         assert_eq!(
             ModelProto::parse_from_bytes(bytes).unwrap().ir_version,

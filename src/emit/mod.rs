@@ -230,12 +230,6 @@ impl<'a> Emitter<'a> {
             .chain(&g.value_info)
             .find(|v| &v.name == name);
         let inferred = self.shapes.symbolic(t);
-        let as_declared = |v: &ValueInfoProto| ValueInfoProto {
-            name: name.clone(),
-            type_: v.type_.clone(),
-            doc_string: v.doc_string.clone(),
-            ..Default::default()
-        };
         let Some(v) = declared else {
             if inferred.dtype.is_none() || inferred.dims.is_none() {
                 bail!(
@@ -245,22 +239,32 @@ impl<'a> Emitter<'a> {
             }
             return Ok(value_info_of(name, inferred));
         };
-        let info = crate::shapes::info_from_type(&v.type_);
+        if self.graph.inputs.contains(&t) {
+            return Ok(v.clone());
+        }
+        Ok(self.restated(v, t))
+    }
+
+    /// A declaration of the original, its type completed from the symbolic inferred one: an
+    /// unnamed dim gets the inferred name or value, and a value where the inferred dim moves
+    /// with an input symbol (a declaration left from export at batch 1) becomes that symbol.
+    /// Everything else of the declaration (doc string, metadata, unknown fields) is kept.
+    fn restated(&self, v: &ValueInfoProto, t: TensorId) -> ValueInfoProto {
         let is_tensor = matches!(
             v.type_.as_ref().and_then(|t| t.value.as_ref()),
             Some(type_proto::Value::TensorType(_))
         );
-        if !is_tensor
-            || self.graph.inputs.contains(&t)
-            || says_everything(&info)
-            || inferred.dtype.is_none()
-            || inferred.dims.is_none()
-        {
-            return Ok(as_declared(v));
+        let inferred = self.shapes.symbolic(t);
+        if !is_tensor || inferred.dtype.is_none() || inferred.dims.is_none() {
+            return v.clone();
         }
-        let mut vi = value_info_of(name, &completed(&info, inferred));
-        vi.doc_string = v.doc_string.clone();
-        Ok(vi)
+        let info = crate::shapes::info_from_type(&v.type_);
+        let completed = completed(&info, inferred);
+        let mut vi = v.clone();
+        if completed != info {
+            vi.type_ = value_info_of(&v.name, &completed).type_;
+        }
+        vi
     }
 
     /// value_info of the tensors computed inside the side: the model's own entries, and our
@@ -286,7 +290,7 @@ impl<'a> Emitter<'a> {
                 let name = &self.graph.tensor(t).name;
                 let read = !self.graph.tensor(t).consumers.is_empty();
                 match declared.get(name.as_str()) {
-                    Some(v) => Some((*v).clone()),
+                    Some(v) => Some(self.restated(v, t)),
                     None if !read => None,
                     None => {
                         let info = self.shapes.symbolic(t);
@@ -374,19 +378,21 @@ fn says_everything(info: &TensorInfo) -> bool {
 }
 
 /// What `declared` says, with `inferred` filling what it leaves open (an unnamed dim, a missing
-/// element type).
+/// element type, a missing shape) and correcting a value that `inferred` shows moving with an
+/// input symbol.
 fn completed(declared: &TensorInfo, inferred: &TensorInfo) -> TensorInfo {
     let dims = match (&declared.dims, &inferred.dims) {
         (Some(d), Some(i)) if d.len() == i.len() => Some(
             d.iter()
                 .zip(i)
-                .map(|(d, i)| match d {
-                    Dim::Unknown => i.clone(),
+                .map(|(d, i)| match (d, i) {
+                    (Dim::Unknown, _) | (Dim::Known(_), Dim::Symbol(_)) => i.clone(),
                     _ => d.clone(),
                 })
                 .collect(),
         ),
-        (_, i) => i.clone(),
+        (Some(d), _) => Some(d.clone()),
+        (None, i) => i.clone(),
     };
     TensorInfo {
         dtype: inferred.dtype.or(declared.dtype),

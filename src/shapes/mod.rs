@@ -145,11 +145,12 @@ pub fn infer_from(
 
 /// Infer every tensor's type and shape, concrete and symbolic.
 ///
-/// The symbolic form is found by running the concrete inference at two points: the given sizes,
-/// and every symbolic input dimension moved to a different size. A dimension equal at both is
-/// concrete; one that moves exactly as an input symbol does is that symbol; any other is left
-/// unnamed. This holds wherever the concrete sources hold (tract, value_info, our rules), which
-/// is further than tract's symbolic analysis reaches (convolutions over symbolic dims, ...).
+/// The symbolic form is found by running the concrete inference at three points: the given
+/// sizes, and every symbolic input dimension moved twice (batch 1 -> 3 -> 6). A dimension equal
+/// at every point is concrete; one that moves exactly as an input symbol does is that symbol; any
+/// other (`2*batch`, `min(seq, 3)`) is left unnamed, as is one not found at every point. This
+/// holds wherever the concrete sources hold (tract, value_info, our rules), which is further
+/// than tract's symbolic analysis reaches (convolutions over symbolic dims, ...).
 pub fn infer_with(
     model: &Model,
     graph: &ModelGraph,
@@ -159,19 +160,23 @@ pub fn infer_with(
 ) -> Result<ShapeTable> {
     let declared = declared_inputs(model, graph, given)?;
     let symbols = Symbols::of(&declared, given, sizes)?;
-    let first = symbols.inputs(&declared, given, Point::First);
-    let mut table = infer_at(model, graph, &first, sources);
+    let first = symbols.inputs(&declared, given, 0);
+    let mut table = infer_at(model, graph, &first, sources, 0);
     if symbols.is_empty() {
         table.symbolic = table.info.clone();
         return Ok(table);
     }
-    let second_inputs = symbols.inputs(&declared, given, Point::Second);
-    let second = infer_at(model, graph, &second_inputs, sources);
-    table.symbolic = table
-        .info
-        .iter()
-        .zip(&second.info)
-        .map(|(a, b)| symbols.generalise(a, b))
+    let second_inputs = symbols.inputs(&declared, given, 1);
+    let second = infer_at(model, graph, &second_inputs, sources, 1);
+    let third = infer_at(
+        model,
+        graph,
+        &symbols.inputs(&declared, given, 2),
+        sources,
+        2,
+    );
+    table.symbolic = (0..table.info.len())
+        .map(|k| symbols.generalise([&table.info[k], &second.info[k], &third.info[k]]))
         .collect();
     for d in &declared {
         // A graph input is what it declares, for every size.
@@ -191,12 +196,15 @@ pub fn infer_with(
     Ok(table)
 }
 
-/// The concrete inference at one assignment of the graph inputs.
+/// The concrete inference at one assignment of the graph inputs. Beyond the first point (the
+/// given sizes) the model's concrete value_info is not used: in a model with symbolic inputs it
+/// may hold the sizes it was exported at (`1 x 16` for a `batch x 16`), true at no other point.
 fn infer_at(
     model: &Model,
     graph: &ModelGraph,
     inputs: &HashMap<TensorId, TensorInfo>,
     sources: Sources,
+    point: usize,
 ) -> ShapeTable {
     let n = graph.tensors.len();
     let mut table = ShapeTable {
@@ -236,7 +244,7 @@ fn infer_at(
     }
 
     if sources.tract {
-        match tract::analyse(model, graph, inputs) {
+        match tract::analyse(model, graph, inputs, point == 0) {
             Ok(found) => {
                 let tainted = after_control_flow(graph);
                 for (t, info) in found.facts.into_iter().filter(|(t, _)| !tainted[t.0]) {
@@ -252,7 +260,11 @@ fn infer_at(
     if sources.value_info {
         for vi in &declared {
             if let Some(t) = graph.tensor_id(&vi.name) {
-                table.merge(t, info_from_type(&vi.type_), ShapeSource::ValueInfo);
+                let info = info_from_type(&vi.type_);
+                if point > 0 && info.is_complete() {
+                    continue;
+                }
+                table.merge(t, info, ShapeSource::ValueInfo);
             }
         }
     }
@@ -391,34 +403,54 @@ fn declared_inputs(
     Ok(out)
 }
 
-/// Which of the two inference points an assignment is for.
-#[derive(Copy, Clone, PartialEq, Eq)]
-enum Point {
-    /// The given sizes (1 where sizes are optional and not given).
-    First,
-    /// Every symbolic dimension moved to another size.
-    Second,
+/// A symbolic dimension of the graph inputs and its size at each inference point.
+struct Symbol {
+    /// The `dim_param`, or `?input:axis` for an unnamed dimension (which has sizes of its own
+    /// and names nothing downstream).
+    key: String,
+    /// Sizes at the three points: given (or 1), then moved twice.
+    at: [u64; 3],
 }
 
-/// The symbolic dimensions of the graph inputs, and their size at each point.
+/// The symbolic dimensions of the graph inputs.
 struct Symbols {
-    /// (key, first size, second size). The key is the `dim_param`, or `?input:axis` for an
-    /// unnamed dimension (which has a size of its own and names nothing downstream).
-    sizes: Vec<(String, u64, u64)>,
+    list: Vec<Symbol>,
     /// Every symbolic dimension was given a size.
     all_given: bool,
 }
 
 impl Symbols {
+    /// Settle each symbol's size once, from any input `--input-shape` gives it for (two
+    /// different sizes for one symbol are an error), else 1 or an error as `sizes` says.
     fn of(declared: &[DeclaredInput], given: &InputShapes, sizes: Sizes) -> Result<Symbols> {
+        let mut settled: Vec<(String, u64, String)> = vec![];
+        for d in declared.iter().filter(|d| d.is_tensor) {
+            let (Some(dims), Some(g)) = (&d.info.dims, given.0.get(&d.name)) else {
+                continue;
+            };
+            for (axis, dim) in dims.iter().enumerate() {
+                if matches!(dim, Dim::Known(_)) {
+                    continue;
+                }
+                let key = Symbols::key(&d.name, axis, dim);
+                match settled.iter().find(|s| s.0 == key) {
+                    Some((_, size, by)) if *size != g[axis] => bail!(
+                        "--input-shape gives `{key}` two sizes: {size} (for `{by}`) and {} (for `{}`)",
+                        g[axis],
+                        d.name
+                    ),
+                    Some(_) => {}
+                    None => settled.push((key, g[axis], d.name.clone())),
+                }
+            }
+        }
         let mut symbols = Symbols {
-            sizes: vec![],
+            list: vec![],
             all_given: true,
         };
         for d in declared.iter().filter(|d| d.is_tensor) {
-            let given_dims = given.0.get(&d.name);
             let Some(dims) = &d.info.dims else {
-                if given_dims.is_none() && sizes != Sizes::Optional {
+                if !given.0.contains_key(&d.name) && sizes != Sizes::Optional {
                     bail!(
                         "input `{}` has no declared shape; give it one with --input-shape {}=DIMS",
                         d.name,
@@ -432,8 +464,11 @@ impl Symbols {
                     continue;
                 }
                 let key = Symbols::key(&d.name, axis, dim);
-                let first = match given_dims {
-                    Some(g) => g[axis],
+                if symbols.list.iter().any(|s| s.key == key) {
+                    continue;
+                }
+                let first = match settled.iter().find(|s| s.0 == key) {
+                    Some(s) => s.1,
                     None if sizes == Sizes::Required => {
                         let example: Vec<String> = dims
                             .iter()
@@ -455,11 +490,17 @@ impl Symbols {
                         1
                     }
                 };
-                if !symbols.sizes.iter().any(|s| s.0 == key) {
-                    // Distinct second sizes keep two symbols of equal first size apart.
-                    let second = first + 2 + symbols.sizes.len() as u64;
-                    symbols.sizes.push((key, first, second));
-                }
+                // Distinct moves keep two symbols of equal first size apart.
+                let k = symbols.list.len() as u64;
+                let moved = |by: u64| {
+                    first.checked_add(by).ok_or_else(|| {
+                        anyhow::anyhow!("--input-shape {}: size {first} is too large", d.name)
+                    })
+                };
+                symbols.list.push(Symbol {
+                    key,
+                    at: [first, moved(2 + k)?, moved(5 + 2 * k)?],
+                });
             }
         }
         Ok(symbols)
@@ -473,16 +514,15 @@ impl Symbols {
     }
 
     fn is_empty(&self) -> bool {
-        self.sizes.is_empty()
+        self.list.is_empty()
     }
 
-    /// The graph inputs at one point: given dims where given (at the first point), each
-    /// symbolic dimension at that point's size.
+    /// The graph inputs at one point: each symbolic dimension at that point's size.
     fn inputs(
         &self,
         declared: &[DeclaredInput],
         given: &InputShapes,
-        point: Point,
+        point: usize,
     ) -> HashMap<TensorId, TensorInfo> {
         let mut out = HashMap::new();
         for d in declared {
@@ -493,13 +533,12 @@ impl Symbols {
                         continue;
                     }
                     let key = Symbols::key(&d.name, axis, dim);
-                    if let Some(&(_, first, second)) = self.sizes.iter().find(|s| s.0 == key) {
-                        let first = given.0.get(&d.name).map_or(first, |g| g[axis]);
-                        *dim = Dim::Known(if point == Point::First { first } else { second });
+                    if let Some(s) = self.list.iter().find(|s| s.key == key) {
+                        *dim = Dim::Known(s.at[point]);
                     }
                 }
             } else if let Some(g) = given.0.get(&d.name) {
-                // No declared shape, so nothing to generalise: the given one at both points.
+                // No declared shape, so nothing to generalise: the given one at every point.
                 info.dims = Some(g.iter().map(|&v| Dim::Known(v)).collect());
             }
             out.insert(d.tensor, info);
@@ -507,30 +546,49 @@ impl Symbols {
         out
     }
 
-    /// What a tensor is for every size, from its facts at the two points.
-    fn generalise(&self, first: &TensorInfo, second: &TensorInfo) -> TensorInfo {
-        let dims = match (&first.dims, &second.dims) {
-            (Some(a), Some(b)) if a.len() == b.len() => Some(
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| match (x, y) {
-                        (Dim::Known(x), Dim::Known(y)) if x == y => Dim::Known(*x),
-                        (Dim::Known(x), Dim::Known(y)) => self
-                            .sizes
+    /// What a tensor is for every size, from its facts at the three points.
+    fn generalise(&self, facts: [&TensorInfo; 3]) -> TensorInfo {
+        let ranks: Vec<Option<usize>> = facts
+            .iter()
+            .map(|f| f.dims.as_ref().map(Vec::len))
+            .collect();
+        let same_rank = ranks.iter().all(|r| *r == ranks[0]);
+        let no_other_rank = ranks.iter().all(|r| r.is_none() || *r == ranks[0]);
+        let dims = match &facts[0].dims {
+            Some(first) if same_rank => Some(
+                (0..first.len())
+                    .map(|axis| {
+                        let at: Vec<&Dim> = facts
                             .iter()
-                            .find(|s| (s.1, s.2) == (*x, *y) && !s.0.starts_with('?'))
-                            .map_or(Dim::Unknown, |s| Dim::Symbol(s.0.clone())),
-                        (Dim::Symbol(p), Dim::Symbol(q)) if p == q => x.clone(),
-                        _ => Dim::Unknown,
+                            .map(|f| &f.dims.as_ref().expect("equal ranks")[axis])
+                            .collect();
+                        let sizes: Option<Vec<u64>> = at
+                            .iter()
+                            .map(|d| match d {
+                                Dim::Known(v) => Some(*v),
+                                _ => None,
+                            })
+                            .collect();
+                        match sizes {
+                            Some(v) if v.iter().all(|&x| x == v[0]) => Dim::Known(v[0]),
+                            Some(v) => self
+                                .list
+                                .iter()
+                                .find(|s| s.at[..] == v[..] && !s.key.starts_with('?'))
+                                .map_or(Dim::Unknown, |s| Dim::Symbol(s.key.clone())),
+                            None if at.iter().all(|d| *d == at[0]) => at[0].clone(),
+                            None => Dim::Unknown,
+                        }
                     })
                     .collect(),
             ),
-            // The rank is known at the given sizes only: keep it, name no dimension.
-            (Some(a), _) => Some(vec![Dim::Unknown; a.len()]),
-            (None, _) => None,
+            // Not known at every point, but never of another rank: keep the rank, name no dim.
+            Some(first) if no_other_rank => Some(vec![Dim::Unknown; first.len()]),
+            // The rank itself moves with the sizes (a Squeeze of the batch): not declarable.
+            _ => None,
         };
         TensorInfo {
-            dtype: first.dtype.or(second.dtype),
+            dtype: facts.iter().find_map(|f| f.dtype),
             dims,
         }
     }

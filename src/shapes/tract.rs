@@ -23,12 +23,15 @@ pub struct TractFacts {
     pub problem: Option<String>,
 }
 
+/// `value_info`: give tract the model's concrete value_info (true at the sizes the model was
+/// exported at, which for a model with symbolic inputs may be the only ones).
 pub fn analyse(
     model: &Model,
     graph: &ModelGraph,
     inputs: &HashMap<TensorId, TensorInfo>,
+    value_info: bool,
 ) -> Result<TractFacts> {
-    let bytes = analysis_model(model, graph, inputs).write_to_bytes()?;
+    let bytes = analysis_model(model, graph, inputs, value_info).write_to_bytes()?;
     let dir = model.dir.to_str();
     // tract can panic on malformed or unusual models; a panic here costs us its facts, not the run.
     let run = crate::guard::contain(|| -> Result<TractFacts> {
@@ -88,6 +91,7 @@ fn analysis_model(
     model: &Model,
     graph: &ModelGraph,
     inputs: &HashMap<TensorId, TensorInfo>,
+    value_info: bool,
 ) -> ModelProto {
     let src = model.graph();
     let mut g = GraphProto {
@@ -100,9 +104,10 @@ fn analysis_model(
             .value_info
             .iter()
             .filter(|v| {
-                crate::shapes::info_from_type(&v.type_)
-                    .dims
-                    .is_none_or(|d| d.iter().all(|d| matches!(d, Dim::Known(_))))
+                value_info
+                    && crate::shapes::info_from_type(&v.type_)
+                        .dims
+                        .is_none_or(|d| d.iter().all(|d| matches!(d, Dim::Known(_))))
             })
             .cloned()
             .collect(),

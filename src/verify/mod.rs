@@ -137,11 +137,15 @@ pub enum Outcome {
     Compared {
         runtime: Runtime,
         diffs: Vec<OutputDiff>,
-        /// Points the original itself does not run at (a model whose symbolic dimension only
-        /// takes some sizes), with the reason: reported, not failed.
-        skipped: Vec<String>,
+        /// What was not compared, and why: a point the original itself does not run at (a model
+        /// whose symbolic dimension only takes some sizes), a runtime passed over, a point whose
+        /// outputs are all empty. Reported, not failed.
+        notes: Vec<String>,
     },
-    /// No runtime could run a model; the reason.
+    /// The runtime runs the original but refuses a half (a frozen dimension, a missing input):
+    /// the halves are wrong. The reason.
+    Rejected(String),
+    /// No runtime could run the original; the reason.
     Unverifiable(String),
 }
 
@@ -163,11 +167,19 @@ impl Outcome {
         points
     }
 
+    /// What was not compared, and why.
+    pub fn notes(&self) -> &[String] {
+        match self {
+            Outcome::Compared { notes, .. } => notes,
+            _ => &[],
+        }
+    }
+
     /// Largest absolute difference over every output and point, when compared.
     pub fn max_abs(&self) -> Option<f64> {
         match self {
             Outcome::Compared { diffs, .. } => diffs.iter().map(|d| d.max_abs).reduce(f64::max),
-            Outcome::Unverifiable(_) => None,
+            Outcome::Rejected(_) | Outcome::Unverifiable(_) => None,
         }
     }
 
@@ -175,10 +187,11 @@ impl Outcome {
     pub fn to_text(&self) -> String {
         match self {
             Outcome::Unverifiable(why) => format!("unverified: {why}\n"),
+            Outcome::Rejected(why) => format!("FAILED: {why}\n"),
             Outcome::Compared {
                 runtime,
                 diffs,
-                skipped,
+                notes,
             } => {
                 let mut out = format!("compared in {runtime} at {}\n", self.points().join("; "));
                 for d in diffs {
@@ -192,8 +205,8 @@ impl Outcome {
                         d.sizes
                     );
                 }
-                for s in skipped {
-                    out += &format!("not compared at {s}\n");
+                for n in notes {
+                    out += &format!("note: {n}\n");
                 }
                 out
             }
@@ -229,8 +242,9 @@ pub struct Point {
 pub struct Reference {
     pub runtime: Runtime,
     pub points: Vec<Point>,
-    /// Points the original does not run at, with the reason.
-    pub skipped: Vec<String>,
+    /// What is not compared and why (points the original does not run at, runtimes passed
+    /// over), one line each.
+    pub notes: Vec<String>,
 }
 
 impl Reference {
@@ -243,7 +257,11 @@ impl Reference {
         let (runtimes, mut problems) = Runtime::candidates(opts.verifier);
         for runtime in runtimes {
             match Reference::in_runtime(analysis, opts, runtime)? {
-                Ok(r) => return Ok(Ok(r)),
+                Ok(mut r) => {
+                    // Say why a preferred runtime was passed over.
+                    r.notes.splice(0..0, problems);
+                    return Ok(Ok(r));
+                }
                 Err(why) => problems.push(why),
             }
         }
@@ -259,7 +277,7 @@ impl Reference {
         let mut reference = Reference {
             runtime,
             points: vec![],
-            skipped: vec![],
+            notes: vec![],
         };
         let second = analysis.shapes.second_sizes.as_ref();
         for (k, sizes) in [None, second].into_iter().enumerate() {
@@ -279,12 +297,14 @@ impl Reference {
                 }
                 Err(e) if k == 0 => {
                     return Ok(Err(format!(
-                        "{runtime} cannot run {}: {e:#}",
-                        original.display()
+                        "{runtime} cannot run {}: {}",
+                        original.display(),
+                        one_line(&e)
                     )))
                 }
-                Err(e) => reference.skipped.push(format!(
-                    "{label}: {runtime} cannot run the original there: {e:#}"
+                Err(e) => reference.notes.push(format!(
+                    "not compared at {label}: {runtime} cannot run the original there: {}",
+                    one_line(&e)
                 )),
             }
         }
@@ -301,36 +321,67 @@ impl Reference {
     ) -> Result<Outcome> {
         let runtime = self.runtime;
         let mut diffs = vec![];
+        let mut notes = self.notes.clone();
         for point in &self.points {
             let mut values = point.inputs.clone();
             for half in [head, tail].into_iter().flatten() {
+                let file = half
+                    .file_name()
+                    .unwrap_or(half.as_os_str())
+                    .to_string_lossy();
                 match runtime.run(half, &values) {
                     Ok(out) => values.extend(out),
                     Err(e) => {
-                        return Ok(Outcome::Unverifiable(format!(
-                            "{runtime} runs the original at {} but not {}: {e:#}",
+                        return Ok(Outcome::Rejected(format!(
+                            "{runtime} runs the original at {} but not {file}: {}",
                             point.sizes,
-                            half.display()
+                            one_line(&e)
                         )))
                     }
                 }
             }
             let mut at_point = vec![];
             for (name, want) in &point.expected {
-                let got = values
-                    .get(name)
-                    .ok_or_else(|| anyhow!("no half computes the original output `{name}`"))?;
+                let Some(got) = values.get(name) else {
+                    return Ok(Outcome::Rejected(format!(
+                        "no half computes the original output `{name}`"
+                    )));
+                };
                 at_point.push(compare(name, &point.sizes, want, got, opts)?);
+            }
+            if at_point.iter().all(|d| d.elements == 0) {
+                notes.push(format!(
+                    "at {}: every output is empty, so nothing was compared there (give sizes with --input-shape)",
+                    point.sizes
+                ));
             }
             at_point.sort_by(|a, b| a.name.cmp(&b.name));
             diffs.extend(at_point);
         }
+        if !diffs.is_empty() && diffs.iter().all(|d| d.elements == 0) {
+            return Ok(Outcome::Unverifiable(format!(
+                "every output is empty at every size tried ({}); nothing was compared: give sizes with --input-shape",
+                self.points
+                    .iter()
+                    .map(|p| p.sizes.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
         Ok(Outcome::Compared {
             runtime,
             diffs,
-            skipped: self.skipped.clone(),
+            notes,
         })
     }
+}
+
+/// An error and its causes on one line (onnxruntime's messages span several).
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `name=dims` of every input, in the graph's order.

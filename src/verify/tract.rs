@@ -1,9 +1,10 @@
 //! Running models in tract, the verifier where onnxruntime is not installed.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 /// Run one model with tract, feeding the inputs it declares from `values` by name.
 pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
@@ -26,6 +27,9 @@ pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<Stri
             let v = values
                 .get(name)
                 .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
+            // The input facts are replaced by the values' below; first hold the values to the
+            // declaration, as onnxruntime does, so a frozen dimension is refused here too.
+            check_declared(name, model.input_fact(ix)?, v)?;
             model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
             feed.push(v.clone().into_tvalue());
         }
@@ -49,4 +53,40 @@ pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<Stri
             .collect())
     })
     .unwrap_or_else(|panic| Err(anyhow!("tract panicked: {panic}")))
+}
+
+/// A value fed to an input agrees with the input's declaration: element type, rank, and every
+/// dimension the declaration gives as a number.
+fn check_declared(name: &str, declared: &InferenceFact, v: &Tensor) -> Result<()> {
+    if let Some(dt) = declared.datum_type.concretize() {
+        if dt != v.datum_type() {
+            bail!(
+                "input `{name}` is declared {dt:?} but is given {:?}",
+                v.datum_type()
+            );
+        }
+    }
+    if declared.shape.is_open() {
+        return Ok(());
+    }
+    let dims: Vec<_> = declared.shape.dims().collect();
+    if dims.len() != v.rank() {
+        bail!(
+            "input `{name}` is declared with rank {} but is given shape {:?}",
+            dims.len(),
+            v.shape()
+        );
+    }
+    for (axis, d) in dims.iter().enumerate() {
+        if let Some(Ok(n)) = d.concretize().map(|d| d.to_i64()) {
+            if n as usize != v.shape()[axis] {
+                bail!(
+                    "invalid dimensions for input `{name}`: axis {axis} is declared {n}, given {} (shape {:?})",
+                    v.shape()[axis],
+                    v.shape()
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,9 @@ pub const FIXTURES: &[(&str, &[&str])] = &[
     ("symbolic_batch.onnx", &["images=2x3x32x32"]),
     ("ir3_initializer_inputs.onnx", &[]),
     ("custom_domain.onnx", &[]),
+    ("symbolic_classifier.onnx", &["pixels=1x3x16x16"]),
+    ("transformer_block.onnx", &["x=1x8x16"]),
+    ("onnx_current.onnx", &["x=1x8"]),
 ];
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -216,6 +219,7 @@ pub fn compose_prefixes(path: &Path, shapes: &[&str], ks: &[usize]) -> Result<f6
                 }
             }
             Outcome::Unverifiable(why) => return Err(format!("prefix {k}: unverifiable: {why}")),
+            Outcome::Rejected(why) => return Err(format!("prefix {k}: {why}")),
         }
     }
     Ok(worst)
@@ -230,8 +234,8 @@ pub fn prefixes(n: usize) -> Vec<usize> {
     }
 }
 
-/// The ONNX backend-test corpus folder, if fetched. When absent this says so loudly, and fails if
-/// `NSPLIT_REQUIRE_CORPUS` is set (as `.ci/run` does).
+/// The ONNX backend-test corpus folder, if fetched. When absent this says so loudly, and fails
+/// under CI or when `NSPLIT_REQUIRE_CORPUS` is set (as `.ci/run` does).
 pub fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("NSPLIT_CORPUS")
         .map(PathBuf::from)
@@ -239,7 +243,7 @@ pub fn corpus() -> Option<PathBuf> {
     if dir.join("light").is_dir() {
         return Some(dir);
     }
-    if std::env::var_os("NSPLIT_REQUIRE_CORPUS").is_some() {
+    if std::env::var_os("NSPLIT_REQUIRE_CORPUS").is_some() || in_ci() {
         panic!("NSPLIT_REQUIRE_CORPUS is set but the corpus is missing at {}; run scripts/fetch-corpus.sh", dir.display());
     }
     eprintln!("\n*** SKIPPED: ONNX backend-test corpus not found at {} — run scripts/fetch-corpus.sh ***\n", dir.display());
