@@ -113,12 +113,7 @@ fn emitted_halves_pass_checker_and_compose_in_onnxruntime() {
     }
     let (mut node_tests, mut control_flow_tests) = (0, 0);
     if let Some(dir) = corpus() {
-        let mut tests: Vec<_> = std::fs::read_dir(dir.join("node"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        tests.sort();
-        for t in tests {
+        for t in common::corpus_tests(&dir, "node") {
             let m = t.join("model.onnx");
             let Ok(bytes) = std::fs::read(&m) else {
                 continue;
@@ -366,12 +361,7 @@ fn symbolic_halves_declare_symbols_and_compose_at_two_batch_sizes() {
     let mut corpus_models = 0;
     if let Some(dir) = common::corpus() {
         for sub in ["node", "simple"] {
-            let mut tests: Vec<_> = std::fs::read_dir(dir.join(sub))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            tests.sort();
-            for t in tests {
+            for t in common::corpus_tests(&dir, sub) {
                 let model = t.join("model.onnx");
                 let Ok(bytes) = std::fs::read(&model) else {
                     continue;

@@ -441,27 +441,19 @@ pub fn random_inputs_at(
                 .map(|_| rng.random_range(0..2i64))
                 .collect::<Vec<i64>>()
         };
+        let floats = |rng: &mut ChaCha8Rng| {
+            (0..n)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect::<Vec<f32>>()
+        };
         let tensor = match dtype {
-            DType::FLOAT => Tensor::from_shape(
-                &dims,
-                &(0..n)
-                    .map(|_| rng.random_range(-1.0f32..1.0))
-                    .collect::<Vec<_>>(),
-            )?,
-            DType::DOUBLE => Tensor::from_shape(
-                &dims,
-                &(0..n)
-                    .map(|_| rng.random_range(-1.0f64..1.0))
-                    .collect::<Vec<_>>(),
-            )?,
-            DType::FLOAT16 => Tensor::from_shape(
-                &dims,
-                &(0..n)
-                    .map(|_| rng.random_range(-1.0f32..1.0))
-                    .collect::<Vec<_>>(),
-            )?
-            .cast_to::<f16>()?
-            .into_owned(),
+            DType::FLOAT => Tensor::from_shape(&dims, &floats(&mut rng))?,
+            DType::DOUBLE => Tensor::from_shape(&dims, &floats(&mut rng))?
+                .cast_to::<f64>()?
+                .into_owned(),
+            DType::FLOAT16 => Tensor::from_shape(&dims, &floats(&mut rng))?
+                .cast_to::<f16>()?
+                .into_owned(),
             DType::BOOL => Tensor::from_shape(&dims, &vec![true; n])?,
             DType::INT64 => Tensor::from_shape(&dims, &ints(&mut rng))?,
             DType::INT32 => Tensor::from_shape(

@@ -283,6 +283,16 @@ pub fn light_models_in(dir: &Path) -> Vec<PathBuf> {
     models
 }
 
+/// The test folders of one corpus family (`node`, `simple`, ...), sorted.
+pub fn corpus_tests(dir: &Path, family: &str) -> Vec<PathBuf> {
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(dir.join(family))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    tests.sort();
+    tests
+}
+
 /// The light model-zoo nets, or none (said loudly by [`corpus`]) when the corpus is absent.
 pub fn light_models() -> Vec<PathBuf> {
     corpus().map(|d| light_models_in(&d)).unwrap_or_default()
