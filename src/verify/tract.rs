@@ -43,9 +43,10 @@ pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<Stri
                     .unwrap_or_else(|| model.node(o.node).name.clone())
             })
             .collect();
-        // Decluttered, not optimised: a check runs each model once, and tract's optimiser can
-        // take minutes on a large model (DeepFace: 537 s) for a run of a second.
-        let plan = model.into_typed()?.into_decluttered()?.into_runnable()?;
+        // Typed, neither decluttered nor optimised: a check runs each model once, and those
+        // passes can take minutes on a large model (DeepFace: 537 s optimised, over 5 min
+        // decluttered, 5 s typed) for a run of a second.
+        let plan = model.into_typed()?.into_runnable()?;
         let outputs = plan.run(feed)?;
         Ok(output_names
             .into_iter()
