@@ -64,7 +64,7 @@ pub struct ShapeTable {
     pub info: Vec<TensorInfo>,
     /// The same tensors for every size of the symbolic input dimensions: a dimension is
     /// `Known` where it does not depend on them, `Symbol` where it is one of them (`batch`), and
-    /// `Unknown` where it varies otherwise (`2*batch`) or could not be found at both sizes.
+    /// `Unknown` where it varies otherwise (`2*batch`) or was not found at every point tried.
     /// Equal to `info` for a model without symbolic inputs.
     pub symbolic: Vec<TensorInfo>,
     /// Input sizes, by input name, at which every symbolic dimension differs from `info`'s

@@ -279,11 +279,8 @@ impl Reference {
             points: vec![],
             notes: vec![],
         };
-        let second = analysis.shapes.second_sizes.as_ref();
-        for (k, sizes) in [None, second].into_iter().enumerate() {
-            if k > 0 && sizes.is_none() {
-                continue;
-            }
+        let second = analysis.shapes.second_sizes.as_ref().map(Some);
+        for (k, sizes) in std::iter::once(None).chain(second).enumerate() {
             let inputs = random_inputs_at(analysis, sizes, opts.seed + k as u64)?;
             let label = sizes_label(analysis, &inputs);
             match runtime.run(original, &inputs) {

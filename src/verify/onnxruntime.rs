@@ -115,18 +115,11 @@ fn find_library() -> Result<PathBuf> {
 /// Run the model at `path`, feeding the inputs it declares from `values` by name; every output
 /// by name.
 pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-    let env = {
-        let rt = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
-        match rt.as_ref() {
-            Some(Ok(l)) => l.env.clone(),
-            Some(Err(why)) => bail!("onnxruntime is not available: {why}"),
-            // Calling into ort before a successful load panics: load first.
-            None => {
-                drop(rt);
-                available().map_err(|why| anyhow!("onnxruntime is not available: {why}"))?;
-                return run(path, values);
-            }
-        }
+    // Calling into ort before a successful load panics: load (once) first.
+    available().map_err(|why| anyhow!("onnxruntime is not available: {why}"))?;
+    let env = match RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(Ok(l)) => l.env.clone(),
+        _ => bail!("onnxruntime is not available"),
     };
     let build = || -> ort::Result<Session> {
         Session::builder(&env)?
