@@ -32,6 +32,7 @@ pub mod guard;
 pub mod job;
 pub mod load;
 pub mod measure;
+pub mod ops;
 pub mod plan;
 pub mod shapes;
 pub mod split;
@@ -74,7 +75,8 @@ impl Analysis {
             sizes,
         )
         .with_context(|| format!("{shown}"))?;
-        let features = cost::features(&model, &graph, &shapes);
+        let features =
+            cost::features(&model, &graph, &shapes).with_context(|| format!("{shown}"))?;
         Ok(Analysis {
             model,
             graph,

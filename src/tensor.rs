@@ -49,28 +49,43 @@ impl DType {
             21 => "uint4",
             22 => "int4",
             23 => "float4e2m1",
+            24 => "float8e8m0",
+            25 => "uint2",
+            26 => "int2",
             _ => "undefined",
         }
     }
 
     /// Storage size of `count` elements in bytes (4-bit types pack two per byte). `None` for
-    /// strings, whose size depends on their content, and for unknown types.
+    /// strings, whose size depends on their content, for unknown types, and for a size beyond
+    /// 64 bits (which the shapes stage refuses).
     pub fn bytes_for(self, count: u64) -> Option<u64> {
+        self.checked_bytes_for(count)?
+    }
+
+    /// `Some(None)` for a type without a fixed size, `None` when the size overflows 64 bits.
+    pub fn checked_bytes_for(self, count: u64) -> Option<Option<u64>> {
         let bits: u64 = match self.0 {
-            2 | 3 | 9 | 17..=20 => 8,
+            2 | 3 | 9 | 17..=20 | 24 => 8,
             4 | 5 | 10 | 16 => 16,
             1 | 6 | 12 => 32,
             7 | 11 | 13 | 14 => 64,
             15 => 128,
             21..=23 => 4,
-            _ => return None,
+            25 | 26 => 2,
+            _ => return Some(None),
         };
-        Some((count * bits).div_ceil(8))
+        // ceil(count * bits / 8), without forming count * bits.
+        if bits < 8 {
+            Some(Some(count.div_ceil(8 / bits)))
+        } else {
+            count.checked_mul(bits / 8).map(Some)
+        }
     }
 
     /// True for floating-point element types.
     pub fn is_float(self) -> bool {
-        matches!(self.0, 1 | 10 | 11 | 16..=20 | 23)
+        matches!(self.0, 1 | 10 | 11 | 16..=20 | 23 | 24)
     }
 }
 
@@ -128,9 +143,12 @@ impl TensorInfo {
             .collect()
     }
 
-    /// Element count, if the shape is fully known.
+    /// Element count, if the shape is fully known (and fits in 64 bits, which the shapes stage
+    /// checks of every tensor).
     pub fn elements(&self) -> Option<u64> {
-        Some(self.concrete_dims()?.iter().product())
+        self.concrete_dims()?
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 
     /// Size in bytes, if type and shape are fully known (and the type has a fixed size).
@@ -185,6 +203,15 @@ impl TensorSummary {
             bytes: info.bytes(),
         }
     }
+}
+
+/// The size of the product of `dims` as text: exact when it fits in 64 bits, else `2^N`.
+pub fn magnitude(dims: &[u64]) -> String {
+    if let Some(n) = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)) {
+        return n.to_string();
+    }
+    let bits: f64 = dims.iter().map(|&d| (d as f64).log2()).sum();
+    format!("2^{}", bits.round())
 }
 
 /// Parse a shape given on the command line: `1x3x224x224` (also `1,3,224,224`); `scalar` or an

@@ -124,3 +124,76 @@ fn usage_errors_exit_2() {
     let out = nsplit(&["annotate", "fixtures/lenet.onnx", "--format", "xml"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Models the ONNX specification makes invalid (or whose sizes overflow 64 bits): the main job,
+/// `annotate` and `split` each refuse them with the node, the attribute and the rule, and the
+/// main job leaves nothing in `--out`.
+#[test]
+fn malformed_models_are_refused_and_leave_nothing() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "conv_strides_zero",
+            &["node `conv` (Conv)", "`strides` = [0, 0]", "positive"],
+        ),
+        (
+            "maxpool_strides_zero",
+            &["node `pool` (MaxPool)", "`strides` = [0, 0]", "positive"],
+        ),
+        (
+            "conv_short_kernel",
+            &["node `conv` (Conv)", "`kernel_shape` = [3]", "needs 2"],
+        ),
+        (
+            "conv_dilations_zero",
+            &["node `conv` (Conv)", "`dilations` = [0, 0]", "positive"],
+        ),
+        (
+            "conv_group_zero",
+            &["node `conv` (Conv)", "`group` = 0", "positive"],
+        ),
+        (
+            "conv_negative_pads",
+            &["node `conv` (Conv)", "`pads`", "non-negative"],
+        ),
+        (
+            "concat_axis_out_of_range",
+            &["node `concat` (Concat)", "`axis` = 9", "rank-4"],
+        ),
+        (
+            "transpose_bad_perm",
+            &[
+                "node `transpose` (Transpose)",
+                "[5, 0, 1, 2]",
+                "permutation",
+            ],
+        ),
+        ("overflow_declared", &["`x`", "2^124 elements", "64 bits"]),
+        (
+            "overflow_reshape",
+            &["node `reshape` (Reshape)", "`y`", "2^80 elements"],
+        ),
+    ];
+    for (name, mentions) in cases {
+        let model = format!("fixtures/bad/{name}.onnx");
+        let mut with_file = mentions.to_vec();
+        with_file.push(&model);
+        expect_error(&["annotate", &model], &with_file);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("dist");
+        expect_error(&[&model, "--out", out.to_str().unwrap()], &with_file);
+        assert!(!out.exists(), "{name}: the main job left {}", out.display());
+        let halves = dir.path().join("halves");
+        expect_error(
+            &[
+                "split",
+                &model,
+                "--at",
+                "y",
+                "--out",
+                halves.to_str().unwrap(),
+            ],
+            &with_file,
+        );
+        assert!(!halves.exists(), "{name}: split left {}", halves.display());
+    }
+}

@@ -23,7 +23,9 @@
 
 use super::{weight_tensors, NodeFeatures, OpClass};
 use crate::graph::ModelGraph;
+use crate::ops::Attrs;
 use crate::shapes::ShapeTable;
+use anyhow::Result;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -58,14 +60,14 @@ pub fn epilogues(
     graph: &ModelGraph,
     shapes: &ShapeTable,
     features: &HashMap<NodeIndex, NodeFeatures>,
-) -> HashMap<NodeIndex, Epilogue> {
+) -> Result<HashMap<NodeIndex, Epilogue>> {
     let weights = weight_tensors(graph);
-    let group = |p: NodeIndex| {
-        model.graph().node[graph.op(p).index]
-            .attribute
-            .iter()
-            .find(|a| a.name == "group")
-            .map_or(1, |a| a.i)
+    let group = |p: NodeIndex| -> Result<u64> {
+        let op = graph.op(p);
+        match model.graph().node.get(op.index) {
+            Some(node) => Attrs::of(node, op.index).positive_int("group", 1),
+            None => Ok(1),
+        }
     };
     // Each epilogue, and whether the kernel it runs in takes any epilogue (a matmul or a 1x1
     // conv) or only what folds into its weights.
@@ -92,9 +94,11 @@ pub fn epilogues(
             let Some(p) = graph.producer_op(data) else {
                 continue;
             };
-            let f = &features[&p];
+            let Some(f) = features.get(&p) else {
+                continue;
+            };
             let takes_any = match f.class {
-                OpClass::Conv if group(p) == 1 => Some(f.regression_op == "Conv1x1"),
+                OpClass::Conv if group(p)? == 1 => Some(f.regression_op == "Conv1x1"),
                 OpClass::Matmul => Some(true),
                 _ => fused.get(&p).copied(),
             };
@@ -125,5 +129,5 @@ pub fn epilogues(
             }
         }
     }
-    kinds
+    Ok(kinds)
 }

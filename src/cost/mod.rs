@@ -15,7 +15,9 @@ pub mod profiler;
 pub use profile::ALL_CLASSES;
 
 use crate::graph::{ModelGraph, OpNode, Producer, TensorId};
+use crate::ops::Attrs;
 use crate::shapes::ShapeTable;
+use anyhow::{Context, Result};
 use onnx_protobuf::NodeProto;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
@@ -87,6 +89,8 @@ pub struct NodeFeatures {
 pub struct NodeCtx<'a> {
     pub op: &'a OpNode,
     pub node: &'a NodeProto,
+    /// The node's attributes, read with checks.
+    pub attrs: Attrs<'a>,
     pub shapes: &'a ShapeTable,
 }
 
@@ -111,33 +115,15 @@ impl NodeCtx<'_> {
             .flatten()
             .and_then(|t| self.shapes.get(t).concrete_dims())
     }
+    /// Element count of input `i` (it fits in 64 bits: the shapes stage checks every tensor).
     pub fn input_elements(&self, i: usize) -> Option<u64> {
-        self.input_dims(i).map(|d| d.iter().product())
+        let t = self.op.inputs.get(i).copied().flatten()?;
+        self.shapes.get(t).elements()
     }
     /// Element count of the first output.
     pub fn output_elements(&self) -> Option<u64> {
-        self.output_dims(0).map(|d| d.iter().product())
-    }
-    pub fn attr_i(&self, name: &str) -> Option<i64> {
-        self.node
-            .attribute
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.i)
-    }
-    pub fn attr_ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.node
-            .attribute
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.ints.clone())
-    }
-    pub fn attr_s(&self, name: &str) -> Option<String> {
-        self.node
-            .attribute
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        let t = self.op.outputs.first().copied().flatten()?;
+        self.shapes.get(t).elements()
     }
 }
 
@@ -151,20 +137,31 @@ impl Features {
     }
 }
 
-/// Compute the features of every op node.
-pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTable) -> Features {
+/// Compute the features of every op node; an error where a node's attributes break the
+/// specification or its work does not fit in 64 bits.
+pub fn features(
+    model: &crate::load::Model,
+    graph: &ModelGraph,
+    shapes: &ShapeTable,
+) -> Result<Features> {
     let weights = weight_tensors(graph);
     let bytes = |t: TensorId| shapes.get(t).bytes();
     let mut out = HashMap::new();
     for (n, op) in graph.ops() {
+        let node = model
+            .graph()
+            .node
+            .get(op.index)
+            .context("the graph does not match the model's nodes")?;
         let ctx = NodeCtx {
             op,
-            node: &model.graph().node[op.index],
+            node,
+            attrs: Attrs::of(node, op.index),
             shapes,
         };
         let rule = ops::rule_for(&op.domain, &op.op_type);
         let reads = op.reads();
-        let work = (rule.work)(&ctx);
+        let work = (rule.work)(&ctx)?;
         let note = match (rule.class, work.flops) {
             (OpClass::Other, Some(_)) => Some(format!(
                 "no cost rule for {}: FLOPs estimated as one per output element",
@@ -181,22 +178,29 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
                 class: rule.class,
                 flops: work.flops,
                 macs: work.macs,
-                bytes_read: reads.iter().map(|&t| bytes(t)).sum(),
-                bytes_written: op.outputs.iter().flatten().map(|&t| bytes(t)).sum(),
-                weight_bytes: reads
-                    .iter()
-                    .filter(|t| weights[t.0])
-                    .filter_map(|&t| bytes(t))
-                    .sum(),
+                bytes_read: total(&ctx, reads.iter().map(|&t| bytes(t)))?,
+                bytes_written: total(&ctx, op.outputs.iter().flatten().map(|&t| bytes(t)))?,
+                weight_bytes: total(
+                    &ctx,
+                    reads
+                        .iter()
+                        .filter(|t| weights[t.0])
+                        .filter_map(|&t| bytes(t))
+                        .map(Some),
+                )?
+                .unwrap_or(0),
                 note,
                 regression_op: work.variant.map_or(op.op_type.clone(), String::from),
                 fused: None,
-                patch_bytes: work.patches.zip(element_bytes(&ctx)).map(|(p, b)| p * b),
+                patch_bytes: match (work.patches, element_bytes(&ctx)) {
+                    (Some(p), Some(b)) => Some(ops::times(&ctx, p, b)?),
+                    _ => None,
+                },
             },
         );
     }
-    for (n, epilogue) in fusion::epilogues(model, graph, shapes, &out) {
-        let f = out.get_mut(&n).expect("every op node has features");
+    for (n, epilogue) in fusion::epilogues(model, graph, shapes, &out)? {
+        let Some(f) = out.get_mut(&n) else { continue };
         f.fused = Some(epilogue);
         let said = match epilogue {
             fusion::Epilogue::Free => "fused into the conv or matmul before it: no time of its own",
@@ -209,14 +213,27 @@ pub fn features(model: &crate::load::Model, graph: &ModelGraph, shapes: &ShapeTa
             None => said.into(),
         });
     }
-    Features(out)
+    Ok(Features(out))
+}
+
+/// The sum of byte counts; `None` when one is unknown, an error naming the node beyond 64 bits.
+fn total(ctx: &NodeCtx, sizes: impl Iterator<Item = Option<u64>>) -> Result<Option<u64>> {
+    let mut sum = 0u64;
+    for size in sizes {
+        let Some(size) = size else { return Ok(None) };
+        sum = sum.checked_add(size).ok_or_else(|| {
+            ctx.attrs
+                .error("the bytes it reads or writes exceed 64 bits")
+        })?;
+    }
+    Ok(Some(sum))
 }
 
 /// Bytes per element of a node's first input.
 fn element_bytes(ctx: &NodeCtx) -> Option<u64> {
     let t = ctx.op.inputs.first().copied().flatten()?;
     let info = ctx.shapes.get(t);
-    let elements: u64 = info.concrete_dims()?.iter().product();
+    let elements = info.elements()?;
     info.bytes().filter(|_| elements > 0).map(|b| b / elements)
 }
 

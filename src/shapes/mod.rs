@@ -10,6 +10,7 @@
 //!
 //! Whatever is still unknown stays unknown and is reported; it is never guessed.
 
+mod ops;
 mod rules;
 mod tract;
 
@@ -161,20 +162,20 @@ pub fn infer_with(
     let declared = declared_inputs(model, graph, given)?;
     let symbols = Symbols::of(&declared, given, sizes)?;
     let first = symbols.inputs(&declared, given, 0);
-    let mut table = infer_at(model, graph, &first, sources, 0);
+    let mut table = infer_at(model, graph, &first, sources, 0)?;
     if symbols.is_empty() {
         table.symbolic = table.info.clone();
         return Ok(table);
     }
     let second_inputs = symbols.inputs(&declared, given, 1);
-    let second = infer_at(model, graph, &second_inputs, sources, 1);
+    let second = infer_at(model, graph, &second_inputs, sources, 1)?;
     let third = infer_at(
         model,
         graph,
         &symbols.inputs(&declared, given, 2),
         sources,
         2,
-    );
+    )?;
     table.symbolic = (0..table.info.len())
         .map(|k| symbols.generalise([&table.info[k], &second.info[k], &third.info[k]]))
         .collect();
@@ -198,14 +199,15 @@ pub fn infer_with(
 
 /// The concrete inference at one assignment of the graph inputs. Beyond the first point (the
 /// given sizes) the model's concrete value_info is not used: in a model with symbolic inputs it
-/// may hold the sizes it was exported at (`1 x 16` for a `batch x 16`), true at no other point.
+/// may hold the sizes it was exported at (`1 x 16` for a `batch x 16`), true at no other point;
+/// and there a node whose inputs do not fit together tells nothing rather than failing.
 fn infer_at(
     model: &Model,
     graph: &ModelGraph,
     inputs: &HashMap<TensorId, TensorInfo>,
     sources: Sources,
     point: usize,
-) -> ShapeTable {
+) -> Result<ShapeTable> {
     let n = graph.tensors.len();
     let mut table = ShapeTable {
         info: vec![TensorInfo::default(); n],
@@ -222,7 +224,7 @@ fn infer_at(
     }
     for init in &g.initializer {
         if let Some(t) = graph.tensor_id(&init.name) {
-            let dims = init.dims.iter().map(|&d| d.max(0) as u64).collect();
+            let dims = stored_dims("initializer", &init.name, &init.dims)?;
             table.set(
                 t,
                 TensorInfo::new(DType(init.data_type), dims),
@@ -233,7 +235,7 @@ fn infer_at(
     for sparse in &g.sparse_initializer {
         if let (Some(v), true) = (sparse.values.as_ref(), !sparse.dims.is_empty()) {
             if let Some(t) = graph.tensor_id(&v.name) {
-                let dims = sparse.dims.iter().map(|&d| d.max(0) as u64).collect();
+                let dims = stored_dims("sparse initializer", &v.name, &sparse.dims)?;
                 table.set(
                     t,
                     TensorInfo::new(DType(v.data_type), dims),
@@ -269,10 +271,49 @@ fn infer_at(
         }
     }
 
-    if sources.rules {
-        rules::apply(model, graph, &mut table);
+    let using = match (sources.rules, point) {
+        (false, _) => rules::Use::Check,
+        (true, 0) => rules::Use::Learn,
+        (true, _) => rules::Use::LearnLeniently,
+    };
+    rules::apply(model, graph, &mut table, using)?;
+    check_sizes(graph, &table)?;
+    Ok(table)
+}
+
+/// The dims a stored tensor declares; a negative one is an error naming it.
+fn stored_dims(what: &str, name: &str, dims: &[i64]) -> Result<Vec<u64>> {
+    dims.iter()
+        .map(|&d| {
+            u64::try_from(d).map_err(|_| {
+                anyhow::anyhow!("{what} `{name}` has dims {dims:?}: a dimension cannot be negative")
+            })
+        })
+        .collect()
+}
+
+/// Every fully shaped tensor's element count and byte size must fit in 64 bits: a size that
+/// wrapped around would make sending it look free.
+fn check_sizes(graph: &ModelGraph, table: &ShapeTable) -> Result<()> {
+    for (k, info) in table.info.iter().enumerate() {
+        let Some(dims) = info.concrete_dims() else {
+            continue;
+        };
+        let fits = ops::checked_product(&dims).map(|n| {
+            info.dtype
+                .is_none_or(|dt| dt.checked_bytes_for(n).is_some())
+        });
+        if fits != Some(true) {
+            bail!(
+                "`{}` ({} {}) would hold {} elements, too many to count in 64 bits; is a dimension wrong?",
+                graph.tensors[k].name,
+                info.dtype.map_or("?", DType::name),
+                info.shape_string(),
+                crate::tensor::magnitude(&dims)
+            );
+        }
     }
-    table
+    Ok(())
 }
 
 impl ShapeTable {

@@ -7,93 +7,31 @@
 
 use super::{per_output_element, Rule, Work};
 use crate::cost::{NodeCtx, OpClass};
+use crate::ops::{ACTIVATION, VARIADIC};
 
-const ARITHMETIC: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Mod",
-    "Neg",
-    "Abs",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sign",
-    "Sqrt",
-    "Equal",
-    "Less",
-    "Greater",
-    "LessOrEqual",
-    "GreaterOrEqual",
-    "And",
-    "Or",
-    "Xor",
-    "Not",
-    "Where",
-    "BitShift",
-    "BitwiseAnd",
-    "BitwiseOr",
-    "BitwiseXor",
-    "BitwiseNot",
-    "IsNaN",
-    "IsInf",
-    "CumSum",
-    "Einsum",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "DynamicQuantizeLinear",
-    "Sin",
-    "Cos",
-    "Tan",
-    "Asin",
-    "Acos",
-    "Atan",
-    "Sinh",
-    "Cosh",
-    "Asinh",
-    "Acosh",
-    "Atanh",
-    "Exp",
-    "Log",
-    "Erf",
-    "Scaler",
-    "Binarizer",
-    "Normalizer",
-];
-const VARIADIC: &[&str] = &["Sum", "Max", "Min", "Mean"];
+/// Operations per element of an activation.
+fn activation_cost(op: &str) -> u64 {
+    match op {
+        "Relu" | "ThresholdedRelu" => 1,
+        "LeakyRelu" | "PRelu" | "Clip" | "Shrink" => 2,
+        "HardSigmoid" | "HardSwish" | "Softsign" => 3,
+        "QuickGelu" => 5,
+        "Mish" | "Gelu" | "FastGelu" | "BiasGelu" => 8,
+        // Sigmoid, Tanh, Softplus, Elu, Selu, Celu: transcendental.
+        _ => 4,
+    }
+}
 
-/// Activation functions and their operations per element.
-const ACTIVATIONS: &[(&str, u64)] = &[
-    ("Relu", 1),
-    ("LeakyRelu", 2),
-    ("PRelu", 2),
-    ("ThresholdedRelu", 1),
-    ("Clip", 2),
-    ("HardSigmoid", 3),
-    ("HardSwish", 3),
-    ("Shrink", 2),
-    ("Softsign", 3),
-    ("Sigmoid", 4),
-    ("Tanh", 4),
-    ("Softplus", 4),
-    ("Elu", 4),
-    ("Selu", 4),
-    ("Celu", 4),
-    ("Mish", 8),
-    ("Gelu", 8),
-    ("FastGelu", 8),
-    ("BiasGelu", 8),
-    ("QuickGelu", 5),
-];
-
-pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
-    if ACTIVATIONS.iter().any(|(name, _)| *name == op) {
+pub fn rule(op: &str) -> Option<Rule> {
+    if ACTIVATION.contains(&op) {
         return Some(Rule {
             class: OpClass::Activation,
-            work: activation_work,
+            work: |c| {
+                Ok(Work::flops(per_output_element(
+                    c,
+                    activation_cost(&c.op.op_type),
+                )?))
+            },
         });
     }
     if VARIADIC.contains(&op) {
@@ -101,15 +39,17 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
             class: OpClass::Elementwise,
             work: |c| {
                 let n = c.op.inputs.iter().flatten().count().max(2) as u64;
-                Work::flops(per_output_element(c, n - 1))
+                Ok(Work::flops(per_output_element(c, n - 1)?))
             },
         });
     }
-    ARITHMETIC.contains(&op).then_some(Rule {
+    Some(Rule {
         class: OpClass::Elementwise,
-        work: |c| Work {
-            variant: broadcast(c).then_some("Broadcast"),
-            ..Work::flops(per_output_element(c, 1))
+        work: |c| {
+            Ok(Work {
+                variant: broadcast(c).then_some("Broadcast"),
+                ..Work::flops(per_output_element(c, 1)?)
+            })
         },
     })
 }
@@ -127,7 +67,7 @@ fn broadcast(c: &NodeCtx) -> bool {
         let Some(d) = c.input_dims(i) else {
             return false;
         };
-        if d.iter().product::<u64>() == 1 {
+        if d.iter().all(|&x| x == 1) {
             return false;
         }
         if d.len() == out.len() {
@@ -146,13 +86,4 @@ fn broadcast(c: &NodeCtx) -> bool {
         }
         !out.ends_with(trimmed)
     })
-}
-
-/// A rule is a plain `fn`, so the per-element cost is looked up by op type when evaluated.
-fn activation_work(c: &NodeCtx) -> Work {
-    let k = ACTIVATIONS
-        .iter()
-        .find(|(name, _)| *name == c.op.op_type)
-        .map_or(1, |&(_, k)| k);
-    Work::flops(per_output_element(c, k))
 }

@@ -4,24 +4,24 @@
 //! `transA`), MatMul's `A` is `[..., M, K]` (a vector `[K]` when rank 1). Gemm's `alpha`/`beta`
 //! scaling and `C` addition are not counted.
 
-use super::{Rule, Work};
+use super::{times, Rule, Work};
 use crate::cost::{NodeCtx, OpClass};
+use anyhow::Result;
 
-pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
-    let work: fn(&NodeCtx) -> Work = match op {
+pub fn rule(op: &str) -> Option<Rule> {
+    let work: fn(&NodeCtx) -> Result<Work> = match op {
         "Gemm" => |c| {
+            let trans_a = c.attrs.flag("transA", false)?;
             let k = c.input_dims(0).and_then(|a| {
-                if c.attr_i("transA") == Some(1) {
+                if trans_a {
                     a.first().copied()
                 } else {
                     a.get(1).copied()
                 }
             });
-            Work::macs(c.output_elements().zip(k).map(|(o, k)| o * k))
+            macs(c, k)
         },
-        "MatMul" | "MatMulInteger" | "FusedMatMul" => |c| matmul_macs(c, 0),
-        "QLinearMatMul" => |c| matmul_macs(c, 0),
-        _ => return None,
+        _ => |c| macs(c, c.input_dims(0).and_then(|a| a.last().copied())),
     };
     Some(Rule {
         class: OpClass::Matmul,
@@ -29,7 +29,11 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
     })
 }
 
-fn matmul_macs(c: &NodeCtx, a_input: usize) -> Work {
-    let k = c.input_dims(a_input).and_then(|a| a.last().copied());
-    Work::macs(c.output_elements().zip(k).map(|(o, k)| o * k))
+/// Output elements x `k`.
+fn macs(c: &NodeCtx, k: Option<u64>) -> Result<Work> {
+    let macs = match (c.output_elements(), k) {
+        (Some(o), Some(k)) => Some(times(c, o, k)?),
+        _ => None,
+    };
+    Work::macs(c, macs)
 }

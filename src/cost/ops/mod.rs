@@ -1,8 +1,9 @@
-//! FLOP rules, one file per op family (the layout of tract's `onnx/src/ops`).
+//! FLOP rules, one file per op family (the families of [`crate::ops`], the layout of tract's
+//! `onnx/src/ops`).
 //!
-//! Each family file lists the ops it covers and says how it counts their work; [`rule_for`] finds
-//! the family of an op. Ops of no family are [`OpClass::Other`] and estimated at one operation per
-//! output element.
+//! Each family file says how it counts the work of its ops; [`rule_for`] finds an op's family.
+//! Ops of no family are [`OpClass::Other`] and estimated at one operation per output element.
+//! Counts use checked arithmetic: one beyond 64 bits is an error naming the node.
 
 pub mod control;
 pub mod conv;
@@ -15,6 +16,8 @@ pub mod recurrent;
 pub mod softmax;
 
 use super::{NodeCtx, OpClass};
+use crate::ops::{family, Family};
+use anyhow::Result;
 
 /// The work a node does, as a FLOP rule counts it.
 #[derive(Clone, Debug, Default)]
@@ -31,12 +34,12 @@ pub struct Work {
 
 impl Work {
     /// Work made of multiply-accumulates: FLOPs = 2 x MACs.
-    pub fn macs(macs: Option<u64>) -> Work {
-        Work {
-            flops: macs.map(|m| 2 * m),
+    pub fn macs(c: &NodeCtx, macs: Option<u64>) -> Result<Work> {
+        Ok(Work {
+            flops: macs.map(|m| times(c, m, 2)).transpose()?,
             macs,
             ..Work::default()
-        }
+        })
     }
     pub fn flops(flops: Option<u64>) -> Work {
         Work {
@@ -50,34 +53,43 @@ impl Work {
 #[derive(Copy, Clone)]
 pub struct Rule {
     pub class: OpClass,
-    pub work: fn(&NodeCtx) -> Work,
+    pub work: fn(&NodeCtx) -> Result<Work>,
 }
-
-/// Families in lookup order. Each entry: (ops it covers, its rule lookup).
-const FAMILIES: &[fn(&str, &str) -> Option<Rule>] = &[
-    conv::rule,
-    matmul::rule,
-    pool::rule,
-    norm::rule,
-    softmax::rule,
-    recurrent::rule,
-    elementwise::rule,
-    movement::rule,
-    control::rule,
-];
 
 /// The rule for an op, by domain and type.
 pub fn rule_for(domain: &str, op_type: &str) -> Rule {
-    FAMILIES
-        .iter()
-        .find_map(|family| family(domain, op_type))
-        .unwrap_or(Rule {
-            class: OpClass::Other,
-            work: |ctx| Work::flops(per_output_element(ctx, 1)),
-        })
+    let rule = match family(domain, op_type) {
+        Some(Family::Conv) => conv::rule(op_type),
+        Some(Family::Matmul) => matmul::rule(op_type),
+        Some(Family::Pool) => pool::rule(op_type),
+        Some(Family::Norm) => norm::rule(op_type),
+        Some(Family::Softmax) => softmax::rule(op_type),
+        Some(Family::Recurrent) => recurrent::rule(op_type),
+        Some(Family::Elementwise) | Some(Family::Activation) => elementwise::rule(op_type),
+        Some(Family::Movement) => movement::rule(op_type),
+        Some(Family::Control) => control::rule(op_type),
+        None => None,
+    };
+    rule.unwrap_or(Rule {
+        class: OpClass::Other,
+        work: |ctx| Ok(Work::flops(per_output_element(ctx, 1)?)),
+    })
 }
 
 /// `k` operations per element of the first output.
-pub fn per_output_element(ctx: &NodeCtx, k: u64) -> Option<u64> {
-    ctx.output_elements().map(|e| e * k)
+pub fn per_output_element(ctx: &NodeCtx, k: u64) -> Result<Option<u64>> {
+    ctx.output_elements().map(|e| times(ctx, e, k)).transpose()
+}
+
+/// `a * b`, or an error naming the node where the count exceeds 64 bits.
+pub fn times(c: &NodeCtx, a: u64, b: u64) -> Result<u64> {
+    a.checked_mul(b).ok_or_else(|| {
+        c.attrs
+            .error("its operation count exceeds 64 bits; is a dimension wrong?")
+    })
+}
+
+/// The product of `values`, checked as [`times`].
+pub fn product(c: &NodeCtx, values: &[u64]) -> Result<u64> {
+    values.iter().try_fold(1, |acc, &v| times(c, acc, v))
 }

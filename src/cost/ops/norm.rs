@@ -5,25 +5,19 @@
 //! the statistics-computing norms 5 (mean, variance, subtract-divide, scale, shift); LRN
 //! `2 x size + 3` (sum of squares over `size` channels, then power and divide).
 
-use super::{per_output_element, Rule, Work};
+use super::{per_output_element, times, Rule, Work};
 use crate::cost::{NodeCtx, OpClass};
+use anyhow::Result;
 
-pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
-    let work: fn(&NodeCtx) -> Work = match op {
-        "BatchNormalization" => |c| Work::flops(per_output_element(c, 2)),
-        "InstanceNormalization"
-        | "LayerNormalization"
-        | "GroupNormalization"
-        | "MeanVarianceNormalization"
-        | "LpNormalization"
-        | "SkipLayerNormalization"
-        | "SimplifiedLayerNormalization"
-        | "SkipSimplifiedLayerNormalization" => |c| Work::flops(per_output_element(c, 5)),
+pub fn rule(op: &str) -> Option<Rule> {
+    let work: fn(&NodeCtx) -> Result<Work> = match op {
+        "BatchNormalization" => |c| Ok(Work::flops(per_output_element(c, 2)?)),
         "LRN" => |c| {
-            let size = c.attr_i("size").unwrap_or(1).max(1) as u64;
-            Work::flops(per_output_element(c, 2 * size + 3))
+            let size = c.attrs.positive_int("size", 1)?;
+            let k = times(c, size, 2)?.saturating_add(3);
+            Ok(Work::flops(per_output_element(c, k)?))
         },
-        _ => return None,
+        _ => |c| Ok(Work::flops(per_output_element(c, 5)?)),
     };
     Some(Rule {
         class: OpClass::Norm,

@@ -4,25 +4,34 @@
 //! output elements x kernel size. Global pooling and Reduce*/ArgMax/ArgMin: one operation per
 //! input element.
 
-use super::{Rule, Work};
+use super::{times, Rule, Work};
 use crate::cost::{NodeCtx, OpClass};
+use crate::ops::{GLOBAL_POOL, WINDOW_POOL};
+use anyhow::Result;
 
-pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
-    let work: fn(&NodeCtx) -> Work = match op {
-        "MaxPool" | "AveragePool" | "LpPool" | "MaxRoiPool" => |c| {
-            let window = c
-                .attr_ints("kernel_shape")
-                .map(|k| k.iter().product::<i64>().max(1) as u64);
-            Work::flops(c.output_elements().zip(window).map(|(o, w)| o * w))
-        },
+pub fn rule(op: &str) -> Option<Rule> {
+    let work: fn(&NodeCtx) -> Result<Work> = if WINDOW_POOL.contains(&op) {
+        |c| {
+            let window = match c.attrs.ints_at_least("kernel_shape", 1, None)? {
+                Some(k) => Some(k.iter().try_fold(1u64, |a, &b| times(c, a, b as u64))?),
+                None => None,
+            };
+            let flops = match (c.output_elements(), window) {
+                (Some(o), Some(w)) => Some(times(c, o, w)?),
+                _ => None,
+            };
+            Ok(Work::flops(flops))
+        }
+    } else if GLOBAL_POOL.contains(&op) {
         // A reduction over the whole map: a streaming pass, its own regression.
-        "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => |c| Work {
-            variant: Some("GlobalPool"),
-            ..Work::flops(c.input_elements(0))
-        },
-        "ArgMax" | "ArgMin" => |c| Work::flops(c.input_elements(0)),
-        op if op.starts_with("Reduce") => |c| Work::flops(c.input_elements(0)),
-        _ => return None,
+        |c| {
+            Ok(Work {
+                variant: Some("GlobalPool"),
+                ..Work::flops(c.input_elements(0))
+            })
+        }
+    } else {
+        |c| Ok(Work::flops(c.input_elements(0)))
     };
     Some(Rule {
         class: OpClass::Pool,

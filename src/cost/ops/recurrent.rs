@@ -4,21 +4,26 @@
 //! input and recurrent matrix products of every step (gates: LSTM 4, GRU 3, RNN 1). Gate
 //! activations and the cell update (a few operations per hidden unit per step) are not counted.
 
-use super::{Rule, Work};
+use super::{product, Rule, Work};
 use crate::cost::{NodeCtx, OpClass};
+use anyhow::Result;
 
-pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
-    let work: fn(&NodeCtx) -> Work = match op {
+pub fn rule(op: &str) -> Option<Rule> {
+    let work: fn(&NodeCtx) -> Result<Work> = match op {
         "LSTM" => |c| cell_macs(c, 4),
         // tract runs a GRU that applies the linear transformation before the reset gate (as
         // PyTorch exports every GRU) as one fused sequence kernel, far faster than the scan of
         // cell ops it runs the others as: a variant with its own regression.
-        "GRU" => |c| Work {
-            variant: (c.attr_i("linear_before_reset") == Some(1)).then_some("GRULinearBeforeReset"),
-            ..cell_macs(c, 3)
+        "GRU" => |c| {
+            Ok(Work {
+                variant: c
+                    .attrs
+                    .flag("linear_before_reset", false)?
+                    .then_some("GRULinearBeforeReset"),
+                ..cell_macs(c, 3)?
+            })
         },
-        "RNN" => |c| cell_macs(c, 1),
-        _ => return None,
+        _ => |c| cell_macs(c, 1),
     };
     Some(Rule {
         class: OpClass::Recurrent,
@@ -26,17 +31,19 @@ pub fn rule(_domain: &str, op: &str) -> Option<Rule> {
     })
 }
 
-fn cell_macs(c: &NodeCtx, gates: u64) -> Work {
-    let macs = (|| {
-        let x = c.input_dims(0)?;
-        let hidden = c.attr_i("hidden_size")? as u64;
-        let dirs = if c.attr_s("direction").as_deref() == Some("bidirectional") {
-            2
-        } else {
-            1
-        };
-        let [a, b, input] = x[..] else { return None };
-        Some(a * b * dirs * gates * hidden * (input + hidden))
-    })();
-    Work::macs(macs)
+fn cell_macs(c: &NodeCtx, gates: u64) -> Result<Work> {
+    let dirs = match c.attrs.string("direction")?.as_deref() {
+        Some("bidirectional") => 2,
+        _ => 1,
+    };
+    let hidden = c.attrs.int("hidden_size")?;
+    let macs = match (c.input_dims(0).as_deref(), hidden) {
+        (Some(&[a, b, input]), Some(h)) => {
+            let h = c.attrs.positive_int("hidden_size", h)?;
+            let width = input.saturating_add(h);
+            Some(product(c, &[a, b, dirs, gates, h, width])?)
+        }
+        _ => None,
+    };
+    Work::macs(c, macs)
 }

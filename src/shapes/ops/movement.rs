@@ -1,0 +1,344 @@
+//! Data movement: reshapes, transposes, concatenation, squeezes, gathers, casts, constants, and
+//! the ops that pass their input's shape through. Axis and permutation attributes are checked
+//! against the input's rank wherever it is known.
+
+use super::{one, same_as_input, Outputs, RuleCtx};
+use crate::ops::attrs::resolve_axis;
+use crate::tensor::{DType, Dim, TensorInfo};
+use anyhow::{bail, Result};
+
+pub fn infer(c: &RuleCtx) -> Result<Outputs> {
+    let op = c.op.op_type.as_str();
+    match op {
+        "Identity" | "Trilu" | "ReverseSequence" => Ok(same_as_input(c)),
+        "Dropout" => {
+            let (Some(dt), Some(d)) = (c.dtype(0), c.dims(0)) else {
+                return Ok(vec![]);
+            };
+            // The mask is bool from opset 10; before, it had the input's type.
+            let mask = if c.opset >= 10 { DType::BOOL } else { dt };
+            Ok(vec![
+                (0, TensorInfo::new(dt, d.clone())),
+                (1, TensorInfo::new(mask, d)),
+            ])
+        }
+        "Cast" => {
+            let to = c.attrs.int("to")?;
+            let dt = match to {
+                // Types newer than this build are let through: only 0 (undefined) and values
+                // that are no type number at all are refused.
+                Some(v) if v > 0 && v <= i32::MAX as i64 => DType(v as i32),
+                Some(v) => bail!(c
+                    .attrs
+                    .error(format!("`to` = {v} is not an ONNX element type"))),
+                None => bail!(c.attrs.error("the required attribute `to` is missing")),
+            };
+            Ok(one(Some(dt), c.dims(0)))
+        }
+        "CastLike" => Ok(one(c.dtype(1), c.dims(0))),
+        "Flatten" => flatten(c),
+        "Reshape" => reshape(c),
+        "Transpose" => transpose(c),
+        "Concat" => concat(c),
+        "Squeeze" | "Unsqueeze" => squeeze(c, op == "Squeeze"),
+        "Shape" => {
+            // Opset 15 slices the shape with `start`/`end`, clamped to [0, rank].
+            let Some(rank) = c.rank(0).map(|r| r as i64) else {
+                return Ok(vec![]);
+            };
+            let clamp = |v: i64| if v < 0 { v.saturating_add(rank) } else { v }.clamp(0, rank);
+            let start = clamp(c.attrs.int_or("start", 0)?);
+            let end = clamp(c.attrs.int_or("end", rank)?);
+            Ok(one(
+                Some(DType::INT64),
+                Some(vec![(end - start).max(0) as u64]),
+            ))
+        }
+        "Size" => Ok(one(Some(DType::INT64), Some(vec![]))),
+        "Gather" => {
+            let Some(r) = c.rank(0) else {
+                return Ok(vec![]);
+            };
+            let a = c.attrs.axis("axis", 0, r, false)?;
+            let (Some(d), Some(idx)) = (c.dims(0), c.dims(1)) else {
+                return Ok(vec![]);
+            };
+            Ok(one(
+                c.dtype(0),
+                Some([&d[..a], &idx[..], &d[a + 1..]].concat()),
+            ))
+        }
+        "Constant" => constant(c),
+        "ConstantOfShape" => {
+            let dt = c
+                .node
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref())
+                .map_or(DType::FLOAT, |t| DType(t.data_type));
+            let dims = match c.const_ints(0) {
+                Some(s) => {
+                    if let Some(bad) = s.iter().find(|&&v| v < 0) {
+                        bail!(c
+                            .attrs
+                            .error(format!("the shape {s:?} has a negative dimension {bad}")));
+                    }
+                    let d: Vec<u64> = s.iter().map(|&v| v as u64).collect();
+                    c.product(&d, 0)?;
+                    Some(d.into_iter().map(Dim::Known).collect())
+                }
+                None => None,
+            };
+            // The type is known from the attribute (float when absent) even when the shape is not.
+            Ok(vec![(
+                0,
+                TensorInfo {
+                    dtype: Some(dt),
+                    dims,
+                },
+            )])
+        }
+        _ => Ok(vec![]),
+    }
+}
+
+fn flatten(c: &RuleCtx) -> Result<Outputs> {
+    let Some(r) = c.rank(0) else {
+        return Ok(vec![]);
+    };
+    // Flatten's axis ranges over [-r, r]: a negative one counts from the rank, not rank + 1.
+    let a = c.attrs.axis("axis", 1, r, true)?;
+    let Some(d) = c.dims(0) else {
+        return Ok(vec![]);
+    };
+    let (outer, inner) = (c.product(&d[..a], 0)?, c.product(&d[a..], 0)?);
+    Ok(one(c.dtype(0), Some(vec![outer, inner])))
+}
+
+/// Reshape to the constant `shape`: `0` copies the input's dim (unless `allowzero`), one `-1`
+/// takes what is left.
+fn reshape(c: &RuleCtx) -> Result<Outputs> {
+    let allowzero = c.attrs.is_one("allowzero", 0)?;
+    let Some(shape) = c.const_ints(1) else {
+        return Ok(vec![]);
+    };
+    if let Some(bad) = shape.iter().find(|&&s| s < -1) {
+        bail!(c.attrs.error(format!(
+            "the target shape {shape:?} has {bad}; only -1 (infer) and dims >= 0 are allowed"
+        )));
+    }
+    if shape.iter().filter(|&&s| s == -1).count() > 1 {
+        bail!(c
+            .attrs
+            .error(format!("the target shape {shape:?} has more than one -1")));
+    }
+    if allowzero && shape.contains(&0) && shape.contains(&-1) {
+        bail!(c.attrs.error(format!(
+            "the target shape {shape:?} has both 0 and -1, which `allowzero` = 1 forbids"
+        )));
+    }
+    let Some(d) = c.dims(0) else {
+        return Ok(vec![]);
+    };
+    let total = c.product(&d, 0)?;
+    let mut out: Vec<Option<u64>> = vec![];
+    for (i, &s) in shape.iter().enumerate() {
+        out.push(match s {
+            -1 => None,
+            0 if !allowzero => match d.get(i) {
+                Some(&v) => Some(v),
+                // A 0 past the input's rank copies nothing: not at these sizes.
+                None => return Ok(vec![]),
+            },
+            s => Some(s as u64),
+        });
+    }
+    let known: Vec<u64> = out.iter().flatten().copied().collect();
+    let known = c.product(&known, 0)?;
+    if let Some(slot) = out.iter_mut().find(|v| v.is_none()) {
+        if known == 0 || !total.is_multiple_of(known) {
+            return Ok(vec![]);
+        }
+        *slot = Some(total / known);
+    } else if known != total {
+        // Not the input's element count at these sizes.
+        return Ok(vec![]);
+    }
+    Ok(one(c.dtype(0), out.into_iter().collect()))
+}
+
+fn transpose(c: &RuleCtx) -> Result<Outputs> {
+    let rank = c.rank(0);
+    let perm = match c.attrs.ints("perm")? {
+        Some(p) if !p.is_empty() => p.to_vec(),
+        _ => match rank {
+            Some(r) => (0..r as i64).rev().collect(),
+            None => return Ok(vec![]),
+        },
+    };
+    let mut seen = vec![false; perm.len()];
+    for &p in &perm {
+        match usize::try_from(p).ok().filter(|&p| p < perm.len()) {
+            Some(p) if !seen[p] => seen[p] = true,
+            _ => bail!(c.attrs.error(format!(
+                "`perm` = {perm:?} is not a permutation of 0..{}",
+                perm.len()
+            ))),
+        }
+    }
+    if let Some(r) = rank.filter(|&r| r != perm.len()) {
+        bail!(c.attrs.error(format!(
+            "`perm` = {perm:?} has {} entries, but the input has rank {r}",
+            perm.len()
+        )));
+    }
+    let Some(d) = c.dims(0) else {
+        return Ok(vec![]);
+    };
+    Ok(one(
+        c.dtype(0),
+        Some(perm.iter().map(|&p| d[p as usize]).collect()),
+    ))
+}
+
+fn concat(c: &RuleCtx) -> Result<Outputs> {
+    // Required from opset 4; before, it defaulted to 1.
+    let a = match c.attrs.int("axis")? {
+        Some(a) => a,
+        None if c.opset < 4 => 1,
+        None => bail!(c.attrs.error("the required attribute `axis` is missing")),
+    };
+    let present = c.present();
+    let ranks: Vec<usize> = present.iter().filter_map(|&i| c.rank(i)).collect();
+    if let Some(&r) = ranks.first() {
+        if ranks.iter().any(|&x| x != r) {
+            bail!(c.attrs.error(format!(
+                "its inputs have ranks {ranks:?}; they must be equal"
+            )));
+        }
+        if resolve_axis(a, r, false).is_none() {
+            bail!(c.attrs.error(format!(
+                "`axis` = {a} is out of range for rank-{r} inputs (allowed: {}..={})",
+                -(r as i64),
+                r as i64 - 1
+            )));
+        }
+    }
+    let shapes: Option<Vec<Vec<u64>>> = present.iter().map(|&i| c.dims(i)).collect();
+    let Some(shapes) = shapes.filter(|s| !s.is_empty()) else {
+        return Ok(vec![]);
+    };
+    let Some(a) = resolve_axis(a, shapes[0].len(), false) else {
+        return Ok(vec![]);
+    };
+    let mut out = shapes[0].clone();
+    let mut sum = 0u64;
+    for s in &shapes {
+        let joined = s.iter().enumerate().all(|(i, &v)| i == a || v == out[i]);
+        if !joined {
+            return Ok(vec![]);
+        }
+        sum = sum.checked_add(s[a]).ok_or_else(|| {
+            c.attrs.error(format!(
+                "`{}` would be too large to count",
+                c.output_name(0)
+            ))
+        })?;
+    }
+    out[a] = sum;
+    Ok(one(c.dtype(0), Some(out)))
+}
+
+fn squeeze(c: &RuleCtx, squeeze: bool) -> Result<Outputs> {
+    let Some(r) = c.rank(0) else {
+        return Ok(vec![]);
+    };
+    let Some(axes) = c.axes()? else {
+        return Ok(vec![]);
+    };
+    // Unsqueeze's axes index the output, whose rank grows by their number.
+    let out_rank = if squeeze {
+        r
+    } else {
+        r + axes.as_ref().map_or(0, Vec::len)
+    };
+    let axes: Option<Vec<usize>> = match axes {
+        Some(a) if !a.is_empty() => {
+            let mut resolved = vec![];
+            for &x in &a {
+                let Some(i) = resolve_axis(x, out_rank, false) else {
+                    bail!(c.attrs.error(format!(
+                        "axis {x} in `axes` {a:?} is out of range for rank {out_rank}"
+                    )));
+                };
+                if resolved.contains(&i) {
+                    bail!(c.attrs.error(format!("`axes` {a:?} repeats an axis")));
+                }
+                resolved.push(i);
+            }
+            Some(resolved)
+        }
+        _ if squeeze => None,
+        _ => bail!(c.attrs.error("Unsqueeze needs `axes`")),
+    };
+    let Some(d) = c.dims(0) else {
+        return Ok(vec![]);
+    };
+    let out = if squeeze {
+        match axes {
+            Some(a) => d
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !a.contains(i))
+                .map(|(_, &v)| v)
+                .collect(),
+            None => d.iter().copied().filter(|&v| v != 1).collect(),
+        }
+    } else {
+        let a = axes.unwrap_or_default();
+        let mut rest = d.iter();
+        (0..out_rank)
+            .map(|i| {
+                if a.contains(&i) {
+                    1
+                } else {
+                    rest.next().copied().unwrap_or(1)
+                }
+            })
+            .collect()
+    };
+    Ok(one(c.dtype(0), Some(out)))
+}
+
+fn constant(c: &RuleCtx) -> Result<Outputs> {
+    let Some(a) = c.node.attribute.first() else {
+        return Ok(vec![]);
+    };
+    let count = |n: usize| vec![n as u64];
+    let info = match a.name.as_str() {
+        "value" => {
+            let Some(t) = a.t.as_ref() else {
+                return Ok(vec![]);
+            };
+            if let Some(bad) = t.dims.iter().find(|&&d| d < 0) {
+                bail!(c.attrs.error(format!(
+                    "its `value` has dims {:?}, with a negative {bad}",
+                    t.dims
+                )));
+            }
+            TensorInfo::new(
+                DType(t.data_type),
+                t.dims.iter().map(|&d| d as u64).collect(),
+            )
+        }
+        "value_float" => TensorInfo::new(DType::FLOAT, vec![]),
+        "value_floats" => TensorInfo::new(DType::FLOAT, count(a.floats.len())),
+        "value_int" => TensorInfo::new(DType::INT64, vec![]),
+        "value_ints" => TensorInfo::new(DType::INT64, count(a.ints.len())),
+        "value_string" => TensorInfo::new(DType::STRING, vec![]),
+        "value_strings" => TensorInfo::new(DType::STRING, count(a.strings.len())),
+        _ => return Ok(vec![]),
+    };
+    Ok(vec![(0, info)])
+}
