@@ -170,6 +170,15 @@ pub struct Piece {
 }
 
 /// Round to 6 significant digits.
+/// How many times faster `chosen` is than `base`; 1 where both take no time (a model of
+/// constants only), which would otherwise be 0/0.
+fn speedup(base: f64, chosen: f64) -> f64 {
+    if base == 0.0 && chosen == 0.0 {
+        return 1.0;
+    }
+    round6(base / chosen)
+}
+
 pub fn round6(v: f64) -> f64 {
     if v == 0.0 || !v.is_finite() {
         return v;
@@ -253,8 +262,8 @@ impl SelectionTable {
                     speedup_vs_all_cloud: b
                         .all_cloud
                         .as_ref()
-                        .map(|c| round6(c.total_ms / p.total_ms)),
-                    speedup_vs_all_mobile: round6(b.all_mobile.total_ms / p.total_ms),
+                        .map(|c| speedup(c.total_ms, p.total_ms)),
+                    speedup_vs_all_mobile: speedup(b.all_mobile.total_ms, p.total_ms),
                     energy_saving_vs_all_cloud: b
                         .all_cloud
                         .as_ref()

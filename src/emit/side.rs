@@ -30,9 +30,9 @@ impl SideSpec {
             .copied()
             .filter(|&n| !cut.is_constant(n) && cut.side(n) == side)
             .collect();
-        let nodes = with_needed_constants(graph, &own, cut);
-        let reads = reads_of(graph, &nodes);
         let owned_outputs = owned_outputs(graph, cut, side);
+        let nodes = with_needed_constants(graph, &own, &owned_outputs, cut);
+        let reads = reads_of(graph, &nodes);
         let inputs = match side {
             Side::Head => graph
                 .inputs
@@ -89,10 +89,23 @@ impl SideSpec {
     }
 }
 
-/// The side's nodes plus, transitively, the constant-only nodes whose outputs they read.
-fn with_needed_constants(graph: &ModelGraph, own: &[NodeIndex], cut: &Cut) -> Vec<NodeIndex> {
+/// The side's nodes plus, transitively, the constant-only nodes whose outputs they read or that
+/// compute a graph output the side gives (a model whose output is a `Constant`'s).
+fn with_needed_constants(
+    graph: &ModelGraph,
+    own: &[NodeIndex],
+    outputs: &[TensorId],
+    cut: &Cut,
+) -> Vec<NodeIndex> {
     let mut keep: HashSet<NodeIndex> = own.iter().copied().collect();
     let mut stack: Vec<NodeIndex> = own.to_vec();
+    for &t in outputs {
+        if let Producer::Node(p, _) = graph.tensor(t).producer {
+            if cut.is_constant(p) && keep.insert(p) {
+                stack.push(p);
+            }
+        }
+    }
     while let Some(n) = stack.pop() {
         for t in graph.op(n).reads() {
             if let Producer::Node(p, _) = graph.tensor(t).producer {

@@ -162,19 +162,26 @@ pub fn infer_with(
     let declared = declared_inputs(model, graph, given)?;
     let symbols = Symbols::of(&declared, given, sizes)?;
     let first = symbols.inputs(&declared, given, 0);
-    let mut table = infer_at(model, graph, &first, sources, 0)?;
+    // At sizes the user chose (or a model without symbolic inputs), inputs that do not fit
+    // together are an error; at sizes we picked, they only leave tensors unknown.
+    let first_point = if symbols.defaulted {
+        Point::Picked
+    } else {
+        Point::Given
+    };
+    let mut table = infer_at(model, graph, &first, sources, first_point)?;
     if symbols.is_empty() {
         table.symbolic = table.info.clone();
         return Ok(table);
     }
     let second_inputs = symbols.inputs(&declared, given, 1);
-    let second = infer_at(model, graph, &second_inputs, sources, 1)?;
+    let second = infer_at(model, graph, &second_inputs, sources, Point::Moved)?;
     let third = infer_at(
         model,
         graph,
         &symbols.inputs(&declared, given, 2),
         sources,
-        2,
+        Point::Moved,
     )?;
     table.symbolic = (0..table.info.len())
         .map(|k| symbols.generalise([&table.info[k], &second.info[k], &third.info[k]]))
@@ -197,16 +204,27 @@ pub fn infer_with(
     Ok(table)
 }
 
-/// The concrete inference at one assignment of the graph inputs. Beyond the first point (the
-/// given sizes) the model's concrete value_info is not used: in a model with symbolic inputs it
-/// may hold the sizes it was exported at (`1 x 16` for a `batch x 16`), true at no other point;
-/// and there a node whose inputs do not fit together tells nothing rather than failing.
+/// Which assignment of the symbolic input dimensions an inference runs at.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Point {
+    /// The sizes the user gave (or the model's own, without symbolic inputs).
+    Given,
+    /// The first point, with some size picked for the user (1).
+    Picked,
+    /// Every symbolic dimension moved, to tell which dims follow it.
+    Moved,
+}
+
+/// The concrete inference at one assignment of the graph inputs. Beyond the first point the
+/// model's concrete value_info is not used: in a model with symbolic inputs it may hold the
+/// sizes it was exported at (`1 x 16` for a `batch x 16`), true at no other point; and there a
+/// node whose inputs do not fit together tells nothing rather than failing.
 fn infer_at(
     model: &Model,
     graph: &ModelGraph,
     inputs: &HashMap<TensorId, TensorInfo>,
     sources: Sources,
-    point: usize,
+    point: Point,
 ) -> Result<ShapeTable> {
     let n = graph.tensors.len();
     let mut table = ShapeTable {
@@ -246,7 +264,7 @@ fn infer_at(
     }
 
     if sources.tract {
-        match tract::analyse(model, graph, inputs, point == 0) {
+        match tract::analyse(model, graph, inputs, point != Point::Moved) {
             Ok(found) => {
                 let tainted = after_control_flow(graph);
                 for (t, info) in found.facts.into_iter().filter(|(t, _)| !tainted[t.0]) {
@@ -263,7 +281,7 @@ fn infer_at(
         for vi in &declared {
             if let Some(t) = graph.tensor_id(&vi.name) {
                 let info = info_from_type(&vi.type_);
-                if point > 0 && info.is_complete() {
+                if point == Point::Moved && info.is_complete() {
                     continue;
                 }
                 table.merge(t, info, ShapeSource::ValueInfo);
@@ -273,12 +291,56 @@ fn infer_at(
 
     let using = match (sources.rules, point) {
         (false, _) => rules::Use::Check,
-        (true, 0) => rules::Use::Learn,
-        (true, _) => rules::Use::LearnLeniently,
+        (true, Point::Given) => rules::Use::Learn { sizes: true },
+        (true, Point::Picked) => rules::Use::Learn { sizes: false },
+        (true, Point::Moved) => rules::Use::LearnLeniently,
     };
     rules::apply(model, graph, &mut table, using)?;
     check_sizes(graph, &table)?;
+    if point == Point::Given {
+        check_declarations(graph, &declared, &table)?;
+    }
     Ok(table)
+}
+
+/// What tract or a rule computed for a declared tensor must agree with its declaration where
+/// both say something concrete: the element type, the rank, and each dimension the declaration
+/// fixes (a symbolic one matches any size).
+fn check_declarations(
+    graph: &ModelGraph,
+    declared: &[&ValueInfoProto],
+    table: &ShapeTable,
+) -> Result<()> {
+    for vi in declared {
+        let Some(t) = graph.tensor_id(&vi.name) else {
+            continue;
+        };
+        if !matches!(table.source[t.0], ShapeSource::Tract | ShapeSource::Rule) {
+            continue;
+        }
+        let (said, found) = (info_from_type(&vi.type_), &table.info[t.0]);
+        let dtype_differs = matches!((said.dtype, found.dtype), (Some(a), Some(b)) if a != b);
+        let shape_differs = match (&said.dims, &found.dims) {
+            (Some(a), Some(b)) => {
+                a.len() != b.len()
+                    || a.iter()
+                        .zip(b)
+                        .any(|(x, y)| matches!((x, y), (Dim::Known(x), Dim::Known(y)) if x != y))
+            }
+            _ => false,
+        };
+        if dtype_differs || shape_differs {
+            bail!(
+                "`{}` is declared {} {}, but the graph computes {} {}; correct the model's declaration of it",
+                vi.name,
+                said.dtype.map_or("?", DType::name),
+                said.shape_string(),
+                found.dtype.map_or("?", DType::name),
+                found.shape_string()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The dims a stored tensor declares; a negative one is an error naming it.
@@ -458,6 +520,8 @@ struct Symbols {
     list: Vec<Symbol>,
     /// Every symbolic dimension was given a size.
     all_given: bool,
+    /// Some symbolic dimension took a default size (1), not one the user gave.
+    defaulted: bool,
 }
 
 impl Symbols {
@@ -488,6 +552,7 @@ impl Symbols {
         let mut symbols = Symbols {
             list: vec![],
             all_given: true,
+            defaulted: false,
         };
         for d in declared.iter().filter(|d| d.is_tensor) {
             let Some(dims) = &d.info.dims else {
@@ -528,6 +593,7 @@ impl Symbols {
                     }
                     None => {
                         symbols.all_given &= sizes == Sizes::DefaultOne;
+                        symbols.defaulted = true;
                         1
                     }
                 };

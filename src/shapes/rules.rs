@@ -5,19 +5,20 @@
 //! normalisation, Conv, pooling, Gemm/MatMul, recurrent cells, the common data-movement ops) and
 //! the com.microsoft / ai.onnx.ml ops that keep their input's shape.
 
-use super::ops::{infer, Consts, RuleCtx};
+use super::ops::{infer, Consts, Mismatch, RuleCtx};
 use super::{ShapeSource, ShapeTable};
 use crate::graph::{ModelGraph, OpNode, TensorId};
 use crate::load::Model;
 use crate::ops::keeps_shape;
 use crate::tensor::{DType, TensorInfo};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// What the rules are run for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Use {
-    /// Learn shapes, and refuse a node that breaks the specification (at the given sizes).
-    Learn,
+    /// Learn shapes, and refuse a node that breaks the specification; with `sizes`, also one
+    /// whose inputs do not fit together ([`Mismatch`]) at these sizes, which the user chose.
+    Learn { sizes: bool },
     /// Learn shapes; a node that cannot be read at these sizes just tells nothing (the points
     /// beyond the given sizes, where a model may only work at its export size).
     LearnLeniently,
@@ -41,6 +42,8 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable, using: U
             let mut outputs = match (found, using) {
                 (Ok(outputs), _) => outputs,
                 (Err(_), Use::LearnLeniently) => vec![],
+                (Err(e), Use::Learn { sizes: true }) => return Err(e),
+                (Err(e), _) if e.is::<Mismatch>() => vec![],
                 (Err(e), _) => return Err(e),
             };
             if using == Use::Check {
@@ -51,6 +54,9 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable, using: U
             }
             for (slot, info) in outputs {
                 if let Some(Some(t)) = op.outputs.get(slot) {
+                    if using == (Use::Learn { sizes: true }) {
+                        contradicts_declaration(table, *t, &info, graph, op)?;
+                    }
                     learnt |= table.merge(*t, info.clone(), ShapeSource::Rule);
                     learnt |= overrule_tract(table, *t, info, &graph.tensor(*t).name);
                 }
@@ -66,6 +72,36 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable, using: U
             return Ok(());
         }
     }
+}
+
+/// A tensor the model declares (value_info or a graph output) must be what its node computes:
+/// a declaration that says otherwise makes the model invalid, and halves that kept it would
+/// fail onnx's checker and onnxruntime's loader.
+fn contradicts_declaration(
+    table: &ShapeTable,
+    t: TensorId,
+    computed: &TensorInfo,
+    graph: &ModelGraph,
+    op: &OpNode,
+) -> Result<()> {
+    let declared = &table.info[t.0];
+    if table.source[t.0] != ShapeSource::ValueInfo
+        || !declared.is_complete()
+        || !computed.is_complete()
+        || declared == computed
+    {
+        return Ok(());
+    }
+    bail!(
+        "`{}` is declared {} {}, but node `{}` ({}) computes {} {}; correct the model's declaration of it",
+        graph.tensor(t).name,
+        declared.dtype.map_or("?", DType::name),
+        declared.shape_string(),
+        op.label(),
+        op.op_type,
+        computed.dtype.map_or("?", DType::name),
+        computed.shape_string()
+    )
 }
 
 /// Where a rule and tract disagree, the rule wins: the rules follow the ONNX specification and

@@ -38,9 +38,13 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
             &w[2..]
         )));
     }
-    if x[1] != w[1] * group {
-        // Channels that do not match at these sizes: nothing to tell.
-        return Ok(vec![]);
+    if Some(x[1]) != w[1].checked_mul(group) {
+        return Err(c.mismatch(format!(
+            "input `X` has {} channels, but `W` {:?} with group {group} takes {}",
+            x[1],
+            w,
+            w[1].saturating_mul(group)
+        )));
     }
     let dt = if op == "Conv" {
         c.dtype(0)

@@ -24,7 +24,16 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
         } else {
             c.dtype(0)
         };
-        return Ok(one(dt, shapes.and_then(|s| broadcast(&s))));
+        let Some(shapes) = shapes else {
+            return Ok(vec![]);
+        };
+        let Some(out) = broadcast(&shapes) else {
+            return Err(c.mismatch(format!(
+                "its inputs of shapes {} do not broadcast together",
+                c.shapes_text()
+            )));
+        };
+        return Ok(one(dt, Some(out)));
     }
     if UNARY.contains(&op) || crate::ops::ACTIVATION.contains(&op) {
         return Ok(same_as_input(c));

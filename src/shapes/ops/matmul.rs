@@ -16,18 +16,38 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
             let (&[a0, a1], &[b0, b1]) = (&a[..], &b[..]) else {
                 return Ok(vec![]);
             };
-            let m = if trans_a { a1 } else { a0 };
-            let n = if trans_b { b0 } else { b1 };
+            let (m, k) = if trans_a { (a1, a0) } else { (a0, a1) };
+            let (kb, n) = if trans_b { (b1, b0) } else { (b0, b1) };
+            if k != kb {
+                return Err(c.mismatch(format!(
+                    "`A` {a:?} and `B` {b:?} do not share their inner dimension ({k} vs {kb})"
+                )));
+            }
             Ok(one(c.dtype(0), Some(vec![m, n])))
         }
-        "MatMul" | "FusedMatMul" => Ok(one(c.dtype(0), matmul(c.dims(0), c.dims(1)))),
-        "MatMulInteger" => Ok(one(Some(DType::INT32), matmul(c.dims(0), c.dims(1)))),
+        "MatMul" | "FusedMatMul" | "MatMulInteger" => {
+            let (Some(a), Some(b)) = (c.dims(0), c.dims(1)) else {
+                return Ok(vec![]);
+            };
+            let Some(out) = matmul(a, b) else {
+                return Err(c.mismatch(format!(
+                    "its inputs of shapes {} cannot be multiplied",
+                    c.shapes_text()
+                )));
+            };
+            let dt = if c.op.op_type == "MatMulInteger" {
+                Some(DType::INT32)
+            } else {
+                c.dtype(0)
+            };
+            Ok(one(dt, Some(out)))
+        }
         _ => Ok(vec![]),
     }
 }
 
-fn matmul(a: Option<Vec<u64>>, b: Option<Vec<u64>>) -> Option<Vec<u64>> {
-    let (mut a, mut b) = (a?, b?);
+/// numpy matmul's shape rule; `None` where the shapes do not multiply.
+fn matmul(mut a: Vec<u64>, mut b: Vec<u64>) -> Option<Vec<u64>> {
     let (a1, b1) = (a.len() == 1, b.len() == 1);
     if a1 {
         a.insert(0, 1);

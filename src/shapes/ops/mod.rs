@@ -27,6 +27,20 @@ use std::collections::HashMap;
 
 use super::ShapeTable;
 
+/// A node whose inputs do not fit together at the sizes tried (shapes that do not broadcast, a
+/// Reshape to another element count): an error at sizes the user chose, since the model cannot
+/// run there, and nothing learnt at sizes nsplit picked.
+#[derive(Debug)]
+pub struct Mismatch(pub String);
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
 /// Output (slot, info) pairs a rule can tell.
 pub type Outputs = Vec<(usize, TensorInfo)>;
 
@@ -185,6 +199,23 @@ impl<'a> RuleCtx<'a> {
             || format!("output {slot}"),
             |t| self.graph.tensor(t).name.clone(),
         )
+    }
+
+    /// A [`Mismatch`] of this node's inputs, described.
+    pub fn mismatch(&self, what: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::Error::new(Mismatch(format!(
+            "{}; the model cannot run at these input sizes",
+            self.attrs.error(what)
+        )))
+    }
+
+    /// Shapes of the present inputs, for messages.
+    pub fn shapes_text(&self) -> String {
+        self.present()
+            .iter()
+            .map(|&i| self.input(i).map_or("?".into(), |t| t.shape_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The product of `dims`, or an error naming output `slot` when it exceeds 64 bits.

@@ -156,14 +156,18 @@ fn reshape(c: &RuleCtx) -> Result<Outputs> {
     }
     let known: Vec<u64> = out.iter().flatten().copied().collect();
     let known = c.product(&known, 0)?;
-    if let Some(slot) = out.iter_mut().find(|v| v.is_none()) {
-        if known == 0 || !total.is_multiple_of(known) {
-            return Ok(vec![]);
+    let fits = match out.iter_mut().find(|v| v.is_none()) {
+        Some(slot) if known != 0 && total.is_multiple_of(known) => {
+            *slot = Some(total / known);
+            true
         }
-        *slot = Some(total / known);
-    } else if known != total {
-        // Not the input's element count at these sizes.
-        return Ok(vec![]);
+        Some(_) => false,
+        None => known == total,
+    };
+    if !fits {
+        return Err(c.mismatch(format!(
+            "its input {d:?} ({total} elements) cannot take the shape {shape:?}"
+        )));
     }
     Ok(one(c.dtype(0), out.into_iter().collect()))
 }
@@ -237,7 +241,10 @@ fn concat(c: &RuleCtx) -> Result<Outputs> {
     for s in &shapes {
         let joined = s.iter().enumerate().all(|(i, &v)| i == a || v == out[i]);
         if !joined {
-            return Ok(vec![]);
+            return Err(c.mismatch(format!(
+                "its inputs of shapes {} differ beyond axis {a}",
+                c.shapes_text()
+            )));
         }
         sum = sum.checked_add(s[a]).ok_or_else(|| {
             c.attrs.error(format!(

@@ -55,7 +55,9 @@ fn window(c: &RuleCtx) -> Result<Outputs> {
         return Ok(vec![]);
     };
     let Some(spatial) = window.output(&c.attrs, &x[2..], &kernel)? else {
-        return Ok(vec![]);
+        return Err(c.mismatch(format!(
+            "its window {kernel:?} does not fit the input {x:?} with its padding"
+        )));
     };
     let d = [x[..2].to_vec(), spatial].concat();
     let mut out = one(c.dtype(0), Some(d.clone()));
