@@ -203,7 +203,7 @@ fn names(g: &GraphProto) -> Vec<String> {
 fn mutate(rng: &mut ChaCha8Rng, m: &mut ModelProto) -> String {
     let g = m.graph.mut_or_insert_default();
     match rng.random_range(0..12) {
-        0 | 1 | 2 => {
+        0..=2 => {
             // An attribute: an existing one changed, or a new one added.
             let Some(i) = (!g.node.is_empty()).then(|| rng.random_range(0..g.node.len())) else {
                 return "nothing (no nodes)".into();
@@ -646,7 +646,7 @@ fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
                 ));
             }
         }
-        if (k + 1 - first) % 1000 == 0 {
+        if (k + 1 - first).is_multiple_of(1000) {
             eprintln!(
                 "fuzz: {} cases, {refused} refused, {split} split, {} panics, {:.0?}",
                 k + 1 - first,
