@@ -52,6 +52,8 @@ impl DType {
             24 => "float8e8m0",
             25 => "uint2",
             26 => "int2",
+            27 => "float6e2m3",
+            28 => "float6e3m2",
             _ => "undefined",
         }
     }
@@ -73,11 +75,12 @@ impl DType {
             15 => 128,
             21..=23 => 4,
             25 | 26 => 2,
+            27 | 28 => 6,
             _ => return Some(None),
         };
         // ceil(count * bits / 8), without forming count * bits.
         if bits < 8 {
-            Some(Some(count.div_ceil(8 / bits)))
+            Some(Some((count / 8) * bits + ((count % 8) * bits).div_ceil(8)))
         } else {
             count.checked_mul(bits / 8).map(Some)
         }
@@ -85,8 +88,11 @@ impl DType {
 
     /// True for floating-point element types.
     pub fn is_float(self) -> bool {
-        matches!(self.0, 1 | 10 | 11 | 16..=20 | 23 | 24)
+        matches!(self.0, 1 | 10 | 11 | 16..=20 | 23 | 24 | 27 | 28)
     }
+
+    /// The newest element type number we know (onnx 1.23's FLOAT6E3M2).
+    pub const NEWEST: i32 = 28;
 }
 
 impl fmt::Display for DType {
@@ -262,5 +268,20 @@ pub fn value_info_of(name: &str, info: &TensorInfo) -> ValueInfoProto {
         })
         .into(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DType;
+
+    #[test]
+    fn sizes_of_packed_types_round_up_and_overflow_is_none() {
+        assert_eq!(DType(22).bytes_for(3), Some(2)); // int4: 12 bits
+        assert_eq!(DType(27).bytes_for(3), Some(3)); // float6: 18 bits
+        assert_eq!(DType(25).bytes_for(5), Some(2)); // uint2: 10 bits
+        assert_eq!(DType::FLOAT.bytes_for(u64::MAX / 2), None);
+        assert_eq!(DType::STRING.checked_bytes_for(4), Some(None));
+        assert_eq!(DType(22).bytes_for(u64::MAX), Some(u64::MAX / 2 + 1));
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! Cases are numbered and each is reproducible alone: case `k` draws from a ChaCha generator
 //! seeded with `(NSPLIT_FUZZ_SEED, k)`. A failing case's model is kept in `target/fuzz/` to be
-//! made a fixture. CI runs the fixed sample (`NSPLIT_FUZZ_CASES`, default 400); the long run is
+//! made a fixture. CI runs the fixed sample (`NSPLIT_FUZZ_CASES`, default 5000); the long run is
 //! `NSPLIT_FUZZ_CASES=100000 cargo test --test fuzz -- --nocapture` (docs/design.md).
 
 mod common;
@@ -36,10 +36,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const DEFAULT_CASES: u64 = 400;
+const DEFAULT_CASES: u64 = 5000;
 const DEFAULT_SEED: u64 = 0x5EED_0013;
-/// Per case; a small model takes well under a second even in a debug build.
+/// Per case; a small model takes well under a second even in a debug build. tract's analysis,
+/// which runs at up to three points, is given [`TRACT_LIMIT`] each.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
+const TRACT_LIMIT: &str = "10";
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -567,6 +569,7 @@ fn check_batch(batch: &[(u64, PathBuf, Vec<PathBuf>)]) -> Checked {
 #[test]
 fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
     let cases = env_u64("NSPLIT_FUZZ_CASES", DEFAULT_CASES);
+    std::env::set_var("NSPLIT_TRACT_TIMEOUT", TRACT_LIMIT);
     let seed = env_u64("NSPLIT_FUZZ_SEED", DEFAULT_SEED);
     let first = env_u64("NSPLIT_FUZZ_FIRST", 0);
     let checker = python_tools("the fuzzer's onnx checker").is_some();

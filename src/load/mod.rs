@@ -13,7 +13,8 @@ pub use tensor_data::decode_i64;
 
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{
-    attribute_proto::AttributeType, AttributeProto, GraphProto, Message, ModelProto, TensorProto,
+    attribute_proto::AttributeType, AttributeProto, GraphProto, Message, ModelProto,
+    OperatorSetIdProto, TensorProto,
 };
 use std::borrow::Cow;
 use std::fs::File;
@@ -77,10 +78,15 @@ impl Model {
         } else {
             dir
         };
-        fill_attribute_types(&mut proto.graph.mut_or_insert_default().node);
+        let opsets = proto.opset_import.clone();
+        fill_attribute_types(&mut proto.graph.mut_or_insert_default().node, &opsets);
         for f in &mut proto.functions {
-            fill_attribute_types(&mut f.node);
+            fill_attribute_types(&mut f.node, &opsets);
         }
+        if proto.ir_version <= *IR_VERSIONS.end() {
+            check_element_types(&proto).with_context(|| format!("{shown}"))?;
+        }
+        crate::ops::schema::check_model(&proto).with_context(|| format!("{shown}"))?;
         let model = Model {
             proto,
             path: path.to_path_buf(),
@@ -157,6 +163,43 @@ pub fn visit_tensors<'a>(graph: &'a GraphProto, f: &mut dyn FnMut(&'a TensorProt
     }
 }
 
+/// Every declared tensor and stored tensor of the top-level graph has an element type ONNX
+/// defines (a model from a newer IR may use newer ones, and is not checked).
+fn check_element_types(proto: &ModelProto) -> Result<()> {
+    use onnx_protobuf::type_proto;
+    let known = |t: i32| (1..=crate::tensor::DType::NEWEST).contains(&t);
+    let g = &proto.graph;
+    for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
+        if let Some(type_proto::Value::TensorType(t)) =
+            v.type_.as_ref().and_then(|t| t.value.as_ref())
+        {
+            if t.elem_type == 0 {
+                bail!(
+                    "`{}` is declared a tensor without an element type; set its elem_type",
+                    v.name
+                );
+            }
+            if !known(t.elem_type) {
+                bail!(
+                    "`{}` is declared with element type {}, which ONNX does not define",
+                    v.name,
+                    t.elem_type
+                );
+            }
+        }
+    }
+    for t in &g.initializer {
+        if !known(t.data_type) {
+            bail!(
+                "initializer `{}` has element type {}, which ONNX does not define",
+                t.name,
+                t.data_type
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Old exporters omit `AttributeProto.type`; readers then guess from the field that is set. We
 /// write with proto3 rules (a zero `i` is not written), so the type must be explicit or an `i: 0`
 /// attribute would read back as empty.
@@ -164,20 +207,29 @@ pub fn visit_tensors<'a>(graph: &'a GraphProto, f: &mut dyn FnMut(&'a TensorProt
 /// Readers that ask whether a scalar is *present* (onnx's Constant inference wants `has_i()` for
 /// `value_int`) also need a zero `i` or `f` on the wire: it is kept as an explicit unknown field
 /// with the same number, which the writer emits.
-fn fill_attribute_types(nodes: &mut [onnx_protobuf::NodeProto]) {
+fn fill_attribute_types(nodes: &mut [onnx_protobuf::NodeProto], opsets: &[OperatorSetIdProto]) {
     for node in nodes {
-        for attr in &mut node.attribute {
+        let mut attributes = std::mem::take(&mut node.attribute);
+        for attr in &mut attributes {
             if attr.type_.value() == 0 {
-                attr.type_ = guess_attribute_type(attr).into();
+                // A value that tells nothing (an empty list) takes the type the op defines.
+                let from_schema = crate::ops::schema::carries_nothing(attr)
+                    .then(|| crate::ops::schema::attribute_type(opsets, node, &attr.name))
+                    .flatten()
+                    .and_then(<AttributeType as protobuf::Enum>::from_i32);
+                attr.type_ = from_schema
+                    .unwrap_or_else(|| guess_attribute_type(attr))
+                    .into();
             }
             keep_zero_scalar(attr);
             if let Some(g) = attr.g.as_mut() {
-                fill_attribute_types(&mut g.node)
+                fill_attribute_types(&mut g.node, opsets)
             }
             for g in &mut attr.graphs {
-                fill_attribute_types(&mut g.node)
+                fill_attribute_types(&mut g.node, opsets)
             }
         }
+        node.attribute = attributes;
     }
 }
 

@@ -6,6 +6,7 @@
 //! the ONNX specification requires and names the node and attribute when it does not hold.
 
 pub mod attrs;
+pub mod schema;
 
 pub use attrs::{Attrs, Window};
 
@@ -142,6 +143,8 @@ pub const COMPARE: &[&str] = &[
     "Or",
     "Xor",
 ];
+/// Losses: an elementwise pass and a reduction (to a scalar, unless `reduction` is `none`).
+pub const LOSS: &[&str] = &["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"];
 /// Elementwise arithmetic without a shape rule of ours (tract types them).
 pub const OTHER_ELEMENTWISE: &[&str] = &[
     "Where",
@@ -251,7 +254,7 @@ pub fn family(_domain: &str, op: &str) -> Option<Family> {
     if REDUCE.contains(&op) || op.starts_with("Reduce") {
         return Some(Family::Pool);
     }
-    [UNARY, BINARY, VARIADIC, COMPARE, OTHER_ELEMENTWISE]
+    [UNARY, BINARY, VARIADIC, COMPARE, LOSS, OTHER_ELEMENTWISE]
         .iter()
         .any(|ops| ops.contains(&op))
         .then_some(Family::Elementwise)
@@ -289,6 +292,7 @@ mod tests {
             BINARY,
             VARIADIC,
             COMPARE,
+            LOSS,
             OTHER_ELEMENTWISE,
             ACTIVATION,
             MOVEMENT,

@@ -263,6 +263,9 @@ fn infer_at(
         }
     }
 
+    // Attributes are checked before tract sees the model: some invalid ones (a OneHot axis of
+    // 2^62) send its analysis into a loop.
+    rules::apply(model, graph, &mut table, rules::Use::Check)?;
     if sources.tract {
         match tract::analyse(model, graph, inputs, point != Point::Moved) {
             Ok(found) => {

@@ -32,23 +32,55 @@ pub fn analyse(
     value_info: bool,
 ) -> Result<TractFacts> {
     let bytes = analysis_model(model, graph, inputs, value_info).write_to_bytes()?;
-    let dir = model.dir.to_str();
-    // tract can panic on malformed or unusual models; a panic here costs us its facts, not the run.
-    let run = crate::guard::contain(|| -> Result<TractFacts> {
-        let onnx = tract_onnx::onnx();
-        let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
-        let mut parsed = onnx.parse(&proto, dir)?;
-        let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
-        let mut facts = vec![];
-        for (name, outlet) in &parsed.outlets_by_name {
-            if let (Some(t), Ok(fact)) = (graph.tensor_id(name), parsed.model.outlet_fact(*outlet))
-            {
-                facts.push((t, info_of(fact)));
-            }
+    let dir = model.dir.to_str().map(String::from);
+    let limit = time_limit();
+    // tract runs on a thread of its own: on a malformed model it can panic (a panic there costs
+    // us its facts, not the run) or never finish, and then it is left behind after `limit`.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("tract-analysis".into())
+        .spawn(move || {
+            let run =
+                crate::guard::contain(|| -> Result<(Vec<(String, TensorInfo)>, Option<String>)> {
+                    let onnx = tract_onnx::onnx();
+                    let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
+                    let mut parsed = onnx.parse(&proto, dir.as_deref())?;
+                    let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
+                    let mut facts = vec![];
+                    for (name, outlet) in &parsed.outlets_by_name {
+                        if let Ok(fact) = parsed.model.outlet_fact(*outlet) {
+                            facts.push((name.clone(), info_of(fact)));
+                        }
+                    }
+                    Ok((facts, problem))
+                });
+            let _ = tx.send(run);
+        })?;
+    let (named, problem) = match rx.recv_timeout(limit) {
+        Ok(Ok(found)) => found?,
+        Ok(Err(panic)) => return Err(anyhow!("tract panicked while analysing the model: {panic}")),
+        Err(_) => {
+            return Err(anyhow!(
+                "tract's analysis did not finish within {limit:?} (NSPLIT_TRACT_TIMEOUT); shapes come from the declarations and our rules"
+            ))
         }
-        Ok(TractFacts { facts, problem })
-    });
-    run.unwrap_or_else(|panic| Err(anyhow!("tract panicked while analysing the model: {panic}")))
+    };
+    let facts = named
+        .into_iter()
+        .filter_map(|(name, info)| Some((graph.tensor_id(&name)?, info)))
+        .collect();
+    Ok(TractFacts { facts, problem })
+}
+
+/// How long tract's analysis may take: `NSPLIT_TRACT_TIMEOUT` seconds, 120 by default (the
+/// largest models we know analyse in a few seconds).
+fn time_limit() -> std::time::Duration {
+    let secs = std::env::var("NSPLIT_TRACT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(120.0);
+    std::time::Duration::from_secs_f64(secs)
 }
 
 fn info_of(fact: &tract_onnx::prelude::InferenceFact) -> TensorInfo {

@@ -2,7 +2,7 @@
 //! or the numpy broadcast of the inputs' shapes (arithmetic, comparisons, `Where`).
 
 use super::{broadcast, one, same_as_input, Outputs, RuleCtx};
-use crate::ops::{BINARY, COMPARE, UNARY, VARIADIC};
+use crate::ops::{BINARY, COMPARE, LOSS, UNARY, VARIADIC};
 use crate::tensor::DType;
 use anyhow::Result;
 
@@ -10,6 +10,9 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
     let op = c.op.op_type.as_str();
     if op == "BitShift" {
         c.attrs.one_of("direction", &["LEFT", "RIGHT"])?;
+    }
+    if LOSS.contains(&op) {
+        return loss(c);
     }
     if matches!(op, "IsNaN" | "IsInf") {
         return Ok(one(Some(DType::BOOL), c.dims(0)));
@@ -39,4 +42,23 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
         return Ok(same_as_input(c));
     }
     Ok(vec![])
+}
+
+/// NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss: the loss is a scalar, or has the
+/// target's shape where `reduction` is `none`; SoftmaxCrossEntropyLoss's optional second output
+/// (the log-probabilities) has the scores' shape.
+fn loss(c: &RuleCtx) -> Result<Outputs> {
+    let reduction = c.attrs.one_of("reduction", &["mean", "sum", "none"])?;
+    let loss = if reduction == "none" {
+        c.dims(1)
+    } else {
+        Some(vec![])
+    };
+    let mut out = one(c.dtype(0), loss);
+    if c.op.op_type == "SoftmaxCrossEntropyLoss" {
+        if let (Some(dt), Some(d)) = (c.dtype(0), c.dims(0)) {
+            out.push((1, crate::tensor::TensorInfo::new(dt, d)));
+        }
+    }
+    Ok(out)
 }

@@ -69,6 +69,30 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
             ))
         }
         "Constant" => constant(c),
+        "OneHot" => {
+            // The output has one more axis than the indices; `axis` may name any of them.
+            if let Some(r) = c.rank(0) {
+                c.attrs.axis("axis", -1, r + 1, false)?;
+            }
+            Ok(vec![])
+        }
+        "Split" | "GatherElements" | "ScatterElements" | "TopK" | "CumSum" => {
+            if let Some(r) = c.rank(0).filter(|&r| r > 0) {
+                let default = if op == "TopK" { -1 } else { 0 };
+                c.attrs.axis("axis", default, r, false)?;
+            }
+            Ok(vec![])
+        }
+        "Compress" => {
+            if let (Some(r), Some(_)) = (c.rank(0), c.attrs.int("axis")?) {
+                c.attrs.axis("axis", 0, r, false)?;
+            }
+            Ok(vec![])
+        }
+        "DepthToSpace" | "SpaceToDepth" => {
+            c.attrs.positive_int("blocksize", 1)?;
+            Ok(vec![])
+        }
         "ConstantOfShape" => {
             let dt = c
                 .node

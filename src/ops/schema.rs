@@ -1,0 +1,315 @@
+//! The ONNX operator schemas of the pinned onnx release, and the checks onnx's checker makes of a
+//! node against its schema: the op exists at the model's opset and is not deprecated, its
+//! attributes are ones the op defines and of the type it defines, required attributes are there,
+//! and its input and output counts are in range with no required one left empty.
+//!
+//! The schemas are data (`schemas.json`, written by `scripts/gen_op_schemas.py` from the onnx
+//! the project pins), so the check needs no Python at run time. Nodes of other domains
+//! (com.microsoft, a vendor's, a model-local function's) are not checked; neither are nodes of a
+//! domain imported at an opset newer than this release knows.
+
+use super::Attrs;
+use anyhow::{bail, Result};
+use onnx_protobuf::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+
+#[derive(Deserialize)]
+struct File {
+    source: Source,
+    rows: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+struct Source {
+    onnx: String,
+    opsets: BTreeMap<String, i64>,
+}
+
+/// `[domain, op, since_version, deprecated, {attribute: [type, required]}, inputs, min_in,
+/// max_in, outputs, min_out, max_out]`; inputs and outputs as `s`ingle, `o`ptional, `v`ariadic.
+#[derive(Deserialize)]
+struct Row(
+    String,
+    String,
+    i64,
+    bool,
+    BTreeMap<String, (i32, bool)>,
+    Vec<String>,
+    usize,
+    usize,
+    Vec<String>,
+    usize,
+    usize,
+);
+
+/// Every schema version of every op, by (domain, op), oldest first.
+pub struct Schemas {
+    /// The onnx release the schemas come from.
+    pub onnx: String,
+    by_op: HashMap<(String, String), Vec<Row>>,
+    opsets: BTreeMap<String, i64>,
+}
+
+/// The schemas of the pinned onnx release.
+pub fn schemas() -> &'static Schemas {
+    static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let file: File = serde_json::from_str(include_str!("schemas.json"))
+            .expect("schemas.json is written by scripts/gen_op_schemas.py");
+        let mut by_op: HashMap<(String, String), Vec<Row>> = HashMap::new();
+        for row in file.rows {
+            by_op
+                .entry((row.0.clone(), row.1.clone()))
+                .or_default()
+                .push(row);
+        }
+        for versions in by_op.values_mut() {
+            versions.sort_by_key(|r| r.2);
+        }
+        Schemas {
+            onnx: file.source.onnx,
+            by_op,
+            opsets: file.source.opsets,
+        }
+    })
+}
+
+/// The domain as the schemas name it (`ai.onnx` is the default domain, "").
+fn canonical(domain: &str) -> &str {
+    if domain == "ai.onnx" {
+        ""
+    } else {
+        domain
+    }
+}
+
+/// Type names as onnx prints them, by `AttributeProto.AttributeType` number.
+fn type_name(t: i32) -> String {
+    use onnx_protobuf::attribute_proto::AttributeType;
+    match <AttributeType as protobuf::Enum>::from_i32(t) {
+        Some(t) => format!("{t:?}"),
+        None => format!("type number {t}"),
+    }
+}
+
+/// Check every node of `model`, subgraphs included, against its schema.
+pub fn check_model(model: &ModelProto) -> Result<()> {
+    let opsets: HashMap<&str, i64> = model
+        .opset_import
+        .iter()
+        .map(|o| (canonical(&o.domain), o.version))
+        .collect();
+    let functions: HashSet<(&str, &str)> = model
+        .functions
+        .iter()
+        .map(|f| (f.domain.as_str(), f.name.as_str()))
+        .collect();
+    let check = Check {
+        schemas: schemas(),
+        opsets,
+        functions,
+    };
+    match model.graph.as_ref() {
+        Some(g) => check.graph(g),
+        None => Ok(()),
+    }
+}
+
+struct Check<'a> {
+    schemas: &'static Schemas,
+    opsets: HashMap<&'a str, i64>,
+    functions: HashSet<(&'a str, &'a str)>,
+}
+
+impl Check<'_> {
+    fn graph(&self, g: &GraphProto) -> Result<()> {
+        for (index, node) in g.node.iter().enumerate() {
+            self.node(node, index)?;
+            for a in &node.attribute {
+                for body in a.g.as_ref().into_iter().chain(&a.graphs) {
+                    self.graph(body)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn node(&self, node: &NodeProto, index: usize) -> Result<()> {
+        let domain = canonical(&node.domain);
+        let Some(&newest) = self.schemas.opsets.get(domain) else {
+            return Ok(()); // not an onnx domain
+        };
+        if self
+            .functions
+            .contains(&(node.domain.as_str(), node.op_type.as_str()))
+        {
+            return Ok(());
+        }
+        let attrs = Attrs::of(node, index);
+        let shown = if domain.is_empty() {
+            "the default domain"
+        } else {
+            domain
+        };
+        let Some(&version) = self.opsets.get(domain) else {
+            bail!(attrs.error(format!(
+                "the model imports no opset of {shown}; add one to its opset_import"
+            )));
+        };
+        if version > newest {
+            return Ok(()); // written by a newer onnx than the schemas know
+        }
+        let schema = self
+            .schemas
+            .by_op
+            .get(&(domain.to_string(), node.op_type.clone()))
+            .and_then(|versions| versions.iter().rev().find(|r| r.2 <= version));
+        let Some(Row(
+            _,
+            op,
+            since,
+            deprecated,
+            defined,
+            inputs,
+            min_in,
+            max_in,
+            outputs,
+            min_out,
+            max_out,
+        )) = schema
+        else {
+            bail!(attrs.error(format!(
+                "`{}` is not an operator of {shown} at opset {version}",
+                node.op_type
+            )));
+        };
+        if *deprecated {
+            bail!(attrs.error(format!(
+                "{op} is deprecated from opset {since} of {shown}, which the model imports ({version})"
+            )));
+        }
+        for a in &node.attribute {
+            if !a.ref_attr_name.is_empty() {
+                continue; // a function body's reference, resolved where the function is called
+            }
+            let Some(&(expected, _)) = defined.get(&a.name) else {
+                bail!(attrs.error(format!(
+                    "{op} (opset {since}) has no attribute `{}`",
+                    a.name
+                )));
+            };
+            let actual = a.type_.value();
+            if actual != expected {
+                bail!(attrs.error(format!(
+                    "attribute `{}` must be of type {}, but it is {}",
+                    a.name,
+                    type_name(expected),
+                    type_name(actual)
+                )));
+            }
+        }
+        for (name, &(_, required)) in defined {
+            if required && !node.attribute.iter().any(|a| &a.name == name) {
+                bail!(attrs.error(format!("its required attribute `{name}` is missing")));
+            }
+        }
+        formal("input", &node.input, inputs, *min_in, *max_in, op, &attrs)?;
+        formal(
+            "output",
+            &node.output,
+            outputs,
+            *min_out,
+            *max_out,
+            op,
+            &attrs,
+        )
+    }
+}
+
+/// The type the schema in force gives attribute `name` of `op` (for an attribute written
+/// without its type, whose value alone does not tell: an empty list reads back as nothing).
+pub fn attribute_type(opsets: &[OperatorSetIdProto], node: &NodeProto, name: &str) -> Option<i32> {
+    let domain = canonical(&node.domain);
+    let version = opsets
+        .iter()
+        .find(|o| canonical(&o.domain) == domain)?
+        .version;
+    let versions = schemas()
+        .by_op
+        .get(&(domain.to_string(), node.op_type.clone()))?;
+    let row = versions.iter().rev().find(|r| r.2 <= version)?;
+    row.4.get(name).map(|&(t, _)| t)
+}
+
+/// An attribute with no value set.
+pub fn carries_nothing(a: &onnx_protobuf::AttributeProto) -> bool {
+    a.i == 0
+        && a.f == 0.0
+        && a.s.is_empty()
+        && a.ints.is_empty()
+        && a.floats.is_empty()
+        && a.strings.is_empty()
+        && a.t.is_none()
+        && a.g.is_none()
+        && a.tensors.is_empty()
+        && a.graphs.is_empty()
+}
+
+/// A node's inputs (or outputs) against the schema's formal parameters: a count in range, and
+/// no single (required) one left empty. Past the last formal parameter only a variadic one
+/// continues.
+fn formal(
+    what: &str,
+    names: &[String],
+    options: &[String],
+    min: usize,
+    max: usize,
+    op: &str,
+    attrs: &Attrs,
+) -> Result<()> {
+    if names.len() < min || names.len() > max {
+        let range = if max >= i32::MAX as usize {
+            format!("at least {min}")
+        } else if min == max {
+            min.to_string()
+        } else {
+            format!("{min} to {max}")
+        };
+        bail!(attrs.error(format!(
+            "has {} {what}s, but {op} takes {range}",
+            names.len()
+        )));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let option = options.get(i).or(options.last().filter(|o| *o == "v"));
+        if name.is_empty() && option.is_some_and(|o| o == "s") {
+            bail!(attrs.error(format!(
+                "{what} {i} of {op} is required, but it is left empty"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_load_and_pick_the_version_in_force() {
+        let s = schemas();
+        assert!(!s.onnx.is_empty());
+        let conv = &s.by_op[&(String::new(), "Conv".to_string())];
+        assert!(conv.iter().all(|r| r.4.contains_key("strides")));
+        let reshape = &s.by_op[&(String::new(), "Reshape".to_string())];
+        // Reshape took its shape as an attribute before opset 5.
+        assert!(reshape[0].4.contains_key("shape"));
+        assert!(reshape
+            .iter()
+            .rev()
+            .find(|r| r.2 <= 17)
+            .is_some_and(|r| !r.4.contains_key("shape")));
+    }
+}
