@@ -41,7 +41,7 @@ pub fn analyse(
         .name("tract-analysis".into())
         .spawn(move || {
             let run =
-                crate::guard::contain(|| -> Result<(Vec<(String, TensorInfo)>, Option<String>)> {
+                crate::guard::contain(|| -> Result<Found> {
                     let onnx = tract_onnx::onnx();
                     let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
                     let mut parsed = onnx.parse(&proto, dir.as_deref())?;
@@ -71,6 +71,9 @@ pub fn analyse(
         .collect();
     Ok(TractFacts { facts, problem })
 }
+
+/// What the analysis thread finds: facts by tensor name, and tract's first error.
+type Found = (Vec<(String, TensorInfo)>, Option<String>);
 
 /// How long tract's analysis may take: `NSPLIT_TRACT_TIMEOUT` seconds, 120 by default (the
 /// largest models we know analyse in a few seconds).

@@ -49,6 +49,20 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
 /// (the log-probabilities) has the scores' shape.
 fn loss(c: &RuleCtx) -> Result<Outputs> {
     let reduction = c.attrs.one_of("reduction", &["mean", "sum", "none"])?;
+    // Scores are [N, C, d...], the target [N, d...].
+    if let (Some(scores), Some(target)) = (c.dims(0), c.dims(1)) {
+        let expected: Vec<u64> = scores
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 1)
+            .map(|(_, &d)| d)
+            .collect();
+        if scores.len() < 2 || target != expected {
+            return Err(c.mismatch(format!(
+                "the target {target:?} does not match the scores {scores:?} (N x C x d... against N x d...)"
+            )));
+        }
+    }
     let loss = if reduction == "none" {
         c.dims(1)
     } else {
