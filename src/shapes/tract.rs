@@ -40,20 +40,19 @@ pub fn analyse(
     std::thread::Builder::new()
         .name("tract-analysis".into())
         .spawn(move || {
-            let run =
-                crate::guard::contain(|| -> Result<Found> {
-                    let onnx = tract_onnx::onnx();
-                    let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
-                    let mut parsed = onnx.parse(&proto, dir.as_deref())?;
-                    let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
-                    let mut facts = vec![];
-                    for (name, outlet) in &parsed.outlets_by_name {
-                        if let Ok(fact) = parsed.model.outlet_fact(*outlet) {
-                            facts.push((name.clone(), info_of(fact)));
-                        }
+            let run = crate::guard::contain(|| -> Result<Found> {
+                let onnx = tract_onnx::onnx();
+                let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
+                let mut parsed = onnx.parse(&proto, dir.as_deref())?;
+                let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
+                let mut facts = vec![];
+                for (name, outlet) in &parsed.outlets_by_name {
+                    if let Ok(fact) = parsed.model.outlet_fact(*outlet) {
+                        facts.push((name.clone(), info_of(fact)));
                     }
-                    Ok((facts, problem))
-                });
+                }
+                Ok((facts, problem))
+            });
             let _ = tx.send(run);
         })?;
     let (named, problem) = match rx.recv_timeout(limit) {
