@@ -12,7 +12,7 @@ The header gives the newest opset of each domain in this release: a model import
 was written by a newer onnx, and its nodes are not checked against these schemas.
 
 Options are "s" (single), "o" (optional), "v" (variadic). Run with the pinned onnx
-(scripts/requirements.txt): `.venv/bin/python scripts/gen_op_schemas.py`.
+(scripts/requirements.txt): `.venv/bin/python scripts/gen_op_schemas.py [OUT]`.
 """
 import json
 import os
@@ -47,7 +47,8 @@ def row(s):
 
 
 def main():
-    out = os.path.join(os.path.dirname(__file__), "..", "src", "ops", "schemas.json")
+    default = os.path.join(os.path.dirname(__file__), "..", "src", "ops", "schemas.json")
+    out = sys.argv[1] if len(sys.argv) > 1 else default
     rows = sorted(
         (row(s) for s in defs.get_all_schemas_with_history()),
         key=lambda r: (r[0], r[1], r[2]),

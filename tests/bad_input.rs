@@ -197,3 +197,27 @@ fn malformed_models_are_refused_and_leave_nothing() {
         assert!(!halves.exists(), "{name}: split left {}", halves.display());
     }
 }
+
+/// tract's analysis runs on a thread with a time limit: past it, shapes come from the
+/// declarations and our rules, and the run goes on (a model that sends tract into a loop cannot
+/// hang nsplit).
+#[test]
+fn a_tract_analysis_past_its_time_limit_is_left_behind() {
+    let out = nsplit_with_env(
+        &["annotate", "fixtures/lenet.onnx", "--format", "json"],
+        &[("NSPLIT_TRACT_TIMEOUT", "0.000001")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = report["tract_problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("did not finish"), "{problem}");
+    assert_eq!(
+        report["unknown_tensors"],
+        serde_json::json!([]),
+        "our rules shape lenet alone"
+    );
+}

@@ -265,6 +265,32 @@ fn python_tools_match_the_pins() {
     }
 }
 
+/// The operator schemas nsplit checks nodes against are exactly those of the pinned onnx:
+/// regenerating `src/ops/schemas.json` changes no byte.
+#[test]
+fn operator_schemas_are_the_pinned_onnx_releases() {
+    let Some(py) = python_tools("the operator schema check") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("schemas.json");
+    let out = Command::new(&py)
+        .arg(root().join("scripts/gen_op_schemas.py"))
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = std::fs::read(root().join("src/ops/schemas.json")).unwrap();
+    assert!(
+        std::fs::read(&fresh).unwrap() == committed,
+        "src/ops/schemas.json is not what the pinned onnx gives; regenerate it with `{py} scripts/gen_op_schemas.py` and read the diff"
+    );
+}
+
 /// With `CI` set and no usable Python, a check that needs the tools fails; without `CI` it is
 /// skipped, loudly, and passes. Runs `python_tools_match_the_pins` in a child of this test
 /// binary with a Python that does not exist.

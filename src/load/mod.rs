@@ -169,6 +169,15 @@ fn check_element_types(proto: &ModelProto) -> Result<()> {
     use onnx_protobuf::type_proto;
     let known = |t: i32| (1..=crate::tensor::DType::NEWEST).contains(&t);
     let g = &proto.graph;
+    for v in g.input.iter().chain(&g.output) {
+        if let Some(type_proto::Value::TensorType(t)) =
+            v.type_.as_ref().and_then(|t| t.value.as_ref())
+        {
+            if t.shape.is_none() {
+                bail!("graph {} `{}` is declared a tensor without a shape; ONNX requires one on graph inputs and outputs (at least its rank, with unnamed dims)", if g.input.contains(v) { "input" } else { "output" }, v.name);
+            }
+        }
+    }
     for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
         if let Some(type_proto::Value::TensorType(t)) =
             v.type_.as_ref().and_then(|t| t.value.as_ref())

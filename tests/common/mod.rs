@@ -28,6 +28,7 @@ pub const FIXTURES: &[(&str, &[&str])] = &[
     ("symbolic_classifier.onnx", &["pixels=1x3x16x16"]),
     ("transformer_block.onnx", &["x=1x8x16"]),
     ("onnx_current.onnx", &["x=1x8"]),
+    ("constant_output.onnx", &[]),
 ];
 
 pub fn fixture(name: &str) -> PathBuf {
