@@ -211,6 +211,35 @@ impl TensorSummary {
     }
 }
 
+/// The most memory one tensor may need before nsplit declines to materialise it: tract's
+/// analysis evaluates constant subgraphs (an `EyeLike` of a huge input allocates it) and
+/// verification feeds random inputs. `NSPLIT_MEMORY_LIMIT` in GiB, 8 by default. An allocation
+/// that fails aborts the process, so this is checked before, never discovered.
+pub fn memory_limit() -> u64 {
+    let gib = std::env::var("NSPLIT_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .unwrap_or(8.0);
+    (gib * (1u64 << 30) as f64) as u64
+}
+
+/// Bytes as text: `512 B`, `3.2 MiB`, `16.0 TiB`.
+pub fn bytes_text(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 /// The size of the product of `dims` as text: exact when it fits in 64 bits, else `2^N`.
 pub fn magnitude(dims: &[u64]) -> String {
     if let Some(n) = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)) {

@@ -221,3 +221,45 @@ fn a_tract_analysis_past_its_time_limit_is_left_behind() {
         "our rules shape lenet alone"
     );
 }
+
+/// A legal model whose tensors no machine holds (an EyeLike of a 2^22 x 2^22 input, 64 TiB):
+/// tract's analysis, which would evaluate it and abort the process on the allocation, is not
+/// run, and the main job plans it and writes it unverified, saying why.
+#[test]
+fn tensors_beyond_the_memory_limit_are_never_materialised() {
+    let out = nsplit(&[
+        "annotate",
+        "fixtures/bad/eyelike_huge.onnx",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = report["tract_problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("`x` would take 64.0 TiB") && problem.contains("NSPLIT_MEMORY_LIMIT"),
+        "{problem}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    let out = nsplit(&[
+        "fixtures/bad/eyelike_huge.onnx",
+        "--out",
+        dist.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("unverified: running the model needs `x` of 64.0 TiB, over the memory limit"),
+        "{stdout}"
+    );
+}

@@ -9,6 +9,7 @@
 //! domain imported at an opset newer than this release knows.
 
 use super::Attrs;
+use crate::tensor::DType;
 use anyhow::{bail, Result};
 use onnx_protobuf::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
 use serde::Deserialize;
@@ -28,7 +29,9 @@ struct Source {
 }
 
 /// `[domain, op, since_version, deprecated, {attribute: [type, required]}, inputs, min_in,
-/// max_in, outputs, min_out, max_out]`; inputs and outputs as `s`ingle, `o`ptional, `v`ariadic.
+/// max_in, outputs, min_out, max_out, input type parameters, {type parameter: element types},
+/// output type parameters]`;
+/// inputs and outputs as `s`ingle, `o`ptional, `v`ariadic, `V`ariadic of mixed types.
 #[derive(Deserialize)]
 struct Row(
     String,
@@ -42,6 +45,9 @@ struct Row(
     Vec<String>,
     usize,
     usize,
+    Vec<String>,
+    BTreeMap<String, Option<Vec<i32>>>,
+    Vec<String>,
 );
 
 /// Every schema version of every op, by (domain, op), oldest first.
@@ -85,6 +91,15 @@ fn canonical(domain: &str) -> &str {
     }
 }
 
+/// A domain as messages name it.
+fn shown(domain: &str) -> &str {
+    if domain.is_empty() {
+        "the default domain"
+    } else {
+        domain
+    }
+}
+
 /// Type names as onnx prints them, by `AttributeProto.AttributeType` number.
 fn type_name(t: i32) -> String {
     use onnx_protobuf::attribute_proto::AttributeType;
@@ -94,25 +109,72 @@ fn type_name(t: i32) -> String {
     }
 }
 
+/// Check the element types of the top-level nodes' inputs and outputs against their schemas'
+/// type constraints: each one's type is one its parameter allows, and those sharing a parameter
+/// (`T`) share a type (an output declared float after an int64 `Relu` is caught here). `dtype`
+/// gives a tensor's element type where it is known.
+pub fn check_types(model: &ModelProto, dtype: &dyn Fn(&str) -> Option<i32>) -> Result<()> {
+    let check = Check::of(model);
+    let Some(g) = model.graph.as_ref() else {
+        return Ok(());
+    };
+    for (index, node) in g.node.iter().enumerate() {
+        let attrs = Attrs::of(node, index);
+        let Some(row) = check.schema(node, &attrs)? else {
+            continue;
+        };
+        let op = &row.1;
+        let mut bound: HashMap<&str, (i32, &str)> = HashMap::new();
+        let sides = [
+            ("input", &node.input, &row.5, &row.11),
+            ("output", &node.output, &row.8, &row.13),
+        ];
+        for (what, names, options, params) in sides {
+            for (i, name) in names.iter().enumerate() {
+                let last_variadic = options.last().filter(|o| o.eq_ignore_ascii_case("v"));
+                let (Some(param), Some(option)) = (
+                    params.get(i).or(last_variadic.and(params.last())),
+                    options.get(i).or(last_variadic),
+                ) else {
+                    continue;
+                };
+                let Some(dt) = (!name.is_empty()).then(|| dtype(name)).flatten() else {
+                    continue;
+                };
+                if let Some(Some(types)) = row.12.get(param) {
+                    if !types.contains(&dt) {
+                        let names: Vec<&str> = types.iter().map(|&t| DType(t).name()).collect();
+                        bail!(attrs.error(format!(
+                            "{what} {i} `{name}` is {}, which {op} does not allow as {param} (it allows {})",
+                            DType(dt).name(),
+                            names.join(", ")
+                        )));
+                    }
+                }
+                if option == "V" {
+                    continue;
+                }
+                match bound.get(param.as_str()) {
+                    Some(&(other, other_name)) if other != dt => bail!(attrs.error(format!(
+                        "`{other_name}` ({}) and `{name}` ({}) must have the same type ({param})",
+                        DType(other).name(),
+                        DType(dt).name()
+                    ))),
+                    Some(_) => {}
+                    None => {
+                        bound.insert(param, (dt, name));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check every node of `model`, subgraphs included, against its schema.
 pub fn check_model(model: &ModelProto) -> Result<()> {
-    let opsets: HashMap<&str, i64> = model
-        .opset_import
-        .iter()
-        .map(|o| (canonical(&o.domain), o.version))
-        .collect();
-    let functions: HashSet<(&str, &str)> = model
-        .functions
-        .iter()
-        .map(|f| (f.domain.as_str(), f.name.as_str()))
-        .collect();
-    let check = Check {
-        schemas: schemas(),
-        opsets,
-        functions,
-    };
     match model.graph.as_ref() {
-        Some(g) => check.graph(g),
+        Some(g) => Check::of(model).graph(g),
         None => Ok(()),
     }
 }
@@ -123,7 +185,23 @@ struct Check<'a> {
     functions: HashSet<(&'a str, &'a str)>,
 }
 
-impl Check<'_> {
+impl<'a> Check<'a> {
+    fn of(model: &'a ModelProto) -> Check<'a> {
+        Check {
+            schemas: schemas(),
+            opsets: model
+                .opset_import
+                .iter()
+                .map(|o| (canonical(&o.domain), o.version))
+                .collect(),
+            functions: model
+                .functions
+                .iter()
+                .map(|f| (f.domain.as_str(), f.name.as_str()))
+                .collect(),
+        }
+    }
+
     fn graph(&self, g: &GraphProto) -> Result<()> {
         for (index, node) in g.node.iter().enumerate() {
             self.node(node, index)?;
@@ -136,37 +214,47 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn node(&self, node: &NodeProto, index: usize) -> Result<()> {
+    /// The schema in force for `node`; `None` where nsplit does not check the node (another
+    /// domain, a model-local function, an opset newer than the schemas).
+    fn schema(&self, node: &NodeProto, attrs: &Attrs) -> Result<Option<&'static Row>> {
         let domain = canonical(&node.domain);
         let Some(&newest) = self.schemas.opsets.get(domain) else {
-            return Ok(()); // not an onnx domain
+            return Ok(None); // not an onnx domain
         };
-        if self
-            .functions
-            .contains(&(node.domain.as_str(), node.op_type.as_str()))
-        {
-            return Ok(());
+        let local = (node.domain.as_str(), node.op_type.as_str());
+        if self.functions.contains(&local) {
+            return Ok(None);
         }
-        let attrs = Attrs::of(node, index);
-        let shown = if domain.is_empty() {
-            "the default domain"
-        } else {
-            domain
-        };
         let Some(&version) = self.opsets.get(domain) else {
             bail!(attrs.error(format!(
-                "the model imports no opset of {shown}; add one to its opset_import"
+                "the model imports no opset of {}; add one to its opset_import",
+                shown(domain)
             )));
         };
         if version > newest {
-            return Ok(()); // written by a newer onnx than the schemas know
+            return Ok(None); // written by a newer onnx than the schemas know
         }
         let schema = self
             .schemas
             .by_op
             .get(&(domain.to_string(), node.op_type.clone()))
             .and_then(|versions| versions.iter().rev().find(|r| r.2 <= version));
-        let Some(Row(
+        match schema {
+            Some(row) => Ok(Some(row)),
+            None => bail!(attrs.error(format!(
+                "`{}` is not an operator of {} at opset {version}",
+                node.op_type,
+                shown(domain)
+            ))),
+        }
+    }
+
+    fn node(&self, node: &NodeProto, index: usize) -> Result<()> {
+        let attrs = Attrs::of(node, index);
+        let Some(row) = self.schema(node, &attrs)? else {
+            return Ok(());
+        };
+        let Row(
             _,
             op,
             since,
@@ -178,13 +266,11 @@ impl Check<'_> {
             outputs,
             min_out,
             max_out,
-        )) = schema
-        else {
-            bail!(attrs.error(format!(
-                "`{}` is not an operator of {shown} at opset {version}",
-                node.op_type
-            )));
-        };
+            ..,
+        ) = row;
+        let domain = canonical(&node.domain);
+        let shown = shown(domain);
+        let version = self.opsets.get(domain).copied().unwrap_or(*since);
         if *deprecated {
             bail!(attrs.error(format!(
                 "{op} is deprecated from opset {since} of {shown}, which the model imports ({version})"
@@ -283,7 +369,9 @@ fn formal(
         )));
     }
     for (i, name) in names.iter().enumerate() {
-        let option = options.get(i).or(options.last().filter(|o| *o == "v"));
+        let option = options
+            .get(i)
+            .or(options.last().filter(|o| o.eq_ignore_ascii_case("v")));
         if name.is_empty() && option.is_some_and(|o| o == "s") {
             bail!(attrs.error(format!(
                 "{what} {i} of {op} is required, but it is left empty"

@@ -17,7 +17,7 @@ mod tract;
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;
 use crate::tensor::{DType, Dim, TensorInfo};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +86,18 @@ impl ShapeTable {
     /// The tensor's type and shape for every size of the symbolic inputs.
     pub fn symbolic(&self, t: TensorId) -> &TensorInfo {
         &self.symbolic[t.0]
+    }
+
+    /// The largest tensor that is not stored in the model (an input or a computed one), by
+    /// size in bytes where it is known.
+    pub fn largest_activation(&self, graph: &ModelGraph) -> Option<(TensorId, u64)> {
+        self.info
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| graph.tensors[*k].producer != crate::graph::Producer::Initializer)
+            .filter_map(|(k, i)| Some((TensorId(k), i.bytes()?)))
+            // The first of equals: the tensor nearest the inputs.
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0 .0.cmp(&a.0 .0)))
     }
 
     /// Tensors whose dtype or shape is not fully known.
@@ -263,10 +275,22 @@ fn infer_at(
         }
     }
 
-    // Attributes are checked before tract sees the model: some invalid ones (a OneHot axis of
-    // 2^62) send its analysis into a loop.
-    rules::apply(model, graph, &mut table, rules::Use::Check)?;
-    if sources.tract {
+    // Attributes are checked before tract sees the model (some invalid ones, a OneHot axis of
+    // 2^62, send its analysis into a loop), and our rules size what they can: tract's analysis
+    // evaluates constant subgraphs, so a tensor beyond the memory limit would abort the process.
+    let mut probe = table.clone();
+    rules::apply(model, graph, &mut probe, rules::Use::Learn { sizes: false })?;
+    let too_large = probe
+        .largest_activation(graph)
+        .filter(|&(_, b)| b > crate::tensor::memory_limit());
+    if let (true, Some((t, b))) = (sources.tract, too_large) {
+        table.tract_problem = Some(format!(
+            "tract's analysis was not run: `{}` would take {}, over the memory limit of {} (NSPLIT_MEMORY_LIMIT), and tract evaluates what it can; shapes come from the declarations and our rules",
+            graph.tensor(t).name,
+            crate::tensor::bytes_text(b),
+            crate::tensor::bytes_text(crate::tensor::memory_limit())
+        ));
+    } else if sources.tract {
         match tract::analyse(model, graph, inputs, point != Point::Moved) {
             Ok(found) => {
                 let tainted = after_control_flow(graph);
@@ -300,6 +324,12 @@ fn infer_at(
     };
     rules::apply(model, graph, &mut table, using)?;
     check_sizes(graph, &table)?;
+    if point != Point::Moved {
+        // Element types do not depend on sizes: checked once, at the first point.
+        let dtype = |name: &str| Some(table.info[graph.tensor_id(name)?.0].dtype?.0);
+        crate::ops::schema::check_types(&model.proto, &dtype)
+            .context("the model breaks an operator's type constraints")?;
+    }
     if point == Point::Given {
         check_declarations(graph, &declared, &table)?;
     }

@@ -254,6 +254,18 @@ impl Reference {
         analysis: &Analysis,
         opts: &VerifyOptions,
     ) -> Result<std::result::Result<Reference, String>> {
+        if let Some((t, bytes)) = analysis
+            .shapes
+            .largest_activation(&analysis.graph)
+            .filter(|&(_, b)| b > crate::tensor::memory_limit())
+        {
+            return Ok(Err(format!(
+                "running the model needs `{}` of {}, over the memory limit of {} (NSPLIT_MEMORY_LIMIT)",
+                analysis.graph.tensor(t).name,
+                crate::tensor::bytes_text(bytes),
+                crate::tensor::bytes_text(crate::tensor::memory_limit())
+            )));
+        }
         let (runtimes, mut problems) = Runtime::candidates(opts.verifier);
         for runtime in runtimes {
             match Reference::in_runtime(analysis, opts, runtime)? {

@@ -36,6 +36,21 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
             Ok(one(Some(dt), c.dims(0)))
         }
         "CastLike" => Ok(one(c.dtype(1), c.dims(0))),
+        "EyeLike" => {
+            let dt = match c.attrs.int("dtype")? {
+                Some(v) if v > 0 && v <= i32::MAX as i64 => Some(DType(v as i32)),
+                Some(v) => bail!(c
+                    .attrs
+                    .error(format!("`dtype` = {v} is not an ONNX element type"))),
+                None => c.dtype(0),
+            };
+            if let Some(r) = c.rank(0).filter(|&r| r != 2) {
+                bail!(c.attrs.error(format!(
+                    "its input has rank {r}, but EyeLike takes a 2-D input"
+                )));
+            }
+            Ok(one(dt, c.dims(0)))
+        }
         "Flatten" => flatten(c),
         "Reshape" => reshape(c),
         "Transpose" => transpose(c),
