@@ -224,8 +224,8 @@ pub fn memory_limit() -> u64 {
     (gib * (1u64 << 30) as f64) as u64
 }
 
-/// Bytes as text: `512 B`, `3.2 MiB`, `16.0 TiB`.
-pub fn bytes_text(b: u64) -> String {
+/// Bytes in binary units: `0 B`, `1.5 KiB`, `548.1 MiB`, `64.0 TiB`.
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
     let mut unit = 0;

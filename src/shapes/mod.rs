@@ -287,8 +287,8 @@ fn infer_at(
         table.tract_problem = Some(format!(
             "tract's analysis was not run: `{}` would take {}, over the memory limit of {} (NSPLIT_MEMORY_LIMIT), and tract evaluates what it can; shapes come from the declarations and our rules",
             graph.tensor(t).name,
-            crate::tensor::bytes_text(b),
-            crate::tensor::bytes_text(crate::tensor::memory_limit())
+            crate::tensor::human_bytes(b),
+            crate::tensor::human_bytes(crate::tensor::memory_limit())
         ));
     } else if sources.tract {
         match tract::analyse(model, graph, inputs, point != Point::Moved) {

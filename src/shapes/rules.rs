@@ -9,7 +9,7 @@ use super::ops::{infer, Consts, Mismatch, RuleCtx};
 use super::{ShapeSource, ShapeTable};
 use crate::graph::{ModelGraph, OpNode, TensorId};
 use crate::load::Model;
-use crate::ops::keeps_shape;
+use crate::ops::{keeps_shape, REDUCE};
 use crate::tensor::{DType, TensorInfo};
 use anyhow::{bail, Context, Result};
 
@@ -159,16 +159,6 @@ const KEEPS_DTYPE: &[&str] = &[
     "Upsample",
     "Compress",
     "TopK",
-    "ReduceSum",
-    "ReduceMean",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceLogSum",
-    "ReduceLogSumExp",
-    "ReduceSumSquare",
     "Flatten",
     "DepthToSpace",
     "SpaceToDepth",
@@ -176,6 +166,11 @@ const KEEPS_DTYPE: &[&str] = &[
     "ScatterElements",
     "Unique",
 ];
+
+/// Also every reduction but the arg-reductions, which give int64 indices.
+fn keeps_dtype(op: &str) -> bool {
+    KEEPS_DTYPE.contains(&op) || REDUCE.contains(&op) && !op.starts_with("Arg")
+}
 
 fn keep_dtype(op: &OpNode, table: &ShapeTable) -> Vec<(usize, TensorInfo)> {
     let dtype = op
@@ -185,7 +180,7 @@ fn keep_dtype(op: &OpNode, table: &ShapeTable) -> Vec<(usize, TensorInfo)> {
         .flatten()
         .and_then(|t| table.get(t).dtype);
     match dtype {
-        Some(dt) if KEEPS_DTYPE.contains(&op.op_type.as_str()) => {
+        Some(dt) if keeps_dtype(&op.op_type) => {
             vec![(
                 0,
                 TensorInfo {

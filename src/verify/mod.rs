@@ -262,8 +262,8 @@ impl Reference {
             return Ok(Err(format!(
                 "running the model needs `{}` of {}, over the memory limit of {} (NSPLIT_MEMORY_LIMIT)",
                 analysis.graph.tensor(t).name,
-                crate::tensor::bytes_text(bytes),
-                crate::tensor::bytes_text(crate::tensor::memory_limit())
+                crate::tensor::human_bytes(bytes),
+                crate::tensor::human_bytes(crate::tensor::memory_limit())
             )));
         }
         let (runtimes, mut problems) = Runtime::candidates(opts.verifier);
