@@ -204,7 +204,7 @@ fn names(g: &GraphProto) -> Vec<String> {
 /// Apply one mutation; a description of it.
 fn mutate(rng: &mut ChaCha8Rng, m: &mut ModelProto) -> String {
     let g = m.graph.mut_or_insert_default();
-    match rng.random_range(0..12) {
+    match rng.random_range(0..13) {
         0..=2 => {
             // An attribute: an existing one changed, or a new one added.
             let Some(i) = (!g.node.is_empty()).then(|| rng.random_range(0..g.node.len())) else {
@@ -412,6 +412,40 @@ fn mutate(rng: &mut ChaCha8Rng, m: &mut ModelProto) -> String {
                 }
                 _ => "nothing".into(),
             }
+        }
+        11 => {
+            // A value of an integer constant (shapes, axes, repeats, limits): initializers and
+            // `Constant` nodes' tensors.
+            let mut tensors: Vec<&mut onnx_protobuf::TensorProto> = g
+                .initializer
+                .iter_mut()
+                .chain(
+                    g.node
+                        .iter_mut()
+                        .flat_map(|n| n.attribute.iter_mut().filter_map(|a| a.t.as_mut())),
+                )
+                .filter(|t| t.data_type == 7 || t.data_type == 6)
+                .collect();
+            let Some(k) = (!tensors.is_empty()).then(|| rng.random_range(0..tensors.len())) else {
+                return "nothing (no integer constants)".into();
+            };
+            let t = &mut tensors[k];
+            let v = int(rng);
+            let width = if t.data_type == 7 { 8 } else { 4 };
+            if t.raw_data.len() >= width {
+                let i = rng.random_range(0..t.raw_data.len() / width) * width;
+                let bytes = v.to_le_bytes();
+                t.raw_data[i..i + width].copy_from_slice(&bytes[..width]);
+            } else if !t.int64_data.is_empty() {
+                let i = rng.random_range(0..t.int64_data.len());
+                t.int64_data[i] = v;
+            } else if !t.int32_data.is_empty() {
+                let i = rng.random_range(0..t.int32_data.len());
+                t.int32_data[i] = v as i32;
+            } else {
+                return "nothing (an empty constant)".into();
+            }
+            format!("constant `{}` holds {v}", t.name)
         }
         _ => "bytes".into(),
     }

@@ -49,6 +49,11 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
 /// (the log-probabilities) has the scores' shape.
 fn loss(c: &RuleCtx) -> Result<Outputs> {
     let reduction = c.attrs.one_of("reduction", &["mean", "sum", "none"])?;
+    if let Some(r) = c.rank(2).filter(|&r| r != 1) {
+        return Err(c.attrs.error(format!(
+            "the weights have rank {r}; they must be a vector of one weight per class"
+        )));
+    }
     // Scores are [N, C, d...], the target [N, d...].
     if let (Some(scores), Some(target)) = (c.dims(0), c.dims(1)) {
         let expected: Vec<u64> = scores

@@ -160,7 +160,17 @@ fn flatten(c: &RuleCtx) -> Result<Outputs> {
 fn reshape(c: &RuleCtx) -> Result<Outputs> {
     let allowzero = c.attrs.is_one("allowzero", 0)?;
     let Some(shape) = c.const_ints(1) else {
-        return Ok(vec![]);
+        // A shape computed at run time still fixes the rank: its own length.
+        return Ok(match c.dims(1).as_deref() {
+            Some(&[n]) => vec![(
+                0,
+                TensorInfo {
+                    dtype: c.dtype(0),
+                    dims: Some(vec![Dim::Unknown; n as usize]),
+                },
+            )],
+            _ => vec![],
+        });
     };
     if let Some(bad) = shape.iter().find(|&&s| s < -1) {
         bail!(c.attrs.error(format!(
