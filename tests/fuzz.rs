@@ -535,18 +535,63 @@ fn run(model: &Path, out: &Path) -> Result {
 /// every half does. Lines in: `case<TAB>model<TAB>half...`; out: `case<TAB>model-ok<TAB>halves-ok<TAB>why`.
 const CHECKER: &str = r#"
 import sys, onnx
+from onnx import shape_inference
+
 def ok(path):
     try:
         onnx.checker.check_model(path, full_check=True)
         return ""
     except Exception as e:
         return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+def facts(graph):
+    out = {}
+    for v in list(graph.input) + list(graph.output) + list(graph.value_info):
+        t = v.type.tensor_type
+        if not v.type.HasField("tensor_type") or not t.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        out[v.name] = (t.elem_type, dims)
+    return out
+
+def differ(a, b):
+    (ta, da), (tb, db) = a, b
+    if ta and tb and ta != tb:
+        return True
+    return len(da) != len(db) or any(x is not None and y is not None and x != y for x, y in zip(da, db))
+
+def ours_wrong(model, halves):
+    """A fact nsplit adds in a half (not one the original declares) that onnx's own inference
+    of the original contradicts."""
+    original = onnx.load(model)
+    declared = set(facts(original.graph))
+    try:
+        inferred = facts(shape_inference.infer_shapes(original, data_prop=True).graph)
+    except Exception:
+        return ""
+    for h in halves:
+        for name, fact in facts(onnx.load(h).graph).items():
+            if name not in declared and name in inferred and differ(fact, inferred[name]):
+                return f"{h} states `{name}` as {fact}, onnx infers {inferred[name]}"
+    return ""
+
+# Per case: model-ok, halves-ok (1 yes, 0 no, 2 no but only because the original contradicts
+# its own declarations: every fact the halves state agrees with onnx's inference), why.
 for line in sys.stdin:
     case, model, *halves = line.rstrip("\n").split("\t")
     m = ok(model)
     bad = [(h, ok(h)) for h in halves]
     bad = [(h, why) for h, why in bad if why]
-    print(case, int(not m), int(not bad), "; ".join(f"{h}: {why}" for h, why in bad), sep="\t")
+    verdict = 1 if not bad else 0
+    if bad and not m:
+        # Halves the checker rejects from a model it passes: nsplit's fault if a fact it adds
+        # disagrees with onnx's inference of the original, else the original's own.
+        wrong = ours_wrong(model, halves)
+        if wrong:
+            bad.append(("facts", wrong))
+        else:
+            verdict = 2
+    print(case, int(not m), verdict, "; ".join(f"{h}: {why}" for h, why in bad), sep="\t")
 "#;
 
 #[derive(Default)]
@@ -559,6 +604,10 @@ struct Checked {
     invalid_halves: Vec<String>,
     /// Split models on which onnx's checker itself crashes.
     checker_crashed: usize,
+    /// Models the checker passes whose halves it rejects only because the original declares a
+    /// tensor its own graph contradicts (in an op nsplit cannot shape), every fact the halves
+    /// add agreeing with onnx's inference of the original.
+    contradicting: usize,
 }
 
 /// Run the checker script over `lines`; `None` when the checker itself crashed (onnx's C++
@@ -619,6 +668,7 @@ fn check_batch(batch: &[(u64, PathBuf, Vec<PathBuf>)]) -> Checked {
             ("1", "0") => checked
                 .failures
                 .push(format!("case {}: halves fail the checker: {}", f[0], f[3])),
+            ("1", "2") => checked.contradicting += 1,
             ("0", ok) => {
                 checked.accepted_invalid += 1;
                 if ok == "0" {
@@ -658,6 +708,7 @@ fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
             all.accepted_invalid += found.accepted_invalid;
             all.invalid_halves.extend(found.invalid_halves);
             all.checker_crashed += found.checker_crashed;
+            all.contradicting += found.contradicting;
         }
         for (k, _, _) in batch.drain(..) {
             let _ = std::fs::remove_dir_all(work.path().join(k.to_string()));
@@ -729,11 +780,12 @@ fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
     flush(&mut batch, &mut checked);
     failures.extend(checked.failures);
     let summary = format!(
-        "fuzz: {cases} cases (seed {seed:#x}) from {} seed models in {:.0?}: {refused} refused cleanly, {split} split ({} of them from a model the onnx checker rejects, {} of those with halves it rejects too; {} on which the checker itself crashes), {} panics, 0 hangs, {} other failures",
+        "fuzz: {cases} cases (seed {seed:#x}) from {} seed models in {:.0?}: {refused} refused cleanly, {split} split ({} of them from a model the onnx checker rejects, {} of those with halves it rejects too; {} from a model that contradicts its own declarations where the checker cannot see it; {} on which the checker itself crashes), {} panics, 0 hangs, {} other failures",
         seeds.len(),
         started.elapsed(),
         checked.accepted_invalid,
         checked.invalid_halves.len(),
+        checked.contradicting,
         checked.checker_crashed,
         panics.len(),
         failures.len()

@@ -56,6 +56,7 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
         "Transpose" => transpose(c),
         "Concat" => concat(c),
         "Squeeze" | "Unsqueeze" => squeeze(c, op == "Squeeze"),
+        "Slice" => slice(c),
         "Shape" => {
             // Opset 15 slices the shape with `start`/`end`, clamped to [0, rank].
             let Some(rank) = c.rank(0).map(|r| r as i64) else {
@@ -219,6 +220,85 @@ fn reshape(c: &RuleCtx) -> Result<Outputs> {
         )));
     }
     Ok(one(c.dtype(0), out.into_iter().collect()))
+}
+
+/// Slice by constant `starts`, `ends`, `axes`, `steps` (inputs from opset 10, attributes
+/// before), with the specification's clamping: a start or end past the axis is clamped to it,
+/// so an over-large start gives an empty axis.
+fn slice(c: &RuleCtx) -> Result<Outputs> {
+    let attr =
+        |name: &str| -> Result<Option<Vec<i64>>> { Ok(c.attrs.ints(name)?.map(<[i64]>::to_vec)) };
+    let (starts, ends, axes, steps) = if c.opset < 10 {
+        (attr("starts")?, attr("ends")?, attr("axes")?, None)
+    } else {
+        let input = |i: usize| {
+            if c.op.inputs.get(i).copied().flatten().is_some() {
+                c.const_ints(i).map(Some)
+            } else {
+                Some(None)
+            }
+        };
+        let (Some(Some(starts)), Some(Some(ends)), Some(axes), Some(steps)) =
+            (input(1), input(2), input(3), input(4))
+        else {
+            return Ok(vec![]);
+        };
+        (Some(starts), Some(ends), axes, steps)
+    };
+    let (Some(starts), Some(ends)) = (starts, ends) else {
+        return Ok(vec![]);
+    };
+    let Some(rank) = c.rank(0) else {
+        return Ok(vec![]);
+    };
+    let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps: Vec<i64> = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        bail!(c.attrs.error(format!(
+            "`starts` ({}), `ends` ({}), `axes` ({}) and `steps` ({}) must have one entry each per sliced axis",
+            starts.len(), ends.len(), axes.len(), steps.len()
+        )));
+    }
+    let mut resolved = vec![];
+    for &a in &axes {
+        let Some(a) = resolve_axis(a, rank, false) else {
+            bail!(c
+                .attrs
+                .error(format!("axis {a} is out of range for a rank-{rank} input")));
+        };
+        if resolved.contains(&a) {
+            bail!(c.attrs.error(format!("the axes {axes:?} repeat an axis")));
+        }
+        resolved.push(a);
+    }
+    if steps.contains(&0) {
+        bail!(c.attrs.error("a step of 0 is not allowed"));
+    }
+    let Some(mut out) = c.dims(0) else {
+        return Ok(vec![]);
+    };
+    for (k, &a) in resolved.iter().enumerate() {
+        // i128: starts and ends may be any i64, and adding the dim must not overflow.
+        let d = out[a] as i128;
+        let (step, mut start, mut end) = (steps[k] as i128, starts[k] as i128, ends[k] as i128);
+        if start < 0 {
+            start += d;
+        }
+        if end < 0 {
+            end += d;
+        }
+        let len = if d == 0 {
+            0
+        } else if step > 0 {
+            let (start, end) = (start.clamp(0, d), end.clamp(0, d));
+            (end - start + step - 1).div_euclid(step)
+        } else {
+            let (start, end) = (start.clamp(0, d - 1), end.clamp(-1, d - 1));
+            (start - end + (-step) - 1).div_euclid(-step)
+        };
+        out[a] = len.max(0) as u64;
+    }
+    Ok(one(c.dtype(0), Some(out)))
 }
 
 fn transpose(c: &RuleCtx) -> Result<Outputs> {
