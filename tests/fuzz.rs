@@ -687,6 +687,9 @@ fn check_batch(batch: &[(u64, PathBuf, Vec<PathBuf>)]) -> Checked {
 fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
     let cases = env_u64("NSPLIT_FUZZ_CASES", DEFAULT_CASES);
     std::env::set_var("NSPLIT_TRACT_TIMEOUT", TRACT_LIMIT);
+    // tract's analysis in a child process, as the nsplit binary runs it: one that runs away
+    // (a Range to 2^31 it evaluates) is stopped there instead of filling this process.
+    std::env::set_var("NSPLIT_ANALYSER", env!("CARGO_BIN_EXE_nsplit"));
     let seed = env_u64("NSPLIT_FUZZ_SEED", DEFAULT_SEED);
     let first = env_u64("NSPLIT_FUZZ_FIRST", 0);
     let checker = python_tools("the fuzzer's onnx checker").is_some();
@@ -726,6 +729,7 @@ fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
         std::fs::write(&model, &bytes).unwrap();
         let out = dir.join("out");
         let (tx, rx) = mpsc::channel();
+        let case_started = Instant::now();
         let (m, o) = (model.clone(), out.clone());
         std::thread::spawn(move || {
             let _ = tx.send(run(&m, &o));
@@ -741,6 +745,12 @@ fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
                 );
             }
         };
+        if case_started.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "fuzz: case {k} ({what}) took {:.1?}",
+                case_started.elapsed()
+            );
+        }
         match result {
             Result::Refused => {
                 refused += 1;

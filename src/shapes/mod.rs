@@ -14,6 +14,8 @@ mod ops;
 mod rules;
 mod tract;
 
+pub use tract::serve as serve_tract_analysis;
+
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;
 use crate::tensor::{DType, Dim, TensorInfo};

@@ -33,36 +33,9 @@ pub fn analyse(
 ) -> Result<TractFacts> {
     let bytes = analysis_model(model, graph, inputs, value_info).write_to_bytes()?;
     let dir = model.dir.to_str().map(String::from);
-    let limit = time_limit();
-    // tract runs on a thread of its own: on a malformed model it can panic (a panic there costs
-    // us its facts, not the run) or never finish, and then it is left behind after `limit`.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("tract-analysis".into())
-        .spawn(move || {
-            let run = crate::guard::contain(|| -> Result<Found> {
-                let onnx = tract_onnx::onnx();
-                let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
-                let mut parsed = onnx.parse(&proto, dir.as_deref())?;
-                let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
-                let mut facts = vec![];
-                for (name, outlet) in &parsed.outlets_by_name {
-                    if let Ok(fact) = parsed.model.outlet_fact(*outlet) {
-                        facts.push((name.clone(), info_of(fact)));
-                    }
-                }
-                Ok((facts, problem))
-            });
-            let _ = tx.send(run);
-        })?;
-    let (named, problem) = match rx.recv_timeout(limit) {
-        Ok(Ok(found)) => found?,
-        Ok(Err(panic)) => return Err(anyhow!("tract panicked while analysing the model: {panic}")),
-        Err(_) => {
-            return Err(anyhow!(
-                "tract's analysis did not finish within {limit:?} (NSPLIT_TRACT_TIMEOUT); shapes come from the declarations and our rules"
-            ))
-        }
+    let (named, problem) = match analyser() {
+        Some(exe) => in_child(&exe, bytes, dir)?,
+        None => in_thread(bytes, dir)?,
     };
     let facts = named
         .into_iter()
@@ -71,8 +44,123 @@ pub fn analyse(
     Ok(TractFacts { facts, problem })
 }
 
-/// What the analysis thread finds: facts by tensor name, and tract's first error.
+/// What an analysis finds: facts by tensor name, and tract's first error.
 type Found = (Vec<(String, TensorInfo)>, Option<String>);
+
+/// tract's analysis of a serialised model (`dir`: where its external data lives). A panic in
+/// tract becomes an error.
+fn analyse_bytes(bytes: &[u8], dir: Option<&str>) -> Result<Found> {
+    let run = crate::guard::contain(|| -> Result<Found> {
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_read(&mut &bytes[..])?;
+        let mut parsed = onnx.parse(&proto, dir)?;
+        let problem = parsed.model.analyse(true).err().map(|e| format!("{e:#}"));
+        let mut facts = vec![];
+        for (name, outlet) in &parsed.outlets_by_name {
+            if let Ok(fact) = parsed.model.outlet_fact(*outlet) {
+                facts.push((name.clone(), info_of(fact)));
+            }
+        }
+        Ok((facts, problem))
+    });
+    run.unwrap_or_else(|panic| Err(anyhow!("tract panicked while analysing the model: {panic}")))
+}
+
+/// The executable that runs tract's analysis in a process of its own (`nsplit analyse-shapes`),
+/// where a runaway analysis can be stopped: `NSPLIT_ANALYSER`, else this program when it is
+/// nsplit. Without one (a library caller), the analysis runs on a thread.
+fn analyser() -> Option<std::path::PathBuf> {
+    if let Some(exe) = std::env::var_os("NSPLIT_ANALYSER") {
+        return Some(exe.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    (exe.file_stem()? == "nsplit").then_some(exe)
+}
+
+/// On a thread: past the time limit it is left behind (it cannot be stopped).
+fn in_thread(bytes: Vec<u8>, dir: Option<String>) -> Result<Found> {
+    let limit = time_limit();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("tract-analysis".into())
+        .spawn(move || {
+            let _ = tx.send(analyse_bytes(&bytes, dir.as_deref()));
+        })?;
+    match rx.recv_timeout(limit) {
+        Ok(found) => found,
+        Err(_) => Err(anyhow!(
+            "tract's analysis did not finish within {limit:?} (NSPLIT_TRACT_TIMEOUT); shapes come from the declarations and our rules"
+        )),
+    }
+}
+
+/// In a child process, stopped when it runs past the time limit or holds more memory than the
+/// memory limit (tract evaluates constant subgraphs: a Range to 2^31 would take the machine).
+fn in_child(exe: &std::path::Path, bytes: Vec<u8>, dir: Option<String>) -> Result<Found> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(exe);
+    cmd.arg("analyse-shapes");
+    if let Some(d) = &dir {
+        cmd.arg("--dir").arg(d);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow!("cannot start {} for tract's analysis: {e}", exe.display()))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = vec![];
+        stdout.read_to_end(&mut out).map(|_| out)
+    });
+    let (limit, memory) = (time_limit(), crate::tensor::memory_limit());
+    let started = std::time::Instant::now();
+    let stopped = loop {
+        if child.try_wait()?.is_some() {
+            break None;
+        }
+        if started.elapsed() > limit {
+            break Some(format!(
+                "did not finish within {limit:?} (NSPLIT_TRACT_TIMEOUT)"
+            ));
+        }
+        if resident_bytes(child.id()).is_some_and(|b| b > memory) {
+            break Some(format!(
+                "took more than {} of memory (NSPLIT_MEMORY_LIMIT)",
+                crate::tensor::human_bytes(memory)
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if let Some(why) = stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(anyhow!(
+            "tract's analysis {why} and was stopped; shapes come from the declarations and our rules"
+        ));
+    }
+    let _ = writer.join();
+    let out = reader
+        .join()
+        .map_err(|_| anyhow!("reading tract's analysis failed"))??;
+    let reply: Reply = serde_json::from_slice(&out).map_err(|e| {
+        anyhow!("tract's analysis ended without a result ({e}); it may have crashed on this model")
+    })?;
+    match reply {
+        Reply::Found { facts, problem } => Ok((
+            facts
+                .into_iter()
+                .map(|f| (f.name.clone(), f.info()))
+                .collect(),
+            problem,
+        )),
+        Reply::Failed(why) => Err(anyhow!(why)),
+    }
+}
 
 /// How long tract's analysis may take: `NSPLIT_TRACT_TIMEOUT` seconds, 120 by default (the
 /// largest models we know analyse in a few seconds).
@@ -83,6 +171,78 @@ fn time_limit() -> std::time::Duration {
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(120.0);
     std::time::Duration::from_secs_f64(secs)
+}
+
+/// A process's resident memory, where the system tells it (`/proc` on Linux).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// What `nsplit analyse-shapes` writes on stdout.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Reply {
+    Found {
+        facts: Vec<Fact>,
+        problem: Option<String>,
+    },
+    Failed(String),
+}
+
+/// One tensor's facts as tract found them (tract names no symbols: a dim is a size or unknown).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Fact {
+    name: String,
+    dtype: Option<i32>,
+    dims: Option<Vec<Option<u64>>>,
+}
+
+impl Fact {
+    fn of(name: String, info: &TensorInfo) -> Fact {
+        Fact {
+            name,
+            dtype: info.dtype.map(|d| d.0),
+            dims: info.dims.as_ref().map(|d| {
+                d.iter()
+                    .map(|d| match d {
+                        Dim::Known(v) => Some(*v),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    fn info(&self) -> TensorInfo {
+        TensorInfo {
+            dtype: self.dtype.map(DType),
+            dims: self.dims.as_ref().map(|d| {
+                d.iter()
+                    .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// The child side (`nsplit analyse-shapes`): a serialised model on stdin, the facts as JSON on
+/// stdout.
+pub fn serve(dir: Option<&str>) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut bytes = vec![];
+    std::io::stdin().read_to_end(&mut bytes)?;
+    let reply = match analyse_bytes(&bytes, dir) {
+        Ok((facts, problem)) => Reply::Found {
+            facts: facts.into_iter().map(|(n, i)| Fact::of(n, &i)).collect(),
+            problem,
+        },
+        Err(e) => Reply::Failed(format!("{e:#}")),
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &reply)?;
+    out.flush()?;
+    Ok(())
 }
 
 fn info_of(fact: &tract_onnx::prelude::InferenceFact) -> TensorInfo {
