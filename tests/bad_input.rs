@@ -263,3 +263,29 @@ fn tensors_beyond_the_memory_limit_are_never_materialised() {
         "{stdout}"
     );
 }
+
+/// tract's analysis of a legal model whose constants it evaluates into 16 GiB (a Range to 2^31)
+/// runs in a child process that is stopped at the memory limit; annotate goes on without it.
+#[test]
+fn a_runaway_tract_analysis_is_stopped_at_the_memory_limit() {
+    let out = nsplit_with_env(
+        &[
+            "annotate",
+            "fixtures/bad/range_runaway.onnx",
+            "--format",
+            "json",
+        ],
+        &[("NSPLIT_MEMORY_LIMIT", "0.25")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = report["tract_problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("took more than 256.0 MiB of memory"),
+        "{problem}"
+    );
+}
