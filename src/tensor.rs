@@ -162,6 +162,22 @@ impl TensorInfo {
         self.dtype?.bytes_for(self.elements()?)
     }
 
+    /// Whether two facts about one tensor disagree where both say something: the element type,
+    /// the rank, or a dimension both fix (a symbolic or unknown one agrees with any size).
+    pub fn contradicts(&self, other: &TensorInfo) -> bool {
+        let dtype = matches!((self.dtype, other.dtype), (Some(a), Some(b)) if a != b);
+        let shape = match (&self.dims, &other.dims) {
+            (Some(a), Some(b)) => {
+                a.len() != b.len()
+                    || a.iter()
+                        .zip(b)
+                        .any(|(x, y)| matches!((x, y), (Dim::Known(x), Dim::Known(y)) if x != y))
+            }
+            _ => false,
+        };
+        dtype || shape
+    }
+
     /// Fully known: type and every dimension.
     pub fn is_complete(&self) -> bool {
         self.dtype.is_some() && self.concrete_dims().is_some()

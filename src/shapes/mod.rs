@@ -354,17 +354,7 @@ fn check_declarations(
             continue;
         }
         let (said, found) = (info_from_type(&vi.type_), &table.info[t.0]);
-        let dtype_differs = matches!((said.dtype, found.dtype), (Some(a), Some(b)) if a != b);
-        let shape_differs = match (&said.dims, &found.dims) {
-            (Some(a), Some(b)) => {
-                a.len() != b.len()
-                    || a.iter()
-                        .zip(b)
-                        .any(|(x, y)| matches!((x, y), (Dim::Known(x), Dim::Known(y)) if x != y))
-            }
-            _ => false,
-        };
-        if dtype_differs || shape_differs {
+        if said.contradicts(found) {
             bail!(
                 "`{}` is declared {} {}, but the graph computes {} {}; correct the model's declaration of it",
                 vi.name,

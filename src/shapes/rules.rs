@@ -10,7 +10,7 @@ use super::{ShapeSource, ShapeTable};
 use crate::graph::{ModelGraph, OpNode, TensorId};
 use crate::load::Model;
 use crate::ops::{keeps_shape, REDUCE};
-use crate::tensor::{DType, Dim, TensorInfo};
+use crate::tensor::{DType, TensorInfo};
 use anyhow::{bail, Context, Result};
 
 /// What the rules are run for.
@@ -88,18 +88,7 @@ fn contradicts_declaration(
     if table.source[t.0] != ShapeSource::ValueInfo {
         return Ok(());
     }
-    // Compared where both say something: the type, the rank, each dimension both fix.
-    let dtype_differs = matches!((declared.dtype, computed.dtype), (Some(a), Some(b)) if a != b);
-    let shape_differs = match (&declared.dims, &computed.dims) {
-        (Some(a), Some(b)) => {
-            a.len() != b.len()
-                || a.iter()
-                    .zip(b)
-                    .any(|(x, y)| matches!((x, y), (Dim::Known(x), Dim::Known(y)) if x != y))
-        }
-        _ => false,
-    };
-    if !dtype_differs && !shape_differs {
+    if !declared.contradicts(computed) {
         return Ok(());
     }
     bail!(
