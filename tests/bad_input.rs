@@ -289,3 +289,22 @@ fn a_runaway_tract_analysis_is_stopped_at_the_memory_limit() {
         "{problem}"
     );
 }
+
+/// Found by the fuzzer: a Reshape whose shape input is declared 2^40 long. No rule builds a rank
+/// from that length, nothing is materialised, and the model is analysed.
+#[test]
+fn a_shape_input_of_absurd_length_allocates_nothing() {
+    let out = nsplit(&[
+        "annotate",
+        "fixtures/bad/reshape_shape_huge.onnx",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unknown_tensors"][0]["name"], "y", "{report}");
+}

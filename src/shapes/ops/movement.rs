@@ -143,6 +143,9 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
     }
 }
 
+/// The largest rank a rule builds from a tensor's length rather than from stored data.
+const MAX_RANK: u64 = 1024;
+
 fn flatten(c: &RuleCtx) -> Result<Outputs> {
     let Some(r) = c.rank(0) else {
         return Ok(vec![]);
@@ -161,9 +164,10 @@ fn flatten(c: &RuleCtx) -> Result<Outputs> {
 fn reshape(c: &RuleCtx) -> Result<Outputs> {
     let allowzero = c.attrs.is_one("allowzero", 0)?;
     let Some(shape) = c.const_ints(1) else {
-        // A shape computed at run time still fixes the rank: its own length.
+        // A shape computed at run time still fixes the rank: its own length (a length beyond
+        // any real rank, from a wrong declaration, tells nothing and allocates nothing).
         return Ok(match c.dims(1).as_deref() {
-            Some(&[n]) => vec![(
+            Some(&[n]) if n <= MAX_RANK => vec![(
                 0,
                 TensorInfo {
                     dtype: c.dtype(0),
