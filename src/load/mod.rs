@@ -169,32 +169,30 @@ fn check_element_types(proto: &ModelProto) -> Result<()> {
     use onnx_protobuf::type_proto;
     let known = |t: i32| (1..=crate::tensor::DType::NEWEST).contains(&t);
     let g = &proto.graph;
-    for v in g.input.iter().chain(&g.output) {
-        if let Some(type_proto::Value::TensorType(t)) =
+    let declared = (g.input.iter().map(|v| (Some("input"), v)))
+        .chain(g.output.iter().map(|v| (Some("output"), v)))
+        .chain(g.value_info.iter().map(|v| (None, v)));
+    for (graph_side, v) in declared {
+        let Some(type_proto::Value::TensorType(t)) =
             v.type_.as_ref().and_then(|t| t.value.as_ref())
-        {
-            if t.shape.is_none() {
-                bail!("graph {} `{}` is declared a tensor without a shape; ONNX requires one on graph inputs and outputs (at least its rank, with unnamed dims)", if g.input.contains(v) { "input" } else { "output" }, v.name);
-            }
+        else {
+            continue;
+        };
+        if let (Some(side), true) = (graph_side, t.shape.is_none()) {
+            bail!("graph {side} `{}` is declared a tensor without a shape; ONNX requires one on graph inputs and outputs (at least its rank, with unnamed dims)", v.name);
         }
-    }
-    for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
-        if let Some(type_proto::Value::TensorType(t)) =
-            v.type_.as_ref().and_then(|t| t.value.as_ref())
-        {
-            if t.elem_type == 0 {
-                bail!(
-                    "`{}` is declared a tensor without an element type; set its elem_type",
-                    v.name
-                );
-            }
-            if !known(t.elem_type) {
-                bail!(
-                    "`{}` is declared with element type {}, which ONNX does not define",
-                    v.name,
-                    t.elem_type
-                );
-            }
+        if t.elem_type == 0 {
+            bail!(
+                "`{}` is declared a tensor without an element type; set its elem_type",
+                v.name
+            );
+        }
+        if !known(t.elem_type) {
+            bail!(
+                "`{}` is declared with element type {}, which ONNX does not define",
+                v.name,
+                t.elem_type
+            );
         }
     }
     for t in &g.initializer {

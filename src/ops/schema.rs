@@ -131,10 +131,9 @@ pub fn check_types(model: &ModelProto, dtype: &dyn Fn(&str) -> Option<i32>) -> R
         ];
         for (what, names, options, params) in sides {
             for (i, name) in names.iter().enumerate() {
-                let last_variadic = options.last().filter(|o| o.eq_ignore_ascii_case("v"));
                 let (Some(param), Some(option)) = (
-                    params.get(i).or(last_variadic.and(params.last())),
-                    options.get(i).or(last_variadic),
+                    formal_at(options, params, i),
+                    formal_at(options, options, i),
                 ) else {
                     continue;
                 };
@@ -329,6 +328,13 @@ pub fn attribute_type(opsets: &[OperatorSetIdProto], node: &NodeProto, name: &st
     row.4.get(name).map(|&(t, _)| t)
 }
 
+/// The entry of `list` (options or type parameters, one per formal parameter) for actual input
+/// or output `i`: past the last formal parameter, only a variadic one continues.
+fn formal_at<'a>(options: &[String], list: &'a [String], i: usize) -> Option<&'a String> {
+    let variadic = options.last().is_some_and(|o| o.eq_ignore_ascii_case("v"));
+    list.get(i).or(list.last().filter(|_| variadic))
+}
+
 /// An attribute with no value set.
 pub fn carries_nothing(a: &onnx_protobuf::AttributeProto) -> bool {
     a.i == 0
@@ -369,9 +375,7 @@ fn formal(
         )));
     }
     for (i, name) in names.iter().enumerate() {
-        let option = options
-            .get(i)
-            .or(options.last().filter(|o| o.eq_ignore_ascii_case("v")));
+        let option = formal_at(options, options, i);
         if name.is_empty() && option.is_some_and(|o| o == "s") {
             bail!(attrs.error(format!(
                 "{what} {i} of {op} is required, but it is left empty"
