@@ -178,6 +178,7 @@ fn child(mode: &str, model: &Path, out: &Path) {
                 verifier: nsplit::verify::Verifier::Auto,
                 external_data: nsplit::emit::ExternalData::Auto,
                 progress: false,
+                triton: None,
             };
             nsplit::job::run(model, out, &opts).unwrap();
         }

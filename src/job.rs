@@ -11,6 +11,7 @@ use crate::annotate::{Annotations, Profiles};
 use crate::emit::selection::{CutFiles, SelectionTable, TableInputs, Verification};
 use crate::emit::{write_pair, Emitter, ExternalData, Staging};
 use crate::plan::{plan, PlanOptions};
+use crate::serve::triton::TailFile;
 use crate::shapes::InputShapes;
 use crate::verify::{Outcome, Reference, Runtime, VerifyOptions};
 use crate::Analysis;
@@ -30,6 +31,8 @@ pub struct JobOptions {
     pub external_data: ExternalData,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Also write a Triton model repository of the tails into `DIR/triton` (`--triton`).
+    pub triton: Option<crate::serve::triton::TritonOptions>,
 }
 
 /// What the job wrote.
@@ -127,7 +130,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
     }
     bar.finish_and_clear();
 
-    let table = SelectionTable::build(TableInputs {
+    let mut table = SelectionTable::build(TableInputs {
         analysis: &a,
         profiles: &opts.profiles,
         plan: &plan,
@@ -137,6 +140,25 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         source_sha256,
         files,
     });
+    if let Some(triton) = &opts.triton {
+        let tails: Vec<TailFile> = table
+            .cuts
+            .iter()
+            .filter_map(|c| {
+                c.tail.as_ref().map(|t| TailFile {
+                    cut_id: c.id.clone(),
+                    path: staging.staged(t),
+                })
+            })
+            .collect();
+        let names = if tails.is_empty() {
+            vec![] // all-mobile everywhere: nothing to serve, and no repository
+        } else {
+            crate::serve::triton::write_repository(&table, &tails, &mut staging, "triton/", triton)
+                .context("cannot write the Triton repository")?
+        };
+        crate::serve::name_models(&mut table, &names);
+    }
     staging.write_text("selection.json", &table.to_json())?;
     staging.write_text("selection.md", &table.to_markdown())?;
     staging.write_text(
@@ -187,6 +209,11 @@ fn remove_stale_pairs(out: &Path, previous: &SelectionTable, now: &SelectionTabl
         }
         let _ = std::fs::remove_file(out.join(file));
         let _ = std::fs::remove_file(out.join(format!("{file}.data")));
+    }
+    // A repository an earlier run wrote, when this run wrote none, serves stale tails.
+    let served = |t: &SelectionTable| t.cuts.iter().any(|c| c.triton_model.is_some());
+    if served(previous) && !served(now) {
+        let _ = std::fs::remove_dir_all(out.join("triton"));
     }
 }
 

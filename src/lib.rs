@@ -18,6 +18,8 @@
 //! - [`emit`]: matched head/tail ONNX files ([`emit::Emitter`]);
 //! - [`verify`]: head-then-tail against the original, under tract;
 //! - [`plan`]: the best cut per network and the exact breakpoints ([`plan::Plan`]);
+//! - [`serve`]: the tails in a Triton repository, and `nsplit run`'s client (head here, tail
+//!   on an inference server);
 //! - [`annotate`]: the per-node report (`nsplit annotate`);
 //! - [`job`]: the main job, every stage in order (`nsplit MODEL --out DIR`).
 //!
@@ -34,6 +36,7 @@ pub mod load;
 pub mod measure;
 pub mod ops;
 pub mod plan;
+pub mod serve;
 pub mod shapes;
 pub mod split;
 pub mod tensor;

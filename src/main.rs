@@ -2,13 +2,15 @@
 
 use anyhow::Context;
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use nsplit::annotate::{Annotations, Profiles};
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::ProfileOptions;
 use nsplit::emit::{ExternalData, SelectionTable};
 use nsplit::job::{JobOptions, JobReport};
 use nsplit::plan::{network, Objective, PlanOptions, Sweep};
+use nsplit::serve::run::{CutChoice, RunOptions};
+use nsplit::serve::triton::{TritonBackend, TritonOptions};
 use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
 use nsplit::verify::{verify, Outcome, Verifier, VerifyOptions, EXIT_UNVERIFIABLE};
@@ -33,7 +35,8 @@ Examples:
   nsplit annotate fixtures/lenet.onnx
 
 Output folder: one <cut>.head.onnx / <cut>.tail.onnx pair per distinct chosen cut (a side with
-no work is not written), selection.json (docs/selection.md), selection.md, annotations.json.
+no work is not written), selection.json (docs/selection.md), selection.md, annotations.json,
+and with --triton a Triton model repository of the tails in triton/ (docs/deploy.md).
 The user guide is docs/user-guide.md in the source repository.";
 
 /// Split ONNX models between a phone and a server.
@@ -113,6 +116,38 @@ struct JobArgs {
     /// 2 GiB), always, or never.
     #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
     external_data: ExternalData,
+    /// Also write a Triton model repository of the tails into DIR/triton (docs/deploy.md);
+    /// selection.json names each cut's model.
+    #[arg(long)]
+    triton: bool,
+    #[command(flatten)]
+    triton_opts: TritonArgs,
+}
+
+/// How Triton serves the tails.
+#[derive(Args, Clone)]
+struct TritonArgs {
+    /// The tails' Triton backend: onnxruntime (`platform: "onnxruntime_onnx"`), or python (a
+    /// model.py running the tail in onnxruntime, for servers without the onnxruntime backend).
+    #[arg(long, value_enum, default_value_t = TritonBackend::Onnxruntime)]
+    triton_backend: TritonBackend,
+    /// max_batch_size of a tail that can batch (its inputs and outputs start with the original's
+    /// symbolic batch dimension); 0 turns batching off.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    triton_max_batch: u32,
+    /// How long Triton's dynamic batcher may hold a request waiting for others, microseconds.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    triton_queue_delay_us: u64,
+}
+
+impl TritonArgs {
+    fn options(&self) -> TritonOptions {
+        TritonOptions {
+            backend: self.triton_backend,
+            max_batch_size: self.triton_max_batch,
+            queue_delay_us: self.triton_queue_delay_us,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -238,6 +273,69 @@ enum Command {
         #[arg(long, value_name = "MBPS")]
         bandwidth: f64,
     },
+    /// Write a Triton model repository of an output folder's tails.
+    ///
+    /// For every cut of DIR/selection.json with a tail: REPO/<model>-<cut>/config.pbtxt and
+    /// REPO/<model>-<cut>/1/model.onnx (external data beside it). Each input and output is
+    /// declared with its Triton data type and dims; a tail whose inputs and outputs all start
+    /// with the original's symbolic batch dimension gets max_batch_size and dynamic_batching.
+    /// Models of other names in REPO are left alone; DIR/selection.json then names each cut's
+    /// model (`triton_model`), which `nsplit run` asks the server for.
+    #[command(after_long_help = PACKAGE_EXAMPLES)]
+    Package {
+        /// An output folder of `nsplit MODEL --out DIR`.
+        dir: PathBuf,
+        /// The model repository to write into (created if missing).
+        #[arg(long, value_name = "REPO")]
+        triton: PathBuf,
+        #[command(flatten)]
+        opts: TritonArgs,
+    },
+    /// Run a split request: the head here, the tail on an inference server.
+    ///
+    /// Picks the pair of DIR for --bandwidth (as `nsplit select` does) or by --cut, runs the
+    /// head on the given inputs (onnxruntime where it is installed, else tract), sends the
+    /// boundary tensors to the server's model with the Open Inference Protocol (KServe v2 REST,
+    /// binary tensors: Triton, KServe, Seldon MLServer), and receives the outputs. All-mobile
+    /// runs here alone; all-cloud sends the inputs. Prints the measured head, transfer and
+    /// server times (the server's own, from its statistics where it has them) beside the
+    /// planner's predictions; --out writes the outputs as an .npz archive (np.load).
+    #[command(after_long_help = RUN_EXAMPLES)]
+    #[command(group(ArgGroup::new("which").required(true).args(["bandwidth", "cut"])))]
+    Run {
+        /// An output folder of `nsplit MODEL --out DIR`, with served tails (`nsplit package`).
+        dir: PathBuf,
+        /// The inference server's URL, e.g. http://127.0.0.1:8000.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// A graph input from a NumPy file. Repeat for each input.
+        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        input: Vec<String>,
+        /// Run the pair the selection table chooses at this uplink bandwidth (Mbps).
+        #[arg(long, value_name = "MBPS")]
+        bandwidth: Option<f64>,
+        /// Run this cut (an id from selection.json).
+        #[arg(long, value_name = "ID")]
+        cut: Option<String>,
+        /// The served model's name, where it is not the one selection.json names.
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
+        /// Write the outputs here, one array per output tensor.
+        #[arg(long, value_name = "FILE.npz")]
+        out: Option<PathBuf>,
+        /// Give up on the server after this long, per request.
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+        timeout: f64,
+        /// Timed runs; the report gives their medians (after one untimed head run).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: usize,
+        /// The runtime of the head: onnxruntime where it is installed, else tract.
+        #[arg(long, value_enum, default_value_t = Verifier::Auto)]
+        runtime: Verifier,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that HEAD then TAIL computes what ORIGINAL computes, in onnxruntime or tract.
     ///
     /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
@@ -289,6 +387,22 @@ Examples:
   nsplit split fixtures/inception_block.onnx --at b1_relu_out,b2a_relu_out --out dist/
   nsplit verify fixtures/lenet.onnx dist/head.onnx dist/tail.onnx";
 
+const PACKAGE_EXAMPLES: &str = "\
+Examples:
+  nsplit fixtures/lenet.onnx --out dist/ --objective energy
+  nsplit package dist/ --triton models/
+  nsplit package dist/ --triton models/ --triton-backend python --triton-max-batch 16
+  tritonserver --model-repository models/
+
+The same repository comes with the main job's --triton (into DIR/triton). docs/deploy.md.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  python -c 'import numpy as np; np.save(\"x.npy\", np.random.rand(1,1,28,28).astype(np.float32))'
+  nsplit run dist/ --server http://127.0.0.1:8000 --input input=x.npy --bandwidth 10
+  nsplit run dist/ --server http://127.0.0.1:8000 --input input=x.npy --cut all-cloud --out y.npz
+  nsplit run dist/ --server http://127.0.0.1:8000 --input input=x.npy --cut h8-fece8d60 --repeat 20 --json";
+
 #[derive(Copy, Clone, ValueEnum)]
 enum Format {
     Table,
@@ -335,6 +449,67 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
             });
             println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Package { dir, triton, opts } => {
+            let names = nsplit::serve::package(&dir, &triton, &opts.options())?;
+            for (cut, model) in &names {
+                println!("{cut}: {}", triton.join(model).display());
+            }
+            eprintln!(
+                "wrote {} model(s) into {}; {} names them",
+                names.len(),
+                triton.display(),
+                dir.join("selection.json").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            dir,
+            server,
+            input,
+            bandwidth,
+            cut,
+            model,
+            out,
+            timeout,
+            repeat,
+            runtime,
+            json,
+        } => {
+            if !(timeout.is_finite() && timeout > 0.0) {
+                anyhow::bail!("--timeout must be a positive number of seconds, got {timeout}");
+            }
+            let inputs = input
+                .iter()
+                .map(|i| {
+                    i.split_once('=')
+                        .map(|(n, f)| (n.to_string(), PathBuf::from(f)))
+                        .with_context(|| format!("--input `{i}`: expected NAME=FILE.npy"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let opts = RunOptions {
+                server,
+                inputs,
+                choice: match (bandwidth, cut) {
+                    (Some(b), _) => CutChoice::Bandwidth(b),
+                    (None, Some(c)) => CutChoice::Id(c),
+                    (None, None) => unreachable!("clap requires --bandwidth or --cut"),
+                },
+                model,
+                timeout: std::time::Duration::from_secs_f64(timeout),
+                runtime,
+                repeat,
+            };
+            let report = nsplit::serve::run::run(&dir, &opts)?;
+            if let Some(out) = &out {
+                nsplit::serve::npy::write_npz(out, &report.values)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Annotate {
@@ -479,6 +654,7 @@ fn run_job(args: JobArgs) -> Result<JobReport> {
         verifier: args.verifier,
         external_data: args.external_data,
         progress: true,
+        triton: args.triton.then(|| args.triton_opts.options()),
     };
     nsplit::job::run(&model, &out, &opts)
 }

@@ -496,6 +496,7 @@ fn job_options() -> JobOptions {
         verifier: Default::default(),
         external_data: ExternalData::Never,
         progress: false,
+        triton: None,
     }
 }
 

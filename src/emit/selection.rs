@@ -73,6 +73,10 @@ pub struct CutEntry {
     /// `constant + per_inverse_mbps / B`.
     pub objective_at_bandwidth: CostLine,
     pub verification: Verification,
+    /// The Triton model serving the tail, where a repository was written (`--triton`,
+    /// `nsplit package`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub triton_model: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -245,6 +249,7 @@ impl SelectionTable {
                     mobile_compute_mj: round6(work.mobile_mj),
                     objective_at_bandwidth: cost_line(*line),
                     verification: files.verification,
+                    triton_model: None,
                 }
             })
             .collect();

@@ -78,12 +78,17 @@ impl Staging {
         })
     }
 
-    /// Create the staged file that will become `DIR/name`.
+    /// Create the staged file that will become `DIR/name`; a name with `/` is a file in a
+    /// folder, and the folder is what [`commit`](Self::commit) moves into place.
     fn create(&mut self, name: &str) -> Result<File> {
         if self.names.iter().any(|n| n == name) {
             bail!("internal error: {name} written twice");
         }
         let path = self.stage.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create a folder in {}", self.dir.display()))?;
+        }
         let file = File::create(&path)
             .with_context(|| format!("cannot create a file in {}", self.dir.display()))?;
         self.names.push(name.to_string());
@@ -199,12 +204,35 @@ impl Staging {
         Ok(self.dir.join(name))
     }
 
-    /// Rename every staged file into place (each rename is atomic: same file system).
+    /// Copy the file at `from` to become `DIR/name` (the kernel copies where it can).
+    pub fn copy_file(&mut self, from: &Path, name: &str) -> Result<PathBuf> {
+        let mut to = self.create(name)?;
+        let mut src =
+            File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+        std::io::copy(&mut src, &mut to)
+            .with_context(|| format!("cannot copy {} into {name}", from.display()))?;
+        Ok(self.dir.join(name))
+    }
+
+    /// Rename every staged file, and every staged folder as a whole, into place (each rename
+    /// is atomic: same file system). A folder already there is replaced.
     pub fn commit(mut self) -> Result<()> {
+        let mut moved: Vec<String> = vec![];
         for name in std::mem::take(&mut self.names) {
-            let to = self.dir.join(&name);
-            std::fs::rename(self.stage.path().join(&name), &to)
+            let top = name.split('/').next().unwrap_or(&name).to_string();
+            if moved.contains(&top) {
+                continue;
+            }
+            let (from, to) = (self.stage.path().join(&top), self.dir.join(&top));
+            if from.is_dir() && to.is_dir() {
+                // Out of the way first: a rename cannot replace a folder that has files.
+                let old = self.stage.path().join(format!(".replaced-{}", moved.len()));
+                std::fs::rename(&to, &old)
+                    .with_context(|| format!("cannot replace {}", to.display()))?;
+            }
+            std::fs::rename(&from, &to)
                 .with_context(|| format!("cannot move the output into {}", to.display()))?;
+            moved.push(top);
         }
         self.created_dir = false;
         Ok(())

@@ -65,6 +65,23 @@ impl Runtime {
         }
     }
 
+    /// Load one model, to run it several times.
+    pub fn load(self, path: &Path) -> Result<LoadedModel> {
+        Ok(match self {
+            Runtime::Onnxruntime => LoadedModel::Onnxruntime(onnxruntime::load(path)?),
+            Runtime::Tract => LoadedModel::Tract(Box::new(tract::load(path)?)),
+        })
+    }
+
+    /// The runtime `verifier` picks: onnxruntime where it is available, else tract.
+    pub fn pick(verifier: Verifier) -> Result<Runtime> {
+        let (usable, problems) = Runtime::candidates(verifier);
+        usable
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow!("{}", problems.join("; ")))
+    }
+
     /// The runtimes `verifier` tries, in order, with why each unavailable one is left out.
     fn candidates(verifier: Verifier) -> (Vec<Runtime>, Vec<String>) {
         let wanted = match verifier {
@@ -83,6 +100,22 @@ impl Runtime {
             })
             .collect();
         (usable, problems)
+    }
+}
+
+/// A model loaded in a runtime, run as often as wanted.
+pub enum LoadedModel {
+    Onnxruntime(onnxruntime::Loaded),
+    Tract(Box<tract::Loaded>),
+}
+
+impl LoadedModel {
+    /// Run, feeding the inputs the model declares from `values` by name; every output by name.
+    pub fn run(&mut self, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+        match self {
+            LoadedModel::Onnxruntime(m) => m.run(values),
+            LoadedModel::Tract(m) => m.run(values),
+        }
     }
 }
 

@@ -19,9 +19,9 @@ use std::sync::Mutex;
 use tract_onnx::prelude::{DatumType, Tensor};
 
 /// The loaded library, or why it could not be loaded; decided once per process.
-static RUNTIME: Mutex<Option<std::result::Result<Loaded, String>>> = Mutex::new(None);
+static RUNTIME: Mutex<Option<std::result::Result<Library, String>>> = Mutex::new(None);
 
-struct Loaded {
+struct Library {
     /// Kept alive: onnxruntime allows one environment per process, ever.
     env: Environment,
     library: PathBuf,
@@ -30,14 +30,14 @@ struct Loaded {
 /// The library onnxruntime was loaded from, or why it is not available. Loads it on first use.
 pub fn available() -> std::result::Result<PathBuf, String> {
     let mut rt = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
-    let loaded = rt.get_or_insert_with(|| load().map_err(|e| format!("{e:#}")));
+    let loaded = rt.get_or_insert_with(|| load_library().map_err(|e| format!("{e:#}")));
     match loaded {
         Ok(l) => Ok(l.library.clone()),
         Err(why) => Err(why.clone()),
     }
 }
 
-fn load() -> Result<Loaded> {
+fn load_library() -> Result<Library> {
     let library = find_library()?;
     let builder = ort::init_from(&library).map_err(|e| {
         // The loader's own text (dlerror) sits in the error's source.
@@ -60,7 +60,7 @@ fn load() -> Result<Loaded> {
     if std::env::var_os("ORT_LOG").is_none() {
         env.set_log_level(LogLevel::Fatal);
     }
-    Ok(Loaded { env, library })
+    Ok(Library { env, library })
 }
 
 /// `$ORT_DYLIB_PATH`, else `capi/libonnxruntime.so*` of the Python onnxruntime package.
@@ -112,9 +112,11 @@ fn find_library() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no libonnxruntime in {}", capi.display()))
 }
 
-/// Run the model at `path`, feeding the inputs it declares from `values` by name; every output
-/// by name.
-pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+/// A model loaded in an onnxruntime session.
+pub struct Loaded(Session);
+
+/// Load the model at `path` into a session.
+pub fn load(path: &Path) -> Result<Loaded> {
     // Calling into ort before a successful load panics: load (once) first.
     available().map_err(|why| anyhow!("onnxruntime is not available: {why}"))?;
     let env = match RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -128,27 +130,40 @@ pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<Stri
             .with_log_level(LogLevel::Fatal)?
             .commit_from_file(path)
     };
-    let mut session = build().map_err(|e| anyhow!("{e}"))?;
-    let mut feed: Vec<(String, DynValue)> = vec![];
-    for input in session.inputs() {
-        let name = input.name();
-        let v = values
-            .get(name)
-            .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
-        feed.push((
-            name.to_string(),
-            to_value(v).with_context(|| format!("input `{name}`"))?,
-        ));
+    Ok(Loaded(build().map_err(|e| anyhow!("{e}"))?))
+}
+
+impl Loaded {
+    /// Run, feeding the inputs the model declares from `values` by name; every output by name.
+    pub fn run(&mut self, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+        let session = &mut self.0;
+        let mut feed: Vec<(String, DynValue)> = vec![];
+        for input in session.inputs() {
+            let name = input.name();
+            let v = values
+                .get(name)
+                .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
+            feed.push((
+                name.to_string(),
+                to_value(v).with_context(|| format!("input `{name}`"))?,
+            ));
+        }
+        let outputs = session.run(feed).map_err(|e| anyhow!("{e}"))?;
+        let mut out = HashMap::new();
+        for (name, value) in outputs.iter() {
+            out.insert(
+                name.to_string(),
+                from_value(&value).with_context(|| format!("output `{name}`"))?,
+            );
+        }
+        Ok(out)
     }
-    let outputs = session.run(feed).map_err(|e| anyhow!("{e}"))?;
-    let mut out = HashMap::new();
-    for (name, value) in outputs.iter() {
-        out.insert(
-            name.to_string(),
-            from_value(&value).with_context(|| format!("output `{name}`"))?,
-        );
-    }
-    Ok(out)
+}
+
+/// Run the model at `path`, feeding the inputs it declares from `values` by name; every output
+/// by name.
+pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    load(path)?.run(values)
 }
 
 fn element_type(dt: DatumType) -> Result<TensorElementType> {

@@ -6,34 +6,31 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-/// Run one model with tract, feeding the inputs it declares from `values` by name.
-pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+/// A model parsed by tract, planned for the input sizes of its last run.
+pub struct Loaded {
+    model: InferenceModel,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    /// The plan, and the input types and shapes it was made for.
+    plan: Option<(Vec<(DatumType, Vec<usize>)>, std::sync::Arc<TypedSimplePlan>)>,
+}
+
+/// Parse the model at `path`.
+pub fn load(path: &Path) -> Result<Loaded> {
     let path = path.to_path_buf();
-    let values = values.clone();
     // tract can panic on models it does not support; that is "cannot run", not a crash.
-    crate::guard::contain(move || -> Result<HashMap<String, Tensor>> {
+    crate::guard::contain(move || -> Result<Loaded> {
         // value_info may name symbolic dims (`N`) that tract cannot unify with the concrete
         // inputs it is given; the facts it needs follow from the inputs.
-        let mut model = tract_onnx::onnx()
+        let model = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .model_for_path(&path)?;
-        let input_names: Vec<String> = model
+        let inputs = model
             .input_outlets()?
             .iter()
             .map(|o| model.node(o.node).name.clone())
             .collect();
-        let mut feed = tvec![];
-        for (ix, name) in input_names.iter().enumerate() {
-            let v = values
-                .get(name)
-                .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
-            // The input facts are replaced by the values' below; first hold the values to the
-            // declaration, as onnxruntime does, so a frozen dimension is refused here too.
-            check_declared(name, model.input_fact(ix)?, v)?;
-            model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
-            feed.push(v.clone().into_tvalue());
-        }
-        let output_names: Vec<String> = model
+        let outputs = model
             .output_outlets()?
             .iter()
             .map(|&o| {
@@ -43,17 +40,60 @@ pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<Stri
                     .unwrap_or_else(|| model.node(o.node).name.clone())
             })
             .collect();
-        // Typed, neither decluttered nor optimised: a check runs each model once, and those
-        // passes can take minutes on a large model (DeepFace: 537 s optimised, over 5 min
-        // decluttered, 5 s typed) for a run of a second.
-        let plan = model.into_typed()?.into_runnable()?;
-        let outputs = plan.run(feed)?;
-        Ok(output_names
-            .into_iter()
-            .zip(outputs.into_iter().map(|v| v.into_tensor()))
-            .collect())
+        Ok(Loaded {
+            model,
+            inputs,
+            outputs,
+            plan: None,
+        })
     })
     .unwrap_or_else(|panic| Err(anyhow!("tract panicked: {panic}")))
+}
+
+impl Loaded {
+    /// Run, feeding the inputs the model declares from `values` by name; every output by name.
+    /// The plan is made on the first run and again only when the input sizes change.
+    pub fn run(&mut self, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+        crate::guard::contain(|| -> Result<HashMap<String, Tensor>> {
+            let mut feed = tvec![];
+            let mut facts = vec![];
+            for (ix, name) in self.inputs.iter().enumerate() {
+                let v = values
+                    .get(name)
+                    .ok_or_else(|| anyhow!("no value for input `{name}`"))?;
+                // First hold the values to the declaration, as onnxruntime does, so a frozen
+                // dimension is refused here too.
+                check_declared(name, self.model.input_fact(ix)?, v)?;
+                facts.push((v.datum_type(), v.shape().to_vec()));
+                feed.push(v.clone().into_tvalue());
+            }
+            if self.plan.as_ref().is_none_or(|(made_for, _)| *made_for != facts) {
+                let mut model = self.model.clone();
+                for (ix, (dt, shape)) in facts.iter().enumerate() {
+                    model.set_input_fact(ix, InferenceFact::dt_shape(*dt, shape))?;
+                }
+                // Typed, neither decluttered nor optimised: a check runs each model once, and
+                // those passes can take minutes on a large model (DeepFace: 537 s optimised,
+                // over 5 min decluttered, 5 s typed) for a run of a second.
+                let plan = model.into_typed()?.into_runnable()?;
+                self.plan = Some((facts, plan));
+            }
+            let (_, plan) = self.plan.as_ref().expect("planned above");
+            let outputs = plan.run(feed)?;
+            Ok(self
+                .outputs
+                .iter()
+                .cloned()
+                .zip(outputs.into_iter().map(|v| v.into_tensor()))
+                .collect())
+        })
+        .unwrap_or_else(|panic| Err(anyhow!("tract panicked: {panic}")))
+    }
+}
+
+/// Run one model with tract, feeding the inputs it declares from `values` by name.
+pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    load(path)?.run(values)
 }
 
 /// A value fed to an input agrees with the input's declaration: element type, rank, and every

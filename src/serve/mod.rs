@@ -1,0 +1,54 @@
+//! Deploying the halves, after **emit**: the tails on an inference server, the head in a client.
+//!
+//! - [`triton`]: a Triton model repository of the tails (`--triton`, `nsplit package`);
+//! - [`kserve`]: a client of the Open Inference Protocol (KServe v2 REST) with binary tensors;
+//! - [`npy`]: tensors in NumPy files (`.npy` in, `.npz` out);
+//! - [`run`]: `nsplit run`, the head here and the tail on the server, measured against the
+//!   prediction;
+//! - [`datatype`]: one element type under ONNX's, Triton's, the protocol's and NumPy's names.
+
+pub mod datatype;
+pub mod kserve;
+pub mod npy;
+pub mod run;
+pub mod triton;
+
+use crate::emit::selection::SelectionTable;
+use crate::emit::Staging;
+use anyhow::Result;
+use std::path::Path;
+use triton::{TailFile, TritonOptions};
+
+/// `nsplit package DIR --triton REPO`: write the Triton models of DIR's tails into `repo`
+/// (replacing models of the same names, leaving others), then name them in DIR/selection.json.
+pub fn package(dir: &Path, repo: &Path, opts: &TritonOptions) -> Result<Vec<(String, String)>> {
+    let mut table = SelectionTable::load(dir)?;
+    let tails: Vec<TailFile> = table
+        .cuts
+        .iter()
+        .filter_map(|c| {
+            c.tail.as_ref().map(|t| TailFile {
+                cut_id: c.id.clone(),
+                path: dir.join(t),
+            })
+        })
+        .collect();
+    let mut staging = Staging::new(repo)?;
+    let names = triton::write_repository(&table, &tails, &mut staging, "", opts)?;
+    staging.commit()?;
+    name_models(&mut table, &names);
+    let mut staging = Staging::new(dir)?;
+    staging.write_text("selection.json", &table.to_json())?;
+    staging.commit()?;
+    Ok(names)
+}
+
+/// Record each cut's served model in the table.
+pub fn name_models(table: &mut SelectionTable, names: &[(String, String)]) {
+    for cut in &mut table.cuts {
+        cut.triton_model = names
+            .iter()
+            .find(|(id, _)| *id == cut.id)
+            .map(|(_, name)| name.clone());
+    }
+}

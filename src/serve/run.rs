@@ -1,0 +1,438 @@
+//! `nsplit run`: one request the way an app makes it. The head runs here (onnxruntime where it
+//! is installed, else tract), its boundary tensors go to the inference server serving the tail
+//! (Open Inference Protocol, binary tensors), and the outputs come back. The measured head,
+//! transfer and server times are reported next to the planner's predictions.
+//!
+//! All-mobile runs here alone; all-cloud sends the model's inputs.
+
+use super::kserve::{ModelMetadata, ModelStats, Server};
+use super::npy;
+use crate::emit::selection::{CutEntry, SelectionTable};
+use crate::verify::{Runtime, Verifier};
+use anyhow::{anyhow, bail, Context, Result};
+use onnx_protobuf::{Message, ModelProto};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::Tensor;
+
+/// Which pair to run.
+#[derive(Clone, Debug)]
+pub enum CutChoice {
+    /// The cut the selection table chooses at this uplink (Mbps).
+    Bandwidth(f64),
+    /// A cut by its id.
+    Id(String),
+}
+
+pub struct RunOptions {
+    /// The server's base URL; needed unless the cut runs on the phone alone.
+    pub server: Option<String>,
+    /// (graph input, .npy file).
+    pub inputs: Vec<(String, PathBuf)>,
+    pub choice: CutChoice,
+    /// The served model's name, where it is not the one selection.json names.
+    pub model: Option<String>,
+    pub timeout: Duration,
+    /// The runtime of the head.
+    pub runtime: Verifier,
+    /// Timed runs (after one untimed head run); the report gives their medians.
+    pub repeat: usize,
+}
+
+/// Milliseconds, measured (medians over the runs) or predicted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    pub head_ms: f64,
+    /// Upload, download and protocol overhead: the request's round trip less the server's time;
+    /// `null` where that is not known.
+    pub transfer_ms: Option<f64>,
+    /// The request's time in the server (queue and compute), from its statistics; `null` where
+    /// the server has none (or, predicted, nothing runs there).
+    pub server_ms: Option<f64>,
+    /// Head plus the whole request.
+    pub total_ms: Option<f64>,
+}
+
+/// A tensor's description in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorDescription {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub cut: String,
+    /// The server and the model that ran the tail; `null` for all-mobile.
+    pub server: Option<String>,
+    pub model: Option<String>,
+    /// The runtime that ran the head; `null` for all-cloud.
+    pub head_runtime: Option<Runtime>,
+    pub runs: usize,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub measured: Timings,
+    /// The planner's figures for this cut (selection.json); the transfer only where a bandwidth
+    /// was given.
+    pub predicted: Timings,
+    /// The uplink the prediction is for, Mbps.
+    pub predicted_at_mbps: Option<f64>,
+    pub outputs: Vec<TensorDescription>,
+    #[serde(skip)]
+    pub values: Vec<(String, Tensor)>,
+}
+
+/// Run the pair of `dir` chosen by `opts` on the inputs it names.
+pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
+    let table = SelectionTable::load(dir)?;
+    let cut = choose(&table, &opts.choice)?;
+    let mut values = HashMap::new();
+    for (name, file) in &opts.inputs {
+        let t = npy::read_npy(file).with_context(|| format!("--input {name}"))?;
+        if values.insert(name.clone(), t).is_some() {
+            bail!("--input {name} is given twice");
+        }
+    }
+    check_inputs(dir, cut, &values)?;
+
+    let mut head = match &cut.head {
+        Some(file) => {
+            let runtime = Runtime::pick(opts.runtime)?;
+            let path = dir.join(file);
+            let model = runtime
+                .load(&path)
+                .with_context(|| format!("{runtime} cannot load the head {}", path.display()))?;
+            Some((runtime, model, path))
+        }
+        None => None,
+    };
+    let tail = match &cut.tail {
+        Some(_) => Some(Tail::connect(cut, opts)?),
+        None => None,
+    };
+    let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
+
+    let mut runs: Vec<(f64, Option<f64>, Option<f64>)> = vec![];
+    let mut outputs = vec![];
+    let mut upload_bytes = 0u64;
+    let mut download_bytes = 0u64;
+    // One untimed head run first: the first run of a model allocates and plans.
+    for iteration in 0..=opts.repeat.max(1) {
+        let timed = iteration > 0;
+        let start = Instant::now();
+        let head_out = match &mut head {
+            Some((runtime, model, path)) => model
+                .run(&values)
+                .with_context(|| format!("{runtime} cannot run the head {}", path.display()))?,
+            None => HashMap::new(),
+        };
+        let head_ms = ms(start.elapsed());
+        let Some(tail) = &tail else {
+            outputs = sorted_outputs(head_out, &[]);
+            if timed {
+                runs.push((head_ms, None, None));
+            }
+            continue;
+        };
+        if !timed && cut.head.is_some() {
+            continue;
+        }
+        let sent: Vec<(String, &Tensor)> = tail
+            .metadata
+            .inputs
+            .iter()
+            .map(|i| {
+                let v = head_out.get(&i.name).or_else(|| values.get(&i.name));
+                v.map(|v| (i.name.clone(), v)).ok_or_else(|| {
+                    anyhow!("the server's model `{}` takes `{}`, which neither the head computes nor an --input gives", tail.name, i.name)
+                })
+            })
+            .collect::<Result<_>>()?;
+        tail.check(&sent)?;
+        upload_bytes = sent.iter().map(|(_, t)| t.as_bytes().len() as u64).sum();
+        let before = tail.server.statistics(&tail.name);
+        let start = Instant::now();
+        let received = tail.server.infer(&tail.name, &sent, &tail.outputs)?;
+        let request_ms = ms(start.elapsed());
+        let server_ms = server_time(before, tail.server.statistics(&tail.name));
+        download_bytes = received.iter().map(|(_, t)| t.as_bytes().len() as u64).sum();
+        let head_only: HashMap<String, Tensor> = head_out
+            .into_iter()
+            .filter(|(n, _)| !boundary.contains(&n.as_str()))
+            .collect();
+        outputs = received;
+        outputs.extend(sorted_outputs(head_only, &[]));
+        if timed {
+            runs.push((head_ms, Some(request_ms), server_ms));
+        }
+    }
+
+    let measured = {
+        let head_ms = median(runs.iter().map(|r| r.0));
+        let request = runs.iter().map(|r| r.1).collect::<Option<Vec<f64>>>();
+        let server = runs.iter().map(|r| r.2).collect::<Option<Vec<f64>>>();
+        let server_ms = server.clone().map(|s| median(s.into_iter()));
+        let transfer_ms = match (&request, &server) {
+            (Some(r), Some(s)) => Some(median(r.iter().zip(s).map(|(r, s)| (r - s).max(0.0)))),
+            _ => None,
+        };
+        Timings {
+            head_ms,
+            transfer_ms,
+            server_ms,
+            total_ms: Some(median(runs.iter().map(|r| r.0 + r.1.unwrap_or(0.0)))),
+        }
+    };
+    let at_mbps = match opts.choice {
+        CutChoice::Bandwidth(b) => Some(b),
+        CutChoice::Id(_) => None,
+    };
+    let predicted = {
+        let transfer_ms = at_mbps.map(|b| {
+            let net = &table.breakpoints.network;
+            let rtt = if cut.tail.is_some() { net.rtt_ms } else { 0.0 };
+            8e-3 * (upload_bytes + download_bytes) as f64 / b + rtt
+        });
+        let served = cut.tail.is_some();
+        let r = crate::emit::selection::round6;
+        Timings {
+            head_ms: cut.mobile_ms,
+            transfer_ms: transfer_ms.filter(|_| served).map(r),
+            server_ms: served.then_some(cut.cloud_ms),
+            total_ms: if served {
+                transfer_ms.map(|t| r(cut.mobile_ms + t + cut.cloud_ms))
+            } else {
+                Some(cut.mobile_ms)
+            },
+        }
+    };
+    Ok(RunReport {
+        cut: cut.id.clone(),
+        server: tail.as_ref().map(|t| t.server.url.clone()),
+        model: tail.as_ref().map(|t| t.name.clone()),
+        head_runtime: head.as_ref().map(|h| h.0),
+        runs: runs.len(),
+        upload_bytes,
+        download_bytes,
+        measured,
+        predicted,
+        predicted_at_mbps: at_mbps,
+        outputs: outputs
+            .iter()
+            .map(|(name, t)| TensorDescription {
+                name: name.clone(),
+                datatype: super::datatype::WireType::of_datum(t.datum_type())
+                    .map_or(format!("{:?}", t.datum_type()), |w| w.kserve.to_string()),
+                shape: t.shape().to_vec(),
+            })
+            .collect(),
+        values: outputs,
+    })
+}
+
+fn choose<'a>(table: &'a SelectionTable, choice: &CutChoice) -> Result<&'a CutEntry> {
+    match choice {
+        CutChoice::Bandwidth(b) => table.select(*b),
+        CutChoice::Id(id) => table.cuts.iter().find(|c| &c.id == id).with_context(|| {
+            let ids: Vec<&str> = table.cuts.iter().map(|c| c.id.as_str()).collect();
+            format!("selection.json has no cut `{id}`; its cuts are {}", ids.join(", "))
+        }),
+    }
+}
+
+/// Every input the first half reads is given, and nothing else.
+fn check_inputs(dir: &Path, cut: &CutEntry, values: &HashMap<String, Tensor>) -> Result<()> {
+    let mut needed: Vec<String> = vec![];
+    let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
+    if let Some(head) = &cut.head {
+        needed.extend(graph_inputs(&dir.join(head))?);
+    }
+    if let Some(tail) = &cut.tail {
+        let computed_by_head = |n: &String| cut.head.is_some() && boundary.contains(&n.as_str());
+        let tail_inputs = graph_inputs(&dir.join(tail))?;
+        // A boundary tensor is a graph input the tail reads directly when the head does not
+        // output it; all-cloud's boundary is every input.
+        let head_outputs = match &cut.head {
+            Some(h) => graph_outputs(&dir.join(h))?,
+            None => vec![],
+        };
+        for n in tail_inputs {
+            if !(computed_by_head(&n) && head_outputs.contains(&n)) && !needed.contains(&n) {
+                needed.push(n);
+            }
+        }
+    }
+    let missing: Vec<&String> = needed.iter().filter(|n| !values.contains_key(*n)).collect();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|n| format!("--input {n}=FILE.npy")).collect();
+        bail!("cut {} needs the input(s) {}", cut.id, list.join(" "));
+    }
+    if let Some(extra) = values.keys().find(|n| !needed.contains(n)) {
+        bail!(
+            "--input {extra}: cut {} reads no input of that name; it reads {}",
+            cut.id,
+            needed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn read_graph(path: &Path) -> Result<onnx_protobuf::GraphProto> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let proto = ModelProto::parse_from_bytes(&bytes)
+        .with_context(|| format!("{} is not an ONNX model", path.display()))?;
+    Ok(proto.graph.into_option().unwrap_or_default())
+}
+
+fn graph_inputs(path: &Path) -> Result<Vec<String>> {
+    let g = read_graph(path)?;
+    let inits: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    Ok(g.input
+        .iter()
+        .filter(|i| !inits.contains(&i.name.as_str()))
+        .map(|i| i.name.clone())
+        .collect())
+}
+
+fn graph_outputs(path: &Path) -> Result<Vec<String>> {
+    Ok(read_graph(path)?.output.iter().map(|o| o.name.clone()).collect())
+}
+
+/// The served tail: its server, name, and what the server says it takes and gives.
+struct Tail {
+    server: Server,
+    name: String,
+    metadata: ModelMetadata,
+    outputs: Vec<String>,
+}
+
+impl Tail {
+    fn connect(cut: &CutEntry, opts: &RunOptions) -> Result<Tail> {
+        let url = opts.server.as_deref().with_context(|| {
+            format!("cut {} runs its tail on a server: give it with --server URL", cut.id)
+        })?;
+        let name = match (&opts.model, &cut.triton_model) {
+            (Some(m), _) | (None, Some(m)) => m.clone(),
+            (None, None) => bail!(
+                "selection.json names no served model for cut {}: write a Triton repository with `nsplit package DIR --triton REPO`, or name the model with --model",
+                cut.id
+            ),
+        };
+        let server = Server::new(url, opts.timeout)?;
+        let metadata = server.metadata(&name)?;
+        let outputs = metadata.outputs.iter().map(|o| o.name.clone()).collect();
+        Ok(Tail {
+            server,
+            name,
+            metadata,
+            outputs,
+        })
+    }
+
+    /// What is about to be sent agrees with what the server's model takes.
+    fn check(&self, sent: &[(String, &Tensor)]) -> Result<()> {
+        for (declared, (name, t)) in self.metadata.inputs.iter().zip(sent) {
+            let wire = super::datatype::WireType::of_datum(t.datum_type())
+                .with_context(|| format!("`{name}`"))?;
+            let rewrite = "the repository was not written from this folder, or was edited since: write it again with `nsplit package`";
+            if declared.datatype != wire.kserve {
+                bail!(
+                    "the server's model `{}` takes `{name}` as {}, but this cut sends {} ({rewrite})",
+                    self.name,
+                    declared.datatype,
+                    wire.kserve
+                );
+            }
+            let fits = declared.shape.len() == t.rank()
+                && declared
+                    .shape
+                    .iter()
+                    .zip(t.shape())
+                    .all(|(&d, &s)| d < 0 || d as usize == s);
+            if !fits {
+                bail!(
+                    "the server's model `{}` takes `{name}` with shape {:?}, but this cut sends {:?} ({rewrite})",
+                    self.name,
+                    declared.shape,
+                    t.shape()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The request's time in the server: the growth of its successful requests' total time, when
+/// this request was the only one answered in between.
+fn server_time(before: Option<ModelStats>, after: Option<ModelStats>) -> Option<f64> {
+    let (b, a) = (before?, after?);
+    (a.inference_count == b.inference_count + 1)
+        .then(|| a.success_ns.saturating_sub(b.success_ns) as f64 / 1e6)
+}
+
+fn sorted_outputs(map: HashMap<String, Tensor>, _: &[&str]) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = map.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+impl RunReport {
+    /// The report for people.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let where_ = match (&self.server, &self.model, &self.head_runtime) {
+            (Some(url), Some(m), Some(rt)) => format!("head here in {rt}, tail `{m}` on {url}"),
+            (Some(url), Some(m), None) => format!("everything on {url} as `{m}`"),
+            (_, _, Some(rt)) => format!("everything here in {rt}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "cut {} ({where_}), median of {} run(s)", self.cut, self.runs);
+        let at = self
+            .predicted_at_mbps
+            .map_or(String::new(), |b| format!(" at {b} Mbps"));
+        let _ = writeln!(s, "  {:<9} {:>12} {:>12}", "", "measured", format!("predicted{at}"));
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3} ms"));
+        let rows = [
+            ("head", Some(self.measured.head_ms), Some(self.predicted.head_ms)),
+            ("transfer", self.measured.transfer_ms, self.predicted.transfer_ms),
+            ("server", self.measured.server_ms, self.predicted.server_ms),
+            ("total", self.measured.total_ms, self.predicted.total_ms),
+        ];
+        for (label, m, p) in rows {
+            let _ = writeln!(s, "  {label:<9} {:>12} {:>12}", f(m), f(p));
+        }
+        if self.server.is_some() {
+            let _ = writeln!(
+                s,
+                "  sent {} B, received {} B",
+                self.upload_bytes, self.download_bytes
+            );
+        }
+        for o in &self.outputs {
+            let _ = writeln!(s, "  output {} {} {:?}", o.name, o.datatype, o.shape);
+        }
+        s
+    }
+}
