@@ -41,7 +41,13 @@ const TYPES: [WireType; 15] = [
     wire(1, "TYPE_FP32", "FP32", Some(DatumType::F32), Some("<f4")),
     wire(2, "TYPE_UINT8", "UINT8", Some(DatumType::U8), Some("|u1")),
     wire(3, "TYPE_INT8", "INT8", Some(DatumType::I8), Some("|i1")),
-    wire(4, "TYPE_UINT16", "UINT16", Some(DatumType::U16), Some("<u2")),
+    wire(
+        4,
+        "TYPE_UINT16",
+        "UINT16",
+        Some(DatumType::U16),
+        Some("<u2"),
+    ),
     wire(5, "TYPE_INT16", "INT16", Some(DatumType::I16), Some("<i2")),
     wire(6, "TYPE_INT32", "INT32", Some(DatumType::I32), Some("<i4")),
     wire(7, "TYPE_INT64", "INT64", Some(DatumType::I64), Some("<i8")),
@@ -49,8 +55,20 @@ const TYPES: [WireType; 15] = [
     wire(9, "TYPE_BOOL", "BOOL", Some(DatumType::Bool), Some("|b1")),
     wire(10, "TYPE_FP16", "FP16", Some(DatumType::F16), Some("<f2")),
     wire(11, "TYPE_FP64", "FP64", Some(DatumType::F64), Some("<f8")),
-    wire(12, "TYPE_UINT32", "UINT32", Some(DatumType::U32), Some("<u4")),
-    wire(13, "TYPE_UINT64", "UINT64", Some(DatumType::U64), Some("<u8")),
+    wire(
+        12,
+        "TYPE_UINT32",
+        "UINT32",
+        Some(DatumType::U32),
+        Some("<u4"),
+    ),
+    wire(
+        13,
+        "TYPE_UINT64",
+        "UINT64",
+        Some(DatumType::U64),
+        Some("<u8"),
+    ),
     wire(16, "TYPE_BF16", "BF16", None, None),
     // Listed so that a lookup by ONNX number finds nothing else by accident.
     wire(0, "TYPE_INVALID", "INVALID", None, None),
@@ -61,10 +79,7 @@ impl WireType {
     pub fn of_onnx(dtype: DType) -> Result<WireType> {
         match TYPES.iter().find(|t| t.onnx == dtype && t.onnx.0 != 0) {
             Some(t) => Ok(*t),
-            None => bail!(
-                "Triton has no data type for ONNX {} tensors",
-                dtype.name()
-            ),
+            None => bail!("Triton has no data type for ONNX {} tensors", dtype.name()),
         }
     }
 

@@ -127,12 +127,7 @@ impl Server {
                 .and_then(Value::as_array)
                 .map(|b| {
                     b.iter()
-                        .map(|b| {
-                            (
-                                n(b.get("batch_size")),
-                                n(b.pointer("/compute_infer/count")),
-                            )
-                        })
+                        .map(|b| (n(b.get("batch_size")), n(b.pointer("/compute_infer/count"))))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -167,7 +162,8 @@ impl Server {
                 .collect::<Vec<_>>(),
         })
         .to_string();
-        let mut body = Vec::with_capacity(header.len() + data.iter().map(|d| d.len()).sum::<usize>());
+        let mut body =
+            Vec::with_capacity(header.len() + data.iter().map(|d| d.len()).sum::<usize>());
         body.extend_from_slice(header.as_bytes());
         data.iter().for_each(|d| body.extend_from_slice(d));
 
@@ -249,7 +245,10 @@ impl Server {
 fn decode_response(body: &[u8], json_length: Option<usize>) -> Result<Vec<(String, Tensor)>> {
     let json_length = json_length.unwrap_or(body.len());
     if json_length > body.len() {
-        bail!("its JSON header is said to be {json_length} bytes, the body has {}", body.len());
+        bail!(
+            "its JSON header is said to be {json_length} bytes, the body has {}",
+            body.len()
+        );
     }
     let header: Value = serde_json::from_slice(&body[..json_length]).context("not JSON")?;
     let mut rest = &body[json_length..];
@@ -259,7 +258,11 @@ fn decode_response(body: &[u8], json_length: Option<usize>) -> Result<Vec<(Strin
         .ok_or_else(|| anyhow!("no `outputs`"))?;
     let mut tensors = vec![];
     for o in outputs {
-        let name = o.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+        let name = o
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
         let datatype = o.get("datatype").and_then(Value::as_str).unwrap_or("?");
         let dt = WireType::of_kserve(datatype)
             .and_then(|w| w.datum())
@@ -273,7 +276,10 @@ fn decode_response(body: &[u8], json_length: Option<usize>) -> Result<Vec<(Strin
             .collect::<Option<_>>()
             .ok_or_else(|| anyhow!("output `{name}` has a shape that is not sizes"))?;
         let count: usize = shape.iter().product();
-        let tensor = match o.pointer("/parameters/binary_data_size").and_then(Value::as_u64) {
+        let tensor = match o
+            .pointer("/parameters/binary_data_size")
+            .and_then(Value::as_u64)
+        {
             Some(size) => {
                 let size = size as usize;
                 if size != count * dt.size_of() || size > rest.len() {

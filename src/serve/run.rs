@@ -119,8 +119,10 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let mut outputs = vec![];
     let mut upload_bytes = 0u64;
     let mut download_bytes = 0u64;
-    // One untimed head run first: the first run of a model allocates and plans.
-    for iteration in 0..=opts.repeat.max(1) {
+    // One untimed head run first (the first run of a model allocates and plans); the server
+    // sees only timed requests.
+    let warm_up = usize::from(head.is_some());
+    for iteration in (1 - warm_up)..=opts.repeat.max(1) {
         let timed = iteration > 0;
         let start = Instant::now();
         let head_out = match &mut head {
@@ -137,7 +139,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             }
             continue;
         };
-        if !timed && cut.head.is_some() {
+        if !timed {
             continue;
         }
         let sent: Vec<(String, &Tensor)> = tail
@@ -158,7 +160,10 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         let received = tail.server.infer(&tail.name, &sent, &tail.outputs)?;
         let request_ms = ms(start.elapsed());
         let server_ms = server_time(before, tail.server.statistics(&tail.name));
-        download_bytes = received.iter().map(|(_, t)| t.as_bytes().len() as u64).sum();
+        download_bytes = received
+            .iter()
+            .map(|(_, t)| t.as_bytes().len() as u64)
+            .sum();
         let head_only: HashMap<String, Tensor> = head_out
             .into_iter()
             .filter(|(n, _)| !boundary.contains(&n.as_str()))
@@ -238,7 +243,10 @@ fn choose<'a>(table: &'a SelectionTable, choice: &CutChoice) -> Result<&'a CutEn
         CutChoice::Bandwidth(b) => table.select(*b),
         CutChoice::Id(id) => table.cuts.iter().find(|c| &c.id == id).with_context(|| {
             let ids: Vec<&str> = table.cuts.iter().map(|c| c.id.as_str()).collect();
-            format!("selection.json has no cut `{id}`; its cuts are {}", ids.join(", "))
+            format!(
+                "selection.json has no cut `{id}`; its cuts are {}",
+                ids.join(", ")
+            )
         }),
     }
 }
@@ -260,14 +268,17 @@ fn check_inputs(dir: &Path, cut: &CutEntry, values: &HashMap<String, Tensor>) ->
             None => vec![],
         };
         for n in tail_inputs {
-            if !(computed_by_head(&n) && head_outputs.contains(&n)) && !needed.contains(&n) {
+            if !(needed.contains(&n) || computed_by_head(&n) && head_outputs.contains(&n)) {
                 needed.push(n);
             }
         }
     }
     let missing: Vec<&String> = needed.iter().filter(|n| !values.contains_key(*n)).collect();
     if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|n| format!("--input {n}=FILE.npy")).collect();
+        let list: Vec<String> = missing
+            .iter()
+            .map(|n| format!("--input {n}=FILE.npy"))
+            .collect();
         bail!("cut {} needs the input(s) {}", cut.id, list.join(" "));
     }
     if let Some(extra) = values.keys().find(|n| !needed.contains(n)) {
@@ -298,7 +309,11 @@ fn graph_inputs(path: &Path) -> Result<Vec<String>> {
 }
 
 fn graph_outputs(path: &Path) -> Result<Vec<String>> {
-    Ok(read_graph(path)?.output.iter().map(|o| o.name.clone()).collect())
+    Ok(read_graph(path)?
+        .output
+        .iter()
+        .map(|o| o.name.clone())
+        .collect())
 }
 
 /// The served tail: its server, name, and what the server says it takes and gives.
@@ -312,7 +327,10 @@ struct Tail {
 impl Tail {
     fn connect(cut: &CutEntry, opts: &RunOptions) -> Result<Tail> {
         let url = opts.server.as_deref().with_context(|| {
-            format!("cut {} runs its tail on a server: give it with --server URL", cut.id)
+            format!(
+                "cut {} runs its tail on a server: give it with --server URL",
+                cut.id
+            )
         })?;
         let name = match (&opts.model, &cut.triton_model) {
             (Some(m), _) | (None, Some(m)) => m.clone(),
@@ -408,15 +426,33 @@ impl RunReport {
             (_, _, Some(rt)) => format!("everything here in {rt}"),
             _ => String::new(),
         };
-        let _ = writeln!(s, "cut {} ({where_}), median of {} run(s)", self.cut, self.runs);
+        let _ = writeln!(
+            s,
+            "cut {} ({where_}), median of {} run(s)",
+            self.cut, self.runs
+        );
         let at = self
             .predicted_at_mbps
             .map_or(String::new(), |b| format!(" at {b} Mbps"));
-        let _ = writeln!(s, "  {:<9} {:>12} {:>12}", "", "measured", format!("predicted{at}"));
+        let _ = writeln!(
+            s,
+            "  {:<9} {:>12} {:>12}",
+            "",
+            "measured",
+            format!("predicted{at}")
+        );
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3} ms"));
         let rows = [
-            ("head", Some(self.measured.head_ms), Some(self.predicted.head_ms)),
-            ("transfer", self.measured.transfer_ms, self.predicted.transfer_ms),
+            (
+                "head",
+                Some(self.measured.head_ms),
+                Some(self.predicted.head_ms),
+            ),
+            (
+                "transfer",
+                self.measured.transfer_ms,
+                self.predicted.transfer_ms,
+            ),
             ("server", self.measured.server_ms, self.predicted.server_ms),
             ("total", self.measured.total_ms, self.predicted.total_ms),
         ];

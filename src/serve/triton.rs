@@ -96,17 +96,22 @@ impl TritonModel {
         let proto = ModelProto::parse_from_bytes(&bytes)
             .with_context(|| format!("{shown} is not an ONNX model"))?;
         let graph = proto.graph.as_ref().cloned().unwrap_or_default();
-        let describe = |vi: &onnx_protobuf::ValueInfoProto| -> Result<(String, WireType, Vec<Dim>)> {
-            let info = crate::shapes::info_from_type(&vi.type_);
-            let dtype = info.dtype.with_context(|| {
-                format!("{shown}: `{}` has no element type", vi.name)
-            })?;
-            let wire = WireType::of_onnx(dtype).with_context(|| format!("{shown}: `{}`", vi.name))?;
-            let dims = info.dims.with_context(|| {
-                format!("{shown}: `{}` has no declared shape, which Triton needs", vi.name)
-            })?;
-            Ok((vi.name.clone(), wire, dims))
-        };
+        let describe =
+            |vi: &onnx_protobuf::ValueInfoProto| -> Result<(String, WireType, Vec<Dim>)> {
+                let info = crate::shapes::info_from_type(&vi.type_);
+                let dtype = info
+                    .dtype
+                    .with_context(|| format!("{shown}: `{}` has no element type", vi.name))?;
+                let wire =
+                    WireType::of_onnx(dtype).with_context(|| format!("{shown}: `{}`", vi.name))?;
+                let dims = info.dims.with_context(|| {
+                    format!(
+                        "{shown}: `{}` has no declared shape, which Triton needs",
+                        vi.name
+                    )
+                })?;
+                Ok((vi.name.clone(), wire, dims))
+            };
         let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs = graph
             .input
@@ -114,7 +119,11 @@ impl TritonModel {
             .filter(|vi| !initializers.contains(&vi.name.as_str()))
             .map(describe)
             .collect::<Result<Vec<_>>>()?;
-        let outputs = graph.output.iter().map(describe).collect::<Result<Vec<_>>>()?;
+        let outputs = graph
+            .output
+            .iter()
+            .map(describe)
+            .collect::<Result<Vec<_>>>()?;
         let batch = batch_symbol(&inputs, &outputs).filter(|_| opts.max_batch_size > 0);
         let tensor = |(name, wire, dims): (String, WireType, Vec<Dim>)| {
             let skip = usize::from(batch.is_some());
@@ -229,7 +238,10 @@ pub fn write_repository(
             table.model.sha256
         );
         let folder = format!("{prefix}{name}");
-        staging.write_text(&format!("{folder}/config.pbtxt"), &model.config_pbtxt(opts, &origin))?;
+        staging.write_text(
+            &format!("{folder}/config.pbtxt"),
+            &model.config_pbtxt(opts, &origin),
+        )?;
         staging.copy_file(&tail.path, &format!("{folder}/1/model.onnx"))?;
         // The tail names its data file by its own file name; it keeps that name beside model.onnx.
         let data_name = format!(
@@ -257,7 +269,10 @@ mod tests {
 
     #[test]
     fn model_names_are_plain() {
-        assert_eq!(model_name("fixtures/lenet.onnx", "h8-fece8d60"), "lenet-h8-fece8d60");
+        assert_eq!(
+            model_name("fixtures/lenet.onnx", "h8-fece8d60"),
+            "lenet-h8-fece8d60"
+        );
         assert_eq!(model_name("a b.v2.onnx", "all-cloud"), "a_b_v2-all-cloud");
     }
 

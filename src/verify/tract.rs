@@ -12,7 +12,10 @@ pub struct Loaded {
     inputs: Vec<String>,
     outputs: Vec<String>,
     /// The plan, and the input types and shapes it was made for.
-    plan: Option<(Vec<(DatumType, Vec<usize>)>, std::sync::Arc<TypedSimplePlan>)>,
+    plan: Option<(
+        Vec<(DatumType, Vec<usize>)>,
+        std::sync::Arc<TypedSimplePlan>,
+    )>,
 }
 
 /// Parse the model at `path`.
@@ -67,7 +70,11 @@ impl Loaded {
                 facts.push((v.datum_type(), v.shape().to_vec()));
                 feed.push(v.clone().into_tvalue());
             }
-            if self.plan.as_ref().is_none_or(|(made_for, _)| *made_for != facts) {
+            if self
+                .plan
+                .as_ref()
+                .is_none_or(|(made_for, _)| *made_for != facts)
+            {
                 let mut model = self.model.clone();
                 for (ix, (dt, shape)) in facts.iter().enumerate() {
                     model.set_input_fact(ix, InferenceFact::dt_shape(*dt, shape))?;

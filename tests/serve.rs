@@ -1,0 +1,660 @@
+//! The split run end to end against a real Triton Inference Server (the nvidia-pytriton wheel's,
+//! Python backend), started on loopback by this test and stopped by its pid: tails packaged by
+//! `nsplit package`, requests made by `nsplit run`, outputs compared with the original model
+//! run here; Triton's dynamic batching of a batch-capable tail; and the errors a user meets.
+
+mod common;
+use common::*;
+use nsplit::emit::selection::SelectionTable;
+use nsplit::serve::kserve::Server;
+use nsplit::serve::npy;
+use nsplit::serve::triton::{TritonModel, TritonOptions};
+use nsplit::verify::{Runtime, Verifier};
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::Tensor;
+
+/// The Python of the server's venv, or `None` (skipped loudly; a failure under CI).
+fn triton_python() -> Option<PathBuf> {
+    let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-triton/bin/python"));
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import onnxruntime, numpy, importlib.util as u; assert u.find_spec('pytriton')",
+        ])
+        .output();
+    if probe.as_ref().is_ok_and(|o| o.status.success()) {
+        return Some(python);
+    }
+    let why = format!(
+        "{} has no nvidia-pytriton, onnxruntime and numpy (the Triton server's environment: see scripts/tritonserver.sh)",
+        python.display()
+    );
+    if in_ci() {
+        panic!("{why}");
+    }
+    eprintln!("\n*** SKIPPED: {why} ***\n");
+    None
+}
+
+/// A loopback port nothing listens on (the moment it is returned).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running tritonserver, stopped (SIGTERM, then SIGKILL) by its pid when dropped.
+struct Triton {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Triton {
+    fn start(python: &Path, repo: &Path, log: &Path) -> Triton {
+        let port = free_port();
+        let child = Command::new("bash")
+            .arg(root().join("scripts/tritonserver.sh"))
+            .args(["--model-repository", repo.to_str().unwrap()])
+            .args([
+                "--http-address",
+                "127.0.0.1",
+                "--http-port",
+                &port.to_string(),
+            ])
+            .env("NSPLIT_TRITON_PYTHON", python)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .expect("start scripts/tritonserver.sh");
+        let mut triton = Triton {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log: log.to_path_buf(),
+        };
+        let server = Server::new(&triton.url, Duration::from_secs(2)).unwrap();
+        let start = Instant::now();
+        loop {
+            if server.ready().is_ok() {
+                eprintln!("triton ready in {:.1} s", start.elapsed().as_secs_f64());
+                return triton;
+            }
+            if let Some(status) = triton.child.try_wait().unwrap() {
+                panic!(
+                    "tritonserver exited ({status}) before it was ready:\n{}",
+                    triton.logs()
+                );
+            }
+            if start.elapsed() > Duration::from_secs(180) {
+                let logs = triton.logs();
+                triton.stop();
+                panic!("tritonserver was not ready after 180 s:\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let text = read(&self.log) + &read(&self.log.with_extension("err"));
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Stop the server by its pid: SIGTERM lets it unload its models and their stub processes.
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(40) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Triton {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One model split for serving: its output folder and what its inputs are.
+struct Case {
+    name: &'static str,
+    model: PathBuf,
+    dir: PathBuf,
+    /// (graph input, .npy file, value).
+    inputs: Vec<(String, PathBuf, Tensor)>,
+}
+
+impl Case {
+    fn new(name: &'static str, model: PathBuf, shapes: &[&str], work: &Path, seed: u64) -> Case {
+        let dir = work.join(name);
+        let a = analyse(&model, shapes);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let inputs = a
+            .graph
+            .inputs
+            .iter()
+            .map(|&t| {
+                let tensor_name = a.graph.tensor(t).name.clone();
+                let dims: Vec<usize> = a
+                    .shapes
+                    .get(t)
+                    .concrete_dims()
+                    .unwrap()
+                    .iter()
+                    .map(|&d| d as usize)
+                    .collect();
+                let count: usize = dims.iter().product();
+                let data: Vec<f32> = (0..count).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let value = Tensor::from_shape(&dims, &data).unwrap();
+                let file = work.join(format!("{name}.{tensor_name}.npy"));
+                let mut f = std::fs::File::create(&file).unwrap();
+                npy::write_npy_to(&mut f, &value).unwrap();
+                (tensor_name, file, value)
+            })
+            .collect();
+        Case {
+            name,
+            model,
+            dir,
+            inputs,
+        }
+    }
+
+    fn input_args(&self) -> Vec<String> {
+        self.inputs
+            .iter()
+            .flat_map(|(n, f, _)| ["--input".to_string(), format!("{n}={}", f.display())])
+            .collect()
+    }
+
+    /// The original's outputs, run here.
+    fn expected(&self) -> HashMap<String, Tensor> {
+        let values: HashMap<String, Tensor> = self
+            .inputs
+            .iter()
+            .map(|(n, _, v)| (n.clone(), v.clone()))
+            .collect();
+        Runtime::pick(Verifier::Auto)
+            .unwrap()
+            .run(&self.model, &values)
+            .unwrap()
+    }
+
+    fn table(&self) -> SelectionTable {
+        SelectionTable::load(&self.dir).unwrap()
+    }
+
+    /// `nsplit run` of cut `id`, with extra arguments.
+    fn run(&self, url: &str, id: &str, extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            self.dir.display().to_string(),
+            "--server".into(),
+            url.into(),
+            "--cut".into(),
+            id.into(),
+        ];
+        args.extend(self.input_args());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nsplit(&args)
+    }
+
+    /// Run cut `id` on the server and compare every original output with the original's.
+    fn check_cut(&self, url: &str, id: &str, work: &Path) {
+        let out = work.join(format!("{}.{id}.npz", self.name));
+        let o = self.run(url, id, &["--out", out.to_str().unwrap()]);
+        assert!(
+            o.status.success(),
+            "{} cut {id}: {}",
+            self.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got: HashMap<String, Tensor> = npy::read_npz(&out).unwrap().into_iter().collect();
+        assert_close(&self.expected(), &got, &format!("{} cut {id}", self.name));
+        eprintln!(
+            "{} cut {id}:\n{}",
+            self.name,
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
+fn assert_close(expected: &HashMap<String, Tensor>, got: &HashMap<String, Tensor>, what: &str) {
+    for (name, e) in expected {
+        let g = got
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no output `{name}` (got {:?})", got.keys()));
+        assert_eq!(g.shape(), e.shape(), "{what}: `{name}`");
+        let (e, g) = (e.cast_to::<f32>().unwrap(), g.cast_to::<f32>().unwrap());
+        let (e, g) = (
+            e.to_plain_array_view::<f32>().unwrap(),
+            g.to_plain_array_view::<f32>().unwrap(),
+        );
+        for (i, (a, b)) in e.iter().zip(g.iter()).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                "{what}: `{name}`[{i}] is {b}, the original computes {a}"
+            );
+        }
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn nsplit_ok(args: &[&str]) -> Output {
+    let o = nsplit(args);
+    assert!(o.status.success(), "nsplit {args:?}: {}", stderr(&o));
+    o
+}
+
+#[test]
+fn split_requests_are_served_by_triton() {
+    let Some(python) = triton_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let buckets =
+        round_trip_free_buckets(work, &[0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e5]);
+    let repo = work.join("repo");
+
+    let mut cases = vec![
+        Case::new("lenet", fixture("lenet.onnx"), &[], work, 1),
+        Case::new("resnet_block", fixture("resnet_block.onnx"), &[], work, 2),
+        Case::new(
+            "symbolic",
+            fixture("symbolic_classifier.onnx"),
+            &["pixels=1x3x16x16"],
+            work,
+            3,
+        ),
+    ];
+    if let Some(squeezenet) = light_models()
+        .into_iter()
+        .find(|m| m.ends_with("light_squeezenet.onnx"))
+    {
+        cases.push(Case::new("squeezenet", squeezenet, &[], work, 4));
+    }
+    for case in &cases {
+        let mut args = vec![
+            case.model.to_str().unwrap(),
+            "--out",
+            case.dir.to_str().unwrap(),
+            "--buckets",
+            buckets.to_str().unwrap(),
+            "--no-verify",
+        ];
+        if case.name == "symbolic" {
+            args.extend(["--input-shape", "pixels=1x3x16x16"]);
+        }
+        nsplit_ok(&args);
+        let mut package = vec![
+            "package",
+            case.dir.to_str().unwrap(),
+            "--triton",
+            repo.to_str().unwrap(),
+            "--triton-backend",
+            "python",
+        ];
+        if case.name == "symbolic" {
+            // Batches of two, and a long wait for the second request: two concurrent requests
+            // are batched for certain, and a lone one waits long enough to time out.
+            package.extend([
+                "--triton-max-batch",
+                "2",
+                "--triton-queue-delay-us",
+                "6000000",
+            ]);
+        }
+        nsplit_ok(&package);
+        let ids: Vec<String> = case.table().cuts.iter().map(|c| c.id.clone()).collect();
+        assert!(
+            ids.iter().any(|i| i == "all-cloud") && ids.iter().any(|i| i.starts_with('h')),
+            "{}: the buckets should give all-cloud and a mid cut, not {ids:?}",
+            case.name
+        );
+        for cut in case.table().cuts {
+            assert_eq!(
+                cut.triton_model.is_some(),
+                cut.tail.is_some(),
+                "{}: selection.json names the model of every cut with a tail",
+                case.name
+            );
+        }
+    }
+
+    // A copy of LeNet's all-cloud model whose config declares its input FP64.
+    let lenet_all_cloud = repo.join("lenet-all-cloud");
+    let tampered = repo.join("tampered");
+    std::fs::create_dir_all(tampered.join("1")).unwrap();
+    for f in ["1/model.onnx", "1/model.py"] {
+        std::fs::copy(lenet_all_cloud.join(f), tampered.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(lenet_all_cloud.join("config.pbtxt")).unwrap();
+    std::fs::write(
+        tampered.join("config.pbtxt"),
+        config
+            .replace("name: \"lenet-all-cloud\"", "name: \"tampered\"")
+            .replacen("TYPE_FP32", "TYPE_FP64", 1),
+    )
+    .unwrap();
+
+    let mut triton = Triton::start(&python, &repo, &work.join("triton.log"));
+    let url = triton.url.clone();
+
+    // Every served config, as Triton parsed it, says what the tail declares.
+    let server = Server::new(&url, Duration::from_secs(30)).unwrap();
+    let python_opts = TritonOptions {
+        backend: nsplit::serve::triton::TritonBackend::Python,
+        ..TritonOptions::default()
+    };
+    for case in &cases {
+        for cut in case.table().cuts.iter().filter(|c| c.tail.is_some()) {
+            let name = cut.triton_model.clone().unwrap();
+            let tail = TritonModel::of_tail(
+                &case.dir.join(cut.tail.as_ref().unwrap()),
+                &name,
+                &python_opts,
+            )
+            .unwrap();
+            let parsed = config_of(&url, &name);
+            let batch = if case.name == "symbolic" { 2 } else { 0 };
+            assert_eq!(parsed["max_batch_size"], batch, "{name}");
+            for (key, tensors) in [("input", &tail.inputs), ("output", &tail.outputs)] {
+                let served = parsed[key].as_array().unwrap();
+                assert_eq!(served.len(), tensors.len(), "{name} {key}s");
+                for (s, t) in served.iter().zip(tensors) {
+                    assert_eq!(s["name"], t.name.as_str(), "{name}");
+                    assert_eq!(s["data_type"], t.wire.triton, "{name} `{}`", t.name);
+                    let dims: Vec<i64> = s["dims"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_i64().unwrap())
+                        .collect();
+                    assert_eq!(dims, t.dims, "{name} `{}`", t.name);
+                }
+            }
+            // The metadata a client sees: batchable models lead with a dimension of any size.
+            let meta = server.metadata(&name).unwrap();
+            if batch > 0 {
+                assert!(
+                    meta.inputs.iter().all(|i| i.shape[0] == -1),
+                    "{name}: {meta:?}"
+                );
+            }
+        }
+    }
+
+    // Outputs through the server equal the original's, at every mid cut and all-cloud.
+    for case in &cases {
+        for cut in case.table().cuts.iter().filter(|c| c.tail.is_some()) {
+            case.check_cut(&url, &cut.id, work);
+        }
+    }
+
+    // Two concurrent requests to the batch-capable tail are run as one batch of two.
+    let symbolic = cases.iter().find(|c| c.name == "symbolic").unwrap();
+    let model = "symbolic_classifier-all-cloud";
+    let before = server.statistics(model).unwrap();
+    let outs = [work.join("b1.npz"), work.join("b2.npz")];
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| {
+            let mut args: Vec<String> = vec![
+                "run".into(),
+                symbolic.dir.display().to_string(),
+                "--server".into(),
+                url.clone(),
+                "--cut".into(),
+                "all-cloud".into(),
+                "--out".into(),
+                out.display().to_string(),
+            ];
+            args.extend(symbolic.input_args());
+            Command::new(env!("CARGO_BIN_EXE_nsplit"))
+                .args(&args)
+                .env("NSPLIT_PYTHON", common::python())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "concurrent request: {}", stderr(&o));
+    }
+    for out in &outs {
+        let got: HashMap<String, Tensor> = npy::read_npz(out).unwrap().into_iter().collect();
+        assert_close(&symbolic.expected(), &got, "a batched request");
+    }
+    let after = server.statistics(model).unwrap();
+    assert_eq!(
+        after.inference_count - before.inference_count,
+        2,
+        "{after:?}"
+    );
+    assert_eq!(
+        after.execution_count - before.execution_count,
+        1,
+        "two requests, one execution: {after:?}"
+    );
+    assert!(after.batches.contains(&(2, 1)), "{after:?}");
+
+    // Bad cases: one clear error each, naming the server, and no output file.
+    let lenet = &cases[0];
+    let out = work.join("never.npz");
+    let out_arg = ["--out", out.to_str().unwrap()];
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let o = lenet.run(&down, "all-cloud", &out_arg);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("cannot connect to the inference server at {down}")),
+        "{}",
+        stderr(&o)
+    );
+    let o = lenet.run(
+        &url,
+        "all-cloud",
+        &[&out_arg[..], &["--model", "nosuch"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "the inference server at {url} has no model `nosuch`"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = lenet.run(
+        &url,
+        "all-cloud",
+        &[&out_arg[..], &["--model", "tampered"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("takes `input` as FP64, but this cut sends FP32"),
+        "{}",
+        stderr(&o)
+    );
+    // A lone request to the batching model waits in Triton's queue for a partner: it times out.
+    let o = symbolic.run(
+        &url,
+        "all-cloud",
+        &[&out_arg[..], &["--timeout", "1"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "the inference server at {url} did not answer within 1.000 s"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "a failed run wrote {}", out.display());
+    let stderr_lines = stderr(&o).lines().count();
+    assert_eq!(stderr_lines, 1, "one error line: {}", stderr(&o));
+
+    triton.stop();
+    assert!(
+        triton.child.try_wait().unwrap().is_some(),
+        "tritonserver still runs after being stopped"
+    );
+}
+
+/// Triton's parsed config of a model (`GET /v2/models/NAME/config`).
+fn config_of(url: &str, name: &str) -> serde_json::Value {
+    let mut r = ureq::get(&format!("{url}/v2/models/{name}/config"))
+        .call()
+        .unwrap();
+    serde_json::from_slice(&r.body_mut().read_to_vec().unwrap()).unwrap()
+}
+
+/// The onnxruntime-platform repository is the Python-backend one with the platform line and
+/// without model.py and the CPU instance group (Triton parses the latter above, and its
+/// onnxruntime backend is not installable here).
+#[test]
+fn onnxruntime_configs_differ_from_the_served_python_ones_only_in_the_backend() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let buckets =
+        round_trip_free_buckets(work, &[0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e5]);
+    let dir = work.join("out");
+    nsplit_ok(&[
+        "fixtures/lenet.onnx",
+        "--out",
+        dir.to_str().unwrap(),
+        "--buckets",
+        buckets.to_str().unwrap(),
+        "--no-verify",
+        "--triton",
+    ]);
+    let python_repo = work.join("python");
+    nsplit_ok(&[
+        "package",
+        dir.to_str().unwrap(),
+        "--triton",
+        python_repo.to_str().unwrap(),
+        "--triton-backend",
+        "python",
+    ]);
+    let ort_repo = dir.join("triton");
+    let table = SelectionTable::load(&dir).unwrap();
+    let mut served = 0;
+    for cut in table.cuts.iter().filter(|c| c.tail.is_some()) {
+        let name = cut.triton_model.as_ref().unwrap();
+        let ort = std::fs::read_to_string(ort_repo.join(name).join("config.pbtxt")).unwrap();
+        let py = std::fs::read_to_string(python_repo.join(name).join("config.pbtxt")).unwrap();
+        assert!(ort.contains("\nplatform: \"onnxruntime_onnx\"\n"), "{ort}");
+        let expected: String = py
+            .replace("backend: \"python\"", "platform: \"onnxruntime_onnx\"")
+            .lines()
+            .filter(|l| !l.starts_with("instance_group"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(ort, expected);
+        assert!(!ort_repo.join(name).join("1/model.py").exists());
+        assert!(python_repo.join(name).join("1/model.py").exists());
+        assert_eq!(
+            std::fs::read(ort_repo.join(name).join("1/model.onnx")).unwrap(),
+            std::fs::read(dir.join(cut.tail.as_ref().unwrap())).unwrap(),
+            "model.onnx is the tail"
+        );
+        served += 1;
+    }
+    assert!(served >= 2, "{served} served tails");
+    // A later run without --triton removes the repository the earlier one wrote.
+    nsplit_ok(&[
+        "fixtures/lenet.onnx",
+        "--out",
+        dir.to_str().unwrap(),
+        "--buckets",
+        buckets.to_str().unwrap(),
+        "--no-verify",
+    ]);
+    assert!(!dir.join("triton").exists());
+    let table = SelectionTable::load(&dir).unwrap();
+    assert!(table.cuts.iter().all(|c| c.triton_model.is_none()));
+}
+
+/// A tail in external-data form keeps its data file beside model.onnx, under the name the tail
+/// refers to.
+#[test]
+fn external_data_travels_with_the_tail() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    let buckets = round_trip_free_buckets(work.path(), &[0.01, 1.0, 10.0, 1e5]);
+    nsplit_ok(&[
+        "fixtures/lenet.onnx",
+        "--out",
+        dir.to_str().unwrap(),
+        "--buckets",
+        buckets.to_str().unwrap(),
+        "--no-verify",
+        "--external-data",
+        "always",
+        "--triton",
+    ]);
+    let table = SelectionTable::load(&dir).unwrap();
+    let cut = table.cuts.iter().find(|c| c.id == "all-cloud").unwrap();
+    let tail = cut.tail.as_ref().unwrap();
+    let folder = dir
+        .join("triton")
+        .join(cut.triton_model.as_ref().unwrap())
+        .join("1");
+    assert_eq!(
+        std::fs::read(folder.join(format!("{tail}.data"))).unwrap(),
+        std::fs::read(dir.join(format!("{tail}.data"))).unwrap()
+    );
+}
+
+/// Everything on the phone: nothing to serve, and `nsplit package` says so.
+#[test]
+fn package_of_an_all_mobile_folder_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    nsplit_ok(&[
+        "fixtures/lenet.onnx",
+        "--out",
+        dir.to_str().unwrap(),
+        "--no-verify",
+    ]);
+    let repo = work.path().join("repo");
+    let o = nsplit(&[
+        "package",
+        dir.to_str().unwrap(),
+        "--triton",
+        repo.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no cut in the selection table has a tail"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!repo.exists(), "a refused package left {}", repo.display());
+}
