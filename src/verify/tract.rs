@@ -11,12 +11,14 @@ pub struct Loaded {
     model: InferenceModel,
     inputs: Vec<String>,
     outputs: Vec<String>,
-    /// The plan, and the input types and shapes it was made for.
-    plan: Option<(
-        Vec<(DatumType, Vec<usize>)>,
-        std::sync::Arc<TypedSimplePlan>,
-    )>,
+    plan: Option<Plan>,
 }
+
+/// A plan, and the input types and shapes it was made for.
+type Plan = (
+    Vec<(DatumType, Vec<usize>)>,
+    std::sync::Arc<TypedSimplePlan>,
+);
 
 /// Parse the model at `path`.
 pub fn load(path: &Path) -> Result<Loaded> {
