@@ -1,0 +1,288 @@
+//! The split run over loopback against the planner's prediction: this machine is both phone
+//! and server. It is profiled first (the profile of both sides, measured in the same run); each
+//! light model-zoo net is planned with it, its tails served by Triton (the pytriton wheel's
+//! server, Python backend, one onnxruntime thread per tail), and three cuts timed with
+//! `nsplit run --repeat` (head in tract, as profiled). The transfer is compared with its bytes
+//! over the loopback's throughput, measured in the same run.
+//!
+//! ```sh
+//! scripts/fetch-corpus.sh            # the light nets
+//! cargo bench --bench serve          # needs .venv-triton (see scripts/tritonserver.sh)
+//! ```
+//!
+//! The cuts: all-cloud and up to two mid-network cuts the planner chooses over uplinks from
+//! 0.01 to 100000 Mbps without round trip, with the server taken 10x faster (`--cloud-load
+//! 0.1`, only to make it choose a spread of cuts); the server predictions below are scaled
+//! back to this machine (load 1). Where it chooses fewer mid cuts, all-mobile fills in.
+
+mod common;
+
+use nsplit::cost::profile::Role;
+use nsplit::cost::profiler::{profile, ProfileOptions};
+use nsplit::emit::selection::SelectionTable;
+use nsplit::serve::kserve::Server;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLOUD_LOAD: f64 = 0.1;
+const REPEAT: &str = "9";
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let nsplit = env!("CARGO_BIN_EXE_nsplit");
+    let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv-triton/bin/python"));
+    let light = root.join("corpus/onnx-backend/light");
+    let work = root.join("target/bench-serve");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let repo = work.join("repo");
+
+    eprintln!("profiling this machine (quick)...");
+    let opts = ProfileOptions {
+        role: Role::Mobile,
+        quick: true,
+        power_w: 5.0,
+    };
+    let mut p = profile(&opts, |_, _| {}).unwrap();
+    p.name = "this-machine".into();
+    let mobile = work.join("mobile.json");
+    p.write(&mobile).unwrap();
+    p.role = Role::Cloud;
+    let cloud = work.join("cloud.json");
+    p.write(&cloud).unwrap();
+    let buckets = buckets_file(&work);
+
+    let mut nets: Vec<PathBuf> = std::fs::read_dir(&light)
+        .expect("the light nets: run scripts/fetch-corpus.sh")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    nets.sort();
+    let mut plans = vec![];
+    for net in &nets {
+        let stem = net.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = work.join(&stem);
+        run_ok(Command::new(nsplit).args([
+            net.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+            "--mobile",
+            mobile.to_str().unwrap(),
+            "--cloud",
+            cloud.to_str().unwrap(),
+            "--cloud-load",
+            &CLOUD_LOAD.to_string(),
+            "--buckets",
+            buckets.to_str().unwrap(),
+            "--no-verify",
+        ]));
+        run_ok(Command::new(nsplit).args([
+            "package",
+            dir.to_str().unwrap(),
+            "--triton",
+            repo.to_str().unwrap(),
+            "--triton-backend",
+            "python",
+        ]));
+        let input = write_input(&root, net, &dir);
+        plans.push((stem, dir, input));
+    }
+
+    let throughput_mbps = loopback_mbps();
+    eprintln!("loopback: {throughput_mbps:.0} Mbps");
+    let mut server = start_triton(&root, &python, &repo, &work);
+    let url = server.1.clone();
+
+    println!(
+        "Loopback throughput measured in the same run: {:.0} Mbps. Times in ms, medians of {REPEAT} requests.\n",
+        throughput_mbps
+    );
+    println!("| net | cut | sent KB | head measured | head predicted | transfer measured | bytes / loopback | server measured | server predicted | total measured | total predicted |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (stem, dir, (input_name, input_file)) in &plans {
+        let table = SelectionTable::load(dir).unwrap();
+        let mut cuts: Vec<&str> = vec!["all-cloud"];
+        cuts.extend(
+            table
+                .cuts
+                .iter()
+                .filter(|c| c.id.starts_with('h'))
+                .take(2)
+                .map(|c| c.id.as_str()),
+        );
+        if cuts.len() < 3 {
+            cuts.push("all-mobile");
+        }
+        for id in cuts {
+            let Some(entry) = table.cuts.iter().find(|c| c.id == id) else {
+                continue;
+            };
+            let o = Command::new(nsplit)
+                .args(["run", dir.to_str().unwrap(), "--server", &url, "--cut", id])
+                .args(["--input", &format!("{input_name}={}", input_file.display())])
+                .args(["--repeat", REPEAT, "--runtime", "tract", "--json"])
+                .output()
+                .unwrap();
+            if !o.status.success() {
+                eprintln!("{stem} {id}: {}", String::from_utf8_lossy(&o.stderr));
+                continue;
+            }
+            let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let m = &r["measured"];
+            let f = |v: &Value| v.as_f64().map_or("-".into(), |v| format!("{v:.2}"));
+            let bytes = r["upload_bytes"].as_u64().unwrap() + r["download_bytes"].as_u64().unwrap();
+            let served = entry.tail.is_some();
+            let wire_ms = 8e-3 * bytes as f64 / throughput_mbps;
+            let server_pred = entry.cloud_ms / CLOUD_LOAD;
+            let total_pred = entry.mobile_ms + if served { wire_ms + server_pred } else { 0.0 };
+            let dash = |b: bool, v: f64| if b { format!("{v:.2}") } else { "-".into() };
+            println!(
+                "| {} | {id} | {:.1} | {} | {:.2} | {} | {} | {} | {} | {} | {:.2} |",
+                stem.trim_start_matches("light_"),
+                r["upload_bytes"].as_u64().unwrap() as f64 / 1e3,
+                f(&m["head_ms"]),
+                entry.mobile_ms,
+                f(&m["transfer_ms"]),
+                dash(served, wire_ms),
+                f(&m["server_ms"]),
+                dash(served, server_pred),
+                f(&m["total_ms"]),
+                total_pred,
+            );
+        }
+    }
+    stop(&mut server.0);
+}
+
+/// Networks without round trip from 0.01 to 100000 Mbps.
+fn buckets_file(work: &Path) -> PathBuf {
+    use nsplit::plan::network::{at_bandwidth, reference_network, BucketsFile, FORMAT};
+    let wifi = reference_network("wifi").unwrap();
+    let buckets = [0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e5]
+        .iter()
+        .map(|&b| nsplit::plan::BandwidthBucket {
+            rtt_ms: 0.0,
+            ..at_bandwidth(b, &wifi)
+        })
+        .collect();
+    let file = BucketsFile {
+        format: FORMAT.into(),
+        version: 1,
+        buckets,
+    };
+    let path = work.join("buckets.json");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    path
+}
+
+/// The net's one input as a seeded random .npy file.
+fn write_input(root: &Path, net: &Path, dir: &Path) -> (String, PathBuf) {
+    let a = nsplit::Analysis::run(net, &Default::default()).unwrap();
+    let t = a.graph.inputs[0];
+    let name = a.graph.tensor(t).name.clone();
+    let dims: Vec<usize> = a
+        .shapes
+        .get(t)
+        .concrete_dims()
+        .unwrap()
+        .iter()
+        .map(|&d| d as usize)
+        .collect();
+    let count: usize = dims.iter().product();
+    let data: Vec<f32> = (0..count)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let value = tract_onnx::prelude::Tensor::from_shape(&dims, &data).unwrap();
+    let file = dir.join("input.npy");
+    let mut f = std::fs::File::create(&file).unwrap();
+    nsplit::serve::npy::write_npy_to(&mut f, &value).unwrap();
+    let _ = root;
+    (name, file)
+}
+
+/// TCP throughput over loopback: 256 MiB sent to a reader in another thread, best of three.
+fn loopback_mbps() -> f64 {
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0usize;
+            loop {
+                let k = s.read(&mut buf).unwrap();
+                if k == 0 {
+                    return n;
+                }
+                n += k;
+            }
+        });
+        let chunk = vec![1u8; 1 << 20];
+        let start = Instant::now();
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        for _ in 0..256 {
+            s.write_all(&chunk).unwrap();
+        }
+        drop(s);
+        let n = reader.join().unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        best = best.max(8e-6 * n as f64 / secs);
+    }
+    best
+}
+
+fn start_triton(root: &Path, python: &Path, repo: &Path, work: &Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("bash")
+        .arg(root.join("scripts/tritonserver.sh"))
+        .args(["--model-repository", repo.to_str().unwrap()])
+        .args([
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            &port.to_string(),
+        ])
+        .env("NSPLIT_TRITON_PYTHON", python)
+        .env("NSPLIT_TAIL_THREADS", "1")
+        .stdout(std::fs::File::create(work.join("triton.log")).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = Server::new(&url, Duration::from_secs(2)).unwrap();
+    let start = Instant::now();
+    while server.ready().is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "triton not ready"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (child, url)
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn run_ok(cmd: &mut Command) {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
