@@ -159,7 +159,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         let start = Instant::now();
         let received = tail.server.infer(&tail.name, &sent, &tail.outputs)?;
         let request_ms = ms(start.elapsed());
-        let server_ms = server_time(before, tail.server.statistics(&tail.name));
+        let server_ms = server_time(&tail.server, &tail.name, before);
         download_bytes = received
             .iter()
             .map(|(_, t)| t.as_bytes().len() as u64)
@@ -384,11 +384,23 @@ impl Tail {
 }
 
 /// The request's time in the server: the growth of its successful requests' total time, when
-/// this request was the only one answered in between.
-fn server_time(before: Option<ModelStats>, after: Option<ModelStats>) -> Option<f64> {
-    let (b, a) = (before?, after?);
-    (a.inference_count == b.inference_count + 1)
-        .then(|| a.success_ns.saturating_sub(b.success_ns) as f64 / 1e6)
+/// this request was the only one answered in between. The server may count a request a moment
+/// after answering it: the statistics are read again for up to 100 ms until it shows.
+fn server_time(server: &Server, model: &str, before: Option<ModelStats>) -> Option<f64> {
+    let before = before?;
+    let start = Instant::now();
+    loop {
+        let after = server.statistics(model)?;
+        if after.inference_count == before.inference_count + 1 {
+            return Some(after.success_ns.saturating_sub(before.success_ns) as f64 / 1e6);
+        }
+        if after.inference_count > before.inference_count + 1
+            || start.elapsed() > Duration::from_millis(100)
+        {
+            return None; // other requests were answered meanwhile, or this one is not counted
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn sorted_outputs(map: HashMap<String, Tensor>, _: &[&str]) -> Vec<(String, Tensor)> {

@@ -65,11 +65,14 @@ impl Runtime {
         }
     }
 
-    /// Load one model, to run it several times.
+    /// Load one model to run it many times, optimised as an app would run it (a check runs
+    /// each model once and skips the optimisation passes).
     pub fn load(self, path: &Path) -> Result<LoadedModel> {
         Ok(match self {
-            Runtime::Onnxruntime => LoadedModel::Onnxruntime(onnxruntime::load(path)?),
-            Runtime::Tract => LoadedModel::Tract(Box::new(tract::load(path)?)),
+            Runtime::Onnxruntime => {
+                LoadedModel::Onnxruntime(onnxruntime::load(path, Optimise::Fully)?)
+            }
+            Runtime::Tract => LoadedModel::Tract(Box::new(tract::load(path, Optimise::Fully)?)),
         })
     }
 
@@ -101,6 +104,15 @@ impl Runtime {
             .collect();
         (usable, problems)
     }
+}
+
+/// How much a runtime optimises a model before running it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Optimise {
+    /// Little: a check runs each model once (tract typed; onnxruntime's basic level).
+    ForOneRun,
+    /// Everything the runtime does (tract's optimiser; onnxruntime's every level).
+    Fully,
 }
 
 /// A model loaded in a runtime, run as often as wanted.

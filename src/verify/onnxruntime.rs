@@ -116,7 +116,7 @@ fn find_library() -> Result<PathBuf> {
 pub struct Loaded(Session);
 
 /// Load the model at `path` into a session.
-pub fn load(path: &Path) -> Result<Loaded> {
+pub fn load(path: &Path, optimise: super::Optimise) -> Result<Loaded> {
     // Calling into ort before a successful load panics: load (once) first.
     available().map_err(|why| anyhow!("onnxruntime is not available: {why}"))?;
     let env = match RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -126,7 +126,10 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let build = || -> ort::Result<Session> {
         Session::builder(&env)?
             .with_intra_threads(1)?
-            .with_optimization_level(GraphOptimizationLevel::Level1)?
+            .with_optimization_level(match optimise {
+                super::Optimise::ForOneRun => GraphOptimizationLevel::Level1,
+                super::Optimise::Fully => GraphOptimizationLevel::All,
+            })?
             .with_log_level(LogLevel::Fatal)?
             .commit_from_file(path)
     };
@@ -163,7 +166,7 @@ impl Loaded {
 /// Run the model at `path`, feeding the inputs it declares from `values` by name; every output
 /// by name.
 pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-    load(path)?.run(values)
+    load(path, super::Optimise::ForOneRun)?.run(values)
 }
 
 fn element_type(dt: DatumType) -> Result<TensorElementType> {

@@ -11,6 +11,7 @@ pub struct Loaded {
     model: InferenceModel,
     inputs: Vec<String>,
     outputs: Vec<String>,
+    optimise: super::Optimise,
     plan: Option<Plan>,
 }
 
@@ -21,7 +22,7 @@ type Plan = (
 );
 
 /// Parse the model at `path`.
-pub fn load(path: &Path) -> Result<Loaded> {
+pub fn load(path: &Path, optimise: super::Optimise) -> Result<Loaded> {
     let path = path.to_path_buf();
     // tract can panic on models it does not support; that is "cannot run", not a crash.
     crate::guard::contain(move || -> Result<Loaded> {
@@ -49,6 +50,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             model,
             inputs,
             outputs,
+            optimise,
             plan: None,
         })
     })
@@ -84,7 +86,11 @@ impl Loaded {
                 // Typed, neither decluttered nor optimised: a check runs each model once, and
                 // those passes can take minutes on a large model (DeepFace: 537 s optimised,
                 // over 5 min decluttered, 5 s typed) for a run of a second.
-                let plan = model.into_typed()?.into_runnable()?;
+                let typed = model.into_typed()?;
+                let plan = match self.optimise {
+                    super::Optimise::ForOneRun => typed.into_runnable()?,
+                    super::Optimise::Fully => typed.into_optimized()?.into_runnable()?,
+                };
                 self.plan = Some((facts, plan));
             }
             let (_, plan) = self.plan.as_ref().expect("planned above");
@@ -102,7 +108,7 @@ impl Loaded {
 
 /// Run one model with tract, feeding the inputs it declares from `values` by name.
 pub fn run(path: &Path, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-    load(path)?.run(values)
+    load(path, super::Optimise::ForOneRun)?.run(values)
 }
 
 /// A value fed to an input agrees with the input's declaration: element type, rank, and every
