@@ -29,7 +29,7 @@ set +e
     cd "$clone"
     exec env -u NSPLIT_PYTHON -u PYTHON -u NSPLIT_CORPUS -u NSPLIT_REQUIRE_CORPUS \
         -u CARGO_TARGET_DIR -u VIRTUAL_ENV -u UPDATE_GOLDEN -u ORT_DYLIB_PATH -u ORT_LOG \
-        -u NSPLIT_KEEP_HALVES CI=true bash .ci/run
+        -u NSPLIT_KEEP_HALVES -u NSPLIT_TRITON_PYTHON CI=true bash .ci/run
 ) >"$log" 2>&1
 status=$?
 set -e
