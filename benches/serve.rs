@@ -10,10 +10,13 @@
 //! cargo bench --bench serve          # needs .venv-triton (see scripts/tritonserver.sh)
 //! ```
 //!
-//! The cuts: all-cloud and up to two mid-network cuts the planner chooses over uplinks from
-//! 0.01 to 100000 Mbps without round trip, with the server taken 10x faster (`--cloud-load
-//! 0.1`, only to make it choose a spread of cuts); the server predictions below are scaled
-//! back to this machine (load 1). Where it chooses fewer mid cuts, all-mobile fills in.
+//! The cuts: all-cloud, all-mobile, and a mid-network cut: the one the planner chooses over
+//! uplinks from 0.01 to 100000 Mbps without round trip, with the server taken 10x faster
+//! (`--cloud-load 0.1`, only to make it choose a spread of cuts; the server predictions below
+//! are scaled back to this machine, load 1), or, where it chooses none (with this machine on
+//! both sides most nets are all-mobile or all-cloud at every uplink), the single-tensor cut of
+//! fewest bytes in the middle third of the network, added to the folder here (`nsplit split`,
+//! its predictions from the same per-node costs the planner uses).
 
 mod common;
 
@@ -81,6 +84,14 @@ fn main() {
             buckets.to_str().unwrap(),
             "--no-verify",
         ]));
+        let chosen = SelectionTable::load(&dir)
+            .unwrap()
+            .cuts
+            .iter()
+            .any(|c| c.id.starts_with('h'));
+        if !chosen {
+            add_mid_cut(nsplit, net, &dir, &mobile, &cloud, &work);
+        }
         run_ok(Command::new(nsplit).args([
             "package",
             dir.to_str().unwrap(),
@@ -90,7 +101,7 @@ fn main() {
             "python",
         ]));
         let input = write_input(&root, net, &dir);
-        plans.push((stem, dir, input));
+        plans.push((stem, dir, input, chosen));
     }
 
     let throughput_mbps = loopback_mbps();
@@ -104,23 +115,17 @@ fn main() {
     );
     println!("| net | cut | sent KB | head measured | head predicted | transfer measured | bytes / loopback | server measured | server predicted | total measured | total predicted |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (stem, dir, (input_name, input_file)) in &plans {
+    for (stem, dir, (input_name, input_file), chosen) in &plans {
         let table = SelectionTable::load(dir).unwrap();
-        let mut cuts: Vec<&str> = vec!["all-cloud"];
-        cuts.extend(
-            table
-                .cuts
-                .iter()
-                .filter(|c| c.id.starts_with('h'))
-                .take(2)
-                .map(|c| c.id.as_str()),
-        );
-        if cuts.len() < 3 {
-            cuts.push("all-mobile");
-        }
-        for id in cuts {
+        let mid = table.cuts.iter().find(|c| c.id.starts_with('h')).unwrap();
+        for id in ["all-cloud", mid.id.as_str(), "all-mobile"] {
             let Some(entry) = table.cuts.iter().find(|c| c.id == id) else {
-                continue;
+                continue; // all-cloud or all-mobile, where the planner chose neither
+            };
+            let (load, marker) = if entry.id == mid.id && !chosen {
+                (1.0, " (added)")
+            } else {
+                (CLOUD_LOAD, "")
             };
             let o = Command::new(nsplit)
                 .args(["run", dir.to_str().unwrap(), "--server", &url, "--cut", id])
@@ -138,11 +143,11 @@ fn main() {
             let bytes = r["upload_bytes"].as_u64().unwrap() + r["download_bytes"].as_u64().unwrap();
             let served = entry.tail.is_some();
             let wire_ms = 8e-3 * bytes as f64 / throughput_mbps;
-            let server_pred = entry.cloud_ms / CLOUD_LOAD;
+            let server_pred = entry.cloud_ms / load;
             let total_pred = entry.mobile_ms + if served { wire_ms + server_pred } else { 0.0 };
             let dash = |b: bool, v: f64| if b { format!("{v:.2}") } else { "-".into() };
             println!(
-                "| {} | {id} | {:.1} | {} | {:.2} | {} | {} | {} | {} | {} | {:.2} |",
+                "| {} | {id}{marker} | {:.1} | {} | {:.2} | {} | {} | {} | {} | {} | {:.2} |",
                 stem.trim_start_matches("light_"),
                 r["upload_bytes"].as_u64().unwrap() as f64 / 1e3,
                 f(&m["head_ms"]),
@@ -157,6 +162,69 @@ fn main() {
         }
     }
     stop(&mut server.0);
+}
+
+/// Write the pair of the single-tensor cut of fewest bytes in the middle third of `net` into
+/// `dir` and list it in its selection.json, with the planner's per-node predictions (load 1).
+fn add_mid_cut(nsplit: &str, net: &Path, dir: &Path, mobile: &Path, cloud: &Path, work: &Path) {
+    use nsplit::cut::Cut;
+    use nsplit::emit::selection::{BoundaryTensor, CostLine, CutEntry, Verification};
+    let profiles =
+        nsplit::annotate::Profiles::resolve(mobile.to_str().unwrap(), cloud.to_str().unwrap())
+            .unwrap();
+    let a = nsplit::Analysis::run(net, &Default::default()).unwrap();
+    let costs = nsplit::plan::NodeCosts::predict(&a, &profiles);
+    let n = a.graph.order.len();
+    let (bytes, tensor) = (n / 3..=2 * n / 3)
+        .filter_map(|k| {
+            let b = Cut::prefix(&a.graph, k).boundary(&a.graph);
+            let single = b.len() == 1 && !a.graph.inputs.contains(&b[0]);
+            single.then(|| Some((a.shapes.get(b[0]).bytes()?, b[0])))?
+        })
+        .min()
+        .expect("a single-tensor cut in the middle third");
+    let cut = Cut::upstream_of(&a.graph, &[tensor]);
+    let id = cut.id(&a.graph);
+    let name = a.graph.tensor(tensor).name.clone();
+    let split = work.join("split");
+    let _ = std::fs::remove_dir_all(&split);
+    run_ok(Command::new(nsplit).args([
+        "split",
+        net.to_str().unwrap(),
+        "--at",
+        &name,
+        "--out",
+        split.to_str().unwrap(),
+    ]));
+    let (head, tail) = (format!("{id}.head.onnx"), format!("{id}.tail.onnx"));
+    std::fs::copy(split.join("head.onnx"), dir.join(&head)).unwrap();
+    std::fs::copy(split.join("tail.onnx"), dir.join(&tail)).unwrap();
+    let w = nsplit::plan::predict::side_work(&a.graph, &costs, &cut, 1.0);
+    let mut table = SelectionTable::load(dir).unwrap();
+    table.cuts.push(CutEntry {
+        id,
+        head: Some(head),
+        tail: Some(tail),
+        head_nodes: w.head_nodes,
+        tail_nodes: w.tail_nodes,
+        boundary: vec![BoundaryTensor {
+            name,
+            dtype: None,
+            shape: None,
+            bytes: Some(bytes),
+        }],
+        upload_bytes: bytes,
+        mobile_ms: w.mobile_ms,
+        cloud_ms: w.cloud_ms,
+        mobile_compute_mj: w.mobile_mj,
+        objective_at_bandwidth: CostLine {
+            constant: 0.0,
+            per_inverse_mbps: 0.0,
+        },
+        verification: Verification::skipped(),
+        triton_model: None,
+    });
+    std::fs::write(dir.join("selection.json"), table.to_json()).unwrap();
 }
 
 /// Networks without round trip from 0.01 to 100000 Mbps.
