@@ -32,7 +32,9 @@ fi
 backends=$(dirname "$(dirname "$python")")/nsplit-triton-backends
 mkdir -p "$backends/python"
 for f in "$dist"/backends/python/libtriton_python.so "$dist"/backends/python/triton_python_backend_utils.py "$stub"; do
-    cmp -s "$f" "$backends/python/$(basename "$f")" || cp "$f" "$backends/python/"
+    # Copied under a temporary name and renamed: a running server may have the old one loaded.
+    dest=$backends/python/$(basename "$f")
+    cmp -s "$f" "$dest" || { cp "$f" "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"; }
 done
 # The stub's embedded Python finds the venv's packages (numpy, onnxruntime) through PATH, and
 # the server's bundled libraries through LD_LIBRARY_PATH (the copied stub's rpath no longer

@@ -296,7 +296,7 @@ enum Command {
     /// Picks the pair of DIR for --bandwidth (as `nsplit select` does) or by --cut, runs the
     /// head on the given inputs (onnxruntime where it is installed, else tract), sends the
     /// boundary tensors to the server's model with the Open Inference Protocol (KServe v2 REST,
-    /// binary tensors: Triton, KServe, Seldon MLServer), and receives the outputs. All-mobile
+    /// with Triton's binary tensor extension), and receives the outputs. All-mobile
     /// runs here alone; all-cloud sends the inputs. Prints the measured head, transfer and
     /// server times (the server's own, from its statistics where it has them) beside the
     /// planner's predictions; --out writes the outputs as an .npz archive (np.load).
@@ -497,7 +497,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     (None, None) => unreachable!("clap requires --bandwidth or --cut"),
                 },
                 model,
-                timeout: std::time::Duration::from_secs_f64(timeout),
+                timeout: std::time::Duration::try_from_secs_f64(timeout)
+                    .context("--timeout is too large")?,
                 runtime,
                 repeat,
             };

@@ -658,3 +658,64 @@ fn package_of_an_all_mobile_folder_is_refused() {
     );
     assert!(!repo.exists(), "a refused package left {}", repo.display());
 }
+
+/// Two source models with the same file stem would replace each other's folders in a shared
+/// repository: the second is refused, and the first model's folder is left as it was.
+#[test]
+fn package_refuses_to_replace_another_models_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let buckets = round_trip_free_buckets(work, &[0.01, 1.0, 10.0, 1e5]);
+    let other = work.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(fixture("resnet_block.onnx"), other.join("lenet.onnx")).unwrap();
+    let repo = work.join("repo");
+    let mut dirs = vec![];
+    for (i, model) in [fixture("lenet.onnx"), other.join("lenet.onnx")]
+        .iter()
+        .enumerate()
+    {
+        let dir = work.join(format!("out{i}"));
+        nsplit_ok(&[
+            model.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+            "--buckets",
+            buckets.to_str().unwrap(),
+            "--no-verify",
+        ]);
+        dirs.push(dir);
+    }
+    let package = |dir: &Path| {
+        nsplit(&[
+            "package",
+            dir.to_str().unwrap(),
+            "--triton",
+            repo.to_str().unwrap(),
+        ])
+    };
+    assert!(package(&dirs[0]).status.success());
+    let config = repo.join("lenet-all-cloud/config.pbtxt");
+    let before = std::fs::read(&config).unwrap();
+    assert!(
+        package(&dirs[0]).status.success(),
+        "the same model again replaces its own"
+    );
+    let o = package(&dirs[1]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("lenet-all-cloud already holds a model that nsplit did not write for"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    let staged: Vec<_> = std::fs::read_dir(work)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".nsplit-"))
+        .collect();
+    assert!(
+        staged.is_empty(),
+        "a staging folder was left beside the repository"
+    );
+}

@@ -40,6 +40,9 @@ pub struct SelectionTable {
 pub struct SourceModel {
     pub path: String,
     pub sha256: String,
+    /// The original's output names, in order: what head and tail compute between them.
+    #[serde(default)]
+    pub outputs: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -302,6 +305,12 @@ impl SelectionTable {
             model: SourceModel {
                 path: a.model.path.display().to_string(),
                 sha256: t.source_sha256,
+                outputs: a
+                    .graph
+                    .outputs
+                    .iter()
+                    .map(|&o| a.graph.tensor(o).name.clone())
+                    .collect(),
             },
             objective: t.objective,
             cloud_load: t.cloud_load,

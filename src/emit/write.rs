@@ -54,13 +54,30 @@ impl Staging {
     /// Prepare `dir` (created if missing). A path that is a file, or a folder we cannot write
     /// into, is an error naming it.
     pub fn new(dir: &Path) -> Result<Staging> {
+        Staging::staged_in(dir, dir)
+    }
+
+    /// Like [`new`](Self::new), with the staging folder beside `dir` (in its parent) rather
+    /// than inside: for a folder a server watches, such as a Triton model repository, which
+    /// would take a folder inside for a model.
+    pub fn beside(dir: &Path) -> Result<Staging> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Staging::staged_in(dir, &parent)
+    }
+
+    fn staged_in(dir: &Path, stage_in: &Path) -> Result<Staging> {
         if dir.exists() && !dir.is_dir() {
             bail!("output path {} exists and is not a folder", dir.display());
         }
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-        let stage = tempfile::Builder::new().prefix(".nsplit-").tempdir_in(dir);
+        let stage = tempfile::Builder::new()
+            .prefix(".nsplit-")
+            .tempdir_in(stage_in);
         let stage = match stage {
             Ok(stage) => stage,
             Err(e) => {
@@ -93,6 +110,11 @@ impl Staging {
             .with_context(|| format!("cannot create a file in {}", self.dir.display()))?;
         self.names.push(name.to_string());
         Ok(file)
+    }
+
+    /// The folder the staged files go into.
+    pub fn target(&self) -> &Path {
+        &self.dir
     }
 
     /// Where `DIR/name` sits until [`commit`](Self::commit): read it there to check it.
@@ -224,14 +246,21 @@ impl Staging {
                 continue;
             }
             let (from, to) = (self.stage.path().join(&top), self.dir.join(&top));
+            let mut old = None;
             if from.is_dir() && to.is_dir() {
                 // Out of the way first: a rename cannot replace a folder that has files.
-                let old = self.stage.path().join(format!(".replaced-{}", moved.len()));
-                std::fs::rename(&to, &old)
+                let aside = self.stage.path().join(format!(".replaced-{}", moved.len()));
+                std::fs::rename(&to, &aside)
                     .with_context(|| format!("cannot replace {}", to.display()))?;
+                old = Some(aside);
             }
-            std::fs::rename(&from, &to)
-                .with_context(|| format!("cannot move the output into {}", to.display()))?;
+            if let Err(e) = std::fs::rename(&from, &to) {
+                if let Some(aside) = old {
+                    let _ = std::fs::rename(aside, &to); // put the old folder back
+                }
+                return Err(e)
+                    .with_context(|| format!("cannot move the output into {}", to.display()));
+            }
             moved.push(top);
         }
         self.created_dir = false;

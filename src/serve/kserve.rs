@@ -1,5 +1,5 @@
 //! A client of the Open Inference Protocol (KServe v2 REST), which Triton, KServe and Seldon
-//! MLServer speak, with its binary tensor extension: tensor data travels as raw bytes after a
+//! MLServer speak, with Triton's binary tensor extension: tensor data travels as raw bytes after a
 //! JSON header (`Inference-Header-Content-Length`), not as JSON numbers, so a 1 MB boundary
 //! costs 1 MB on the wire.
 //!
@@ -46,8 +46,10 @@ pub struct ModelMetadata {
 /// A model's cumulative statistics (Triton's statistics extension, `GET .../stats`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelStats {
-    /// Requests answered.
+    /// Samples answered (a request of batch 4 counts 4).
     pub inference_count: u64,
+    /// Requests answered successfully.
+    pub success_count: u64,
     /// Model executions: fewer than requests when the server batched them.
     pub execution_count: u64,
     /// Time the successful requests spent in the server, queue and compute, in total.
@@ -121,6 +123,7 @@ impl Server {
         Some(ModelStats {
             inference_count: n(s.get("inference_count")),
             execution_count: n(s.get("execution_count")),
+            success_count: n(s.pointer("/inference_stats/success/count")),
             success_ns: n(s.pointer("/inference_stats/success/ns")),
             batches: s
                 .get("batch_stats")
@@ -275,23 +278,28 @@ fn decode_response(body: &[u8], json_length: Option<usize>) -> Result<Vec<(Strin
             .map(|d| d.as_u64().map(|d| d as usize))
             .collect::<Option<_>>()
             .ok_or_else(|| anyhow!("output `{name}` has a shape that is not sizes"))?;
-        let count: usize = shape.iter().product();
+        let expected = shape
+            .iter()
+            .try_fold(dt.size_of(), |n, &d| n.checked_mul(d))
+            .ok_or_else(|| anyhow!("output `{name}` has shape {shape:?}, too large"))?;
         let tensor = match o
             .pointer("/parameters/binary_data_size")
             .and_then(Value::as_u64)
         {
             Some(size) => {
                 let size = size as usize;
-                if size != count * dt.size_of() || size > rest.len() {
+                if size != expected || size > rest.len() {
                     bail!(
-                        "output `{name}` ({datatype} {shape:?}) says {size} bytes, {} expected, {} left",
-                        count * dt.size_of(),
+                        "output `{name}` ({datatype} {shape:?}) says {size} bytes, {expected} expected, {} left",
                         rest.len()
                     );
                 }
                 let (bytes, tail) = rest.split_at(size);
                 rest = tail;
-                // SAFETY: `bytes` holds `count` elements of `dt`, little-endian as the
+                if dt == tract_onnx::prelude::DatumType::Bool && bytes.iter().any(|&b| b > 1) {
+                    bail!("output `{name}` is BOOL but holds bytes other than 0 and 1");
+                }
+                // SAFETY: `bytes` holds the shape's elements of `dt` (bools 0 or 1), little-endian as the
                 // protocol sends them (checked above).
                 unsafe { Tensor::from_raw_dt(dt, &shape, bytes)? }
             }
@@ -322,12 +330,21 @@ fn json_tensor(o: &Value, dt: tract_onnx::prelude::DatumType, shape: &[usize]) -
     })
 }
 
-/// The server's `{"error": "..."}` text, as ": TEXT".
+/// The server's `{"error": "..."}` text, as ": TEXT" on one line.
 fn server_message(body: &[u8]) -> String {
     let text = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(Value::as_str).map(String::from))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let mut text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.len() > 500 {
+        let end = (0..=500)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(end);
+        text.push_str("...");
+    }
     if text.is_empty() {
         String::new()
     } else {

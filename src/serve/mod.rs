@@ -33,7 +33,7 @@ pub fn package(dir: &Path, repo: &Path, opts: &TritonOptions) -> Result<Vec<(Str
             })
         })
         .collect();
-    let mut staging = Staging::new(repo)?;
+    let mut staging = Staging::beside(repo)?;
     let names = triton::write_repository(&table, &tails, &mut staging, "", opts)?;
     staging.commit()?;
     name_models(&mut table, &names);

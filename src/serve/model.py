@@ -22,9 +22,8 @@ class TritonPythonModel:
         threads = os.environ.get("NSPLIT_TAIL_THREADS")
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(
-            path, options, providers=ort.get_available_providers()
-        )
+        # The config's instance group is KIND_CPU.
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]
         self.batching = config.get("max_batch_size", 0) > 0
@@ -70,6 +69,8 @@ class TritonPythonModel:
             values = self.session.run(self.outputs, merged)
         except Exception:
             return [self._run(f) for f in feeds]
+        if any(v.shape[0] != sum(sizes) for v in values):
+            return [self._run(f) for f in feeds]  # not batch-aligned after all: one by one
         bounds = np.cumsum(sizes)[:-1]
         # Copies: Triton reads a view of a larger array as the whole array.
         parts = [[np.array(p, copy=True) for p in np.split(v, bounds)] for v in values]

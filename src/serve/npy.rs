@@ -36,12 +36,14 @@ fn read_npy_from(reader: impl Read, shown: &str) -> Result<Tensor> {
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {shown}"))?;
     let size = dt.size_of();
-    let count: usize = shape.iter().product();
-    if bytes.len() != count * size {
+    let needed = shape
+        .iter()
+        .try_fold(size, |n, &d| n.checked_mul(d))
+        .with_context(|| format!("{shown}: shape {shape:?} is too large"))?;
+    if bytes.len() != needed {
         bail!(
-            "{shown}: shape {shape:?} of {} needs {} bytes of data, the file has {}",
+            "{shown}: shape {shape:?} of {} needs {needed} bytes of data, the file has {}",
             wire.kserve,
-            count * size,
             bytes.len()
         );
     }

@@ -110,7 +110,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         None => None,
     };
     let tail = match &cut.tail {
-        Some(_) => Some(Tail::connect(cut, opts)?),
+        Some(file) => Some(Tail::connect(cut, &dir.join(file), opts)?),
         None => None,
     };
     let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
@@ -133,7 +133,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         };
         let head_ms = ms(start.elapsed());
         let Some(tail) = &tail else {
-            outputs = sorted_outputs(head_out, &[]);
+            outputs = model_outputs(&table.model.outputs, vec![], head_out, &[]);
             if timed {
                 runs.push((head_ms, None, None));
             }
@@ -149,7 +149,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             .map(|i| {
                 let v = head_out.get(&i.name).or_else(|| values.get(&i.name));
                 v.map(|v| (i.name.clone(), v)).ok_or_else(|| {
-                    anyhow!("the server's model `{}` takes `{}`, which neither the head computes nor an --input gives", tail.name, i.name)
+                    anyhow!("model `{}` on {} takes `{}`, which neither the head computes nor an --input gives", tail.name, tail.server.url, i.name)
                 })
             })
             .collect::<Result<_>>()?;
@@ -164,12 +164,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             .iter()
             .map(|(_, t)| t.as_bytes().len() as u64)
             .sum();
-        let head_only: HashMap<String, Tensor> = head_out
-            .into_iter()
-            .filter(|(n, _)| !boundary.contains(&n.as_str()))
-            .collect();
-        outputs = received;
-        outputs.extend(sorted_outputs(head_only, &[]));
+        outputs = model_outputs(&table.model.outputs, received, head_out, &boundary);
         if timed {
             runs.push((head_ms, Some(request_ms), server_ms));
         }
@@ -325,7 +320,7 @@ struct Tail {
 }
 
 impl Tail {
-    fn connect(cut: &CutEntry, opts: &RunOptions) -> Result<Tail> {
+    fn connect(cut: &CutEntry, tail: &Path, opts: &RunOptions) -> Result<Tail> {
         let url = opts.server.as_deref().with_context(|| {
             format!(
                 "cut {} runs its tail on a server: give it with --server URL",
@@ -341,7 +336,22 @@ impl Tail {
         };
         let server = Server::new(url, opts.timeout)?;
         let metadata = server.metadata(&name)?;
-        let outputs = metadata.outputs.iter().map(|o| o.name.clone()).collect();
+        let outputs: Vec<String> = metadata.outputs.iter().map(|o| o.name.clone()).collect();
+        // The served model is this tail: it takes the tail's inputs and gives its outputs.
+        let mut takes: Vec<String> = metadata.inputs.iter().map(|i| i.name.clone()).collect();
+        let mut wants = graph_inputs(tail)?;
+        takes.sort();
+        wants.sort();
+        let missing: Vec<String> = graph_outputs(tail)?
+            .into_iter()
+            .filter(|o| !outputs.contains(o))
+            .collect();
+        if takes != wants || !missing.is_empty() {
+            bail!(
+                "model `{name}` on {url} takes {takes:?} and gives {outputs:?}, not the inputs {wants:?} and outputs of cut {} (the repository was not written from this folder: write it again with `nsplit package`)",
+                cut.id
+            );
+        }
         Ok(Tail {
             server,
             name,
@@ -358,8 +368,9 @@ impl Tail {
             let rewrite = "the repository was not written from this folder, or was edited since: write it again with `nsplit package`";
             if declared.datatype != wire.kserve {
                 bail!(
-                    "the server's model `{}` takes `{name}` as {}, but this cut sends {} ({rewrite})",
+                    "model `{}` on {} takes `{name}` as {}, but this cut sends {} ({rewrite})",
                     self.name,
+                    self.server.url,
                     declared.datatype,
                     wire.kserve
                 );
@@ -372,8 +383,9 @@ impl Tail {
                     .all(|(&d, &s)| d < 0 || d as usize == s);
             if !fits {
                 bail!(
-                    "the server's model `{}` takes `{name}` with shape {:?}, but this cut sends {:?} ({rewrite})",
+                    "model `{}` on {} takes `{name}` with shape {:?}, but this cut sends {:?} ({rewrite})",
                     self.name,
+                    self.server.url,
                     declared.shape,
                     t.shape()
                 );
@@ -391,10 +403,10 @@ fn server_time(server: &Server, model: &str, before: Option<ModelStats>) -> Opti
     let start = Instant::now();
     loop {
         let after = server.statistics(model)?;
-        if after.inference_count == before.inference_count + 1 {
+        if after.success_count == before.success_count + 1 {
             return Some(after.success_ns.saturating_sub(before.success_ns) as f64 / 1e6);
         }
-        if after.inference_count > before.inference_count + 1
+        if after.success_count > before.success_count + 1
             || start.elapsed() > Duration::from_millis(100)
         {
             return None; // other requests were answered meanwhile, or this one is not counted
@@ -403,10 +415,32 @@ fn server_time(server: &Server, model: &str, before: Option<ModelStats>) -> Opti
     }
 }
 
-fn sorted_outputs(map: HashMap<String, Tensor>, _: &[&str]) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = map.into_iter().collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+/// The original's outputs in its order, from the server's answer or the head's outputs (a
+/// graph output the tail also reads is a head output only). A table without the list (older
+/// ones) gives the head's outputs that are not boundary tensors and the server's, by name.
+fn model_outputs(
+    names: &[String],
+    received: Vec<(String, Tensor)>,
+    mut head: HashMap<String, Tensor>,
+    boundary: &[&str],
+) -> Vec<(String, Tensor)> {
+    let mut received: HashMap<String, Tensor> = received.into_iter().collect();
+    if names.is_empty() {
+        let mut rest: Vec<(String, Tensor)> = head
+            .into_iter()
+            .filter(|(n, _)| !boundary.contains(&n.as_str()))
+            .chain(received)
+            .collect();
+        rest.sort_by(|a, b| a.0.cmp(&b.0));
+        return rest;
+    }
+    names
+        .iter()
+        .filter_map(|n| {
+            let t = received.remove(n).or_else(|| head.remove(n))?;
+            Some((n.clone(), t))
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {

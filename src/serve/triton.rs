@@ -172,7 +172,13 @@ impl TritonModel {
                 let _ = writeln!(s, "  {{");
                 let _ = writeln!(s, "    name: {}", quoted(&t.name));
                 let _ = writeln!(s, "    data_type: {}", t.wire.triton);
-                let _ = writeln!(s, "    dims: [ {} ]", dims.join(", "));
+                if dims.is_empty() {
+                    // Triton takes no empty dims: a scalar (per batch item) is [1] reshaped.
+                    let _ = writeln!(s, "    dims: [ 1 ]");
+                    let _ = writeln!(s, "    reshape: {{ shape: [ ] }}");
+                } else {
+                    let _ = writeln!(s, "    dims: [ {} ]", dims.join(", "));
+                }
                 let _ = writeln!(s, "  }}{}", if i + 1 < tensors.len() { "," } else { "" });
             }
             let _ = writeln!(s, "]");
@@ -183,7 +189,7 @@ impl TritonModel {
             let _ = writeln!(s, "}}");
         }
         if opts.backend == TritonBackend::Python {
-            // model.py picks onnxruntime's providers itself; one process per instance.
+            // model.py runs onnxruntime on the CPU; one process per instance.
             let _ = writeln!(s, "instance_group [ {{ kind: KIND_CPU, count: 1 }} ]");
         }
         s
@@ -205,6 +211,25 @@ fn batch_symbol(
         .chain(outputs)
         .all(|(_, _, dims)| first(dims).as_deref() == Some(symbol.as_str()))
         .then_some(symbol)
+}
+
+/// A model folder already in the repository may be replaced only when nsplit wrote it for the
+/// same source model: two models with the same file stem would otherwise replace each other.
+fn refuse_foreign(folder: &Path, source: &str) -> Result<()> {
+    let config = folder.join("config.pbtxt");
+    if !folder.exists() {
+        return Ok(());
+    }
+    let first = std::fs::read_to_string(&config).unwrap_or_default();
+    let first = first.lines().next().unwrap_or("");
+    if first.starts_with("# Written by nsplit") && first.contains(&format!(" of {source} (sha256"))
+    {
+        return Ok(());
+    }
+    bail!(
+        "{} already holds a model that nsplit did not write for {source}; remove it, or package into another repository",
+        folder.display()
+    )
 }
 
 fn quoted(s: &str) -> String {
@@ -238,6 +263,10 @@ pub fn write_repository(
             table.model.sha256
         );
         let folder = format!("{prefix}{name}");
+        if prefix.is_empty() {
+            // In a repository of its own, other models may live; DIR/triton is all nsplit's.
+            refuse_foreign(&staging.target().join(&folder), &table.model.path)?;
+        }
         staging.write_text(
             &format!("{folder}/config.pbtxt"),
             &model.config_pbtxt(opts, &origin),
