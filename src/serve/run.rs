@@ -482,7 +482,7 @@ impl RunReport {
             .map_or(String::new(), |b| format!(" at {b} Mbps"));
         let _ = writeln!(
             s,
-            "  {:<9} {:>12} {:>12}",
+            "  {:<9} {:>12} {:>22}",
             "",
             "measured",
             format!("predicted{at}")
@@ -503,7 +503,7 @@ impl RunReport {
             ("total", self.measured.total_ms, self.predicted.total_ms),
         ];
         for (label, m, p) in rows {
-            let _ = writeln!(s, "  {label:<9} {:>12} {:>12}", f(m), f(p));
+            let _ = writeln!(s, "  {label:<9} {:>12} {:>22}", f(m), f(p));
         }
         if self.server.is_some() {
             let _ = writeln!(
