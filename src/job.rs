@@ -8,7 +8,9 @@
 //! so a failed run leaves no partial output.
 
 use crate::annotate::{Annotations, Profiles};
-use crate::emit::selection::{CutFiles, SelectionTable, TableInputs, Verification};
+use crate::emit::selection::{
+    CutFiles, SelectionTable, TableInputs, Verification, VerificationStatus,
+};
 use crate::emit::{write_pair, Emitter, ExternalData, Staging};
 use crate::plan::{plan, PlanOptions};
 use crate::serve::triton::TailFile;
@@ -108,7 +110,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
                 match outcome {
                     Outcome::Unverifiable(why) => Verification::unverified(why),
                     o if o.passed() => Verification {
-                        status: "passed".into(),
+                        status: VerificationStatus::Passed,
                         verifier: Some(reference.runtime),
                         sizes: o.points(),
                         reason: (!o.notes().is_empty()).then(|| o.notes().join("; ")),
@@ -243,7 +245,10 @@ pub fn summary(r: &JobReport) -> String {
         t.model.path,
         t.profiles.mobile,
         t.profiles.cloud,
-        t.method.replace('_', " ")
+        match t.method {
+            crate::plan::Method::ChainScan => "chain scan",
+            crate::plan::Method::MinCut => "min cut",
+        }
     );
     for b in &t.buckets {
         let p = &b.predicted;
@@ -274,7 +279,7 @@ pub fn summary(r: &JobReport) -> String {
         let n = t
             .cuts
             .iter()
-            .filter(|c| c.verification.status == "passed")
+            .filter(|c| c.verification.status == VerificationStatus::Passed)
             .filter(|c| c.verification.verifier == Some(runtime))
             .count();
         if n > 0 {
@@ -294,7 +299,7 @@ pub fn summary(r: &JobReport) -> String {
     for c in t
         .cuts
         .iter()
-        .filter(|c| c.verification.status == "unverified")
+        .filter(|c| c.verification.status == VerificationStatus::Unverified)
     {
         let _ = writeln!(
             out,

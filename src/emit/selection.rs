@@ -27,7 +27,7 @@ pub struct SelectionTable {
     /// Server latency multiplier.
     pub cloud_load: f64,
     /// `chain_scan` or `min_cut`.
-    pub method: String,
+    pub method: Method,
     pub profiles: ProfilesUsed,
     pub cuts: Vec<CutEntry>,
     pub buckets: Vec<BucketEntry>,
@@ -102,11 +102,32 @@ impl CostLine {
     }
 }
 
+/// Whether a pair was checked against the original.
+#[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationStatus {
+    /// Head then tail computes what the original computes.
+    Passed,
+    /// No runtime can run the original: see `reason`.
+    Unverified,
+    /// Not checked (--no-verify).
+    Skipped,
+}
+
+impl VerificationStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerificationStatus::Passed => "passed",
+            VerificationStatus::Unverified => "unverified",
+            VerificationStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// Whether head then tail was checked against the original.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Verification {
-    /// `passed`, `unverified` (no runtime can run it: see `reason`) or `skipped` (--no-verify).
-    pub status: String,
+    pub status: VerificationStatus,
     /// The runtime that compared the pair with the original: `onnxruntime` or `tract`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verifier: Option<crate::verify::Runtime>,
@@ -124,7 +145,7 @@ pub struct Verification {
 impl Verification {
     pub fn skipped() -> Verification {
         Verification {
-            status: "skipped".into(),
+            status: VerificationStatus::Skipped,
             verifier: None,
             sizes: vec![],
             reason: None,
@@ -134,7 +155,7 @@ impl Verification {
 
     pub fn unverified(reason: String) -> Verification {
         Verification {
-            status: "unverified".into(),
+            status: VerificationStatus::Unverified,
             reason: Some(reason),
             ..Verification::skipped()
         }
@@ -314,10 +335,7 @@ impl SelectionTable {
             },
             objective: t.objective,
             cloud_load: t.cloud_load,
-            method: match plan.method {
-                Method::ChainScan => "chain_scan".into(),
-                Method::MinCut => "min_cut".into(),
-            },
+            method: plan.method,
             profiles: ProfilesUsed {
                 mobile: t.profiles.mobile.name.clone(),
                 mobile_provenance: provenance(&t.profiles.mobile).into(),
@@ -415,7 +433,7 @@ impl SelectionTable {
             self.profiles.cloud,
             self.profiles.cloud_provenance,
             self.cloud_load,
-            if self.method == "chain_scan" {
+            if self.method == Method::ChainScan {
                 "the prefix scan (the model is a chain)"
             } else {
                 "minimum cut (the model is a DAG)"
@@ -476,8 +494,8 @@ impl SelectionTable {
         let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
         for c in &self.cuts {
             let file = |f: &Option<String>| f.as_ref().map_or("—".into(), |f| format!("`{f}`"));
-            let verified = match (&c.verification.status[..], &c.verification.reason) {
-                ("passed", _) => format!(
+            let verified = match (c.verification.status, &c.verification.reason) {
+                (VerificationStatus::Passed, _) => format!(
                     "passed{} (max abs diff {:.1e}{})",
                     c.verification
                         .verifier
@@ -489,8 +507,8 @@ impl SelectionTable {
                         format!("; at {}", c.verification.sizes.join("; "))
                     }
                 ),
-                (s, Some(r)) => format!("{s}: {r}"),
-                (s, None) => s.to_string(),
+                (s, Some(r)) => format!("{}: {r}", s.name()),
+                (s, None) => s.name().to_string(),
             };
             let _ = writeln!(
                 out,

@@ -27,7 +27,7 @@ use crate::cut::Cut;
 use crate::Analysis;
 use anyhow::{bail, Result};
 use breakpoints::{lower_envelope, Line};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What to plan for.
 #[derive(Clone, Debug)]
@@ -49,7 +49,7 @@ pub struct Sweep {
 }
 
 /// How the cuts were chosen.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// The model is a chain: the paper's scan over prefixes.
