@@ -143,16 +143,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         files,
     });
     if let Some(triton) = &opts.triton {
-        let tails: Vec<TailFile> = table
-            .cuts
-            .iter()
-            .filter_map(|c| {
-                c.tail.as_ref().map(|t| TailFile {
-                    cut_id: c.id.clone(),
-                    path: staging.staged(t),
-                })
-            })
-            .collect();
+        let tails = TailFile::of_table(&table, |file| staging.staged(file));
         let names = if tails.is_empty() {
             vec![] // all-mobile everywhere: nothing to serve, and no repository
         } else {

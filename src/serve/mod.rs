@@ -15,7 +15,8 @@ pub mod triton;
 
 use crate::emit::selection::SelectionTable;
 use crate::emit::Staging;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use onnx_protobuf::{Message, ModelProto, ValueInfoProto};
 use std::path::Path;
 use triton::{TailFile, TritonOptions};
 
@@ -23,16 +24,7 @@ use triton::{TailFile, TritonOptions};
 /// (replacing models of the same names, leaving others), then name them in DIR/selection.json.
 pub fn package(dir: &Path, repo: &Path, opts: &TritonOptions) -> Result<Vec<(String, String)>> {
     let mut table = SelectionTable::load(dir)?;
-    let tails: Vec<TailFile> = table
-        .cuts
-        .iter()
-        .filter_map(|c| {
-            c.tail.as_ref().map(|t| TailFile {
-                cut_id: c.id.clone(),
-                path: dir.join(t),
-            })
-        })
-        .collect();
+    let tails = TailFile::of_table(&table, |file| dir.join(file));
     let mut staging = Staging::beside(repo)?;
     let names = triton::write_repository(&table, &tails, &mut staging, "", opts)?;
     staging.commit()?;
@@ -41,6 +33,41 @@ pub fn package(dir: &Path, repo: &Path, opts: &TritonOptions) -> Result<Vec<(Str
     staging.write_text("selection.json", &table.to_json())?;
     staging.commit()?;
     Ok(names)
+}
+
+/// A half's declared graph inputs (initializers left out) and outputs, read from its file.
+pub struct HalfIo {
+    pub inputs: Vec<ValueInfoProto>,
+    pub outputs: Vec<ValueInfoProto>,
+}
+
+impl HalfIo {
+    pub fn read(path: &Path) -> Result<HalfIo> {
+        let shown = path.display();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+        let proto = ModelProto::parse_from_bytes(&bytes)
+            .with_context(|| format!("{shown} is not an ONNX model"))?;
+        let graph = proto.graph.into_option().unwrap_or_default();
+        let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs = graph
+            .input
+            .iter()
+            .filter(|vi| !initializers.contains(&vi.name.as_str()))
+            .cloned()
+            .collect();
+        Ok(HalfIo {
+            inputs,
+            outputs: graph.output,
+        })
+    }
+
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|v| v.name.clone()).collect()
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|v| v.name.clone()).collect()
+    }
 }
 
 /// Record each cut's served model in the table.

@@ -7,10 +7,10 @@
 
 use super::kserve::{ModelMetadata, ModelStats, Server};
 use super::npy;
+use super::HalfIo;
 use crate::emit::selection::{CutEntry, SelectionTable};
 use crate::verify::{Runtime, Verifier};
 use anyhow::{anyhow, bail, Context, Result};
-use onnx_protobuf::{Message, ModelProto};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -96,7 +96,10 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             bail!("--input {name} is given twice");
         }
     }
-    check_inputs(dir, cut, &values)?;
+    // Each half's declared inputs and outputs, read once.
+    let read = |file: &Option<String>| file.as_ref().map(|f| HalfIo::read(&dir.join(f)));
+    let (head_io, tail_io) = (read(&cut.head).transpose()?, read(&cut.tail).transpose()?);
+    check_inputs(cut, head_io.as_ref(), tail_io.as_ref(), &values)?;
 
     let mut head = match &cut.head {
         Some(file) => {
@@ -109,8 +112,8 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         }
         None => None,
     };
-    let tail = match &cut.tail {
-        Some(file) => Some(Tail::connect(cut, &dir.join(file), opts)?),
+    let tail = match &tail_io {
+        Some(io) => Some(Tail::connect(cut, io, opts)?),
         None => None,
     };
     let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
@@ -165,9 +168,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             .map(|(_, t)| t.as_bytes().len() as u64)
             .sum();
         outputs = model_outputs(&table.model.outputs, received, head_out, &boundary);
-        if timed {
-            runs.push((head_ms, Some(request_ms), server_ms));
-        }
+        runs.push((head_ms, Some(request_ms), server_ms));
     }
 
     let measured = {
@@ -247,23 +248,22 @@ fn choose<'a>(table: &'a SelectionTable, choice: &CutChoice) -> Result<&'a CutEn
 }
 
 /// Every input the first half reads is given, and nothing else.
-fn check_inputs(dir: &Path, cut: &CutEntry, values: &HashMap<String, Tensor>) -> Result<()> {
-    let mut needed: Vec<String> = vec![];
-    let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
-    if let Some(head) = &cut.head {
-        needed.extend(graph_inputs(&dir.join(head))?);
-    }
-    if let Some(tail) = &cut.tail {
-        let computed_by_head = |n: &String| cut.head.is_some() && boundary.contains(&n.as_str());
-        let tail_inputs = graph_inputs(&dir.join(tail))?;
+fn check_inputs(
+    cut: &CutEntry,
+    head: Option<&HalfIo>,
+    tail: Option<&HalfIo>,
+    values: &HashMap<String, Tensor>,
+) -> Result<()> {
+    let mut needed: Vec<String> = head.map(HalfIo::input_names).unwrap_or_default();
+    if let Some(tail) = tail {
+        let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
         // A boundary tensor is a graph input the tail reads directly when the head does not
         // output it; all-cloud's boundary is every input.
-        let head_outputs = match &cut.head {
-            Some(h) => graph_outputs(&dir.join(h))?,
-            None => vec![],
-        };
-        for n in tail_inputs {
-            if !(needed.contains(&n) || computed_by_head(&n) && head_outputs.contains(&n)) {
+        let head_outputs = head.map(HalfIo::output_names).unwrap_or_default();
+        let computed_by_head =
+            |n: &String| boundary.contains(&n.as_str()) && head_outputs.contains(n);
+        for n in tail.input_names() {
+            if !(needed.contains(&n) || computed_by_head(&n)) {
                 needed.push(n);
             }
         }
@@ -286,31 +286,6 @@ fn check_inputs(dir: &Path, cut: &CutEntry, values: &HashMap<String, Tensor>) ->
     Ok(())
 }
 
-fn read_graph(path: &Path) -> Result<onnx_protobuf::GraphProto> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let proto = ModelProto::parse_from_bytes(&bytes)
-        .with_context(|| format!("{} is not an ONNX model", path.display()))?;
-    Ok(proto.graph.into_option().unwrap_or_default())
-}
-
-fn graph_inputs(path: &Path) -> Result<Vec<String>> {
-    let g = read_graph(path)?;
-    let inits: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-    Ok(g.input
-        .iter()
-        .filter(|i| !inits.contains(&i.name.as_str()))
-        .map(|i| i.name.clone())
-        .collect())
-}
-
-fn graph_outputs(path: &Path) -> Result<Vec<String>> {
-    Ok(read_graph(path)?
-        .output
-        .iter()
-        .map(|o| o.name.clone())
-        .collect())
-}
-
 /// The served tail: its server, name, and what the server says it takes and gives.
 struct Tail {
     server: Server,
@@ -320,7 +295,7 @@ struct Tail {
 }
 
 impl Tail {
-    fn connect(cut: &CutEntry, tail: &Path, opts: &RunOptions) -> Result<Tail> {
+    fn connect(cut: &CutEntry, tail: &HalfIo, opts: &RunOptions) -> Result<Tail> {
         let url = opts.server.as_deref().with_context(|| {
             format!(
                 "cut {} runs its tail on a server: give it with --server URL",
@@ -339,10 +314,11 @@ impl Tail {
         let outputs: Vec<String> = metadata.outputs.iter().map(|o| o.name.clone()).collect();
         // The served model is this tail: it takes the tail's inputs and gives its outputs.
         let mut takes: Vec<String> = metadata.inputs.iter().map(|i| i.name.clone()).collect();
-        let mut wants = graph_inputs(tail)?;
+        let mut wants = tail.input_names();
         takes.sort();
         wants.sort();
-        let missing: Vec<String> = graph_outputs(tail)?
+        let missing: Vec<String> = tail
+            .output_names()
             .into_iter()
             .filter(|o| !outputs.contains(o))
             .collect();

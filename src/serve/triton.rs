@@ -13,7 +13,6 @@ use crate::emit::selection::SelectionTable;
 use crate::emit::Staging;
 use crate::tensor::Dim;
 use anyhow::{bail, Context, Result};
-use onnx_protobuf::{Message, ModelProto};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -92,10 +91,7 @@ impl TritonModel {
     /// Describe the tail ONNX file at `tail` as the Triton model `name`.
     pub fn of_tail(tail: &Path, name: &str, opts: &TritonOptions) -> Result<TritonModel> {
         let shown = tail.display();
-        let bytes = std::fs::read(tail).with_context(|| format!("cannot read {shown}"))?;
-        let proto = ModelProto::parse_from_bytes(&bytes)
-            .with_context(|| format!("{shown} is not an ONNX model"))?;
-        let graph = proto.graph.as_ref().cloned().unwrap_or_default();
+        let io = super::HalfIo::read(tail)?;
         let describe =
             |vi: &onnx_protobuf::ValueInfoProto| -> Result<(String, WireType, Vec<Dim>)> {
                 let info = crate::shapes::info_from_type(&vi.type_);
@@ -112,15 +108,9 @@ impl TritonModel {
                 })?;
                 Ok((vi.name.clone(), wire, dims))
             };
-        let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let inputs = graph
-            .input
-            .iter()
-            .filter(|vi| !initializers.contains(&vi.name.as_str()))
-            .map(describe)
-            .collect::<Result<Vec<_>>>()?;
-        let outputs = graph
-            .output
+        let inputs = io.inputs.iter().map(describe).collect::<Result<Vec<_>>>()?;
+        let outputs = io
+            .outputs
             .iter()
             .map(describe)
             .collect::<Result<Vec<_>>>()?;
@@ -240,6 +230,22 @@ fn quoted(s: &str) -> String {
 pub struct TailFile {
     pub cut_id: String,
     pub path: PathBuf,
+}
+
+impl TailFile {
+    /// The tails of the table's cuts, each file found where `path_of` says.
+    pub fn of_table(table: &SelectionTable, path_of: impl Fn(&str) -> PathBuf) -> Vec<TailFile> {
+        table
+            .cuts
+            .iter()
+            .filter_map(|c| {
+                c.tail.as_ref().map(|t| TailFile {
+                    cut_id: c.id.clone(),
+                    path: path_of(t),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Write a Triton model for each tail into `staging`, under `prefix` (`triton/` inside an
