@@ -270,6 +270,41 @@ fn nsplit_ok(args: &[&str]) -> Output {
     o
 }
 
+/// The main job on `model` into `dir` over the buckets file, unverified, with `extra` arguments.
+fn plan_into(model: &Path, dir: &Path, buckets: Option<&Path>, extra: &[&str]) {
+    let mut args = vec![
+        model.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--no-verify",
+    ];
+    if let Some(b) = buckets {
+        args.extend(["--buckets", b.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    nsplit_ok(&args);
+}
+
+/// `nsplit package DIR --triton REPO` with `extra` arguments.
+fn package_into(dir: &Path, repo: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "package",
+        dir.to_str().unwrap(),
+        "--triton",
+        repo.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    nsplit(&args)
+}
+
+/// The run failed with exit code 1 and one line on stderr saying `what`.
+fn assert_fails_with(o: &Output, what: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(what), "expected `{what}` in: {err}");
+    assert_eq!(err.lines().count(), 1, "one error line: {err}");
+}
+
 #[test]
 fn split_requests_are_served_by_triton() {
     let Some(python) = triton_python() else {
@@ -299,26 +334,13 @@ fn split_requests_are_served_by_triton() {
         cases.push(Case::new("squeezenet", squeezenet, &[], work, 4));
     }
     for case in &cases {
-        let mut args = vec![
-            case.model.to_str().unwrap(),
-            "--out",
-            case.dir.to_str().unwrap(),
-            "--buckets",
-            buckets.to_str().unwrap(),
-            "--no-verify",
-        ];
-        if case.name == "symbolic" {
-            args.extend(["--input-shape", "pixels=1x3x16x16"]);
-        }
-        nsplit_ok(&args);
-        let mut package = vec![
-            "package",
-            case.dir.to_str().unwrap(),
-            "--triton",
-            repo.to_str().unwrap(),
-            "--triton-backend",
-            "python",
-        ];
+        let shapes: &[&str] = if case.name == "symbolic" {
+            &["--input-shape", "pixels=1x3x16x16"]
+        } else {
+            &[]
+        };
+        plan_into(&case.model, &case.dir, Some(&buckets), shapes);
+        let mut package = vec!["--triton-backend", "python"];
         if case.name == "symbolic" {
             // Batches of two, and a long wait for the second request: two concurrent requests
             // are batched for certain, and a lone one waits long enough to time out.
@@ -329,7 +351,8 @@ fn split_requests_are_served_by_triton() {
                 "6000000",
             ]);
         }
-        nsplit_ok(&package);
+        let o = package_into(&case.dir, &repo, &package);
+        assert!(o.status.success(), "{}: {}", case.name, stderr(&o));
         let ids: Vec<String> = case.table().cuts.iter().map(|c| c.id.clone()).collect();
         assert!(
             ids.iter().any(|i| i == "all-cloud") && ids.iter().any(|i| i.starts_with('h')),
@@ -470,54 +493,26 @@ fn split_requests_are_served_by_triton() {
     let out = work.join("never.npz");
     let out_arg = ["--out", out.to_str().unwrap()];
     let down = format!("http://127.0.0.1:{}", free_port());
+    let with = |more: &[&'static str]| [&out_arg[..], more].concat();
     let o = lenet.run(&down, "all-cloud", &out_arg);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains(&format!("cannot connect to the inference server at {down}")),
-        "{}",
-        stderr(&o)
+    assert_fails_with(
+        &o,
+        &format!("cannot connect to the inference server at {down}"),
     );
-    let o = lenet.run(
-        &url,
-        "all-cloud",
-        &[&out_arg[..], &["--model", "nosuch"]].concat(),
+    let o = lenet.run(&url, "all-cloud", &with(&["--model", "nosuch"]));
+    assert_fails_with(
+        &o,
+        &format!("the inference server at {url} has no model `nosuch`"),
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains(&format!(
-            "the inference server at {url} has no model `nosuch`"
-        )),
-        "{}",
-        stderr(&o)
-    );
-    let o = lenet.run(
-        &url,
-        "all-cloud",
-        &[&out_arg[..], &["--model", "tampered"]].concat(),
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("takes `input` as FP64, but this cut sends FP32"),
-        "{}",
-        stderr(&o)
-    );
+    let o = lenet.run(&url, "all-cloud", &with(&["--model", "tampered"]));
+    assert_fails_with(&o, "takes `input` as FP64, but this cut sends FP32");
     // A lone request to the batching model waits in Triton's queue for a partner: it times out.
-    let o = symbolic.run(
-        &url,
-        "all-cloud",
-        &[&out_arg[..], &["--timeout", "1"]].concat(),
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains(&format!(
-            "the inference server at {url} did not answer within 1.000 s"
-        )),
-        "{}",
-        stderr(&o)
+    let o = symbolic.run(&url, "all-cloud", &with(&["--timeout", "1"]));
+    assert_fails_with(
+        &o,
+        &format!("the inference server at {url} did not answer within 1.000 s"),
     );
     assert!(!out.exists(), "a failed run wrote {}", out.display());
-    let stderr_lines = stderr(&o).lines().count();
-    assert_eq!(stderr_lines, 1, "one error line: {}", stderr(&o));
 
     triton.stop();
     assert!(
@@ -544,24 +539,11 @@ fn onnxruntime_configs_differ_from_the_served_python_ones_only_in_the_backend() 
     let buckets =
         round_trip_free_buckets(work, &[0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e5]);
     let dir = work.join("out");
-    nsplit_ok(&[
-        "fixtures/lenet.onnx",
-        "--out",
-        dir.to_str().unwrap(),
-        "--buckets",
-        buckets.to_str().unwrap(),
-        "--no-verify",
-        "--triton",
-    ]);
+    let lenet = fixture("lenet.onnx");
+    plan_into(&lenet, &dir, Some(&buckets), &["--triton"]);
     let python_repo = work.join("python");
-    nsplit_ok(&[
-        "package",
-        dir.to_str().unwrap(),
-        "--triton",
-        python_repo.to_str().unwrap(),
-        "--triton-backend",
-        "python",
-    ]);
+    let o = package_into(&dir, &python_repo, &["--triton-backend", "python"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let ort_repo = dir.join("triton");
     let table = SelectionTable::load(&dir).unwrap();
     let mut served = 0;
@@ -588,14 +570,7 @@ fn onnxruntime_configs_differ_from_the_served_python_ones_only_in_the_backend() 
     }
     assert!(served >= 2, "{served} served tails");
     // A later run without --triton removes the repository the earlier one wrote.
-    nsplit_ok(&[
-        "fixtures/lenet.onnx",
-        "--out",
-        dir.to_str().unwrap(),
-        "--buckets",
-        buckets.to_str().unwrap(),
-        "--no-verify",
-    ]);
+    plan_into(&lenet, &dir, Some(&buckets), &[]);
     assert!(!dir.join("triton").exists());
     let table = SelectionTable::load(&dir).unwrap();
     assert!(table.cuts.iter().all(|c| c.triton_model.is_none()));
@@ -608,17 +583,12 @@ fn external_data_travels_with_the_tail() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("out");
     let buckets = round_trip_free_buckets(work.path(), &[0.01, 1.0, 10.0, 1e5]);
-    nsplit_ok(&[
-        "fixtures/lenet.onnx",
-        "--out",
-        dir.to_str().unwrap(),
-        "--buckets",
-        buckets.to_str().unwrap(),
-        "--no-verify",
-        "--external-data",
-        "always",
-        "--triton",
-    ]);
+    plan_into(
+        &fixture("lenet.onnx"),
+        &dir,
+        Some(&buckets),
+        &["--external-data", "always", "--triton"],
+    );
     let table = SelectionTable::load(&dir).unwrap();
     let cut = table.cuts.iter().find(|c| c.id == "all-cloud").unwrap();
     let tail = cut.tail.as_ref().unwrap();
@@ -637,25 +607,10 @@ fn external_data_travels_with_the_tail() {
 fn package_of_an_all_mobile_folder_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("out");
-    nsplit_ok(&[
-        "fixtures/lenet.onnx",
-        "--out",
-        dir.to_str().unwrap(),
-        "--no-verify",
-    ]);
+    plan_into(&fixture("lenet.onnx"), &dir, None, &[]);
     let repo = work.path().join("repo");
-    let o = nsplit(&[
-        "package",
-        dir.to_str().unwrap(),
-        "--triton",
-        repo.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("no cut in the selection table has a tail"),
-        "{}",
-        stderr(&o)
-    );
+    let o = package_into(&dir, &repo, &[]);
+    assert_fails_with(&o, "no cut in the selection table has a tail");
     assert!(!repo.exists(), "a refused package left {}", repo.display());
 }
 
@@ -676,24 +631,10 @@ fn package_refuses_to_replace_another_models_folder() {
         .enumerate()
     {
         let dir = work.join(format!("out{i}"));
-        nsplit_ok(&[
-            model.to_str().unwrap(),
-            "--out",
-            dir.to_str().unwrap(),
-            "--buckets",
-            buckets.to_str().unwrap(),
-            "--no-verify",
-        ]);
+        plan_into(model, &dir, Some(&buckets), &[]);
         dirs.push(dir);
     }
-    let package = |dir: &Path| {
-        nsplit(&[
-            "package",
-            dir.to_str().unwrap(),
-            "--triton",
-            repo.to_str().unwrap(),
-        ])
-    };
+    let package = |dir: &Path| package_into(dir, &repo, &[]);
     assert!(package(&dirs[0]).status.success());
     let config = repo.join("lenet-all-cloud/config.pbtxt");
     let before = std::fs::read(&config).unwrap();
@@ -702,11 +643,9 @@ fn package_refuses_to_replace_another_models_folder() {
         "the same model again replaces its own"
     );
     let o = package(&dirs[1]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("lenet-all-cloud already holds a model that nsplit did not write for"),
-        "{}",
-        stderr(&o)
+    assert_fails_with(
+        &o,
+        "lenet-all-cloud already holds a model that nsplit did not write for",
     );
     assert_eq!(std::fs::read(&config).unwrap(), before);
     let staged: Vec<_> = std::fs::read_dir(work)
