@@ -236,13 +236,16 @@ enum Command {
     ///
     /// Times each op class and kernel variant (convs: im2col, pointwise, depthwise, direct;
     /// matmul, pooling, normalisation, activations, elementwise and broadcasts, softmax, data
-    /// movement, LSTM, GRU) with tract over a grid of configurations, twice, keeping each one's
-    /// faster median. Fits a linear, a logarithmic and a hinged (cache cliff) regression of
-    /// latency on FLOPs and bytes per class or variant and keeps the best by cross-validation.
-    /// Then measures the per-run overhead and, on a small calibration CNN timed in place, how
-    /// much slower each class runs inside a network than alone. Writes the profile
-    /// (docs/profiles.md), labelled "measured" with this machine's description. Power is not
-    /// measured: a mobile profile records the --power-w assumption. About a minute on 2 cores.
+    /// movement, LSTM, GRU) with tract over a grid of configurations, in six short passes,
+    /// keeping each one's fastest median (a shared machine's speed changes from second to
+    /// second). Fits a linear, a logarithmic and a hinged (cache cliff) regression of latency on
+    /// FLOPs and bytes per class or variant and keeps the simplest within one standard error of
+    /// the best by cross-validation. Then measures the per-run overhead and, on a small
+    /// calibration CNN timed in place, how much slower each class runs inside a network than
+    /// alone. Writes the profile (docs/profiles.md), labelled "measured" with this machine's
+    /// description and its rerun spread; warns when the machine was too noisy to trust (spread
+    /// over 10%). Power is not measured: a mobile profile records the --power-w assumption.
+    /// About a minute and a half on 2 cores.
     #[command(after_long_help = PROFILE_EXAMPLES)]
     Profile {
         /// Where to write the profile JSON.
@@ -581,10 +584,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             profile.write(&out)?;
             eprintln!(
-                "wrote {} ({} regressions)",
+                "wrote {} ({} regressions{})",
                 out.display(),
-                profile.regressions.len()
+                profile.regressions.len(),
+                profile.spread.map_or(String::new(), |s| format!(
+                    ", rerun spread {:.1}%",
+                    100.0 * s
+                ))
             );
+            if let Some(warning) = nsplit::cost::profiler::noise_warning(&profile) {
+                eprintln!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

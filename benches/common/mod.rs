@@ -40,3 +40,34 @@ pub fn python(root: &Path) -> String {
         }
     })
 }
+
+/// Replace the part of the Markdown file `path` between `<!-- NAME:begin -->` and
+/// `<!-- NAME:end -->` with `content` (appending both markers and it when absent), so that two
+/// benchmarks can each regenerate their own part of one document.
+pub fn replace_section(path: &Path, name: &str, content: &str) {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{begin}\n{}\n{end}", content.trim_end());
+    let new = match (doc.find(&begin), doc.find(&end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &doc[..b], &doc[e + end.len()..]),
+        _ => format!("{}\n\n{block}\n", doc.trim_end()),
+    };
+    std::fs::write(path, new).unwrap();
+}
+
+/// The part of the Markdown file `path` between the markers [`replace_section`] writes, with
+/// them; empty when absent.
+pub fn section(path: &Path, name: &str) -> String {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    match (doc.find(&begin), doc.find(&end)) {
+        (Some(b), Some(e)) if b < e => doc[b..e + end.len()].to_string(),
+        _ => String::new(),
+    }
+}

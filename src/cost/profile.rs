@@ -126,6 +126,11 @@ pub struct Regression {
     /// falls out of cache there and every further megabyte costs more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hinge: Option<Hinge>,
+    /// How far apart the profiler's passes timed the same samples: the median over samples of
+    /// |pass 1 - pass 2| / the faster. What a rerun of the profile may move a prediction by;
+    /// absent in profiles taken in one pass or not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
 }
 
 /// latency += `slope` x max(0, `variable` - `at`).
@@ -211,6 +216,12 @@ pub struct DeviceProfile {
     /// rest: a node's prediction is multiplied by its class's. 1 when absent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub context_factors: BTreeMap<String, f64>,
+    /// A measured profile's own uncertainty: how much its predictions may move from one
+    /// profiling run to the next on this machine (the median of its samples' pass-to-pass
+    /// spread). The planner calls two cuts a tie when they are predicted closer than this.
+    /// Absent in profiles that were not measured by passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
 }
 
 fn is_zero(v: &f64) -> bool {

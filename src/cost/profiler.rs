@@ -57,14 +57,16 @@ pub fn profile(
     mut progress: impl FnMut(usize, &str),
 ) -> Result<DeviceProfile> {
     let configs = grid(opts.quick);
-    // The full run times the grid twice, the second pass in reverse order, and keeps each
-    // configuration's faster median: a burst of load from elsewhere on a shared machine then
-    // spoils one pass's timings of a few configurations, not the profile.
-    let passes = if opts.quick { 1 } else { 2 };
+    // This machine's speed changes from one second to the next (medians of the same model a few
+    // seconds apart differ by up to 50%: docs/accuracy.md), so one long median is no property of
+    // it. The full run times the grid in four short passes, alternately forwards and backwards,
+    // and keeps each configuration's fastest median: the machine at its own speed, which any
+    // later run finds again by the same statistic.
+    let passes = if opts.quick { 1 } else { PASSES };
     let total = configs.len() * passes;
-    let (warmup, runs) = if opts.quick { (1, 3) } else { (3, 11) };
+    let (warmup, runs) = (1, 3);
     let dir = tempfile::tempdir()?;
-    let mut timed: Vec<(String, OpClass, Figures, std::path::PathBuf, f64)> = vec![];
+    let mut timed: Vec<(String, OpClass, Figures, std::path::PathBuf, Vec<f64>)> = vec![];
     for (i, c) in configs.into_iter().enumerate() {
         progress(total, &c.label);
         let path = write_model(dir.path(), &format!("{i}.onnx"), &c.model)?;
@@ -83,22 +85,33 @@ pub fn profile(
             }
         }
         let ms = time_model(&path, warmup, runs).with_context(|| format!("timing {}", c.label))?;
-        timed.push((group, c.class, work, path, ms));
+        timed.push((group, c.class, work, path, vec![ms]));
     }
-    for _ in 1..passes {
-        for (group, _, _, path, ms) in timed.iter_mut().rev() {
+    for pass in 1..passes {
+        let order: Box<dyn Iterator<Item = &mut _>> = if pass % 2 == 1 {
+            Box::new(timed.iter_mut().rev())
+        } else {
+            Box::new(timed.iter_mut())
+        };
+        for (group, _, _, path, ms) in order {
             progress(total, group);
-            *ms =
-                ms.min(time_model(path, warmup, runs).with_context(|| format!("timing {group}"))?);
+            ms.push(time_model(path, warmup, runs).with_context(|| format!("timing {group}"))?);
         }
     }
     let mut samples: BTreeMap<String, (OpClass, Vec<Timing>)> = BTreeMap::new();
+    let mut group_spreads: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (group, class, work, _, ms) in timed {
+        if let Some(s) = rerun_spread(&ms) {
+            group_spreads.entry(group.clone()).or_default().push(s);
+        }
         samples
             .entry(group)
             .or_insert((class, vec![]))
             .1
-            .push(Timing { work, ms });
+            .push(Timing {
+                work,
+                ms: ms.iter().copied().fold(f64::INFINITY, f64::min),
+            });
     }
     // A run's own overhead: two one-node runs less a two-node run. Taken out of every sample,
     // so the fits are per-node costs, and added back once per model run.
@@ -122,7 +135,8 @@ pub fn profile(
                 y: t.ms,
             })
             .collect();
-        if let Some(r) = fit_best(&vars, &pts) {
+        if let Some(mut r) = fit_best(&vars, &pts) {
+            r.spread = group_spreads.get(group).map(|v| median(v.clone()));
             regressions.insert(group.clone(), r);
         }
     }
@@ -145,11 +159,12 @@ pub fn profile(
         power_w,
         run_overhead_ms,
         context_factors: BTreeMap::new(),
+        spread: (passes > 1).then(|| median(group_spreads.into_values().flatten().collect())),
     };
     progress(total, "calibration network");
     profile.context_factors = context_factors(&profile, dir.path(), passes, runs)?;
     profile.provenance.source = format!(
-        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the faster of {} pass{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
+        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the fastest of {} pass{}{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
         env!("CARGO_PKG_VERSION"),
         if opts.quick { " --quick" } else { "" },
         machine_description(),
@@ -158,6 +173,9 @@ pub fn profile(
         runs,
         passes,
         if passes == 1 { "" } else { "es" },
+        profile
+            .spread
+            .map_or(String::new(), |s| format!(", rerun spread {:.1}%", 100.0 * s)),
         run_overhead_ms,
         profile.context_factors_text(),
         if opts.role == Role::Mobile {
@@ -282,6 +300,47 @@ fn time_model(path: &std::path::Path, warmup: usize, runs: usize) -> Result<f64>
         .collect::<TractResult<_>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// A profile whose rerun spread is above this was taken on a machine too noisy to trust.
+pub const NOISY_SPREAD: f64 = 0.10;
+
+/// What to tell the user when `p` was measured on a machine too noisy to trust.
+pub fn noise_warning(p: &DeviceProfile) -> Option<String> {
+    let spread = p.spread.filter(|&s| s > NOISY_SPREAD)?;
+    Some(format!(
+        "the machine was noisy while profiling: half the passes against the other half, samples moved by {:.0}% (median; trusted up to {:.0}%), so predictions may move as much from one profile to the next. Profile again with nothing else running, and keep the profile with the lowest spread.",
+        100.0 * spread,
+        100.0 * NOISY_SPREAD
+    ))
+}
+
+/// Passes over the grid in a full profile.
+const PASSES: usize = 6;
+
+/// How far a rerun of the profile would move a sample: the two halves of its passes (odd and
+/// even) each give the fastest median, as a profile of half the passes would, and the spread is
+/// their difference over the faster. `None` with a single pass.
+fn rerun_spread(medians: &[f64]) -> Option<f64> {
+    let fastest = |parity: usize| {
+        medians
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (a, b) = (fastest(0), fastest(1));
+    b.is_finite().then(|| (a - b).abs() / a.min(b).max(1e-9))
+}
+
+/// The median of `v` (0 when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn machine_description() -> String {

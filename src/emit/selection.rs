@@ -28,6 +28,9 @@ pub struct SelectionTable {
     pub cloud_load: f64,
     /// `chain_scan` or `min_cut`.
     pub method: Method,
+    /// Cuts predicted closer than this fraction are near ties (a bucket's `margin.near_tie`):
+    /// the profiles' own run-to-run spread, at least 0.1.
+    pub tie_within: f64,
     pub profiles: ProfilesUsed,
     pub cuts: Vec<CutEntry>,
     pub buckets: Vec<BucketEntry>,
@@ -177,6 +180,20 @@ pub struct BucketEntry {
     pub speedup_vs_all_mobile: f64,
     /// 1 - chosen mJ / all-cloud mJ.
     pub energy_saving_vs_all_cloud: Option<f64>,
+    /// The next-best cut of this table on this network; null with a single cut.
+    pub margin: Option<BucketMargin>,
+}
+
+/// How close the table's next-best cut comes on one network: an app choosing near a tie can
+/// prefer the cut that is cheaper to get wrong.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BucketMargin {
+    /// Id of the runner-up cut.
+    pub runner_up: String,
+    /// Its predicted objective over the choice's, less 1 (0.05: 5% worse).
+    pub relative: f64,
+    /// `relative` is below the table's `tie_within`: the two may measure in either order.
+    pub near_tie: bool,
 }
 
 /// Where the best cut changes, as the uplink bandwidth varies over a range.
@@ -298,6 +315,11 @@ impl SelectionTable {
                         .as_ref()
                         .filter(|c| c.mobile_mj > 0.0)
                         .map(|c| round6(1.0 - p.mobile_mj / c.mobile_mj)),
+                    margin: b.margin.as_ref().map(|m| BucketMargin {
+                        runner_up: ids[m.runner_up].clone(),
+                        relative: round6(m.relative),
+                        near_tie: m.relative < plan.tie_within,
+                    }),
                 }
             })
             .collect();
@@ -336,6 +358,7 @@ impl SelectionTable {
             objective: t.objective,
             cloud_load: t.cloud_load,
             method: plan.method,
+            tie_within: round6(plan.tie_within),
             profiles: ProfilesUsed {
                 mobile: t.profiles.mobile.name.clone(),
                 mobile_provenance: provenance(&t.profiles.mobile).into(),
@@ -442,17 +465,17 @@ impl SelectionTable {
         let _ = writeln!(out, "## Per network\n");
         let _ = writeln!(
             out,
-            "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | vs all-cloud | vs all-mobile | energy vs all-cloud |"
+            "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | vs all-cloud | vs all-mobile | energy vs all-cloud | next best |"
         );
         let _ = writeln!(
             out,
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for b in &self.buckets {
             let p = &b.predicted;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 b.network.name,
                 b.network.uplink_mbps,
                 b.network.rtt_ms,
@@ -467,8 +490,19 @@ impl SelectionTable {
                 fig(b.speedup_vs_all_mobile) + "x",
                 b.energy_saving_vs_all_cloud
                     .map_or("n/a".into(), |s| format!("{:+.1}%", -100.0 * s)),
+                b.margin.as_ref().map_or("—".into(), |m| format!(
+                    "`{}` {:+.1}%{}",
+                    m.runner_up,
+                    100.0 * m.relative,
+                    if m.near_tie { " (near tie)" } else { "" }
+                )),
             );
         }
+        let _ = writeln!(
+            out,
+            "\nNext best: this table's runner-up cut on that network and how much worse it is predicted; below {:.0}% (the profiles' run-to-run spread, at least 10%) it is a near tie, and the two may measure in either order.",
+            100.0 * self.tie_within
+        );
         let bp = &self.breakpoints;
         let _ = writeln!(
             out,

@@ -68,7 +68,24 @@ pub struct BucketChoice {
     /// `None` when the graph inputs' size is unknown.
     pub all_cloud: Option<Prediction>,
     pub all_mobile: Prediction,
+    /// How much better the choice is predicted to be than the plan's next-best cut on this
+    /// network; `None` with a single cut, or when the choice costs nothing.
+    pub margin: Option<Margin>,
 }
+
+/// The next-best of the plan's other cuts on one network, and how far behind it is predicted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Margin {
+    /// Index into [`Plan::cuts`].
+    pub runner_up: usize,
+    /// The runner-up's objective over the choice's, less 1 (0.05: predicted 5% worse).
+    pub relative: f64,
+}
+
+/// Predictions closer than this are a tie whatever a profile's repeatability: whole-model
+/// predictions are held to 10% of measured runs (docs/accuracy.md), so two cuts predicted
+/// nearer than that may measure in either order.
+pub const TIE_FLOOR: f64 = 0.10;
 
 /// One piece of the breakpoint table: `cut` is best for uplinks in [from_mbps, to_mbps].
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +110,9 @@ pub struct Plan {
     /// Nodes without a prediction (counted as free).
     pub unpredicted: Vec<String>,
     pub costs: NodeCosts,
+    /// Margins below this are near ties: the larger of the profiles' own run-to-run spread
+    /// (those the objective reads) and [`TIE_FLOOR`].
+    pub tie_within: f64,
 }
 
 /// The best head set of `inst` at `x`.
@@ -194,12 +214,17 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     let mut buckets = vec![];
     for (bucket, &h) in opts.buckets.iter().zip(&bucket_heads) {
         let cut = rank[h];
+        let predicted = predict(&cuts[cut], bucket).expect("a chosen cut sends known sizes");
+        let margin = runner_up(&cuts, cut, &predicted, opts.objective, |c| {
+            predict(c, bucket)
+        });
         buckets.push(BucketChoice {
             bucket: bucket.clone(),
             cut,
-            predicted: predict(&cuts[cut], bucket).expect("a chosen cut sends known sizes"),
+            predicted,
             all_cloud: predict(&all_cloud, bucket),
             all_mobile: predict(&all_mobile, bucket).expect("all-mobile sends nothing"),
+            margin,
         });
     }
     let mut unknown_size = items.unknown_size;
@@ -221,5 +246,39 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         unpredicted: costs.unpredicted.clone(),
         cuts,
         costs,
+        tie_within: tie_within(profiles, opts.objective),
     })
+}
+
+/// The best of `cuts` other than `chosen` on one network, by the objective, and how far behind
+/// the choice it is.
+fn runner_up(
+    cuts: &[Cut],
+    chosen: usize,
+    predicted: &Prediction,
+    objective: Objective,
+    predict: impl Fn(&Cut) -> Option<Prediction>,
+) -> Option<Margin> {
+    let best = predicted.objective(objective);
+    if best <= 0.0 {
+        return None;
+    }
+    (0..cuts.len())
+        .filter(|&k| k != chosen)
+        .filter_map(|k| Some((k, predict(&cuts[k])?.objective(objective))))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(runner_up, value)| Margin {
+            runner_up,
+            relative: value / best - 1.0,
+        })
+}
+
+/// The margin below which two cuts are a tie: the run-to-run spread of the profiles the
+/// objective reads (the phone's for energy, both for latency), never below [`TIE_FLOOR`].
+fn tie_within(profiles: &Profiles, objective: Objective) -> f64 {
+    let mut spread = profiles.mobile.spread.unwrap_or(0.0);
+    if objective == Objective::Latency {
+        spread = spread.max(profiles.cloud.spread.unwrap_or(0.0));
+    }
+    spread.max(TIE_FLOOR)
 }

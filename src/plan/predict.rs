@@ -107,6 +107,14 @@ pub fn side_work(graph: &ModelGraph, costs: &NodeCosts, cut: &Cut, cloud_load: f
 }
 
 impl Prediction {
+    /// The figure `objective` minimises: total ms or phone mJ.
+    pub fn objective(&self, objective: super::Objective) -> f64 {
+        match objective {
+            super::Objective::Latency => self.total_ms,
+            super::Objective::Energy => self.mobile_mj,
+        }
+    }
+
     /// The figures to 6 significant digits, as the selection table writes them.
     pub fn rounded(&self) -> Prediction {
         let r = crate::emit::selection::round6;
