@@ -320,6 +320,38 @@ mod tests {
     }
 
     #[test]
+    fn a_complex_form_must_beat_the_line_by_more_than_the_noise() {
+        // A line with a faint bend, measured with a few percent of noise: the hinge scores a
+        // little lower on held-out samples, but within one standard error, so the line is kept.
+        let samples: Vec<Sample> = (1..=16)
+            .map(|i| {
+                let mb = i as f64 * 4.0;
+                let noise = 1.0 + 0.04 * ((i * 7 % 5) as f64 - 2.0) / 2.0;
+                Sample {
+                    x: vec![mb],
+                    y: (0.1 + 0.01 * mb + 0.003 * (mb - 40.0).max(0.0)) * noise,
+                }
+            })
+            .collect();
+        let vars = [Variable::MbRead];
+        let line = cross_validate(&|s| fit(Form::Linear, &vars, s), &samples).unwrap();
+        let others = [
+            cross_validate(&|s| fit(Form::Log, &vars, s), &samples).unwrap(),
+            cross_validate(&|s| fit_hinged(&vars, s), &samples).unwrap(),
+        ];
+        let best = others
+            .iter()
+            .min_by(|a, b| a.mean.total_cmp(&b.mean))
+            .unwrap();
+        assert!(
+            best.mean < line.mean && line.mean <= best.mean + best.standard_error,
+            "the data should make another form score lower, within one standard error: line {line:?}, others {others:?}"
+        );
+        let r = fit_best(&vars, &samples).unwrap();
+        assert_eq!((r.form, r.hinge), (Form::Linear, None), "{r:?}");
+    }
+
+    #[test]
     fn recovers_a_known_hinge() {
         // 0.1 + 0.01 x MB, and 0.04 more per MB past 20 MB (a cache cliff).
         let samples: Vec<Sample> = [

@@ -1077,6 +1077,15 @@ mod tests {
     }
 
     /// The regression key the cost rules give the one node of `c`.
+    #[test]
+    fn rerun_spread_compares_the_fastest_of_odd_and_even_passes() {
+        assert_eq!(rerun_spread(&[1.0]), None);
+        // Odd passes' fastest 1.0, even passes' fastest 1.1: a rerun of half the passes moves
+        // the sample by 10%, whatever the slow passes took.
+        let s = rerun_spread(&[1.0, 1.5, 2.0, 1.1, 1.0, 3.0]).unwrap();
+        assert!((s - 0.1).abs() < 1e-12, "{s}");
+    }
+
     fn key(c: Config) -> String {
         let a = analyse(&c.model);
         let (n, _) = a.graph.ops().next().unwrap();
