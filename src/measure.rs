@@ -32,6 +32,16 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// Keep the faster of this and `again` (another timing of the same model), per run and per
+    /// node: repeated, the fastest of short medians, which a slowed-down machine cannot bias.
+    pub fn keep_faster(&mut self, again: Measured) {
+        self.total_ms = self.total_ms.min(again.total_ms);
+        for (n, ms) in &mut self.per_node_ms {
+            *ms = ms.min(again.per_node_ms.get(n).copied().unwrap_or(*ms));
+        }
+        self.unattributed_ms = self.unattributed_ms.min(again.unattributed_ms);
+    }
+
     /// Every op node's fusion group, as the node the group was timed under. tract fuses ops and
     /// the fused kernel carries one ONNX node's name, so a node measured at zero was absorbed:
     /// an epilogue by the cost model's fusion rule joins the first timed node up its data inputs

@@ -317,6 +317,79 @@ fn main_job_writes_verified_pairs_and_select_reads_them() {
     let o = nsplit(&["select", out.to_str().unwrap(), "--bandwidth", "-1"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--bandwidth"));
+
+    // A table written before margins (no tie_within, no margin) still reads.
+    let mut old = sel.clone();
+    old.as_object_mut().unwrap().remove("tie_within");
+    for b in old["buckets"].as_array_mut().unwrap() {
+        b.as_object_mut().unwrap().remove("margin");
+    }
+    std::fs::write(out.join("selection.json"), old.to_string()).unwrap();
+    let o = nsplit(&["select", out.to_str().unwrap(), "--bandwidth", "10"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Every golden table's margins say what they claim: the runner-up is another listed cut, the
+/// choice is the best of the listed cuts on its network (relative >= 0), and near_tie is exactly
+/// relative < tie_within; a table of one cut has no margins.
+#[test]
+fn margins_name_the_next_best_cut_and_flag_ties() {
+    let mut seen_tie = false;
+    for entry in std::fs::read_dir(root().join("golden/selection")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let sel = read_json(&path);
+        let tie_within = sel["tie_within"].as_f64().unwrap();
+        assert!(tie_within >= 0.1, "{}", path.display());
+        let ids: Vec<&str> = sel["cuts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        for b in sel["buckets"].as_array().unwrap() {
+            let m = &b["margin"];
+            if ids.len() == 1 {
+                assert!(m.is_null(), "{}: {b}", path.display());
+                continue;
+            }
+            if m.is_null() {
+                // Only a choice predicted to cost nothing has no margin.
+                let objective = if sel["objective"] == "energy" {
+                    "mobile_mj"
+                } else {
+                    "total_ms"
+                };
+                assert_eq!(b["predicted"][objective], 0.0, "{}: {b}", path.display());
+                continue;
+            }
+            let runner_up = m["runner_up"].as_str().unwrap();
+            assert!(
+                ids.contains(&runner_up) && runner_up != b["cut"],
+                "{}: {b}",
+                path.display()
+            );
+            let relative = m["relative"].as_f64().unwrap();
+            assert!(
+                relative >= -1e-6,
+                "{}: the choice is not the best listed cut: {b}",
+                path.display()
+            );
+            assert_eq!(
+                m["near_tie"],
+                relative < tie_within,
+                "{}: {b}",
+                path.display()
+            );
+            seen_tie |= relative < tie_within;
+        }
+    }
+    assert!(
+        seen_tie,
+        "no golden table has a near tie: the check above saw only one branch"
+    );
 }
 
 /// A model tract cannot run still gets its split, marked unverified with the reason.

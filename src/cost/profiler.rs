@@ -52,9 +52,17 @@ struct Config {
 
 /// Measure, fit and return the profile. `progress` is told the number of configurations and
 /// each one done.
-pub fn profile(
+pub fn profile(opts: &ProfileOptions, progress: impl FnMut(usize, &str)) -> Result<DeviceProfile> {
+    profile_with(opts, progress, |_| Ok(()))
+}
+
+/// [`profile`], calling `between(pass)` after each pass over the grid: a benchmark times its
+/// own models there, so that they and the grid see the same states of the machine (which
+/// change over minutes as well as seconds: docs/accuracy.md).
+pub fn profile_with(
     opts: &ProfileOptions,
     mut progress: impl FnMut(usize, &str),
+    mut between: impl FnMut(usize) -> Result<()>,
 ) -> Result<DeviceProfile> {
     let configs = grid(opts.quick);
     // This machine's speed changes from one second to the next (medians of the same model a few
@@ -87,6 +95,11 @@ pub fn profile(
         let ms = time_model(&path, warmup, runs).with_context(|| format!("timing {}", c.label))?;
         timed.push((group, c.class, work, path, vec![ms]));
     }
+    // The calibration network, timed three times after each pass over the grid (it runs in
+    // milliseconds; each node keeps its fastest median).
+    let mut calibration = Calibration::new(dir.path())?;
+    calibration.time(3, runs)?;
+    between(0)?;
     for pass in 1..passes {
         let order: Box<dyn Iterator<Item = &mut _>> = if pass % 2 == 1 {
             Box::new(timed.iter_mut().rev())
@@ -97,6 +110,8 @@ pub fn profile(
             progress(total, group);
             ms.push(time_model(path, warmup, runs).with_context(|| format!("timing {group}"))?);
         }
+        calibration.time(3, runs)?;
+        between(pass)?;
     }
     let mut samples: BTreeMap<String, (OpClass, Vec<Timing>)> = BTreeMap::new();
     let mut group_spreads: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -162,7 +177,7 @@ pub fn profile(
         spread: (passes > 1).then(|| median(group_spreads.into_values().flatten().collect())),
     };
     progress(total, "calibration network");
-    profile.context_factors = context_factors(&profile, dir.path(), passes, runs)?;
+    profile.context_factors = context_factors(&profile, &calibration)?;
     profile.provenance.source = format!(
         "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the fastest of {} pass{}{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
         env!("CARGO_PKG_VERSION"),
@@ -818,36 +833,25 @@ fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
 
 /// Ops run slower inside a network than alone (each finds the caches full of the previous ones'
 /// data, much of it dirty), and memory-bound ops more than compute-bound ones. Per op class: the
-/// time its fusion groups take in a small CNN of the profiled families (timed in place, each
-/// node's fastest median over 3 x `passes` runs of the whole network; a group counts for the
-/// class of its heaviest predicted member) over the sum of their predictions. Only groups
+/// time its fusion groups take in a small CNN of the profiled families (timed in place by
+/// [`Calibration`]; a group counts for the class of its heaviest predicted member) over the sum of their predictions. Only groups
 /// predicted at 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a
 /// `Concat`), and only classes whose groups agree within 25%; `default` is the whole network's
 /// ratio. Clamped to [0.5, 3].
 fn context_factors(
     fitted: &DeviceProfile,
-    dir: &std::path::Path,
-    passes: usize,
-    runs: usize,
+    calibration: &Calibration,
 ) -> Result<BTreeMap<String, f64>> {
-    let path = write_model(dir, "calibration.onnx", &calibration_net())?;
-    let a = Analysis::run(&path, &InputShapes::default())
-        .context("analysing the calibration network")?;
-    // The network runs in milliseconds, so it gets more passes than the grid: each node's
-    // fastest median over them.
-    let mut measured =
-        crate::measure::measure(&a, runs).context("timing the calibration network")?;
-    for _ in 1..passes * 3 {
-        let again = crate::measure::measure(&a, runs).context("timing the calibration network")?;
-        for (n, ms) in &mut measured.per_node_ms {
-            *ms = ms.min(again.per_node_ms.get(n).copied().unwrap_or(*ms));
-        }
-    }
+    let a = &calibration.analysis;
+    let measured = calibration
+        .measured
+        .as_ref()
+        .context("the calibration network was not timed")?;
     // Per fusion group (tract times a fused chain as one kernel): its time, its predicted time,
     // and the class of its heaviest predicted member, which the group calibrates.
     let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
     let mut groups: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
-    for (n, owner) in measured.fusion_owners(&a) {
+    for (n, owner) in measured.fusion_owners(a) {
         groups.entry(owner).or_default().push(n);
     }
     // (time, predicted time, lowest and highest ratio of a group of 0.05 ms or more) per class.
@@ -885,6 +889,40 @@ fn context_factors(
         .into_iter()
         .map(|(class, f)| (class, f.clamp(0.5, 3.0)))
         .collect())
+}
+
+/// The calibration network and its per-node times so far: timed a few times after each pass
+/// over the grid (not all at the end), so that it sees the same states of the machine as the
+/// grid, and each node keeps its fastest median. Timed all at once at the end, a slow minute
+/// there moved every context factor by 20% between two profiles (docs/accuracy.md).
+struct Calibration {
+    analysis: Analysis,
+    measured: Option<crate::measure::Measured>,
+}
+
+impl Calibration {
+    fn new(dir: &std::path::Path) -> Result<Calibration> {
+        let path = write_model(dir, "calibration.onnx", &calibration_net())?;
+        let analysis = Analysis::run(&path, &InputShapes::default())
+            .context("analysing the calibration network")?;
+        Ok(Calibration {
+            analysis,
+            measured: None,
+        })
+    }
+
+    /// Time the network `times` times (each the median of `runs`), keeping each node's fastest.
+    fn time(&mut self, times: usize, runs: usize) -> Result<()> {
+        for _ in 0..times {
+            let again = crate::measure::measure(&self.analysis, runs)
+                .context("timing the calibration network")?;
+            match &mut self.measured {
+                None => self.measured = Some(again),
+                Some(m) => m.keep_faster(again),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A small CNN of the profiled families (convs 3x3 and 1x1 with BatchNormalization and Relu,

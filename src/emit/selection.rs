@@ -29,7 +29,8 @@ pub struct SelectionTable {
     /// `chain_scan` or `min_cut`.
     pub method: Method,
     /// Cuts predicted closer than this fraction are near ties (a bucket's `margin.near_tie`):
-    /// the profiles' own run-to-run spread, at least 0.1.
+    /// the profiles' own run-to-run spread, at least 0.1 (tables written before it: 0.1).
+    #[serde(default = "tie_floor")]
     pub tie_within: f64,
     pub profiles: ProfilesUsed,
     pub cuts: Vec<CutEntry>,
@@ -180,7 +181,9 @@ pub struct BucketEntry {
     pub speedup_vs_all_mobile: f64,
     /// 1 - chosen mJ / all-cloud mJ.
     pub energy_saving_vs_all_cloud: Option<f64>,
-    /// The next-best cut of this table on this network; null with a single cut.
+    /// The next-best cut of this table on this network; null with a single cut (and absent in
+    /// tables written before it).
+    #[serde(default)]
     pub margin: Option<BucketMargin>,
 }
 
@@ -214,7 +217,10 @@ pub struct Piece {
     pub cut: String,
 }
 
-/// Round to 6 significant digits.
+fn tie_floor() -> f64 {
+    crate::plan::TIE_FLOOR
+}
+
 /// How many times faster `chosen` is than `base`; 1 where both take no time (a model of
 /// constants only), which would otherwise be 0/0.
 fn speedup(base: f64, chosen: f64) -> f64 {
@@ -224,6 +230,7 @@ fn speedup(base: f64, chosen: f64) -> f64 {
     round6(base / chosen)
 }
 
+/// Round to 6 significant digits.
 pub fn round6(v: f64) -> f64 {
     if v == 0.0 || !v.is_finite() {
         return v;
