@@ -82,10 +82,7 @@ fn cross_validate(fit: &Fitter, samples: &[Sample]) -> Option<HeldOut> {
             .partition(|(i, _)| i % 4 != fold);
         let train: Vec<Sample> = train.into_iter().map(|(_, s)| s).collect();
         let r = fit(&train)?;
-        errors.extend(
-            held.iter()
-                .map(|(_, s)| (r.predict(&s.x) - s.y).abs() / s.y.max(1e-9)),
-        );
+        errors.extend(held.iter().map(|(_, s)| relative_error(&r, s)));
     }
     let n = errors.len() as f64;
     let mean = errors.iter().sum::<f64>() / n;
@@ -256,11 +253,12 @@ pub fn mean_relative_error(r: &Regression, samples: &[Sample]) -> f64 {
     if samples.is_empty() {
         return f64::NAN;
     }
-    samples
-        .iter()
-        .map(|s| (r.predict(&s.x) - s.y).abs() / s.y.max(1e-9))
-        .sum::<f64>()
-        / samples.len() as f64
+    samples.iter().map(|s| relative_error(r, s)).sum::<f64>() / samples.len() as f64
+}
+
+/// |predicted - measured| / measured for one sample.
+fn relative_error(r: &Regression, s: &Sample) -> f64 {
+    (r.predict(&s.x) - s.y).abs() / s.y.max(1e-9)
 }
 
 #[cfg(test)]
