@@ -8,12 +8,11 @@
 //! Run it on a quiet machine: the profile and the measurements share the cores with anything
 //! else running.
 
-#[path = "common/mod.rs"]
 mod common;
 
+use nsplit::cost::measure::Measured;
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::{profile_with, ProfileOptions};
-use nsplit::measure::Measured;
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
 use petgraph::graph::NodeIndex;
@@ -75,7 +74,7 @@ fn main() {
             (0..analyses.len()).collect()
         };
         for i in order {
-            let again = nsplit::measure::measure(&analyses[i], RUNS);
+            let again = nsplit::cost::measure::measure(&analyses[i], RUNS);
             match (&mut measurements[i], again) {
                 (Some(Ok(m)), Ok(again)) => m.keep_faster(again),
                 (slot @ None, again) => *slot = Some(again),

@@ -9,7 +9,6 @@
 //! Without arguments it measures the corpus's largest light net and the generated VGG-16, where
 //! present. Each measurement runs in a fresh child process, so peak RSS is its own.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -118,7 +117,7 @@ fn child(mode: &str, model: &Path) {
         "analyse" => {
             let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
             std::hint::black_box(
-                nsplit::annotate::Annotations::of(&a, &Default::default())
+                nsplit::report::Annotations::of(&a, &Default::default())
                     .totals
                     .flops,
             );
@@ -127,7 +126,7 @@ fn child(mode: &str, model: &Path) {
             let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
             println!(
                 "0 {}",
-                nsplit::annotate::Annotations::of(&a, &Default::default())
+                nsplit::report::Annotations::of(&a, &Default::default())
                     .totals
                     .weight_bytes
             );

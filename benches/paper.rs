@@ -6,9 +6,7 @@
 //! cargo bench --bench paper
 //! ```
 
-#[path = "paper/report.rs"]
-mod report;
-
+use nsplit::report::paper as report;
 use std::path::PathBuf;
 use std::process::Command;
 

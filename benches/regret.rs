@@ -17,17 +17,17 @@
 //! ```
 //! Run it on a quiet machine.
 
-#[path = "common/mod.rs"]
 mod common;
 
-use nsplit::annotate::Profiles;
 use nsplit::cost::profile::{DeviceProfile, Role};
 use nsplit::cost::profiler::{profile, ProfileOptions};
+use nsplit::cost::Profiles;
 use nsplit::cut::{Cut, Side};
-use nsplit::emit::{write_pair, Emitter, ExternalData, Staging};
+use nsplit::emit::{write_pair, Emitter};
+use nsplit::output::{ExternalData, Staging};
 use nsplit::plan::{network, plan, BandwidthBucket, Objective, PlanOptions, Sweep};
+use nsplit::runtime::Runtime;
 use nsplit::shapes::InputShapes;
-use nsplit::verify::Runtime;
 use nsplit::Analysis;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -259,7 +259,7 @@ fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<Bucke
     }
 
     // Time them.
-    let inputs = nsplit::verify::random_inputs(&a, 0).unwrap();
+    let inputs = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
     for pass in 0..PASSES {
         let order: Vec<usize> = if pass % 2 == 0 {
             (0..candidates.len()).collect()
@@ -281,9 +281,9 @@ fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<Bucke
         }
     }
     // Per-node measured times, for the causes.
-    let measured_nodes = nsplit::measure::measure(&a, RUNS).ok().map(|mut m| {
+    let measured_nodes = nsplit::cost::measure::measure(&a, RUNS).ok().map(|mut m| {
         for _ in 1..PASSES {
-            if let Ok(again) = nsplit::measure::measure(&a, RUNS) {
+            if let Ok(again) = nsplit::cost::measure::measure(&a, RUNS) {
                 m.keep_faster(again);
             }
         }
@@ -338,10 +338,10 @@ fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<Bucke
 /// placed apart by the two cuts whose phone prediction was furthest from its measured time.
 fn cause(
     a: &Analysis,
-    costs: &nsplit::plan::NodeCosts,
+    costs: &nsplit::cost::NodeCosts,
     chosen: &Candidate,
     best: &Candidate,
-    measured: Option<&nsplit::measure::Measured>,
+    measured: Option<&nsplit::cost::measure::Measured>,
 ) -> String {
     let side = |c: &Candidate| {
         let (mut head, mut tail) = (0.0, 0.0);

@@ -22,7 +22,7 @@ mod common;
 
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::{profile, ProfileOptions};
-use nsplit::emit::selection::SelectionTable;
+use nsplit::plan::selection::SelectionTable;
 use nsplit::serve::kserve::Server;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -168,12 +168,11 @@ fn main() {
 /// `dir` and list it in its selection.json, with the planner's per-node predictions (load 1).
 fn add_mid_cut(nsplit: &str, net: &Path, dir: &Path, mobile: &Path, cloud: &Path, work: &Path) {
     use nsplit::cut::Cut;
-    use nsplit::emit::selection::{BoundaryTensor, CostLine, CutEntry, Verification};
+    use nsplit::plan::selection::{BoundaryTensor, CostLine, CutEntry, Verification};
     let profiles =
-        nsplit::annotate::Profiles::resolve(mobile.to_str().unwrap(), cloud.to_str().unwrap())
-            .unwrap();
+        nsplit::cost::Profiles::resolve(mobile.to_str().unwrap(), cloud.to_str().unwrap()).unwrap();
     let a = nsplit::Analysis::run(net, &Default::default()).unwrap();
-    let costs = nsplit::plan::NodeCosts::predict(&a, &profiles);
+    let costs = nsplit::cost::NodeCosts::predict(&a, &profiles);
     let n = a.graph.order.len();
     let (bytes, tensor) = (n / 3..=2 * n / 3)
         .filter_map(|k| {

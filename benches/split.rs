@@ -8,7 +8,6 @@
 //! Python with onnx is found at `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
 //! Each run is a fresh process (peak RSS is its own), median of 3.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -131,7 +130,7 @@ fn child(model: &Path, tensor: &str, out: &Path) {
         &[tensor.to_string()],
         out,
         &Default::default(),
-        nsplit::emit::ExternalData::Auto,
+        nsplit::output::ExternalData::Auto,
     )
     .unwrap();
     let rss = common::peak_rss();

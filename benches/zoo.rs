@@ -10,11 +10,10 @@
 //! Each measurement is a fresh process (peak RSS is its own). Python with onnx/onnxruntime is
 //! `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
 
-#[path = "common/mod.rs"]
 mod common;
 
-use nsplit::emit::selection::SelectionTable;
 use nsplit::plan::network;
+use nsplit::plan::selection::SelectionTable;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -163,7 +162,7 @@ fn child(mode: &str, model: &Path, out: &Path) {
             let buckets = std::env::var("NSPLIT_BUCKETS").unwrap();
             let opts = nsplit::job::JobOptions {
                 input_shapes: Default::default(),
-                profiles: nsplit::annotate::Profiles::resolve("jetson-tk1-cpu", "titan-x").unwrap(),
+                profiles: nsplit::cost::Profiles::resolve("jetson-tk1-cpu", "titan-x").unwrap(),
                 plan: nsplit::plan::PlanOptions {
                     objective: nsplit::plan::Objective::Latency,
                     cloud_load: 1.0,
@@ -175,8 +174,8 @@ fn child(mode: &str, model: &Path, out: &Path) {
                     },
                 },
                 verify: false,
-                verifier: nsplit::verify::Verifier::Auto,
-                external_data: nsplit::emit::ExternalData::Auto,
+                verifier: nsplit::runtime::Verifier::Auto,
+                external_data: nsplit::output::ExternalData::Auto,
                 progress: false,
                 triton: None,
             };
@@ -187,9 +186,9 @@ fn child(mode: &str, model: &Path, out: &Path) {
             let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
             let vopts = nsplit::verify::VerifyOptions {
                 verifier: if mode == "verify-tract" {
-                    nsplit::verify::Verifier::Tract
+                    nsplit::runtime::Verifier::Tract
                 } else {
-                    nsplit::verify::Verifier::Onnxruntime
+                    nsplit::runtime::Verifier::Onnxruntime
                 },
                 ..Default::default()
             };

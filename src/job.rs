@@ -7,15 +7,18 @@
 //! (`annotations.json`). Everything is staged and verified first and moved into DIR at the end,
 //! so a failed run leaves no partial output.
 
-use crate::annotate::{Annotations, Profiles};
-use crate::emit::selection::{
+use crate::cost::Profiles;
+use crate::emit::{write_pair, Emitter};
+use crate::output::{ExternalData, Staging};
+use crate::plan::selection::{
     CutFiles, SelectionTable, TableInputs, Verification, VerificationStatus,
 };
-use crate::emit::{write_pair, Emitter, ExternalData, Staging};
 use crate::plan::{plan, PlanOptions};
+use crate::report::Annotations;
+use crate::runtime::Runtime;
 use crate::serve::triton::TailFile;
 use crate::shapes::InputShapes;
-use crate::verify::{Outcome, Reference, Runtime, VerifyOptions};
+use crate::verify::{Outcome, Reference, VerifyOptions};
 use crate::Analysis;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -29,7 +32,7 @@ pub struct JobOptions {
     /// Check every pair against the original (`--no-verify` turns it off).
     pub verify: bool,
     /// The runtime that checks them (`--verifier`).
-    pub verifier: crate::verify::Verifier,
+    pub verifier: crate::runtime::Verifier,
     pub external_data: ExternalData,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
@@ -153,10 +156,10 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         crate::serve::name_models(&mut table, &names);
     }
     staging.write_text("selection.json", &table.to_json())?;
-    staging.write_text("selection.md", &table.to_markdown())?;
+    staging.write_text("selection.md", &crate::report::selection::markdown(&table))?;
     staging.write_text(
         "annotations.json",
-        &Annotations::of(&a, &opts.profiles).to_json(),
+        &Annotations::with_costs(&a, &opts.profiles, &plan.costs).to_json(),
     )?;
     staging.commit()?;
     if let Some(previous) = previous {

@@ -25,7 +25,6 @@
 //!
 //! [`Analysis::run`] runs the stages up to cost.
 
-pub mod annotate;
 pub mod cost;
 pub mod cut;
 pub mod emit;
@@ -33,9 +32,13 @@ pub mod graph;
 pub mod guard;
 pub mod job;
 pub mod load;
-pub mod measure;
+
 pub mod ops;
+pub mod output;
 pub mod plan;
+pub mod proto;
+pub mod report;
+pub mod runtime;
 pub mod serve;
 pub mod shapes;
 pub mod split;

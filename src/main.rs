@@ -1,417 +1,19 @@
-//! The `nsplit` command line: argument parsing only; the work is in the library.
+//! The `nsplit` command line: parse the flags ([`flags`]) and dispatch to the library.
 
-use anyhow::Context;
-use anyhow::Result;
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use nsplit::annotate::{Annotations, Profiles};
-use nsplit::cost::profile::Role;
+mod flags;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use flags::{Cli, Command, Format};
 use nsplit::cost::profiler::ProfileOptions;
-use nsplit::emit::{ExternalData, SelectionTable};
-use nsplit::job::{JobOptions, JobReport};
-use nsplit::plan::{network, Objective, PlanOptions, Sweep};
+use nsplit::plan::SelectionTable;
+use nsplit::report::Annotations;
 use nsplit::serve::run::{CutChoice, RunOptions};
-use nsplit::serve::triton::{TritonBackend, TritonOptions};
-use nsplit::shapes::InputShapes;
 use nsplit::split::split_at;
-use nsplit::verify::{verify, Outcome, Verifier, VerifyOptions, EXIT_UNVERIFIABLE};
+use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
 use nsplit::Analysis;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-const ANNOTATE_EXAMPLES: &str = "\
-Examples:
-  nsplit annotate fixtures/lenet.onnx
-  nsplit annotate model.onnx --input-shape images=1x3x224x224 --format json > model.json
-  nsplit annotate model.onnx --format csv > nodes.csv
-
-The JSON format is documented in docs/annotations.md.";
-
-const GUIDE: &str = "\
-Examples:
-  nsplit fixtures/lenet.onnx --out dist/
-  nsplit model.onnx --out dist/ --buckets 0.5,2,10,50 --objective energy
-  nsplit model.onnx --out dist/ --input-shape images=1x3x224x224 --mobile phone.json
-  nsplit select dist/ --bandwidth 7.5
-  nsplit annotate fixtures/lenet.onnx
-
-Output folder: one <cut>.head.onnx / <cut>.tail.onnx pair per distinct chosen cut (a side with
-no work is not written), selection.json (docs/selection.md), selection.md, annotations.json,
-and with --triton a Triton model repository of the tails in triton/ (docs/deploy.md).
-The user guide is docs/user-guide.md in the source repository.";
-
-/// Split ONNX models between a phone and a server.
-///
-/// The main job, `nsplit MODEL --out DIR`, reads the model, predicts every node's latency on the
-/// phone and on the server and its phone energy (device profiles), chooses the best cut for each
-/// network (bandwidth bucket) and the exact bandwidths where the best cut changes, writes a
-/// matched head/tail pair of ONNX files for every distinct chosen cut, checks each pair against
-/// the original (in onnxruntime where it is installed, else tract), and writes the selection
-/// table.
-///
-/// Results for programs go to files or stdout as JSON; messages for people go to stderr.
-/// Exit codes: 0 success, 1 an error in the input or the run, 2 a usage error, 3 (verify only)
-/// no runtime can run the original.
-#[derive(Parser)]
-#[command(
-    name = "nsplit",
-    version,
-    max_term_width = 100,
-    after_help = GUIDE,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    job: JobArgs,
-}
-
-/// The main job's arguments.
-#[derive(Args)]
-struct JobArgs {
-    /// The ONNX model. External data files must sit beside it.
-    #[arg(required = true)]
-    model: Option<PathBuf>,
-    /// Output folder (created if missing). Files appear only when all are written and checked;
-    /// pairs a previous run wrote there and this run did not are removed.
-    #[arg(long, value_name = "DIR", required = true)]
-    out: Option<PathBuf>,
-    /// Mobile device profile: a built-in name (jetson-tk1, jetson-tk1-cpu, x86-2core) or a profile JSON file
-    /// (docs/profiles.md).
-    #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE")]
-    mobile: String,
-    /// Server profile: a built-in name (titan-x, x86-2core) or a profile JSON file.
-    #[arg(long, default_value = "titan-x", value_name = "NAME|FILE")]
-    cloud: String,
-    /// Networks to choose a cut for: names (3g, lte, wifi), uplink bandwidths in Mbps (e.g.
-    /// 0.5,2,10,50; downlink taken equal, RTT and radio of --base-network), mixed, or a buckets
-    /// JSON file (docs/user-guide.md).
-    #[arg(long, default_value = "3g,lte,wifi", value_name = "LIST|FILE")]
-    buckets: String,
-    /// What to minimise: end-to-end latency, or the phone's energy (compute + radio).
-    #[arg(long, value_enum, default_value_t = Objective::Latency)]
-    objective: Objective,
-    /// Server load factor: server latency is multiplied by K.
-    #[arg(long, default_value_t = 1.0, value_name = "K")]
-    cloud_load: f64,
-    /// Uplink range (Mbps) over which the exact breakpoints are computed.
-    #[arg(long, default_value = "0.1..1000", value_name = "FROM..TO")]
-    range: String,
-    /// The network (3g, lte, wifi) whose RTT and radio power a bare bandwidth uses, in
-    /// --buckets and in the breakpoint range.
-    #[arg(long, default_value = "lte", value_name = "NETWORK")]
-    base_network: String,
-    /// Fix a graph input's shape: NAME=DIMS, e.g. images=1x3x224x224. Repeat for each input.
-    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-    input_shape: Vec<String>,
-    /// Do not check the pairs against the original (they are marked "skipped").
-    #[arg(long)]
-    no_verify: bool,
-    /// The runtime that checks each pair: onnxruntime where it is installed ($ORT_DYLIB_PATH or
-    /// the Python onnxruntime package), else tract. selection.json says which one did.
-    #[arg(long, value_enum, default_value_t = Verifier::Auto)]
-    verifier: Verifier,
-    /// Store weights in a separate `<file>.data`: auto (when the source did, or a half exceeds
-    /// 2 GiB), always, or never.
-    #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
-    external_data: ExternalData,
-    /// Also write a Triton model repository of the tails into DIR/triton (docs/deploy.md);
-    /// selection.json names each cut's model.
-    #[arg(long)]
-    triton: bool,
-    #[command(flatten)]
-    triton_opts: TritonArgs,
-}
-
-/// How Triton serves the tails.
-#[derive(Args, Clone)]
-struct TritonArgs {
-    /// The tails' Triton backend: onnxruntime (`platform: "onnxruntime_onnx"`), or python (a
-    /// model.py running the tail in onnxruntime, for servers without the onnxruntime backend).
-    #[arg(long, value_enum, default_value_t = TritonBackend::Onnxruntime)]
-    triton_backend: TritonBackend,
-    /// max_batch_size of a tail that can batch (its inputs and outputs start with the original's
-    /// symbolic batch dimension); 0 turns batching off.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    triton_max_batch: u32,
-    /// How long Triton's dynamic batcher may hold a request waiting for others, microseconds.
-    #[arg(long, default_value_t = 0, value_name = "US")]
-    triton_queue_delay_us: u64,
-}
-
-impl TritonArgs {
-    fn options(&self) -> TritonOptions {
-        TritonOptions {
-            backend: self.triton_backend,
-            max_batch_size: self.triton_max_batch,
-            queue_delay_us: self.triton_queue_delay_us,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// (Internal) tract's shape analysis of a model read on stdin, facts as JSON on stdout.
-    ///
-    /// nsplit runs its shape analysis in a child process of its own, so that an analysis that
-    /// runs away on a malformed model (past NSPLIT_TRACT_TIMEOUT, or over NSPLIT_MEMORY_LIMIT)
-    /// can be stopped.
-    #[command(hide = true)]
-    AnalyseShapes {
-        /// The folder the model's external data is relative to.
-        #[arg(long)]
-        dir: Option<String>,
-    },
-    /// Print every node's op class, output tensors, FLOPs and bytes.
-    ///
-    /// For each node in topological order: its name, op, class (conv, matmul, pool,
-    /// elementwise, activation, norm, softmax, recurrent, data_movement, control_flow, other),
-    /// every output tensor with its element type, shape and size, the FLOPs it performs (a
-    /// multiply-accumulate counts as 2), the bytes it reads and writes, and the weight bytes it
-    /// reads; then the totals. Tensors whose size cannot be known are listed, never guessed.
-    ///
-    /// Shapes come from tract's analysis, the model's own value_info, and ONNX shape rules for
-    /// ops tract lacks. A symbolic input dimension (e.g. a batch `N`) must be fixed with
-    /// --input-shape.
-    #[command(after_long_help = ANNOTATE_EXAMPLES)]
-    Annotate {
-        /// The ONNX model. External data files must sit beside it.
-        model: PathBuf,
-        /// Fix a graph input's shape: NAME=DIMS, e.g. images=1x3x224x224. Repeat for each input.
-        #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-        input_shape: Vec<String>,
-        /// Output format: an aligned table, the JSON document (docs/annotations.md), or CSV with
-        /// one row per node output.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Mobile device profile: a built-in name (jetson-tk1) or a profile JSON file
-        /// (docs/profiles.md).
-        #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE")]
-        mobile: String,
-        /// Server profile: a built-in name (titan-x) or a profile JSON file.
-        #[arg(long, default_value = "titan-x", value_name = "NAME|FILE")]
-        cloud: String,
-        /// Also run the model here with tract and report measured time per node (the median
-        /// of 5 runs after a warm-up) beside the predictions, and the whole-model time.
-        #[arg(long)]
-        measure: bool,
-    },
-    /// Cut the model by hand after the named tensors and write head.onnx and tail.onnx.
-    ///
-    /// The head is every node needed to compute the named tensors; everything else is the
-    /// tail. The boundary (every tensor the tail reads that the head computes, or a graph input
-    /// the tail reads) is printed with its type, shape and size. Both halves keep the IR
-    /// version, opset imports and metadata, carry only the weights they use, and are stamped with
-    /// the source's SHA-256, the cut id and the boundary (metadata_props nsplit.*). An empty
-    /// side is not written: naming the graph outputs gives a head only (all on the phone).
-    ///
-    /// No sizes are needed: a model with symbolic input dimensions (a batch `N`) splits as it
-    /// is, and both halves declare `N` wherever the original does, so a server can batch the
-    /// tail. --input-shape only adds the boundary's sizes in bytes to the report.
-    #[command(after_long_help = SPLIT_EXAMPLES)]
-    Split {
-        /// The ONNX model.
-        model: PathBuf,
-        /// Tensors the head must compute, comma-separated (names from `nsplit annotate`).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            required = true,
-            value_name = "TENSOR[,TENSOR..]"
-        )]
-        at: Vec<String>,
-        /// Output folder (created if missing). Files appear only when all are written.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Size a graph input for the report: NAME=DIMS. Optional; repeat for each input.
-        #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-        input_shape: Vec<String>,
-        /// Store weights in a separate `<half>.onnx.data` file: auto (when the source did, or a
-        /// half exceeds 2 GiB), always, or never (halves over 2 GiB are external regardless).
-        #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
-        external_data: ExternalData,
-    },
-    /// Measure this machine and write a device profile (the deployment phase).
-    ///
-    /// Times each op class and kernel variant (convs: im2col, pointwise, depthwise, direct;
-    /// matmul, pooling, normalisation, activations, elementwise and broadcasts, softmax, data
-    /// movement, LSTM, GRU) with tract over a grid of configurations, in six short passes,
-    /// keeping each one's fastest median (a shared machine's speed changes from second to
-    /// second). Fits a linear, a logarithmic and a hinged (cache cliff) regression of latency on
-    /// FLOPs and bytes per class or variant and keeps the simplest within one standard error of
-    /// the best by cross-validation. Then measures the per-run overhead and, on a small
-    /// calibration CNN timed in place, how much slower each class runs inside a network than
-    /// alone. Writes the profile (docs/profiles.md), labelled "measured" with this machine's
-    /// description and its rerun spread; warns when the machine was too noisy to trust (spread
-    /// over 10%). Power is not measured: a mobile profile records the --power-w assumption.
-    /// About a minute and a half on 2 cores.
-    #[command(after_long_help = PROFILE_EXAMPLES)]
-    Profile {
-        /// Where to write the profile JSON.
-        #[arg(long, value_name = "PROFILE.json")]
-        out: PathBuf,
-        /// Whether this machine plays the phone or the server.
-        #[arg(long, value_enum, default_value_t = Role::Mobile)]
-        role: Role,
-        /// A small grid and few repetitions (under a minute), for tests and a first look.
-        #[arg(long)]
-        quick: bool,
-        /// Active power (W) assumed for every op class of a mobile profile.
-        #[arg(long, default_value_t = 5.0)]
-        power_w: f64,
-        /// The profile's name, shown in reports (default `measured-<architecture>`).
-        #[arg(long)]
-        name: Option<String>,
-    },
-    /// Which pair an app should use at a measured uplink bandwidth (the run-time lookup).
-    ///
-    /// Reads only DIR/selection.json, finds the breakpoint interval containing the bandwidth
-    /// (clamped to the planned range), and prints a JSON object: the cut id, the head and tail
-    /// files (null for an empty side), and the predicted objective at that bandwidth.
-    Select {
-        /// An output folder of `nsplit MODEL --out DIR`.
-        dir: PathBuf,
-        /// Measured uplink bandwidth in Mbps.
-        #[arg(long, value_name = "MBPS")]
-        bandwidth: f64,
-    },
-    /// Write a Triton model repository of an output folder's tails.
-    ///
-    /// For every cut of DIR/selection.json with a tail: REPO/<model>-<cut>/config.pbtxt and
-    /// REPO/<model>-<cut>/1/model.onnx (external data beside it). Each input and output is
-    /// declared with its Triton data type and dims; a tail whose inputs and outputs all start
-    /// with the original's symbolic batch dimension gets max_batch_size and dynamic_batching.
-    /// Models of other names in REPO are left alone; DIR/selection.json then names each cut's
-    /// model (`triton_model`), which `nsplit run` asks the server for.
-    #[command(after_long_help = PACKAGE_EXAMPLES)]
-    Package {
-        /// An output folder of `nsplit MODEL --out DIR`.
-        dir: PathBuf,
-        /// The model repository to write into (created if missing).
-        #[arg(long, value_name = "REPO")]
-        triton: PathBuf,
-        #[command(flatten)]
-        opts: TritonArgs,
-    },
-    /// Run a split request: the head here, the tail on an inference server.
-    ///
-    /// Picks the pair of DIR for --bandwidth (as `nsplit select` does) or by --cut, runs the
-    /// head on the given inputs (onnxruntime where it is installed, else tract), sends the
-    /// boundary tensors to the server's model with the Open Inference Protocol (KServe v2 REST,
-    /// with Triton's binary tensor extension), and receives the outputs. All-mobile
-    /// runs here alone; all-cloud sends the inputs. Prints the measured head, transfer and
-    /// server times (the server's own, from its statistics where it has them) beside the
-    /// planner's predictions; --out writes the outputs as an .npz archive (np.load).
-    #[command(after_long_help = RUN_EXAMPLES)]
-    #[command(group(ArgGroup::new("which").required(true).args(["bandwidth", "cut"])))]
-    Run {
-        /// An output folder of `nsplit MODEL --out DIR`, with served tails (`nsplit package`).
-        dir: PathBuf,
-        /// The inference server's URL, e.g. http://127.0.0.1:8000.
-        #[arg(long, value_name = "URL")]
-        server: Option<String>,
-        /// A graph input from a NumPy file. Repeat for each input.
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
-        input: Vec<String>,
-        /// Run the pair the selection table chooses at this uplink bandwidth (Mbps).
-        #[arg(long, value_name = "MBPS")]
-        bandwidth: Option<f64>,
-        /// Run this cut (an id from selection.json).
-        #[arg(long, value_name = "ID")]
-        cut: Option<String>,
-        /// The served model's name, where it is not the one selection.json names.
-        #[arg(long, value_name = "NAME")]
-        model: Option<String>,
-        /// Write the outputs here, one array per output tensor.
-        #[arg(long, value_name = "FILE.npz")]
-        out: Option<PathBuf>,
-        /// Give up on the server after this long, per request.
-        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-        timeout: f64,
-        /// Timed runs; the report gives their medians (after one untimed head run).
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        repeat: usize,
-        /// The runtime of the head: onnxruntime where it is installed, else tract.
-        #[arg(long, value_enum, default_value_t = Verifier::Auto)]
-        runtime: Verifier,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check that HEAD then TAIL computes what ORIGINAL computes, in onnxruntime or tract.
-    ///
-    /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
-    /// integers in {0, 1}, booleans true), and prints the largest absolute and relative
-    /// difference of every original output. Give `-` for a half that does not exist
-    /// (all-cloud or all-mobile). Symbolic input dimensions are checked at two sizes: those
-    /// given with --input-shape (1 where none is given) and each moved by two or more (batch 1
-    /// and 3), so a half that froze a dimension fails. Give sizes for symbolic spatial dims (a
-    /// convolution's input of 1x1 has no output to compare).
-    ///
-    /// onnxruntime is loaded from $ORT_DYLIB_PATH, else from the Python onnxruntime package of
-    /// $NSPLIT_PYTHON, $VIRTUAL_ENV or python3 (pip install onnxruntime). Exit code 0 when every
-    /// element is within atol + rtol x |original|, 1 on a mismatch, when the runtime refuses a
-    /// half it should run (a frozen dimension, a missing input) or on bad input, 3 when no
-    /// runtime can run the original.
-    Verify {
-        original: PathBuf,
-        /// The head model, or `-` if there is none.
-        head: String,
-        /// The tail model, or `-` if there is none.
-        tail: String,
-        /// Fix a graph input's shape: NAME=DIMS. Repeat for each input.
-        #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-        input_shape: Vec<String>,
-        /// Seed of the random inputs.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Relative tolerance.
-        #[arg(long, default_value_t = 1e-4)]
-        rtol: f64,
-        /// Absolute tolerance.
-        #[arg(long, default_value_t = 1e-5)]
-        atol: f64,
-        /// The runtime that runs the models: onnxruntime where it is installed, else tract.
-        #[arg(long, value_enum, default_value_t = Verifier::Auto)]
-        verifier: Verifier,
-    },
-}
-
-const PROFILE_EXAMPLES: &str = "\
-Examples:
-  nsplit profile --out phone.json --role mobile     # run on the phone (aarch64 build)
-  nsplit profile --out server.json --role cloud
-  nsplit annotate model.onnx --mobile phone.json --cloud server.json";
-
-const SPLIT_EXAMPLES: &str = "\
-Examples:
-  nsplit split fixtures/lenet.onnx --at pool2_out --out dist/
-  nsplit split fixtures/inception_block.onnx --at b1_relu_out,b2a_relu_out --out dist/
-  nsplit verify fixtures/lenet.onnx dist/head.onnx dist/tail.onnx";
-
-const PACKAGE_EXAMPLES: &str = "\
-Examples:
-  nsplit fixtures/lenet.onnx --out dist/ --objective energy
-  nsplit package dist/ --triton models/
-  nsplit package dist/ --triton models/ --triton-backend python --triton-max-batch 16
-  tritonserver --model-repository models/
-
-The same repository comes with the main job's --triton (into DIR/triton). docs/deploy.md.";
-
-const RUN_EXAMPLES: &str = "\
-Examples:
-  python -c 'import numpy as np; np.save(\"x.npy\", np.random.rand(1,1,28,28).astype(np.float32))'
-  nsplit run dist/ --server http://127.0.0.1:8000 --input input=x.npy --bandwidth 10
-  nsplit run dist/ --server http://127.0.0.1:8000 --input input=x.npy --cut all-cloud --out y.npz
-  nsplit run dist/ --server http://127.0.0.1:8000 --input input=x.npy --cut h8-fece8d60 --repeat 20 --json";
-
-#[derive(Copy, Clone, ValueEnum)]
-enum Format {
-    Table,
-    Json,
-    Csv,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -426,7 +28,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command else {
-        let report = run_job(cli.job)?;
+        let (model, out, opts) = cli.job.options()?;
+        let report = nsplit::job::run(&model, &out, &opts)?;
         print!("{}", nsplit::job::summary(&report));
         return Ok(ExitCode::SUCCESS);
     };
@@ -436,21 +39,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Select { dir, bandwidth } => {
-            let table = SelectionTable::load(&dir)?;
-            let cut = table.select(bandwidth)?;
-            let (lo, hi) = (table.breakpoints.from_mbps, table.breakpoints.to_mbps);
-            let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
-            let answer = serde_json::json!({
-                "bandwidth_mbps": bandwidth,
-                "in_planned_range": (lo..=hi).contains(&bandwidth),
-                "cut": cut.id,
-                "head": file(&cut.head),
-                "tail": file(&cut.tail),
-                "objective": table.objective,
-                "predicted": nsplit::emit::selection::round6(
-                    cut.objective_at_bandwidth.at_mbps(bandwidth.clamp(lo, hi)),
-                ),
-            });
+            let answer = SelectionTable::load(&dir)?.answer(&dir, bandwidth)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -518,17 +107,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Annotate {
             model,
-            input_shape,
+            shapes,
             format,
-            mobile,
-            cloud,
+            profiles,
             measure,
         } => {
-            let profiles = Profiles::resolve(&mobile, &cloud)?;
-            let analysis = Analysis::run(&model, &InputShapes::parse(&input_shape)?)?;
+            let profiles = profiles.resolve()?;
+            let analysis = Analysis::run(&model, &shapes.parse()?)?;
             let mut report = Annotations::of(&analysis, &profiles);
             if measure {
-                let measured = nsplit::measure::measure(&analysis, 5)
+                let measured = nsplit::cost::measure::measure(&analysis, 5)
                     .with_context(|| format!("cannot measure {} with tract", model.display()))?;
                 report = report.with_measurements(&analysis, &measured);
             }
@@ -544,16 +132,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             model,
             at,
             out,
-            input_shape,
+            shapes,
             external_data,
         } => {
-            let report = split_at(
-                &model,
-                &at,
-                &out,
-                &InputShapes::parse(&input_shape)?,
-                external_data,
-            )?;
+            let report = split_at(&model, &at, &out, &shapes.parse()?, external_data)?;
             print!("{}", report.to_text());
             Ok(ExitCode::SUCCESS)
         }
@@ -601,14 +183,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             original,
             head,
             tail,
-            input_shape,
+            shapes,
             seed,
             rtol,
             atol,
             verifier,
         } => {
             let opts = VerifyOptions {
-                input_shapes: InputShapes::parse(&input_shape)?,
+                input_shapes: shapes.parse()?,
                 seed,
                 rtol,
                 atol,
@@ -629,43 +211,4 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
-}
-
-fn run_job(args: JobArgs) -> Result<JobReport> {
-    let (model, out) = (
-        args.model.expect("clap requires MODEL"),
-        args.out.expect("clap requires --out"),
-    );
-    let base = network::reference_network(&args.base_network).context("--base-network")?;
-    let buckets = network::parse_buckets(&args.buckets, &base)?;
-    let (from, to) = args
-        .range
-        .split_once("..")
-        .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)))
-        .with_context(|| {
-            format!(
-                "--range `{}`: expected FROM..TO in Mbps, e.g. 0.1..1000",
-                args.range
-            )
-        })?;
-    let opts = JobOptions {
-        input_shapes: InputShapes::parse(&args.input_shape)?,
-        profiles: Profiles::resolve(&args.mobile, &args.cloud)?,
-        plan: PlanOptions {
-            objective: args.objective,
-            cloud_load: args.cloud_load,
-            buckets,
-            sweep: Sweep {
-                from_mbps: from,
-                to_mbps: to,
-                like: base,
-            },
-        },
-        verify: !args.no_verify,
-        verifier: args.verifier,
-        external_data: args.external_data,
-        progress: true,
-        triton: args.triton.then(|| args.triton_opts.options()),
-    };
-    nsplit::job::run(&model, &out, &opts)
 }

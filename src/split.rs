@@ -1,8 +1,9 @@
 //! `nsplit split`: a cut by hand, at named tensors.
 
 use crate::cut::Cut;
-use crate::emit::{write_pair, Emitter, ExternalData, Staging, WrittenPair};
+use crate::emit::{write_pair, Emitter, WrittenPair};
 use crate::graph::TensorId;
+use crate::output::{ExternalData, Staging};
 use crate::shapes::{InputShapes, Sizes};
 use crate::tensor::TensorSummary;
 use crate::Analysis;

@@ -4,7 +4,6 @@
 //! their storage size. [`TensorInfo`] is what the shapes stage knows about one tensor: a dimension
 //! may be unknown, and then so is the tensor's size — it is reported, never guessed.
 
-use onnx_protobuf::ValueInfoProto;
 use serde::Serialize;
 use std::fmt;
 
@@ -279,41 +278,6 @@ pub fn parse_dims(text: &str) -> Result<Vec<u64>, String> {
             })
         })
         .collect()
-}
-
-/// A `ValueInfoProto` from what is known: element type, and the dims (symbolic ones by name,
-/// unknown ones left empty). No shape at all when the rank is unknown.
-pub fn value_info_of(name: &str, info: &TensorInfo) -> ValueInfoProto {
-    use onnx_protobuf::tensor_shape_proto::{dimension::Value, Dimension};
-    use onnx_protobuf::{type_proto, TensorShapeProto, TypeProto};
-    let shape = info.dims.as_ref().map(|dims| TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|d| Dimension {
-                value: match d {
-                    Dim::Known(v) => Some(Value::DimValue(*v as i64)),
-                    Dim::Symbol(s) => Some(Value::DimParam(s.clone())),
-                    Dim::Unknown => None,
-                },
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    });
-    let tt = type_proto::Tensor {
-        elem_type: info.dtype.map_or(0, |d| d.0),
-        shape: shape.into(),
-        ..Default::default()
-    };
-    ValueInfoProto {
-        name: name.to_string(),
-        type_: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(tt)),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

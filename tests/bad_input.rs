@@ -1,7 +1,6 @@
 //! Bad input: one clear line on stderr naming the file, node or tensor, exit code 1, no panic.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn expect_error(args: &[&str], must_mention: &[&str]) {
     let out = nsplit(args);

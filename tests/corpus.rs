@@ -4,9 +4,8 @@
 //! When the corpus is absent these tests say so loudly and pass, unless `NSPLIT_REQUIRE_CORPUS` is
 //! set (as `.ci/run` does), in which case its absence fails them.
 
-mod common;
-use common::*;
-use nsplit::annotate::Annotations;
+use crate::common::*;
+use nsplit::report::Annotations;
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
 use onnx_protobuf::{Message, TensorProto};

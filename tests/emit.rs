@@ -1,8 +1,7 @@
 //! Emission: head then tail equals the original, for every cut of every fixture; boundaries
 //! include every crossing tensor; empty sides are not written; bad requests fail cleanly.
 
-mod common;
-use common::*;
+use crate::common::*;
 use nsplit::cut::Cut;
 use onnx_protobuf::{Message, ModelProto};
 

@@ -1,7 +1,6 @@
 //! The committed fixtures are exactly what the generator writes: rerunning it changes no byte.
 
-mod common;
-use common::root;
+use crate::common::root;
 use std::process::Command;
 
 #[test]

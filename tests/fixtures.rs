@@ -1,10 +1,9 @@
 //! The bundled fixtures: every one loads, is fully shaped, and has the graph, shapes and costs
 //! worked out by hand here.
 
-mod common;
-use common::*;
-use nsplit::annotate::Annotations;
+use crate::common::*;
 use nsplit::graph::GraphNode;
+use nsplit::report::Annotations;
 
 #[test]
 fn every_fixture_is_fully_shaped() {

@@ -16,14 +16,13 @@
 //! Cases are numbered and each is reproducible alone: case `k` draws from a ChaCha generator
 //! seeded with `(NSPLIT_FUZZ_SEED, k)`. A failing case's model is kept in `target/fuzz/` to be
 //! made a fixture. CI runs the fixed sample (`NSPLIT_FUZZ_CASES`, default 5000); the long run is
-//! `NSPLIT_FUZZ_CASES=100000 cargo test --test fuzz -- --nocapture` (docs/design.md).
+//! `NSPLIT_FUZZ_CASES=100000 cargo test --test tests fuzz:: -- --nocapture` (docs/design.md).
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use nsplit::annotate::Profiles;
-use nsplit::emit::ExternalData;
+use nsplit::cost::Profiles;
 use nsplit::job::JobOptions;
+use nsplit::output::ExternalData;
 use nsplit::plan::{network, Objective, PlanOptions, Sweep};
 use nsplit::shapes::InputShapes;
 use onnx_protobuf::{
@@ -33,6 +32,7 @@ use onnx_protobuf::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -684,16 +684,50 @@ fn check_batch(batch: &[(u64, PathBuf, Vec<PathBuf>)]) -> Checked {
     checked
 }
 
+/// The fuzzer runs under limits of its own, set in the environment, which must not reach the
+/// other tests of this binary: it runs in a child process (this test binary again, running the
+/// ignored test below alone).
 #[test]
 fn mutated_models_never_panic_hang_or_emit_invalid_halves() {
+    let run = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "fuzz::mutated_models_under_the_fuzzers_limits",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("NSPLIT_TRACT_TIMEOUT", TRACT_LIMIT)
+        // Mutated constants make tract evaluate huge tensors; the analysis is stopped at 1 GiB
+        // rather than the default 8, which would take tens of seconds a case to reach.
+        .env("NSPLIT_MEMORY_LIMIT", "1")
+        // tract's analysis in a child process, as the nsplit binary runs it: one that runs
+        // away (a Range to 2^31 it evaluates) is stopped there instead of filling this process.
+        .env("NSPLIT_ANALYSER", env!("CARGO_BIN_EXE_nsplit"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    print!("{stdout}");
+    assert!(
+        run.status.success(),
+        "the fuzzer failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the fuzzer did not run:\n{stdout}"
+    );
+}
+
+#[test]
+#[ignore = "run by mutated_models_never_panic_hang_or_emit_invalid_halves, under its limits"]
+fn mutated_models_under_the_fuzzers_limits() {
+    assert!(
+        std::env::var_os("NSPLIT_ANALYSER").is_some(),
+        "run the fuzzer through mutated_models_never_panic_hang_or_emit_invalid_halves, which sets its limits"
+    );
     let cases = env_u64("NSPLIT_FUZZ_CASES", DEFAULT_CASES);
-    std::env::set_var("NSPLIT_TRACT_TIMEOUT", TRACT_LIMIT);
-    // Mutated constants make tract evaluate huge tensors; the analysis is stopped at 1 GiB
-    // rather than the default 8, which would take tens of seconds a case to reach.
-    std::env::set_var("NSPLIT_MEMORY_LIMIT", "1");
-    // tract's analysis in a child process, as the nsplit binary runs it: one that runs away
-    // (a Range to 2^31 it evaluates) is stopped there instead of filling this process.
-    std::env::set_var("NSPLIT_ANALYSER", env!("CARGO_BIN_EXE_nsplit"));
     let seed = env_u64("NSPLIT_FUZZ_SEED", DEFAULT_SEED);
     let first = env_u64("NSPLIT_FUZZ_FIRST", 0);
     let checker = python_tools("the fuzzer's onnx checker").is_some();

@@ -2,10 +2,9 @@
 //! (plans depend on shapes, not weight values, so this is the same computation as
 //! `cargo bench --bench paper`) and compare with the committed doc.
 
-mod common;
+use crate::common;
 
-#[path = "../benches/paper/report.rs"]
-mod report;
+use nsplit::report::paper as report;
 
 #[test]
 fn paper_reproduction_tables_are_current() {

@@ -1,9 +1,8 @@
 //! The planner: min-cut against brute force and the chain scan, exact breakpoints against a
 //! dense sweep, and the planner's objective against the reported predictions.
 
-mod common;
-use common::*;
-use nsplit::annotate::Profiles;
+use crate::common::*;
+use nsplit::cost::Profiles;
 use nsplit::plan::breakpoints::{lower_envelope, Line};
 use nsplit::plan::instance::Transfer;
 use nsplit::plan::{chain, mincut, network, predict, Instance, Linear, Link, Method, Objective};
@@ -170,7 +169,7 @@ fn planner_objective_equals_reported_prediction() {
     let profiles = Profiles::default();
     for (name, shapes) in FIXTURES {
         let a = analyse(&fixture(name), shapes);
-        let costs = predict::NodeCosts::predict(&a, &profiles);
+        let costs = nsplit::cost::NodeCosts::predict(&a, &profiles);
         for bucket in network::default_buckets() {
             for objective in [Objective::Latency, Objective::Energy] {
                 let (inst, items) = Instance::build(
@@ -220,7 +219,7 @@ fn chain_models_scan_and_min_cut_agree() {
     for (path, shapes) in &models {
         let shapes: Vec<&str> = shapes.iter().map(String::as_str).collect();
         let a = analyse(path, &shapes);
-        let costs = predict::NodeCosts::predict(&a, &profiles);
+        let costs = nsplit::cost::NodeCosts::predict(&a, &profiles);
         for objective in [Objective::Latency, Objective::Energy] {
             let link = Link::sweep(&network::reference_network("lte").unwrap());
             let (inst, _) = Instance::build(&a.graph, &a.shapes, &costs, objective, 1.0, &link);

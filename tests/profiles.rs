@@ -1,8 +1,7 @@
 //! Device profiles: the format round-trips, bad profiles fail naming the field, predictions grow
 //! with work, and annotate reports them.
 
-mod common;
-use common::*;
+use crate::common::*;
 use nsplit::cost::profile::{DeviceProfile, BUILT_IN};
 use nsplit::cost::{OpClass, ALL_CLASSES};
 

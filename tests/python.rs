@@ -4,8 +4,7 @@
 //! `python3`. Where none has onnx, onnxruntime and numpy the checks are skipped loudly, except
 //! under CI (`CI` set), where a missing tool is a broken set-up and fails the run.
 
-mod common;
-use common::{python_tools, root};
+use crate::common::{self, python_tools, root};
 use onnx_protobuf::Message;
 use std::process::Command;
 
@@ -298,8 +297,12 @@ fn operator_schemas_are_the_pinned_onnx_releases() {
 fn missing_python_fails_under_ci_and_skips_loudly_elsewhere() {
     let run = |ci: Option<&str>| {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "python_tools_match_the_pins", "--nocapture"])
-            .env("NSPLIT_PYTHON", "no-such-python-for-nsplit");
+        cmd.args([
+            "--exact",
+            "python::python_tools_match_the_pins",
+            "--nocapture",
+        ])
+        .env("NSPLIT_PYTHON", "no-such-python-for-nsplit");
         match ci {
             Some(v) => cmd.env("CI", v),
             None => cmd.env_remove("CI"),

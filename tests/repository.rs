@@ -2,12 +2,9 @@
 //! one machine's folders, and nothing tracked is a symbolic link (a committed `.venv` link once
 //! broke every fresh clone's CI).
 
+use crate::common::root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Folders that hold one machine's files. Spelt in pieces so that this file does not match.
 fn machine_folders() -> Vec<String> {

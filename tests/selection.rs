@@ -2,8 +2,7 @@
 //! choices from annotations.json, verified pairs, `nsplit select`, and failures that leave
 //! nothing behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

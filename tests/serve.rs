@@ -3,13 +3,12 @@
 //! `nsplit package`, requests made by `nsplit run`, outputs compared with the original model
 //! run here; Triton's dynamic batching of a batch-capable tail; and the errors a user meets.
 
-mod common;
-use common::*;
-use nsplit::emit::selection::SelectionTable;
+use crate::common::{self, *};
+use nsplit::plan::selection::SelectionTable;
+use nsplit::runtime::{Runtime, Verifier};
 use nsplit::serve::kserve::Server;
 use nsplit::serve::npy;
 use nsplit::serve::triton::{TritonModel, TritonOptions};
-use nsplit::verify::{Runtime, Verifier};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

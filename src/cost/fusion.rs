@@ -21,6 +21,7 @@
 //! (a residual sum) runs in the kernel too, so the ops after it can, but it still streams that
 //! tensor through the kernel's tiles: it keeps its own prediction.
 
+use super::ops::Variant;
 use super::{weight_tensors, NodeFeatures, OpClass};
 use crate::graph::ModelGraph;
 use crate::ops::Attrs;
@@ -98,7 +99,7 @@ pub fn epilogues(
                 continue;
             };
             let takes_any = match f.class {
-                OpClass::Conv if group(p)? == 1 => Some(f.regression_op == "Conv1x1"),
+                OpClass::Conv if group(p)? == 1 => Some(f.variant == Some(Variant::Conv1x1)),
                 OpClass::Matmul => Some(true),
                 _ => fused.get(&p).copied(),
             };

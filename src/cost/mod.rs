@@ -8,11 +8,14 @@
 
 pub mod fit;
 pub mod fusion;
+pub mod measure;
 pub mod ops;
+pub mod predict;
 pub mod profile;
 pub mod profiler;
 
-pub use profile::ALL_CLASSES;
+pub use predict::{NodeCost, NodeCosts, NodePrediction};
+pub use profile::{Profiles, ALL_CLASSES};
 
 use crate::graph::{ModelGraph, OpNode, Producer, TensorId};
 use crate::ops::Attrs;
@@ -76,6 +79,9 @@ pub struct NodeFeatures {
     /// The op's own regression key in a profile (`op:<this>`): the op type, or a variant of it
     /// that runs differently (`Conv1x1`).
     pub regression_op: String,
+    /// The variant `regression_op` names, if it is one.
+    #[serde(skip)]
+    pub variant: Option<ops::Variant>,
     /// Runs inside the kernel of the conv or matmul before it ([`fusion`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fused: Option<fusion::Epilogue>,
@@ -190,7 +196,10 @@ pub fn features(
                 )?
                 .unwrap_or(0),
                 note,
-                regression_op: work.variant.map_or(op.op_type.clone(), String::from),
+                regression_op: work
+                    .variant
+                    .map_or(op.op_type.clone(), |v| v.name().to_string()),
+                variant: work.variant,
                 fused: None,
                 patch_bytes: match (work.patches, element_bytes(&ctx)) {
                     (Some(p), Some(b)) => Some(ops::times(&ctx, p, b)?),

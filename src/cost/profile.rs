@@ -41,6 +41,16 @@ pub enum ProvenanceKind {
     Estimated,
 }
 
+impl ProvenanceKind {
+    /// `measured` or `estimated`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProvenanceKind::Measured => "measured",
+            ProvenanceKind::Estimated => "estimated",
+        }
+    }
+}
+
 /// Node features a regression reads, in the units it reads them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -228,6 +238,29 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
+/// The mobile and cloud device profiles used.
+pub struct Profiles {
+    pub mobile: DeviceProfile,
+    pub cloud: DeviceProfile,
+}
+
+impl Profiles {
+    /// Profiles by built-in name or file path.
+    pub fn resolve(mobile: &str, cloud: &str) -> Result<Profiles> {
+        Ok(Profiles {
+            mobile: DeviceProfile::resolve(mobile)?,
+            cloud: DeviceProfile::resolve(cloud)?,
+        })
+    }
+}
+
+impl Default for Profiles {
+    /// The paper-shaped pair: Jetson TK1 phone-class GPU, Titan X server GPU (both estimated).
+    fn default() -> Self {
+        Profiles::resolve("jetson-tk1", "titan-x").expect("built-in profiles are valid")
+    }
+}
+
 /// Profiles that ship with the binary: (name, JSON).
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("jetson-tk1", include_str!("../../profiles/jetson-tk1.json")),
@@ -370,7 +403,7 @@ impl DeviceProfile {
         let name = path
             .file_name()
             .with_context(|| format!("{} needs a file name", path.display()))?;
-        let mut staging = crate::emit::Staging::new(dir)?;
+        let mut staging = crate::output::Staging::new(dir)?;
         staging.write_text(&name.to_string_lossy(), &self.to_json())?;
         staging.commit()
     }

@@ -13,14 +13,11 @@
 //! [`Emitter::restore`] moves them back after writing, so splitting costs about one model's
 //! memory however many halves are written.
 
-pub mod selection;
 mod side;
-mod write;
 
-pub use crate::tensor::value_info_of;
-pub use selection::SelectionTable;
+use crate::output::{ExternalData, Staging, Written};
+use crate::proto::value_info;
 pub use side::SideSpec;
-pub use write::{ExternalData, Staging, Written};
 
 use crate::cut::{Cut, Side};
 use crate::graph::{ModelGraph, TensorId};
@@ -144,7 +141,7 @@ impl<'a> Emitter<'a> {
             let listed: Vec<ValueInfoProto> = graph
                 .initializer
                 .iter()
-                .map(|t| value_info_of(&t.name, &TensorInfo::new(DType(t.data_type), dims_of(t))))
+                .map(|t| value_info(&t.name, &TensorInfo::new(DType(t.data_type), dims_of(t))))
                 .collect();
             graph.input.extend(listed);
         }
@@ -237,7 +234,7 @@ impl<'a> Emitter<'a> {
                     if inferred.dtype.is_none() { "element type" } else { "rank" }
                 );
             }
-            return Ok(value_info_of(name, inferred));
+            return Ok(value_info(name, inferred));
         };
         if self.graph.inputs.contains(&t) {
             return Ok(v.clone());
@@ -262,7 +259,7 @@ impl<'a> Emitter<'a> {
         let completed = completed(&info, inferred);
         let mut vi = v.clone();
         if completed != info {
-            vi.type_ = value_info_of(&v.name, &completed).type_;
+            vi.type_ = value_info(&v.name, &completed).type_;
         }
         vi
     }
@@ -294,7 +291,7 @@ impl<'a> Emitter<'a> {
                     None if !read => None,
                     None => {
                         let info = self.shapes.symbolic(t);
-                        says_everything(info).then(|| value_info_of(name, info))
+                        says_everything(info).then(|| value_info(name, info))
                     }
                 }
             })

@@ -7,7 +7,7 @@
 //! brute force all read the same instance, so they can be compared exactly.
 
 use super::network::BandwidthBucket;
-use super::predict::NodeCosts;
+use crate::cost::NodeCosts;
 use crate::graph::{ModelGraph, Producer, TensorId};
 use crate::shapes::ShapeTable;
 use serde::{Deserialize, Serialize};

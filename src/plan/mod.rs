@@ -17,12 +17,14 @@ pub mod instance;
 pub mod mincut;
 pub mod network;
 pub mod predict;
+pub mod selection;
 
 pub use instance::{Instance, Linear, Link, Objective};
 pub use network::BandwidthBucket;
-pub use predict::{NodeCosts, Prediction};
+pub use predict::Prediction;
+pub use selection::SelectionTable;
 
-use crate::annotate::Profiles;
+use crate::cost::{NodeCosts, Profiles};
 use crate::cut::Cut;
 use crate::Analysis;
 use anyhow::{bail, Result};
@@ -46,6 +48,23 @@ pub struct Sweep {
     pub from_mbps: f64,
     pub to_mbps: f64,
     pub like: BandwidthBucket,
+}
+
+impl Sweep {
+    /// `FROM..TO` (Mbps), on the network `like`.
+    pub fn parse(text: &str, like: BandwidthBucket) -> Result<Sweep> {
+        let Some((from_mbps, to_mbps)) = text
+            .split_once("..")
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+        else {
+            bail!("expected FROM..TO in Mbps, e.g. 0.1..1000");
+        };
+        Ok(Sweep {
+            from_mbps,
+            to_mbps,
+            like,
+        })
+    }
 }
 
 /// How the cuts were chosen.

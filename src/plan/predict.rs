@@ -5,57 +5,10 @@
 //! two agree, so the table never reports a figure the planner did not optimise.
 
 use super::network::BandwidthBucket;
-use crate::annotate::Profiles;
+use crate::cost::NodeCosts;
 use crate::cut::Cut;
 use crate::graph::ModelGraph;
-use crate::Analysis;
-use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-
-/// Predicted cost of one op node on each device.
-#[derive(Copy, Clone, Debug, Default, PartialEq)]
-pub struct NodeCost {
-    pub mobile_ms: f64,
-    pub cloud_ms: f64,
-    pub mobile_mj: f64,
-}
-
-/// Every op node's predicted cost. A node without a prediction (an unknown shape) counts as
-/// free and is listed in `unpredicted`.
-#[derive(Clone, Debug, Default)]
-pub struct NodeCosts {
-    pub by_node: HashMap<NodeIndex, NodeCost>,
-    pub unpredicted: Vec<String>,
-}
-
-impl NodeCosts {
-    /// From the same per-node predictions as `nsplit annotate`.
-    pub fn predict(a: &Analysis, profiles: &Profiles) -> NodeCosts {
-        let mut out = NodeCosts::default();
-        let annotations = crate::annotate::Annotations::of(a, profiles);
-        for (row, (n, _)) in annotations.nodes.iter().zip(a.graph.ops()) {
-            let (Some(mobile_ms), Some(cloud_ms)) = (row.mobile_ms, row.cloud_ms) else {
-                out.unpredicted.push(row.name.clone());
-                out.by_node.insert(n, NodeCost::default());
-                continue;
-            };
-            out.by_node.insert(
-                n,
-                NodeCost {
-                    mobile_ms,
-                    cloud_ms,
-                    mobile_mj: row.mobile_mj.unwrap_or(0.0),
-                },
-            );
-        }
-        out
-    }
-
-    pub fn get(&self, n: NodeIndex) -> NodeCost {
-        self.by_node.get(&n).copied().unwrap_or_default()
-    }
-}
 
 /// A cut's predicted latency and phone energy on one network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,7 +70,7 @@ impl Prediction {
 
     /// The figures to 6 significant digits, as the selection table writes them.
     pub fn rounded(&self) -> Prediction {
-        let r = crate::emit::selection::round6;
+        let r = super::selection::round6;
         Prediction {
             mobile_ms: r(self.mobile_ms),
             transfer_ms: r(self.transfer_ms),

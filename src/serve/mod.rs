@@ -13,8 +13,8 @@ pub mod npy;
 pub mod run;
 pub mod triton;
 
-use crate::emit::selection::SelectionTable;
-use crate::emit::Staging;
+use crate::output::Staging;
+use crate::plan::selection::SelectionTable;
 use anyhow::{Context, Result};
 use onnx_protobuf::{Message, ModelProto, ValueInfoProto};
 use std::path::Path;

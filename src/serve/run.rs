@@ -8,8 +8,8 @@
 use super::kserve::{ModelMetadata, ModelStats, Server};
 use super::npy;
 use super::HalfIo;
-use crate::emit::selection::{CutEntry, SelectionTable};
-use crate::verify::{Runtime, Verifier};
+use crate::plan::selection::{CutEntry, SelectionTable};
+use crate::runtime::{Runtime, Verifier};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -198,7 +198,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             8e-3 * (upload_bytes + download_bytes) as f64 / b + rtt
         });
         let served = cut.tail.is_some();
-        let r = crate::emit::selection::round6;
+        let r = crate::plan::selection::round6;
         Timings {
             head_ms: cut.mobile_ms,
             transfer_ms: transfer_ms.filter(|_| served).map(r),

@@ -7,7 +7,8 @@
 
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;
-use crate::tensor::{value_info_of, DType, Dim, TensorInfo};
+use crate::proto;
+use crate::tensor::{DType, Dim, TensorInfo};
 use anyhow::{anyhow, Result};
 use onnx_protobuf::{GraphProto, Message, ModelProto};
 use std::collections::HashMap;
@@ -312,7 +313,7 @@ fn analysis_model(
         let name = &graph.tensor(t).name;
         g.input
             .push(match inputs.get(&t).filter(|i| i.is_complete()) {
-                Some(info) => value_info_of(name, info),
+                Some(info) => proto::value_info(name, info),
                 None => src
                     .input
                     .iter()
@@ -327,7 +328,7 @@ fn analysis_model(
             init.dims.iter().map(|&d| d.max(0) as u64).collect(),
         );
         if DType(init.data_type).is_float() && info.bytes().unwrap_or(0) > LIFT_BYTES {
-            g.input.push(value_info_of(&init.name, &info));
+            g.input.push(proto::value_info(&init.name, &info));
         } else {
             g.initializer.push(init.clone());
         }

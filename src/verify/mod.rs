@@ -8,139 +8,17 @@
 //! indices and ids); booleans true (masks keep everything). A model the runtime cannot load or
 //! run is reported as [`Outcome::Unverifiable`], distinct from a mismatch.
 
-mod onnxruntime;
-mod tract;
-
+use crate::runtime::{random_inputs, Runtime, Verifier};
 use crate::shapes::{InputShapes, Sizes};
-use crate::tensor::DType;
 use crate::Analysis;
-use anyhow::{anyhow, Result};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 use tract_onnx::prelude::*;
 
 /// Exit code of `nsplit verify` when no runtime can run the models.
 pub const EXIT_UNVERIFIABLE: u8 = 3;
-
-/// Which runtime checks the halves (`--verifier`).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Verifier {
-    /// onnxruntime where it is installed and runs the model, else tract.
-    #[default]
-    Auto,
-    /// onnxruntime only (`$ORT_DYLIB_PATH`, or the Python onnxruntime package).
-    Onnxruntime,
-    /// tract only.
-    Tract,
-}
-
-/// A runtime that ran a check.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Runtime {
-    Onnxruntime,
-    Tract,
-}
-
-impl Runtime {
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Onnxruntime => "onnxruntime",
-            Runtime::Tract => "tract",
-        }
-    }
-
-    /// Run one model, feeding the inputs it declares from `values` by name.
-    pub fn run(
-        self,
-        path: &Path,
-        values: &HashMap<String, Tensor>,
-    ) -> Result<HashMap<String, Tensor>> {
-        match self {
-            Runtime::Onnxruntime => onnxruntime::run(path, values),
-            Runtime::Tract => tract::run(path, values),
-        }
-    }
-
-    /// Load one model to run it many times, optimised as an app would run it (a check runs
-    /// each model once and skips the optimisation passes).
-    pub fn load(self, path: &Path) -> Result<LoadedModel> {
-        Ok(match self {
-            Runtime::Onnxruntime => {
-                LoadedModel::Onnxruntime(onnxruntime::load(path, Optimise::Fully)?)
-            }
-            Runtime::Tract => LoadedModel::Tract(Box::new(tract::load(path, Optimise::Fully)?)),
-        })
-    }
-
-    /// The runtime `verifier` picks: onnxruntime where it is available, else tract.
-    pub fn pick(verifier: Verifier) -> Result<Runtime> {
-        let (usable, problems) = Runtime::candidates(verifier);
-        usable
-            .first()
-            .copied()
-            .ok_or_else(|| anyhow!("{}", problems.join("; ")))
-    }
-
-    /// The runtimes `verifier` tries, in order, with why each unavailable one is left out.
-    fn candidates(verifier: Verifier) -> (Vec<Runtime>, Vec<String>) {
-        let wanted = match verifier {
-            Verifier::Auto => vec![Runtime::Onnxruntime, Runtime::Tract],
-            Verifier::Onnxruntime => vec![Runtime::Onnxruntime],
-            Verifier::Tract => vec![Runtime::Tract],
-        };
-        let mut problems = vec![];
-        let usable = wanted
-            .into_iter()
-            .filter(|r| match r {
-                Runtime::Onnxruntime => onnxruntime::available()
-                    .map_err(|why| problems.push(format!("onnxruntime is not available: {why}")))
-                    .is_ok(),
-                Runtime::Tract => true,
-            })
-            .collect();
-        (usable, problems)
-    }
-}
-
-/// How much a runtime optimises a model before running it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Optimise {
-    /// Little: a check runs each model once (tract typed; onnxruntime's basic level).
-    ForOneRun,
-    /// Everything the runtime does (tract's optimiser; onnxruntime's every level).
-    Fully,
-}
-
-/// A model loaded in a runtime, run as often as wanted.
-pub enum LoadedModel {
-    Onnxruntime(onnxruntime::Loaded),
-    Tract(Box<tract::Loaded>),
-}
-
-impl LoadedModel {
-    /// Run, feeding the inputs the model declares from `values` by name; every output by name.
-    pub fn run(&mut self, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-        match self {
-            LoadedModel::Onnxruntime(m) => m.run(values),
-            LoadedModel::Tract(m) => m.run(values),
-        }
-    }
-}
-
-impl std::fmt::Display for Runtime {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Where onnxruntime was loaded from, or why it cannot be.
-pub fn onnxruntime_library() -> std::result::Result<std::path::PathBuf, String> {
-    onnxruntime::available()
-}
 
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
@@ -338,7 +216,12 @@ impl Reference {
         };
         let second = analysis.shapes.second_sizes.as_ref().map(Some);
         for (k, sizes) in std::iter::once(None).chain(second).enumerate() {
-            let inputs = random_inputs_at(analysis, sizes, opts.seed + k as u64)?;
+            let inputs = random_inputs(
+                &analysis.graph,
+                &analysis.shapes,
+                sizes,
+                opts.seed + k as u64,
+            )?;
             let label = sizes_label(analysis, &inputs);
             match runtime.run(original, &inputs) {
                 Ok(mut expected) => {
@@ -458,75 +341,6 @@ fn sizes_label(a: &Analysis, inputs: &HashMap<String, Tensor>) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Seeded random values for the original model's inputs, at their analysed shapes.
-pub fn random_inputs(a: &Analysis, seed: u64) -> Result<HashMap<String, Tensor>> {
-    random_inputs_at(a, None, seed)
-}
-
-/// Seeded random values for the original model's inputs, at `sizes` where it names the input,
-/// else at the analysed shapes.
-pub fn random_inputs_at(
-    a: &Analysis,
-    sizes: Option<&InputShapes>,
-    seed: u64,
-) -> Result<HashMap<String, Tensor>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = HashMap::new();
-    for &t in &a.graph.inputs {
-        let name = &a.graph.tensor(t).name;
-        let info = a.shapes.get(t);
-        let dims: Vec<usize> = sizes
-            .and_then(|s| s.0.get(name).cloned())
-            .or_else(|| info.concrete_dims())
-            .ok_or_else(|| {
-                anyhow!("input `{name}` has no concrete shape; give one with --input-shape")
-            })?
-            .iter()
-            .map(|&d| d as usize)
-            .collect();
-        let n: usize = dims.iter().product();
-        let dtype = info
-            .dtype
-            .ok_or_else(|| anyhow!("input `{name}` has no element type"))?;
-        let ints = |rng: &mut ChaCha8Rng| {
-            (0..n)
-                .map(|_| rng.random_range(0..2i64))
-                .collect::<Vec<i64>>()
-        };
-        let floats = |rng: &mut ChaCha8Rng| {
-            (0..n)
-                .map(|_| rng.random_range(-1.0f32..1.0))
-                .collect::<Vec<f32>>()
-        };
-        let tensor = match dtype {
-            DType::FLOAT => Tensor::from_shape(&dims, &floats(&mut rng))?,
-            DType::DOUBLE => Tensor::from_shape(&dims, &floats(&mut rng))?
-                .cast_to::<f64>()?
-                .into_owned(),
-            DType::FLOAT16 => Tensor::from_shape(&dims, &floats(&mut rng))?
-                .cast_to::<f16>()?
-                .into_owned(),
-            DType::BOOL => Tensor::from_shape(&dims, &vec![true; n])?,
-            DType::INT64 => Tensor::from_shape(&dims, &ints(&mut rng))?,
-            DType::INT32 => Tensor::from_shape(
-                &dims,
-                &ints(&mut rng).iter().map(|&v| v as i32).collect::<Vec<_>>(),
-            )?,
-            DType::INT8 => Tensor::from_shape(
-                &dims,
-                &ints(&mut rng).iter().map(|&v| v as i8).collect::<Vec<_>>(),
-            )?,
-            DType::UINT8 => Tensor::from_shape(
-                &dims,
-                &ints(&mut rng).iter().map(|&v| v as u8).collect::<Vec<_>>(),
-            )?,
-            other => anyhow::bail!("input `{name}`: cannot make random values of type {other}"),
-        };
-        out.insert(name.clone(), tensor);
-    }
-    Ok(out)
 }
 
 fn compare(

@@ -160,7 +160,8 @@ pub fn try_write_cut(
     cut: &nsplit::cut::Cut,
     dir: &Path,
 ) -> anyhow::Result<nsplit::emit::WrittenPair> {
-    use nsplit::emit::{write_pair, Emitter, ExternalData, Staging};
+    use nsplit::emit::{write_pair, Emitter};
+    use nsplit::output::{ExternalData, Staging};
     let mut staging = Staging::new(dir)?;
     let Analysis {
         model,

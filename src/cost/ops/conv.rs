@@ -5,7 +5,7 @@
 //! term is `W`'s element count / `Cout`. ConvTranspose scatters instead: MACs = input elements x
 //! (`W`'s element count / `Cin`). Bias additions are not counted (one per output, negligible).
 
-use super::{product, times, Rule, Work};
+use super::{product, times, Rule, Variant, Work};
 use crate::cost::{NodeCtx, OpClass};
 use anyhow::Result;
 
@@ -56,16 +56,16 @@ fn conv_macs(c: &NodeCtx, w_input: usize) -> Result<Work> {
 /// - `ConvDirect`: tract's direct spatial convolution, taken for group-1 2-D convolutions with at
 ///   least two taps, at most 576 inputs per output point, output channels a multiple of 4 and
 ///   input and output rows of at least 128 points; it runs at a fraction of im2col's rate.
-fn variant(c: &NodeCtx, w: &[u64], group: u64) -> Option<&'static str> {
+fn variant(c: &NodeCtx, w: &[u64], group: u64) -> Option<Variant> {
     if w.len() < 3 {
         return None;
     }
     let taps = w[2..].iter().try_fold(1u64, |a, &b| a.checked_mul(b))?;
     if group > 1 && w[1] == 1 && w[0] == group {
-        return Some("ConvDepthwise");
+        return Some(Variant::ConvDepthwise);
     }
     if taps == 1 {
-        return Some("Conv1x1");
+        return Some(Variant::Conv1x1);
     }
     let rows = |d: Option<Vec<u64>>| d.and_then(|d| d.last().copied()).unwrap_or(0);
     let direct = group == 1
@@ -74,5 +74,5 @@ fn variant(c: &NodeCtx, w: &[u64], group: u64) -> Option<&'static str> {
         && w[0].is_multiple_of(4)
         && rows(c.input_dims(0)) >= 128
         && rows(c.output_dims(0)) >= 128;
-    direct.then_some("ConvDirect")
+    direct.then_some(Variant::ConvDirect)
 }

@@ -5,7 +5,7 @@
 //! Clip, HardSigmoid, HardSwish) 1-3, transcendental ones (Sigmoid, Tanh, Exp, Log, Erf, Softplus,
 //! Elu, Selu, ...) 4, Gelu 8.
 
-use super::{per_output_element, Rule, Work};
+use super::{per_output_element, Rule, Variant, Work};
 use crate::cost::{NodeCtx, OpClass};
 use crate::ops::{ACTIVATION, VARIADIC};
 
@@ -47,7 +47,7 @@ pub fn rule(op: &str) -> Option<Rule> {
         class: OpClass::Elementwise,
         work: |c| {
             Ok(Work {
-                variant: broadcast(c).then_some("Broadcast"),
+                variant: broadcast(c).then_some(Variant::Broadcast),
                 ..Work::flops(per_output_element(c, 1)?)
             })
         },

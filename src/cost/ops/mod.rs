@@ -19,6 +19,43 @@ use super::{NodeCtx, OpClass};
 use crate::ops::{family, Family};
 use anyhow::Result;
 
+/// A kind of an op that runs differently enough (another kernel) to have its own regression in
+/// a measured profile, under `op:<name>`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// A pointwise convolution ([`conv`]).
+    Conv1x1,
+    /// One input channel per group, as many groups as channels.
+    ConvDepthwise,
+    /// tract's direct spatial convolution.
+    ConvDirect,
+    /// An elementwise op broadcasting a constant of lower rank, element by element.
+    Broadcast,
+    /// A reduction over the whole map.
+    GlobalPool,
+    /// A GRU with `linear_before_reset` (as PyTorch exports it), one fused sequence kernel.
+    GruLinearBeforeReset,
+}
+
+impl Variant {
+    /// The name in a profile's regression key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Conv1x1 => "Conv1x1",
+            Variant::ConvDepthwise => "ConvDepthwise",
+            Variant::ConvDirect => "ConvDirect",
+            Variant::Broadcast => "Broadcast",
+            Variant::GlobalPool => "GlobalPool",
+            Variant::GruLinearBeforeReset => "GRULinearBeforeReset",
+        }
+    }
+
+    /// The profile's regression key: `op:<name>`.
+    pub fn key(self) -> String {
+        format!("op:{}", self.name())
+    }
+}
+
 /// The work a node does, as a FLOP rule counts it.
 #[derive(Clone, Debug, Default)]
 pub struct Work {
@@ -27,7 +64,7 @@ pub struct Work {
     pub note: Option<String>,
     /// A kind of the op that runs differently enough to have its own regression in a profile
     /// (`op:<variant>`), e.g. `Conv1x1`.
-    pub variant: Option<&'static str>,
+    pub variant: Option<Variant>,
     /// Elements of the input patches a convolution multiplies (its im2col matrix).
     pub patches: Option<u64>,
 }

@@ -4,7 +4,7 @@
 //! output elements x kernel size. Global pooling and Reduce*/ArgMax/ArgMin: one operation per
 //! input element.
 
-use super::{times, Rule, Work};
+use super::{times, Rule, Variant, Work};
 use crate::cost::{NodeCtx, OpClass};
 use crate::ops::{GLOBAL_POOL, WINDOW_POOL};
 use anyhow::Result;
@@ -26,7 +26,7 @@ pub fn rule(op: &str) -> Option<Rule> {
         // A reduction over the whole map: a streaming pass, its own regression.
         |c| {
             Ok(Work {
-                variant: Some("GlobalPool"),
+                variant: Some(Variant::GlobalPool),
                 ..Work::flops(c.input_elements(0))
             })
         }

@@ -4,7 +4,7 @@
 //! input and recurrent matrix products of every step (gates: LSTM 4, GRU 3, RNN 1). Gate
 //! activations and the cell update (a few operations per hidden unit per step) are not counted.
 
-use super::{product, Rule, Work};
+use super::{product, Rule, Variant, Work};
 use crate::cost::{NodeCtx, OpClass};
 use anyhow::Result;
 
@@ -19,7 +19,7 @@ pub fn rule(op: &str) -> Option<Rule> {
                 variant: c
                     .attrs
                     .flag("linear_before_reset", false)?
-                    .then_some("GRULinearBeforeReset"),
+                    .then_some(Variant::GruLinearBeforeReset),
                 ..cell_macs(c, 3)?
             })
         },

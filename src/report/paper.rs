@@ -1,11 +1,11 @@
 //! The tables of docs/paper-reproduction.md, computed from a model zoo folder (shapes-only
-//! models are enough: plans depend on shapes, not weight values). Shared by `cargo bench --bench
-//! paper`, which writes the doc, and tests/paper.rs, which checks the committed doc matches.
+//! models are enough: plans depend on shapes, not weight values). `cargo bench --bench paper`
+//! writes them into the doc, and a test checks the committed doc matches.
 
-use nsplit::annotate::Profiles;
-use nsplit::cut::Cut;
-use nsplit::plan::{self, network, Instance, Link, Objective, PlanOptions, Sweep};
-use nsplit::Analysis;
+use crate::cost::{NodeCosts, Profiles};
+use crate::cut::Cut;
+use crate::plan::{self, network, Instance, Link, Objective, PlanOptions, Sweep};
+use crate::Analysis;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -205,7 +205,7 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
     for &(file, name) in DAG_NETS {
         let a = Analysis::run(&zoo.join(format!("{file}.onnx")), &Default::default()).unwrap();
-        let costs = plan::NodeCosts::predict(&a, profiles);
+        let costs = NodeCosts::predict(&a, profiles);
         for objective in [Objective::Latency, Objective::Energy] {
             let gain = |inst: &Instance, x: f64| {
                 let (_, chain_cost) = best_single_tensor_prefix(inst, x);

@@ -9,15 +9,12 @@
 //! of nodes that match none (sources, constants) is reported apart.
 
 use crate::graph::GraphNode;
-use crate::verify::random_inputs;
+use crate::runtime::{random_inputs, tract, Optimise};
 use crate::Analysis;
 use anyhow::Result;
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
 use std::collections::HashMap;
-use std::time::Instant;
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::{eval, SimpleState};
 
 /// Median timings over several runs, in milliseconds.
 #[derive(Clone, Debug, Default)]
@@ -130,75 +127,38 @@ fn nearest(
     None
 }
 
-/// Run the analysed model `runs` times (after one warm-up) with seeded random inputs.
+/// Run the analysed model `runs` times (after one warm-up) with seeded random inputs, optimised
+/// as an app would run it.
 pub fn measure(a: &Analysis, runs: usize) -> Result<Measured> {
-    let inputs = random_inputs(a, 0)?;
-    let path = a.model.path.clone();
-    crate::guard::contain(|| -> Result<Measured> {
-        let mut model = tract_onnx::onnx().model_for_path(&path)?;
-        let names: Vec<String> = model
-            .input_outlets()?
-            .iter()
-            .map(|o| model.node(o.node).name.clone())
-            .collect();
-        let mut feed: TVec<TValue> = tvec![];
-        for (ix, name) in names.iter().enumerate() {
-            let v = &inputs[name];
-            model.set_input_fact(ix, InferenceFact::dt_shape(v.datum_type(), v.shape()))?;
-            feed.push(v.clone().into_tvalue());
-        }
-        let plan = model.into_optimized()?.into_runnable()?;
-        let weights = crate::cost::weight_tensors(&a.graph);
-        let owner: Vec<Option<NodeIndex>> = plan
-            .model()
-            .nodes()
-            .iter()
-            .zip(owners(
-                a,
-                plan.model().nodes().iter().map(|n| n.name.as_str()),
-            ))
-            .map(|(node, owner)| {
-                owner.map(|n| {
-                    if is_product_kernel(&node.op().name()) {
-                        epilogue_head(a, &weights, n)
-                    } else {
-                        n
-                    }
-                })
-            })
-            .collect();
-        let mut totals: Vec<f64> = vec![];
-        let mut per_run: Vec<Vec<f64>> = vec![];
-        for run in 0..=runs {
-            let mut times = vec![0f64; plan.model().nodes().len()];
-            let mut state = SimpleState::new(&plan)?;
-            let start = Instant::now();
-            state.run_plan_with_eval(feed.clone(), |ctx, st, node, input| {
-                let t = Instant::now();
-                let r = eval(ctx, st, node, input);
-                times[node.id] += t.elapsed().as_secs_f64() * 1e3;
-                r
-            })?;
-            if run > 0 {
-                totals.push(start.elapsed().as_secs_f64() * 1e3);
-                per_run.push(times);
+    let inputs = random_inputs(&a.graph, &a.shapes, None, 0)?;
+    let mut model = tract::load(&a.model.path, Optimise::Fully)?;
+    let (nodes, totals) = model.time_per_node(&inputs, runs)?;
+    let weights = crate::cost::weight_tensors(&a.graph);
+    let mut m = Measured {
+        total_ms: median(totals),
+        runs,
+        ..Default::default()
+    };
+    for (node, owner) in nodes
+        .iter()
+        .zip(owners(a, nodes.iter().map(|n| n.name.as_str())))
+    {
+        let ms = median(node.ms.clone());
+        // A product kernel named after an elementwise node is the conv or matmul upstream
+        // with that node fused in.
+        let owner = owner.map(|n| {
+            if is_product_kernel(&node.op) {
+                epilogue_head(a, &weights, n)
+            } else {
+                n
             }
+        });
+        match owner {
+            Some(n) => *m.per_node_ms.entry(n).or_default() += ms,
+            None => m.unattributed_ms += ms,
         }
-        let mut m = Measured {
-            total_ms: median(totals),
-            runs,
-            ..Default::default()
-        };
-        for id in 0..plan.model().nodes().len() {
-            let ms = median(per_run.iter().map(|t| t[id]).collect());
-            match owner[id] {
-                Some(n) => *m.per_node_ms.entry(n).or_default() += ms,
-                None => m.unattributed_ms += ms,
-            }
-        }
-        Ok(m)
-    })
-    .unwrap_or_else(|panic| Err(anyhow::anyhow!("tract panicked: {panic}")))
+    }
+    Ok(m)
 }
 
 /// For each optimised node name, the ONNX node it came from: the longest ONNX node name equal to
@@ -259,7 +219,8 @@ fn epilogue_head(a: &Analysis, weights: &[bool], n: NodeIndex) -> NodeIndex {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (the upper one of an even count; 0 when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

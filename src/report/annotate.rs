@@ -1,8 +1,9 @@
 //! The per-node annotation report of `nsplit annotate`: a JSON document for programs (format
 //! `nsplit.annotations`, documented in docs/annotations.md) and a table or CSV for people.
 
-use crate::cost::profile::DeviceProfile;
+use super::format::{csv_field, human_bytes, human_count, shape_text};
 use crate::cost::weight_tensors;
+use crate::cost::{NodeCosts, Profiles};
 use crate::graph::TensorId;
 use crate::tensor::TensorSummary;
 use crate::Analysis;
@@ -38,29 +39,6 @@ pub struct ModelSummary {
     pub producer: String,
     pub inputs: Vec<TensorSummary>,
     pub outputs: Vec<TensorSummary>,
-}
-
-/// The mobile and cloud device profiles used.
-pub struct Profiles {
-    pub mobile: DeviceProfile,
-    pub cloud: DeviceProfile,
-}
-
-impl Profiles {
-    /// Profiles by built-in name or file path.
-    pub fn resolve(mobile: &str, cloud: &str) -> anyhow::Result<Profiles> {
-        Ok(Profiles {
-            mobile: DeviceProfile::resolve(mobile)?,
-            cloud: DeviceProfile::resolve(cloud)?,
-        })
-    }
-}
-
-impl Default for Profiles {
-    /// The paper-shaped pair: Jetson TK1 phone-class GPU, Titan X server GPU (both estimated).
-    fn default() -> Self {
-        Profiles::resolve("jetson-tk1", "titan-x").expect("built-in profiles are valid")
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -127,7 +105,13 @@ pub struct Totals {
 }
 
 impl Annotations {
+    /// The report of `a` with the predictions of `profiles`.
     pub fn of(a: &Analysis, profiles: &Profiles) -> Annotations {
+        Annotations::with_costs(a, profiles, &NodeCosts::predict(a, profiles))
+    }
+
+    /// The report of `a` with `costs`, the predictions of `profiles`.
+    pub fn with_costs(a: &Analysis, profiles: &Profiles, costs: &NodeCosts) -> Annotations {
         let summary = |t: TensorId| TensorSummary::of(&a.graph.tensor(t).name, a.shapes.get(t));
         let constant = crate::cut::constant_nodes(&a.graph);
         let nodes: Vec<NodeRow> = a
@@ -136,8 +120,7 @@ impl Annotations {
             .enumerate()
             .map(|(index, (n, op))| {
                 let f = a.features.get(n);
-                let mobile_ms = profiles.mobile.node_latency_ms(f);
-                let cloud_ms = profiles.cloud.node_latency_ms(f);
+                let predicted = costs.prediction(n);
                 NodeRow {
                     index,
                     name: op.label(),
@@ -155,11 +138,9 @@ impl Annotations {
                     bytes_written: f.bytes_written,
                     weight_bytes: f.weight_bytes,
                     constant: constant[n.index()],
-                    mobile_ms,
-                    cloud_ms,
-                    mobile_mj: mobile_ms
-                        .zip(profiles.mobile.power_w(f.class))
-                        .map(|(ms, w)| ms * w),
+                    mobile_ms: predicted.mobile_ms,
+                    cloud_ms: predicted.cloud_ms,
+                    mobile_mj: predicted.mobile_mj,
                     measured_ms: None,
                     note: f.note.clone(),
                 }
@@ -213,9 +194,9 @@ impl Annotations {
             },
             profiles: ProfileSummary {
                 mobile: profiles.mobile.name.clone(),
-                mobile_provenance: provenance(&profiles.mobile),
+                mobile_provenance: profiles.mobile.provenance.kind.name(),
                 cloud: profiles.cloud.name.clone(),
-                cloud_provenance: provenance(&profiles.cloud),
+                cloud_provenance: profiles.cloud.provenance.kind.name(),
             },
             nodes,
             totals,
@@ -225,7 +206,11 @@ impl Annotations {
     }
 
     /// Add the times measured on this machine.
-    pub fn with_measurements(mut self, a: &Analysis, m: &crate::measure::Measured) -> Annotations {
+    pub fn with_measurements(
+        mut self,
+        a: &Analysis,
+        m: &crate::cost::measure::Measured,
+    ) -> Annotations {
         for (row, (n, _)) in self.nodes.iter_mut().zip(a.graph.ops()) {
             row.measured_ms = Some(m.per_node_ms.get(&n).copied().unwrap_or(0.0));
         }
@@ -386,49 +371,3 @@ impl Annotations {
         out
     }
 }
-
-/// `measured` or `estimated`.
-pub fn provenance(p: &DeviceProfile) -> &'static str {
-    match p.provenance.kind {
-        crate::cost::profile::ProvenanceKind::Measured => "measured",
-        crate::cost::profile::ProvenanceKind::Estimated => "estimated",
-    }
-}
-
-/// `1x3x224x224`, `scalar`, or `?` for an unknown rank.
-pub fn shape_text(t: &TensorSummary) -> String {
-    match &t.shape {
-        None => "?".into(),
-        Some(d) if d.is_empty() => "scalar".into(),
-        Some(d) => d
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join("x"),
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// A count with a decimal unit: `950`, `1.23 M`, `4.09 G`.
-pub fn human_count(v: u64) -> String {
-    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
-    UNITS
-        .iter()
-        .find(|(scale, _)| v as f64 >= *scale)
-        .map_or(v.to_string(), |(scale, unit)| {
-            format!("{:.2} {unit}", v as f64 / scale)
-        })
-}
-
-pub use crate::tensor::human_bytes;

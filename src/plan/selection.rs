@@ -5,13 +5,12 @@
 //! for people. Figures are rounded to 6 significant digits: predictions are not more precise
 //! than that, and rounded figures compare equal across machines.
 
-use crate::annotate::{human_bytes, provenance, shape_text, Profiles};
-use crate::plan::{BandwidthBucket, Linear, Method, Objective, Plan, Prediction};
+use super::{BandwidthBucket, Linear, Method, Objective, Plan, Prediction};
+use crate::cost::Profiles;
 use crate::tensor::TensorSummary;
 use crate::Analysis;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write;
 use std::path::Path;
 
 pub const FORMAT: &str = "nsplit.selection";
@@ -134,7 +133,7 @@ pub struct Verification {
     pub status: VerificationStatus,
     /// The runtime that compared the pair with the original: `onnxruntime` or `tract`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub verifier: Option<crate::verify::Runtime>,
+    pub verifier: Option<crate::runtime::Runtime>,
     /// The input sizes compared at: the given ones and, for symbolic dimensions, a second
     /// point (`images=3x3x32x32`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
@@ -218,7 +217,7 @@ pub struct Piece {
 }
 
 fn tie_floor() -> f64 {
-    crate::plan::TIE_FLOOR
+    super::TIE_FLOOR
 }
 
 /// How many times faster `chosen` is than `base`; 1 where both take no time (a model of
@@ -238,6 +237,21 @@ pub fn round6(v: f64) -> f64 {
     format!("{v:.5e}").parse().unwrap_or(v)
 }
 
+/// `nsplit select`'s answer: the pair to use at a measured uplink bandwidth. Fields in
+/// alphabetical order, as the JSON has always listed them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Selected {
+    pub bandwidth_mbps: f64,
+    pub cut: String,
+    /// Path of the head file in the output folder; null when there is none.
+    pub head: Option<String>,
+    pub in_planned_range: bool,
+    pub objective: Objective,
+    /// The objective predicted at the bandwidth (clamped to the planned range).
+    pub predicted: f64,
+    pub tail: Option<String>,
+}
+
 /// What the emitter wrote for a cut: file names and the verification outcome.
 pub struct CutFiles {
     pub head: Option<String>,
@@ -252,7 +266,7 @@ pub struct TableInputs<'a> {
     pub plan: &'a Plan,
     pub objective: Objective,
     pub cloud_load: f64,
-    pub sweep: &'a crate::plan::Sweep,
+    pub sweep: &'a super::Sweep,
     pub source_sha256: String,
     /// Per cut of the plan, in order.
     pub files: Vec<CutFiles>,
@@ -283,7 +297,7 @@ impl SelectionTable {
                         }
                     })
                     .collect();
-                let work = crate::plan::predict::side_work(graph, &plan.costs, cut, t.cloud_load);
+                let work = super::predict::side_work(graph, &plan.costs, cut, t.cloud_load);
                 CutEntry {
                     id: id.clone(),
                     head: files.head,
@@ -368,9 +382,9 @@ impl SelectionTable {
             tie_within: round6(plan.tie_within),
             profiles: ProfilesUsed {
                 mobile: t.profiles.mobile.name.clone(),
-                mobile_provenance: provenance(&t.profiles.mobile).into(),
+                mobile_provenance: t.profiles.mobile.provenance.kind.name().into(),
                 cloud: t.profiles.cloud.name.clone(),
-                cloud_provenance: provenance(&t.profiles.cloud).into(),
+                cloud_provenance: t.profiles.cloud.provenance.kind.name().into(),
             },
             cuts,
             buckets,
@@ -418,6 +432,22 @@ impl SelectionTable {
         Ok(table)
     }
 
+    /// The answer of `nsplit select` for the table in `dir` at `mbps`.
+    pub fn answer(&self, dir: &Path, mbps: f64) -> Result<Selected> {
+        let cut = self.select(mbps)?;
+        let (lo, hi) = (self.breakpoints.from_mbps, self.breakpoints.to_mbps);
+        let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
+        Ok(Selected {
+            bandwidth_mbps: mbps,
+            cut: cut.id.clone(),
+            head: file(&cut.head),
+            in_planned_range: (lo..=hi).contains(&mbps),
+            objective: self.objective,
+            predicted: round6(cut.objective_at_bandwidth.at_mbps(mbps.clamp(lo, hi))),
+            tail: file(&cut.tail),
+        })
+    }
+
     /// The cut for an uplink of `mbps`, from the breakpoints (clamped to their range).
     pub fn select(&self, mbps: f64) -> Result<&CutEntry> {
         if !(mbps.is_finite() && mbps > 0.0) {
@@ -439,168 +469,6 @@ impl SelectionTable {
                 )
             })
     }
-
-    /// The same content for people.
-    pub fn to_markdown(&self) -> String {
-        let mut out = String::new();
-        let unit = match self.objective {
-            Objective::Latency => "latency (ms)",
-            Objective::Energy => "phone energy (mJ)",
-        };
-        let name = Path::new(&self.model.path)
-            .file_name()
-            .map_or(self.model.path.clone(), |n| {
-                n.to_string_lossy().into_owned()
-            });
-        let _ = writeln!(out, "# Selection table: {name}\n");
-        let _ = writeln!(
-            out,
-            "Model `{}` (SHA-256 `{}`). Objective: {unit}. Phone: `{}` ({}); server: `{}` ({}), load x{}. Cuts chosen by {}.\n",
-            self.model.path,
-            &self.model.sha256,
-            self.profiles.mobile,
-            self.profiles.mobile_provenance,
-            self.profiles.cloud,
-            self.profiles.cloud_provenance,
-            self.cloud_load,
-            if self.method == Method::ChainScan {
-                "the prefix scan (the model is a chain)"
-            } else {
-                "minimum cut (the model is a DAG)"
-            }
-        );
-        let _ = writeln!(out, "## Per network\n");
-        let _ = writeln!(
-            out,
-            "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | vs all-cloud | vs all-mobile | energy vs all-cloud | next best |"
-        );
-        let _ = writeln!(
-            out,
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
-        for b in &self.buckets {
-            let p = &b.predicted;
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                b.network.name,
-                b.network.uplink_mbps,
-                b.network.rtt_ms,
-                b.cut,
-                fig(p.mobile_ms),
-                fig(p.transfer_ms),
-                fig(p.cloud_ms),
-                fig(p.total_ms),
-                fig(p.mobile_mj),
-                b.speedup_vs_all_cloud
-                    .map_or("n/a".into(), |s| format!("{}x", fig(s))),
-                fig(b.speedup_vs_all_mobile) + "x",
-                b.energy_saving_vs_all_cloud
-                    .map_or("n/a".into(), |s| format!("{:+.1}%", -100.0 * s)),
-                b.margin.as_ref().map_or("—".into(), |m| format!(
-                    "`{}` {:+.1}%{}",
-                    m.runner_up,
-                    100.0 * m.relative,
-                    if m.near_tie { " (near tie)" } else { "" }
-                )),
-            );
-        }
-        let _ = writeln!(
-            out,
-            "\nNext best: this table's runner-up cut on that network and how much worse it is predicted; below {:.0}% (the profiles' run-to-run spread, at least 10%) it is a near tie, and the two may measure in either order.",
-            100.0 * self.tie_within
-        );
-        let bp = &self.breakpoints;
-        let _ = writeln!(
-            out,
-            "\n## Breakpoints\n\nThe best cut as the uplink varies from {} to {} Mbps (RTT {} ms, {} radio, downlink equal to uplink). `nsplit select DIR --bandwidth MBPS` reads this table.\n",
-            bp.from_mbps, bp.to_mbps, bp.network.rtt_ms, bp.network.radio.name
-        );
-        let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
-        let _ = writeln!(out, "|---:|---:|---|");
-        for p in &bp.pieces {
-            let _ = writeln!(
-                out,
-                "| {} | {} | `{}` |",
-                fig(p.from_mbps),
-                fig(p.to_mbps),
-                p.cut
-            );
-        }
-        let _ = writeln!(out, "\n## Cuts\n");
-        let _ = writeln!(
-            out,
-            "| cut | head | tail | phone nodes | server nodes | upload | phone ms | server ms | verified |"
-        );
-        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
-        for c in &self.cuts {
-            let file = |f: &Option<String>| f.as_ref().map_or("—".into(), |f| format!("`{f}`"));
-            let verified = match (c.verification.status, &c.verification.reason) {
-                (VerificationStatus::Passed, _) => format!(
-                    "passed{} (max abs diff {:.1e}{})",
-                    c.verification
-                        .verifier
-                        .map_or(String::new(), |r| format!(" in {r}")),
-                    c.verification.max_abs_diff.unwrap_or(0.0),
-                    if c.verification.sizes.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; at {}", c.verification.sizes.join("; "))
-                    }
-                ),
-                (s, Some(r)) => format!("{}: {r}", s.name()),
-                (s, None) => s.name().to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
-                c.id,
-                file(&c.head),
-                file(&c.tail),
-                c.head_nodes,
-                c.tail_nodes,
-                human_bytes(c.upload_bytes),
-                fig(c.mobile_ms),
-                fig(c.cloud_ms),
-                verified.replace('|', "\\|")
-            );
-        }
-        for c in self.cuts.iter().filter(|c| !c.boundary.is_empty()) {
-            let _ = writeln!(out, "\nTensors `{}` sends:\n", c.id);
-            for b in &c.boundary {
-                let summary = TensorSummary {
-                    name: b.name.clone(),
-                    dtype: None,
-                    shape: b.shape.clone(),
-                    bytes: b.bytes,
-                };
-                let _ = writeln!(
-                    out,
-                    "- `{}` {} {} ({})",
-                    b.name,
-                    b.dtype.as_deref().unwrap_or("?"),
-                    shape_text(&summary),
-                    b.bytes.map_or("?".into(), human_bytes)
-                );
-            }
-        }
-        if !self.notes.is_empty() {
-            let _ = writeln!(out, "\n## Notes\n");
-            for n in &self.notes {
-                let _ = writeln!(out, "- {n}");
-            }
-        }
-        out
-    }
-}
-
-/// A figure for people: 3 significant digits, no exponent for everyday sizes.
-fn fig(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
-    format!("{v:.digits$}")
 }
 
 /// A plan's cost line as the table writes it.

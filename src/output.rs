@@ -1,4 +1,5 @@
-//! Writing halves: external data, and no partial output.
+//! The output folder: every file nsplit writes (halves with their external data, tables,
+//! profiles, model repositories) and no partial output.
 //!
 //! Every file is first written under its final name into a private staging folder inside the
 //! output folder (`DIR/.nsplit-XXXXXX/`), where the halves can be checked (a half and its data

@@ -1,0 +1,180 @@
+//! The deployment phase (`nsplit profile`): time each op class on this machine with tract over a
+//! grid of configurations, fit one regression per class, and write a measured [`DeviceProfile`].
+//!
+//! Each sample is a one-node ONNX model built here, analysed by nsplit's own pipeline (so the
+//! features the regression reads are exactly those predictions will read) and run by tract:
+//! warm-up runs, then the median of timed runs. Plain Rust and tract only, so the command
+//! cross-compiles to a phone (aarch64) as it is.
+
+mod calibration;
+mod fitting;
+mod grid;
+mod machine;
+
+use super::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};
+use crate::cost::measure::median;
+use crate::runtime::{tract, Optimise};
+use anyhow::Result;
+use calibration::Calibration;
+use grid::Grid;
+use onnx_protobuf::{Message, ModelProto};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How much to measure.
+#[derive(Copy, Clone, Debug)]
+pub struct ProfileOptions {
+    pub role: Role,
+    /// A small grid and few repetitions: under a minute, for tests.
+    pub quick: bool,
+    /// Assumed active power (W) recorded for a mobile profile (power is not measured).
+    pub power_w: f64,
+}
+
+/// Passes over the grid in a full profile.
+const PASSES: usize = 6;
+/// Untimed runs, then timed runs whose median is a pass's figure.
+const WARMUP: usize = 1;
+const RUNS: usize = 3;
+
+/// Measure, fit and return the profile. `progress` is told the number of configurations and
+/// each one done.
+pub fn profile(opts: &ProfileOptions, progress: impl FnMut(usize, &str)) -> Result<DeviceProfile> {
+    profile_with(opts, progress, |_| Ok(()))
+}
+
+/// [`profile`], calling `between(pass)` after each pass over the grid: a benchmark times its
+/// own models there, so that they and the grid see the same states of the machine (which
+/// change over minutes as well as seconds: docs/accuracy.md).
+pub fn profile_with(
+    opts: &ProfileOptions,
+    mut progress: impl FnMut(usize, &str),
+    mut between: impl FnMut(usize) -> Result<()>,
+) -> Result<DeviceProfile> {
+    let dir = tempfile::tempdir()?;
+    // This machine's speed changes from one second to the next (medians of the same model a few
+    // seconds apart differ by up to 50%: docs/accuracy.md), so one long median is no property of
+    // it. The full run times the grid in short passes, alternately forwards and backwards, and
+    // keeps each configuration's fastest median: the machine at its own speed, which any later
+    // run finds again by the same statistic.
+    let passes = if opts.quick { 1 } else { PASSES };
+    let configs = grid::grid(opts.quick);
+    let total = configs.len() * (passes + 1);
+    let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
+    // The calibration network is timed three times after each pass (it runs in milliseconds;
+    // each node keeps its fastest median).
+    let mut calibration = Calibration::new(dir.path())?;
+    for pass in 0..passes {
+        grid.time_pass(pass, |label| progress(total, label))?;
+        calibration.time(3, RUNS)?;
+        between(pass)?;
+    }
+    let run_overhead_ms = run_overhead(dir.path())?;
+    let samples = grid.samples(run_overhead_ms);
+    let mut power_w = BTreeMap::new();
+    if opts.role == Role::Mobile {
+        power_w.insert("default".to_string(), opts.power_w);
+    }
+    let mut profile = DeviceProfile {
+        format: FORMAT.into(),
+        version: VERSION,
+        name: format!("measured-{}", std::env::consts::ARCH),
+        role: opts.role,
+        provenance: Provenance {
+            kind: ProvenanceKind::Measured,
+            source: String::new(),
+            date: machine::today(),
+        },
+        fallback: fitting::roofline(&samples),
+        regressions: fitting::regressions(&samples),
+        power_w,
+        run_overhead_ms,
+        context_factors: BTreeMap::new(),
+        spread: (passes > 1).then(|| median(samples.spread.values().copied().collect())),
+    };
+    progress(total, "calibration network");
+    profile.context_factors = calibration::context_factors(&profile, &calibration)?;
+    profile.provenance.source = provenance_source(opts, &profile, samples.count(), passes);
+    Ok(profile)
+}
+
+/// A run's own overhead: two one-node runs less a two-node run. Taken out of every sample, so
+/// the fits are per-node costs, and added back once per model run.
+fn run_overhead(dir: &Path) -> Result<f64> {
+    let tiny = |n: usize| -> Result<f64> {
+        let path = write_model(dir, &format!("tiny{n}.onnx"), &grid::relu_chain(n))?;
+        time_model(&path, WARMUP * 10, RUNS * 10)
+    };
+    Ok((2.0 * tiny(1)? - tiny(2)?).max(0.0))
+}
+
+/// How the profile was measured, for its provenance.
+fn provenance_source(
+    opts: &ProfileOptions,
+    profile: &DeviceProfile,
+    samples: usize,
+    passes: usize,
+) -> String {
+    format!(
+        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the fastest of {} pass{}{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
+        env!("CARGO_PKG_VERSION"),
+        if opts.quick { " --quick" } else { "" },
+        machine::machine_description(),
+        samples,
+        WARMUP,
+        RUNS,
+        passes,
+        if passes == 1 { "" } else { "es" },
+        profile
+            .spread
+            .map_or(String::new(), |s| format!(", rerun spread {:.1}%", 100.0 * s)),
+        profile.run_overhead_ms,
+        profile.context_factors_text(),
+        if opts.role == Role::Mobile {
+            format!("power not measured: {} W assumed for every class", opts.power_w)
+        } else {
+            "no power model (cloud)".into()
+        }
+    )
+}
+
+/// Write `model` as `dir/name`.
+fn write_model(dir: &Path, name: &str, model: &ModelProto) -> Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, model.write_to_bytes()?)?;
+    Ok(path)
+}
+
+/// Median wall time (ms) of `runs` runs of the model at `path` on zeros, after `warmup`.
+fn time_model(path: &Path, warmup: usize, runs: usize) -> Result<f64> {
+    let mut model = tract::load(path, Optimise::Fully)?;
+    let zeros = model.zeros()?;
+    Ok(median(model.time(&zeros, warmup, runs)?))
+}
+
+/// A profile whose rerun spread is above this was taken on a machine too noisy to trust.
+pub const NOISY_SPREAD: f64 = 0.10;
+
+/// What to tell the user when `p` was measured on a machine too noisy to trust.
+pub fn noise_warning(p: &DeviceProfile) -> Option<String> {
+    let spread = p.spread.filter(|&s| s > NOISY_SPREAD)?;
+    Some(format!(
+        "the machine was noisy while profiling: half the passes against the other half, samples moved by {:.0}% (median; trusted up to {:.0}%), so predictions may move as much from one profile to the next. Profile again with nothing else running, and keep the profile with the lowest spread.",
+        100.0 * spread,
+        100.0 * NOISY_SPREAD
+    ))
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use crate::shapes::InputShapes;
+    use crate::Analysis;
+    use onnx_protobuf::ModelProto;
+
+    /// nsplit's analysis of `model`.
+    pub(crate) fn analyse(model: &ModelProto) -> Analysis {
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::write_model(dir.path(), "m.onnx", model).unwrap();
+        Analysis::run(&path, &InputShapes::default()).unwrap()
+    }
+}

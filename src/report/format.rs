@@ -1,0 +1,50 @@
+//! Formatting for people: sizes, counts, shapes and figures as the reports write them.
+
+use crate::tensor::TensorSummary;
+
+/// `1x3x224x224`, `scalar`, or `?` for an unknown rank.
+pub fn shape_text(t: &TensorSummary) -> String {
+    match &t.shape {
+        None => "?".into(),
+        Some(d) if d.is_empty() => "scalar".into(),
+        Some(d) => d
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join("x"),
+    }
+}
+
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A count with a decimal unit: `950`, `1.23 M`, `4.09 G`.
+pub fn human_count(v: u64) -> String {
+    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    UNITS
+        .iter()
+        .find(|(scale, _)| v as f64 >= *scale)
+        .map_or(v.to_string(), |(scale, unit)| {
+            format!("{:.2} {unit}", v as f64 / scale)
+        })
+}
+
+pub use crate::tensor::human_bytes;
+
+/// A figure for people: 3 significant digits, no exponent for everyday sizes.
+pub fn fig(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.digits$}")
+}

@@ -1,0 +1,161 @@
+//! `selection.md`: the selection table (`selection.json`, [`SelectionTable`]) for people.
+
+use super::format::{fig, human_bytes, shape_text};
+use crate::plan::selection::{SelectionTable, VerificationStatus};
+use crate::plan::{Method, Objective};
+use crate::tensor::TensorSummary;
+use std::fmt::Write;
+use std::path::Path;
+
+/// `selection.md`: the selection table for people.
+pub fn markdown(table: &SelectionTable) -> String {
+    let mut out = String::new();
+    let unit = match table.objective {
+        Objective::Latency => "latency (ms)",
+        Objective::Energy => "phone energy (mJ)",
+    };
+    let name = Path::new(&table.model.path)
+        .file_name()
+        .map_or(table.model.path.clone(), |n| {
+            n.to_string_lossy().into_owned()
+        });
+    let _ = writeln!(out, "# Selection table: {name}\n");
+    let _ = writeln!(
+        out,
+        "Model `{}` (SHA-256 `{}`). Objective: {unit}. Phone: `{}` ({}); server: `{}` ({}), load x{}. Cuts chosen by {}.\n",
+        table.model.path,
+        &table.model.sha256,
+        table.profiles.mobile,
+        table.profiles.mobile_provenance,
+        table.profiles.cloud,
+        table.profiles.cloud_provenance,
+        table.cloud_load,
+        if table.method == Method::ChainScan {
+            "the prefix scan (the model is a chain)"
+        } else {
+            "minimum cut (the model is a DAG)"
+        }
+    );
+    let _ = writeln!(out, "## Per network\n");
+    let _ = writeln!(
+        out,
+        "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | vs all-cloud | vs all-mobile | energy vs all-cloud | next best |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for b in &table.buckets {
+        let p = &b.predicted;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            b.network.name,
+            b.network.uplink_mbps,
+            b.network.rtt_ms,
+            b.cut,
+            fig(p.mobile_ms),
+            fig(p.transfer_ms),
+            fig(p.cloud_ms),
+            fig(p.total_ms),
+            fig(p.mobile_mj),
+            b.speedup_vs_all_cloud
+                .map_or("n/a".into(), |s| format!("{}x", fig(s))),
+            fig(b.speedup_vs_all_mobile) + "x",
+            b.energy_saving_vs_all_cloud
+                .map_or("n/a".into(), |s| format!("{:+.1}%", -100.0 * s)),
+            b.margin.as_ref().map_or("—".into(), |m| format!(
+                "`{}` {:+.1}%{}",
+                m.runner_up,
+                100.0 * m.relative,
+                if m.near_tie { " (near tie)" } else { "" }
+            )),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nNext best: this table's runner-up cut on that network and how much worse it is predicted; below {:.0}% (the profiles' run-to-run spread, at least 10%) it is a near tie, and the two may measure in either order.",
+        100.0 * table.tie_within
+    );
+    let bp = &table.breakpoints;
+    let _ = writeln!(
+        out,
+        "\n## Breakpoints\n\nThe best cut as the uplink varies from {} to {} Mbps (RTT {} ms, {} radio, downlink equal to uplink). `nsplit select DIR --bandwidth MBPS` reads this table.\n",
+        bp.from_mbps, bp.to_mbps, bp.network.rtt_ms, bp.network.radio.name
+    );
+    let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
+    let _ = writeln!(out, "|---:|---:|---|");
+    for p in &bp.pieces {
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` |",
+            fig(p.from_mbps),
+            fig(p.to_mbps),
+            p.cut
+        );
+    }
+    let _ = writeln!(out, "\n## Cuts\n");
+    let _ = writeln!(
+        out,
+        "| cut | head | tail | phone nodes | server nodes | upload | phone ms | server ms | verified |"
+    );
+    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
+    for c in &table.cuts {
+        let file = |f: &Option<String>| f.as_ref().map_or("—".into(), |f| format!("`{f}`"));
+        let verified = match (c.verification.status, &c.verification.reason) {
+            (VerificationStatus::Passed, _) => format!(
+                "passed{} (max abs diff {:.1e}{})",
+                c.verification
+                    .verifier
+                    .map_or(String::new(), |r| format!(" in {r}")),
+                c.verification.max_abs_diff.unwrap_or(0.0),
+                if c.verification.sizes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; at {}", c.verification.sizes.join("; "))
+                }
+            ),
+            (s, Some(r)) => format!("{}: {r}", s.name()),
+            (s, None) => s.name().to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.id,
+            file(&c.head),
+            file(&c.tail),
+            c.head_nodes,
+            c.tail_nodes,
+            human_bytes(c.upload_bytes),
+            fig(c.mobile_ms),
+            fig(c.cloud_ms),
+            verified.replace('|', "\\|")
+        );
+    }
+    for c in table.cuts.iter().filter(|c| !c.boundary.is_empty()) {
+        let _ = writeln!(out, "\nTensors `{}` sends:\n", c.id);
+        for b in &c.boundary {
+            let summary = TensorSummary {
+                name: b.name.clone(),
+                dtype: None,
+                shape: b.shape.clone(),
+                bytes: b.bytes,
+            };
+            let _ = writeln!(
+                out,
+                "- `{}` {} {} ({})",
+                b.name,
+                b.dtype.as_deref().unwrap_or("?"),
+                shape_text(&summary),
+                b.bytes.map_or("?".into(), human_bytes)
+            );
+        }
+    }
+    if !table.notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for n in &table.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
