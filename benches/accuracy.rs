@@ -8,7 +8,7 @@
 //! Run it on a quiet machine: the profile and the measurements share the cores with anything
 //! else running.
 
-mod common;
+use nsplit::dev as common;
 
 use nsplit::cost::measure::Measured;
 use nsplit::cost::profile::Role;
@@ -21,7 +21,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     // NSPLIT_ACCURACY_PROFILE=FILE reuses a profile (e.g. the last run's, saved below) to iterate
     // on predictions without re-profiling; the doc then names that profile's provenance.
     let saved = root.join("target/accuracy-profile.json");

@@ -9,7 +9,7 @@
 //! Without arguments it measures the corpus's largest light net and the generated VGG-16, where
 //! present. Each measurement runs in a fresh child process, so peak RSS is its own.
 
-mod common;
+use nsplit::dev as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +22,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("--child") {
         return child(&args[1], Path::new(&args[2]));
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     let models: Vec<PathBuf> = if args.is_empty() {
         [
             "corpus/onnx-backend/light/light_vgg19.onnx",
@@ -80,16 +80,7 @@ fn files_size(model: &Path) -> u64 {
 
 fn measure(mode: &str, model: &Path) -> (f64, u64) {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--child", mode])
-        .arg(model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = nsplit::dev::succeed(Command::new(exe).args(["--child", mode]).arg(model));
     let text = String::from_utf8(out.stdout).unwrap();
     let mut parts = text.split_whitespace();
     (

@@ -7,11 +7,11 @@
 //! ```
 
 use nsplit::report::paper as report;
-use std::path::PathBuf;
+
 use std::process::Command;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     let zoo = root.join("target/zoo-shapes");
     let status = Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
         .args(["--zoo", zoo.to_str().unwrap(), "--shapes-only"])

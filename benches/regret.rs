@@ -17,7 +17,7 @@
 //! ```
 //! Run it on a quiet machine.
 
-mod common;
+use nsplit::dev as common;
 
 use nsplit::cost::profile::{DeviceProfile, Role};
 use nsplit::cost::profiler::{profile, ProfileOptions};
@@ -49,7 +49,7 @@ const PASSES: usize = 2;
 const RUNS: usize = 3;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     let args = common::args();
     let saved = root.join("target/regret-profile.json");
     // NSPLIT_REGRET_PROFILE=FILE reuses a profile instead of profiling again.

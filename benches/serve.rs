@@ -18,8 +18,6 @@
 //! fewest bytes in the middle third of the network, added to the folder here (`nsplit split`,
 //! its predictions from the same per-node costs the planner uses).
 
-mod common;
-
 use nsplit::cost::profile::Role;
 use nsplit::cost::profiler::{profile, ProfileOptions};
 use nsplit::plan::selection::SelectionTable;
@@ -34,7 +32,7 @@ const CLOUD_LOAD: f64 = 0.1;
 const REPEAT: &str = "9";
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     let nsplit = env!("CARGO_BIN_EXE_nsplit");
     let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
         .map(PathBuf::from)
@@ -228,22 +226,11 @@ fn add_mid_cut(nsplit: &str, net: &Path, dir: &Path, mobile: &Path, cloud: &Path
 
 /// Networks without round trip from 0.01 to 100000 Mbps.
 fn buckets_file(work: &Path) -> PathBuf {
-    use nsplit::plan::network::{at_bandwidth, reference_network, BucketsFile, FORMAT};
-    let wifi = reference_network("wifi").unwrap();
-    let buckets = [0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e5]
-        .iter()
-        .map(|&b| nsplit::plan::BandwidthBucket {
-            rtt_ms: 0.0,
-            ..at_bandwidth(b, &wifi)
-        })
-        .collect();
-    let file = BucketsFile {
-        format: FORMAT.into(),
-        version: 1,
-        buckets,
-    };
+    use nsplit::plan::network::{reference_network, BucketsFile};
+    let mbps = [0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e5];
+    let file = BucketsFile::without_round_trip(&mbps, &reference_network("wifi").unwrap());
     let path = work.join("buckets.json");
-    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    std::fs::write(&path, file.to_json()).unwrap();
     path
 }
 

@@ -8,7 +8,7 @@
 //! Python with onnx is found at `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
 //! Each run is a fresh process (peak RSS is its own), median of 3.
 
-mod common;
+use nsplit::dev as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +21,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("--child") {
         return child(Path::new(&args[1]), &args[2], Path::new(&args[3]));
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     let model = args
         .first()
         .map(PathBuf::from)
@@ -51,7 +51,7 @@ fn main() {
         .collect();
     drop(analysis);
     let size = std::fs::metadata(&model).unwrap().len();
-    let python = common::python(&root);
+    let python = common::python();
     println!(
         "model {} ({:.1} MB), cut after `{tensor}` (node `{}`)",
         model.display(),

@@ -10,7 +10,7 @@
 //! Each measurement is a fresh process (peak RSS is its own). Python with onnx/onnxruntime is
 //! `$NSPLIT_PYTHON`, else `.venv/bin/python`, else `python3`.
 
-mod common;
+use nsplit::dev as common;
 
 use nsplit::plan::network;
 use nsplit::plan::selection::SelectionTable;
@@ -23,7 +23,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("--child") {
         return child(&args[1], Path::new(&args[2]), Path::new(&args[3]));
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = nsplit::dev::root();
     let zoo = root.join("target/zoo");
     if !zoo.join("bert_base.onnx").exists() {
         let ok = Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
@@ -73,7 +73,7 @@ fn main() {
                     out.to_str().unwrap(),
                 ])
                 .env("NSPLIT_BUCKETS", &buckets)
-                .env("NSPLIT_PYTHON", common::python(&root))
+                .env("NSPLIT_PYTHON", common::python())
                 .output()
                 .unwrap();
             assert!(
@@ -123,7 +123,7 @@ fn main() {
     }
     let manifest = work.path().join("manifest.json");
     std::fs::write(&manifest, serde_json::to_string_pretty(&cases).unwrap()).unwrap();
-    let python = common::python(&root);
+    let python = common::python();
     let o = Command::new(python)
         .arg(root.join("scripts/check_halves.py"))
         .arg(&manifest)

@@ -27,6 +27,8 @@
 
 pub mod cost;
 pub mod cut;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod emit;
 pub mod graph;
 pub mod guard;

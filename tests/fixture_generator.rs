@@ -6,15 +6,10 @@ use std::process::Command;
 #[test]
 fn generator_reproduces_committed_fixtures() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::common::succeed(
+        Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
+            .arg("--out")
+            .arg(dir.path()),
     );
     let mut compared = 0;
     for sub in ["", "bad"] {

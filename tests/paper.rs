@@ -9,14 +9,12 @@ use nsplit::report::paper as report;
 #[test]
 fn paper_reproduction_tables_are_current() {
     let zoo = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
-        .args(["--zoo", zoo.path().to_str().unwrap(), "--shapes-only"])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+    crate::common::succeed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures")).args([
+            "--zoo",
+            zoo.path().to_str().unwrap(),
+            "--shapes-only",
+        ]),
     );
     let tables = report::tables(zoo.path());
     let doc = std::fs::read_to_string(common::root().join("docs/paper-reproduction.md")).unwrap();

@@ -3,7 +3,6 @@
 
 use crate::common::*;
 use nsplit::cost::Profiles;
-use nsplit::plan::breakpoints::{lower_envelope, Line};
 use nsplit::plan::instance::Transfer;
 use nsplit::plan::{chain, mincut, network, predict, Instance, Linear, Link, Method, Objective};
 use proptest::prelude::*;
@@ -118,16 +117,8 @@ proptest! {
     #[test]
     fn breakpoints_match_a_dense_sweep(inst in dag(8, false)) {
         let (lo, hi) = (1e-3, 10.0);
-        let mut heads: Vec<Vec<bool>> = vec![];
-        let pieces = lower_envelope(lo, hi, &mut |x| {
-            let (head, _) = mincut::solve(&inst, x);
-            let line = inst.cost(&head).unwrap();
-            let id = heads.iter().position(|h| *h == head).unwrap_or_else(|| {
-                heads.push(head);
-                heads.len() - 1
-            });
-            Line { id, a: line.a, b: line.b }
-        });
+        let nsplit::plan::Envelope { pieces, heads } =
+            nsplit::plan::envelope(&inst, Method::MinCut, lo, hi);
         let line = |id: usize| inst.cost(&heads[id]).unwrap();
         prop_assert_eq!(pieces.first().unwrap().from, lo);
         prop_assert_eq!(pieces.last().unwrap().to, hi);

@@ -4,7 +4,7 @@
 //! `python3`. Where none has onnx, onnxruntime and numpy the checks are skipped loudly, except
 //! under CI (`CI` set), where a missing tool is a broken set-up and fails the run.
 
-use crate::common::{self, python_tools, root};
+use crate::common::{self, python_tools, root, succeed};
 use onnx_protobuf::Message;
 use std::process::Command;
 
@@ -273,15 +273,10 @@ fn operator_schemas_are_the_pinned_onnx_releases() {
     };
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("schemas.json");
-    let out = Command::new(&py)
-        .arg(root().join("scripts/gen_op_schemas.py"))
-        .arg(&fresh)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(&py)
+            .arg(root().join("scripts/gen_op_schemas.py"))
+            .arg(&fresh),
     );
     let committed = std::fs::read(root().join("src/ops/schemas.json")).unwrap();
     assert!(

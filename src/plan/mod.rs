@@ -134,6 +134,40 @@ pub struct Plan {
     pub tie_within: f64,
 }
 
+/// The best heads of an instance over a range of x = 1/uplink: its lower envelope.
+pub struct Envelope {
+    /// In order of increasing x; each `id` indexes `heads`.
+    pub pieces: Vec<breakpoints::Piece<usize>>,
+    /// The distinct best heads, in the order found.
+    pub heads: Vec<Vec<bool>>,
+}
+
+/// The lower envelope of `inst`'s best heads (by `method`) over x in [from_x, to_x].
+pub fn envelope(inst: &Instance, method: Method, from_x: f64, to_x: f64) -> Envelope {
+    let mut heads: Vec<Vec<bool>> = vec![];
+    let pieces = lower_envelope(from_x, to_x, &mut |x| {
+        let head = best_head(inst, method, x);
+        let line = inst.cost(&head).expect("the best head is feasible");
+        Line {
+            id: intern(&mut heads, head),
+            a: line.a,
+            b: line.b,
+        }
+    });
+    Envelope { pieces, heads }
+}
+
+/// The index of `head` in `heads`, added at the end when new.
+fn intern(heads: &mut Vec<Vec<bool>>, head: Vec<bool>) -> usize {
+    match heads.iter().position(|h| *h == head) {
+        Some(i) => i,
+        None => {
+            heads.push(head);
+            heads.len() - 1
+        }
+    }
+}
+
 /// The best head set of `inst` at `x`.
 pub fn best_head(inst: &Instance, method: Method, x: f64) -> Vec<bool> {
     match method {
@@ -168,15 +202,6 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
             link,
         )
     };
-    let mut heads: Vec<Vec<bool>> = vec![];
-    let mut intern = |head: Vec<bool>| match heads.iter().position(|h| *h == head) {
-        Some(i) => i,
-        None => {
-            heads.push(head);
-            heads.len() - 1
-        }
-    };
-
     // Breakpoints over the sweep network.
     let (sweep, items) = build(&Link::sweep(&opts.sweep.like));
     let method = if chain::is_chain(&sweep) {
@@ -184,16 +209,7 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     } else {
         Method::MinCut
     };
-    let pieces = lower_envelope(1.0 / hi, 1.0 / lo, &mut |x| {
-        let head = best_head(&sweep, method, x);
-        let line = sweep.cost(&head).expect("the best head is feasible");
-        let id = intern(head);
-        Line {
-            id,
-            a: line.a,
-            b: line.b,
-        }
-    });
+    let Envelope { pieces, mut heads } = envelope(&sweep, method, 1.0 / hi, 1.0 / lo);
     let mut breakpoints_by_head: Vec<(f64, f64, usize)> = pieces
         .iter()
         .rev()
@@ -211,7 +227,10 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     let mut bucket_heads = vec![];
     for bucket in &opts.buckets {
         let (inst, _) = build(&Link::of_bucket(bucket));
-        bucket_heads.push(intern(best_head(&inst, method, 1.0 / bucket.uplink_mbps)));
+        bucket_heads.push(intern(
+            &mut heads,
+            best_head(&inst, method, 1.0 / bucket.uplink_mbps),
+        ));
     }
 
     // Distinct cuts, fewest head nodes first.

@@ -119,6 +119,28 @@ pub struct BucketsFile {
     pub buckets: Vec<BandwidthBucket>,
 }
 
+impl BucketsFile {
+    /// Networks with no round trip at these uplinks (downlink equal, the radio of `like`):
+    /// transfer is size over bandwidth alone, as the paper models it.
+    pub fn without_round_trip(mbps: &[f64], like: &BandwidthBucket) -> BucketsFile {
+        BucketsFile {
+            format: FORMAT.into(),
+            version: 1,
+            buckets: mbps
+                .iter()
+                .map(|&b| BandwidthBucket {
+                    rtt_ms: 0.0,
+                    ..at_bandwidth(b, like)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("buckets are plain data") + "\n"
+    }
+}
+
 pub fn load_buckets(path: &Path) -> Result<Vec<BandwidthBucket>> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;

@@ -1,5 +1,7 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (those the benchmarks need too are in
+//! `nsplit::dev`).
+
+pub use nsplit::dev::{python, root, succeed};
 
 use nsplit::shapes::InputShapes;
 use nsplit::tensor::TensorInfo;
@@ -8,10 +10,6 @@ use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Every committed fixture, with the input shapes it needs.
 pub const FIXTURES: &[(&str, &[&str])] = &[
@@ -255,22 +253,10 @@ pub fn corpus() -> Option<PathBuf> {
 /// A buckets file, written into `dir`, of networks with no round trip at these uplinks (downlink
 /// equal, Wi-Fi radio): on them even the small fixtures get mid-network cuts.
 pub fn round_trip_free_buckets(dir: &Path, mbps: &[f64]) -> PathBuf {
-    use nsplit::plan::network::{at_bandwidth, reference_network, BucketsFile, FORMAT};
-    let wifi = reference_network("wifi").unwrap();
-    let buckets = mbps
-        .iter()
-        .map(|&b| nsplit::plan::BandwidthBucket {
-            rtt_ms: 0.0,
-            ..at_bandwidth(b, &wifi)
-        })
-        .collect();
-    let file = BucketsFile {
-        format: FORMAT.into(),
-        version: 1,
-        buckets,
-    };
+    use nsplit::plan::network::{reference_network, BucketsFile};
+    let file = BucketsFile::without_round_trip(mbps, &reference_network("wifi").unwrap());
     let path = dir.join("buckets.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    std::fs::write(&path, file.to_json()).unwrap();
     path
 }
 
@@ -358,19 +344,6 @@ pub fn input_shapes(model: &Path) -> Vec<String> {
 /// tool is a broken set-up, never a reason to skip.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// The Python that the checks with the official tools use: `$NSPLIT_PYTHON`, else the
-/// repository's `.venv/bin/python`, else `python3`.
-pub fn python() -> String {
-    if let Some(p) = std::env::var_os("NSPLIT_PYTHON") {
-        return p.to_string_lossy().into_owned();
-    }
-    let venv = root().join(".venv/bin/python");
-    if venv.exists() {
-        return venv.to_string_lossy().into_owned();
-    }
-    "python3".into()
 }
 
 /// `python()` when it can import onnx, onnxruntime and numpy. When it cannot, `what` (the check

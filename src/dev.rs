@@ -1,8 +1,40 @@
-//! Helpers the benchmark binaries share: each measurement runs in a fresh child process so its
-//! peak memory is its own.
-#![allow(dead_code)]
+//! Helpers the integration tests and the benchmarks share (compiled with the `dev` feature,
+//! which only the crate's own tests and benchmarks turn on): where the repository and Python are,
+//! running a command that must succeed, and the benchmarks' measurements and documents.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root folder.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Python with the onnx tools: `$NSPLIT_PYTHON`, else the repository's `.venv/bin/python`, else
+/// `python3`.
+pub fn python() -> String {
+    if let Some(p) = std::env::var_os("NSPLIT_PYTHON") {
+        return p.to_string_lossy().into_owned();
+    }
+    let venv = root().join(".venv/bin/python");
+    if venv.exists() {
+        return venv.to_string_lossy().into_owned();
+    }
+    "python3".into()
+}
+
+/// Run `cmd` to the end; panic with its stderr when it fails.
+pub fn succeed(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// The command-line arguments, without the `--bench` cargo adds.
 pub fn args() -> Vec<String> {
@@ -27,18 +59,6 @@ pub fn median(runs: usize, mut f: impl FnMut() -> (f64, u64)) -> (f64, u64) {
     let mut all: Vec<(f64, u64)> = (0..runs).map(|_| f()).collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     all[runs / 2]
-}
-
-/// Python with onnx: `$NSPLIT_PYTHON`, else the repository's `.venv/bin/python`, else `python3`.
-pub fn python(root: &Path) -> String {
-    std::env::var("NSPLIT_PYTHON").ok().unwrap_or_else(|| {
-        let venv = root.join(".venv/bin/python");
-        if venv.exists() {
-            venv.to_string_lossy().into_owned()
-        } else {
-            "python3".into()
-        }
-    })
 }
 
 /// Replace the part of the Markdown file `path` between `<!-- NAME:begin -->` and
