@@ -237,24 +237,10 @@ fn buckets_file(work: &Path) -> PathBuf {
 /// The net's one input as a seeded random .npy file.
 fn write_input(root: &Path, net: &Path, dir: &Path) -> (String, PathBuf) {
     let a = nsplit::Analysis::run(net, &Default::default()).unwrap();
-    let t = a.graph.inputs[0];
-    let name = a.graph.tensor(t).name.clone();
-    let dims: Vec<usize> = a
-        .shapes
-        .get(t)
-        .concrete_dims()
-        .unwrap()
-        .iter()
-        .map(|&d| d as usize)
-        .collect();
-    let count: usize = dims.iter().product();
-    let data: Vec<f32> = (0..count)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect();
-    let value = tract_onnx::prelude::Tensor::from_shape(&dims, &data).unwrap();
+    let name = a.graph.tensor(a.graph.inputs[0]).name.clone();
+    let values = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
     let file = dir.join("input.npy");
-    let mut f = std::fs::File::create(&file).unwrap();
-    nsplit::serve::npy::write_npy_to(&mut f, &value).unwrap();
+    nsplit::serve::npy::write_npy(&file, &values[&name]).unwrap();
     let _ = root;
     (name, file)
 }

@@ -1,14 +1,15 @@
 //! The command line's flags and their help: the manual of `nsplit` (`--help`). Parsing only;
 //! `main.rs` dispatches to the library.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use nsplit::cost::profile::{Role, BUILT_IN};
+use nsplit::cost::profile::{DeviceProfile, Role, BUILT_IN};
 use nsplit::cost::Profiles;
 use nsplit::job::JobOptions;
 use nsplit::output::ExternalData;
 use nsplit::plan::{network, Objective, PlanOptions, Sweep};
 use nsplit::runtime::Verifier;
+use nsplit::serve::run::{CutChoice, RunOptions};
 use nsplit::serve::triton::{TritonBackend, TritonOptions};
 use nsplit::shapes::InputShapes;
 use std::path::PathBuf;
@@ -132,9 +133,9 @@ impl ShapeArgs {
 /// `--mobile` and `--cloud`: the device profiles predictions come from.
 #[derive(Args)]
 pub struct ProfileArgs {
-    #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE", help = profile_help("Mobile device"))]
+    #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE", help = profile_help("Mobile device", Role::Mobile))]
     mobile: String,
-    #[arg(long, default_value = "titan-x", value_name = "NAME|FILE", help = profile_help("Server"))]
+    #[arg(long, default_value = "titan-x", value_name = "NAME|FILE", help = profile_help("Server", Role::Cloud))]
     cloud: String,
 }
 
@@ -144,12 +145,16 @@ impl ProfileArgs {
     }
 }
 
-/// The help of a profile flag, naming the built-in profiles.
-fn profile_help(device: &str) -> String {
-    let names: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
+/// The help of a profile flag, naming the built-in profiles of `role` first.
+fn profile_help(device: &str, role: Role) -> String {
+    let (mine, others): (Vec<&str>, Vec<&str>) = BUILT_IN
+        .iter()
+        .map(|(name, _)| *name)
+        .partition(|name| DeviceProfile::resolve(name).is_ok_and(|p| p.role == role));
     format!(
-        "{device} profile: a built-in name ({}) or a profile JSON file (docs/profiles.md)",
-        names.join(", ")
+        "{device} profile: a built-in name ({}; also {}) or a profile JSON file (docs/profiles.md)",
+        mine.join(", "),
+        others.join(", ")
     )
 }
 
@@ -326,41 +331,7 @@ pub enum Command {
     /// server times (the server's own, from its statistics where it has them) beside the
     /// planner's predictions; --out writes the outputs as an .npz archive (np.load).
     #[command(after_long_help = RUN_EXAMPLES)]
-    #[command(group(ArgGroup::new("which").required(true).args(["bandwidth", "cut"])))]
-    Run {
-        /// An output folder of `nsplit MODEL --out DIR`, with served tails (`nsplit package`).
-        dir: PathBuf,
-        /// The inference server's URL, e.g. http://127.0.0.1:8000.
-        #[arg(long, value_name = "URL")]
-        server: Option<String>,
-        /// A graph input from a NumPy file. Repeat for each input.
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
-        input: Vec<String>,
-        /// Run the pair the selection table chooses at this uplink bandwidth (Mbps).
-        #[arg(long, value_name = "MBPS")]
-        bandwidth: Option<f64>,
-        /// Run this cut (an id from selection.json).
-        #[arg(long, value_name = "ID")]
-        cut: Option<String>,
-        /// The served model's name, where it is not the one selection.json names.
-        #[arg(long, value_name = "NAME")]
-        model: Option<String>,
-        /// Write the outputs here, one array per output tensor.
-        #[arg(long, value_name = "FILE.npz")]
-        out: Option<PathBuf>,
-        /// Give up on the server after this long, per request.
-        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-        timeout: f64,
-        /// Timed runs; the report gives their medians (after one untimed head run).
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        repeat: usize,
-        /// The runtime of the head: onnxruntime where it is installed, else tract.
-        #[arg(long, value_enum, default_value_t = Verifier::Auto)]
-        runtime: Verifier,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Run(RunArgs),
     /// Check that HEAD then TAIL computes what ORIGINAL computes, in onnxruntime or tract.
     ///
     /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
@@ -397,6 +368,77 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Verifier::Auto)]
         verifier: Verifier,
     },
+}
+
+/// `nsplit run`'s arguments.
+#[derive(Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["bandwidth", "cut"])))]
+pub struct RunArgs {
+    /// An output folder of `nsplit MODEL --out DIR`, with served tails (`nsplit package`).
+    pub dir: PathBuf,
+    /// The inference server's URL, e.g. http://127.0.0.1:8000.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// A graph input from a NumPy file. Repeat for each input.
+    #[arg(long = "input", value_name = "NAME=FILE.npy")]
+    input: Vec<String>,
+    /// Run the pair the selection table chooses at this uplink bandwidth (Mbps).
+    #[arg(long, value_name = "MBPS")]
+    bandwidth: Option<f64>,
+    /// Run this cut (an id from selection.json).
+    #[arg(long, value_name = "ID")]
+    cut: Option<String>,
+    /// The served model's name, where it is not the one selection.json names.
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Write the outputs here, one array per output tensor.
+    #[arg(long, value_name = "FILE.npz")]
+    pub out: Option<PathBuf>,
+    /// Give up on the server after this long, per request.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
+    /// Timed runs; the report gives their medians (after one untimed head run).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: usize,
+    /// The runtime of the head: onnxruntime where it is installed, else tract.
+    #[arg(long, value_enum, default_value_t = Verifier::Auto)]
+    runtime: Verifier,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// The request's options.
+    pub fn options(&self) -> Result<RunOptions> {
+        let timeout = self.timeout;
+        if !(timeout.is_finite() && timeout > 0.0) {
+            bail!("--timeout must be a positive number of seconds, got {timeout}");
+        }
+        let inputs = self
+            .input
+            .iter()
+            .map(|i| {
+                i.split_once('=')
+                    .map(|(n, f)| (n.to_string(), PathBuf::from(f)))
+                    .with_context(|| format!("--input `{i}`: expected NAME=FILE.npy"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RunOptions {
+            server: self.server.clone(),
+            inputs,
+            choice: match (self.bandwidth, &self.cut) {
+                (Some(b), _) => CutChoice::Bandwidth(b),
+                (None, Some(c)) => CutChoice::Id(c.clone()),
+                (None, None) => unreachable!("clap requires --bandwidth or --cut"),
+            },
+            model: self.model.clone(),
+            timeout: std::time::Duration::try_from_secs_f64(timeout)
+                .context("--timeout is too large")?,
+            runtime: self.runtime,
+            repeat: self.repeat,
+        })
+    }
 }
 
 const PROFILE_EXAMPLES: &str = "\

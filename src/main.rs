@@ -8,7 +8,6 @@ use flags::{Cli, Command, Format};
 use nsplit::cost::profiler::ProfileOptions;
 use nsplit::plan::SelectionTable;
 use nsplit::report::Annotations;
-use nsplit::serve::run::{CutChoice, RunOptions};
 use nsplit::split::split_at;
 use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
 use nsplit::Analysis;
@@ -56,49 +55,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            dir,
-            server,
-            input,
-            bandwidth,
-            cut,
-            model,
-            out,
-            timeout,
-            repeat,
-            runtime,
-            json,
-        } => {
-            if !(timeout.is_finite() && timeout > 0.0) {
-                anyhow::bail!("--timeout must be a positive number of seconds, got {timeout}");
-            }
-            let inputs = input
-                .iter()
-                .map(|i| {
-                    i.split_once('=')
-                        .map(|(n, f)| (n.to_string(), PathBuf::from(f)))
-                        .with_context(|| format!("--input `{i}`: expected NAME=FILE.npy"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let opts = RunOptions {
-                server,
-                inputs,
-                choice: match (bandwidth, cut) {
-                    (Some(b), _) => CutChoice::Bandwidth(b),
-                    (None, Some(c)) => CutChoice::Id(c),
-                    (None, None) => unreachable!("clap requires --bandwidth or --cut"),
-                },
-                model,
-                timeout: std::time::Duration::try_from_secs_f64(timeout)
-                    .context("--timeout is too large")?,
-                runtime,
-                repeat,
-            };
-            let report = nsplit::serve::run::run(&dir, &opts)?;
-            if let Some(out) = &out {
+        Command::Run(args) => {
+            let opts = args.options()?;
+            let report = nsplit::serve::run::run(&args.dir, &opts)?;
+            if let Some(out) = &args.out {
                 nsplit::serve::npy::write_npz(out, &report.values)?;
             }
-            if json {
+            if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.to_text());

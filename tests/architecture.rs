@@ -8,13 +8,18 @@ use std::path::Path;
 
 /// The library's modules, each allowed to use only those before it. Foundations first (they know
 /// nothing of the pipeline), then the stages in the order they run, then the reports, which no
-/// stage reads, and the two jobs that run the stages.
+/// stage reads, and the two jobs that run the stages; last the tests' and benchmarks' helpers.
+#[rustfmt::skip]
 const ORDER: &[&str] = &[
     // foundations
-    "guard", "tensor", "ops", "proto", // stages
+    "guard", "tensor", "ops", "proto",
+    // stages
     "load", "output", "graph", "shapes", "runtime", "cost", "cut", "plan", "emit", "verify",
-    "serve", // reports, then the jobs
+    "serve",
+    // reports, then the jobs
     "report", "split", "job",
+    // what the crate's own tests and benchmarks share (feature `dev`)
+    "dev",
 ];
 
 /// `crate::Analysis` holds load, graph, shapes and cost: usable from cost on.

@@ -9,7 +9,6 @@ use nsplit::runtime::{Runtime, Verifier};
 use nsplit::serve::kserve::Server;
 use nsplit::serve::npy;
 use nsplit::serve::triton::{TritonModel, TritonOptions};
-use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -147,27 +146,16 @@ impl Case {
     fn new(name: &'static str, model: PathBuf, shapes: &[&str], work: &Path, seed: u64) -> Case {
         let dir = work.join(name);
         let a = analyse(&model, shapes);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let values = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, seed).unwrap();
         let inputs = a
             .graph
             .inputs
             .iter()
             .map(|&t| {
                 let tensor_name = a.graph.tensor(t).name.clone();
-                let dims: Vec<usize> = a
-                    .shapes
-                    .get(t)
-                    .concrete_dims()
-                    .unwrap()
-                    .iter()
-                    .map(|&d| d as usize)
-                    .collect();
-                let count: usize = dims.iter().product();
-                let data: Vec<f32> = (0..count).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let value = Tensor::from_shape(&dims, &data).unwrap();
+                let value = values[&tensor_name].clone();
                 let file = work.join(format!("{name}.{tensor_name}.npy"));
-                let mut f = std::fs::File::create(&file).unwrap();
-                npy::write_npy_to(&mut f, &value).unwrap();
+                npy::write_npy(&file, &value).unwrap();
                 (tensor_name, file, value)
             })
             .collect();

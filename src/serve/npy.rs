@@ -116,6 +116,16 @@ pub fn write_npz(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
+/// Write one array as the `.npy` file `path`.
+pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
+    let mut f = BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+    );
+    write_npy_to(&mut f, t)?;
+    f.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Write one array as `.npy` bytes.
 pub fn write_npy_to(w: &mut impl Write, t: &Tensor) -> Result<()> {
     let wire = WireType::of_datum(t.datum_type())?;
