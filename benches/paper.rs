@@ -21,11 +21,7 @@ fn main() {
     let tables = report::tables(&zoo);
     let doc = root.join("docs/paper-reproduction.md");
     let text = std::fs::read_to_string(&doc).unwrap();
-    let (start, end) = (
-        text.find(report::BEGIN).expect("begin marker"),
-        text.find(report::END).expect("end marker") + report::END.len(),
-    );
-    let new = format!("{}{}{}", &text[..start], tables.trim_end(), &text[end..]);
+    let new = report::with_tables(&text, &tables).expect("the doc's generated-section markers");
     std::fs::write(&doc, new).unwrap();
     println!("rewrote {}", doc.display());
 }

@@ -269,6 +269,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../profiles/jetson-tk1-cpu.json"),
     ),
     ("titan-x", include_str!("../../profiles/titan-x.json")),
+    ("tesla-k40", include_str!("../../profiles/tesla-k40.json")),
     ("x86-2core", include_str!("../../profiles/x86-2core.json")),
 ];
 

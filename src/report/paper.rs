@@ -37,16 +37,25 @@ pub const DAG_NETS: &[(&str, &str)] = &[
     ("face_deepface", "DeepFace (im2col branches)"),
 ];
 
-fn options(objective: Objective) -> PlanOptions {
-    let lte = network::reference_network("lte").unwrap();
+/// The paper's three networks, with their round trips or (as the paper models transfer) without.
+fn options(objective: Objective, round_trip: bool) -> PlanOptions {
+    let without = |mut b: network::BandwidthBucket| {
+        if !round_trip {
+            b.rtt_ms = 0.0;
+        }
+        b
+    };
     PlanOptions {
         objective,
         cloud_load: 1.0,
-        buckets: network::default_buckets(),
+        buckets: network::default_buckets()
+            .into_iter()
+            .map(without)
+            .collect(),
         sweep: Sweep {
             from_mbps: 0.1,
             to_mbps: 1000.0,
-            like: lte,
+            like: without(network::reference_network("lte").unwrap()),
         },
     }
 }
@@ -73,31 +82,116 @@ fn fig(v: f64) -> String {
     }
 }
 
-/// The phones the paper used: the Jetson TK1's GPU and its CPU, each against the server.
-pub const SCENARIOS: &[(&str, &str)] = &[
-    (
-        "jetson-tk1",
-        "Phone GPU (`jetson-tk1`) and server GPU (`titan-x`)",
-    ),
-    (
-        "jetson-tk1-cpu",
-        "Phone CPU (`jetson-tk1-cpu`) and server GPU (`titan-x`)",
-    ),
+/// The doc `text` with its generated section (between [`BEGIN`] and [`END`]) replaced by
+/// `tables`; `None` without the markers.
+pub fn with_tables(text: &str, tables: &str) -> Option<String> {
+    let start = text.find(BEGIN)?;
+    let end = text.find(END)? + END.len();
+    Some(format!(
+        "{}{}{}",
+        &text[..start],
+        tables.trim_end(),
+        &text[end..]
+    ))
+}
+
+/// One setting of the reproduction: the phone, the server, and how transfer is charged.
+pub struct Scenario {
+    /// Short name in the headline table.
+    pub name: &'static str,
+    pub title: &'static str,
+    pub mobile: &'static str,
+    pub cloud: &'static str,
+    /// A round trip per offloaded request (nsplit's default networks), or transfer as data size
+    /// over bandwidth alone (the paper's model).
+    pub round_trip: bool,
+}
+
+/// The paper's setting first (its transfer model, its server GPU, its phone's GPU and CPU), then
+/// nsplit's realistic one (round trips, the default server).
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "as the paper: phone GPU, K40, no round trip",
+        title: "As the paper modelled it: phone GPU (`jetson-tk1`), server `tesla-k40`, transfer = size / bandwidth",
+        mobile: "jetson-tk1",
+        cloud: "tesla-k40",
+        round_trip: false,
+    },
+    Scenario {
+        name: "as the paper: phone CPU, K40, no round trip",
+        title: "As the paper modelled it: phone CPU (`jetson-tk1-cpu`), server `tesla-k40`, transfer = size / bandwidth",
+        mobile: "jetson-tk1-cpu",
+        cloud: "tesla-k40",
+        round_trip: false,
+    },
+    Scenario {
+        name: "realistic: phone GPU, Titan X, round trips",
+        title: "Realistic: phone GPU (`jetson-tk1`), server `titan-x`, a round trip per request",
+        mobile: "jetson-tk1",
+        cloud: "titan-x",
+        round_trip: true,
+    },
+    Scenario {
+        name: "realistic: phone CPU, Titan X, round trips",
+        title: "Realistic: phone CPU (`jetson-tk1-cpu`), server `titan-x`, a round trip per request",
+        mobile: "jetson-tk1-cpu",
+        cloud: "titan-x",
+        round_trip: true,
+    },
 ];
+
+/// A scenario's headline figures against all-cloud, over 8 networks x 3 wireless.
+struct Headline {
+    speedup_avg: f64,
+    speedup_best: f64,
+    energy_avg: f64,
+    energy_best: f64,
+    all_mobile: usize,
+    choices: usize,
+}
 
 /// Every generated table, as markdown between [`BEGIN`] and [`END`].
 pub fn tables(zoo: &Path) -> String {
-    let mut out = format!("{BEGIN}\n");
-    for &(mobile, title) in SCENARIOS {
-        let profiles = Profiles::resolve(mobile, "titan-x").unwrap();
-        let _ = writeln!(out, "\n## {title}\n");
-        scenario(zoo, &profiles, &mut out);
+    let mut sections = String::new();
+    let mut headlines = vec![];
+    for sc in SCENARIOS {
+        let profiles = Profiles::resolve(sc.mobile, sc.cloud).unwrap();
+        let _ = writeln!(sections, "\n## {}\n", sc.title);
+        headlines.push(scenario(zoo, &profiles, sc.round_trip, &mut sections));
     }
+    let mut out = format!("{BEGIN}\n\n## The headline, per scenario\n\n");
+    let _ = writeln!(
+        out,
+        "Against all-cloud, over the paper's 8 networks x 3 wireless networks; energy with the energy objective, latency with the latency objective.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | latency speedup, average | best | phone energy reduction, average | best | all on the phone |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| Neurosurgeon (the paper) | 3.1x | 40.7x | 59.5% | 94.7% | speech and NLP nets |"
+    );
+    for (sc, h) in SCENARIOS.iter().zip(&headlines) {
+        let _ = writeln!(
+            out,
+            "| {} | {}x | {}x | {:.1}% | {:.1}% | {} of {} |",
+            sc.name,
+            fig(h.speedup_avg),
+            fig(h.speedup_best),
+            100.0 * h.energy_avg,
+            100.0 * h.energy_best,
+            h.all_mobile,
+            h.choices
+        );
+    }
+    out.push_str(&sections);
     let _ = writeln!(out, "\n{END}");
     out
 }
 
-fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
+fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String) -> Headline {
     let _ = writeln!(
         out,
         "### The paper's networks, per wireless network and objective\n"
@@ -109,10 +203,14 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
     let _ = writeln!(out, "|---|---|---|---|---|---:|---:|---:|---:|");
     let (mut speedups, mut savings) = (vec![], vec![]);
     let mut mobile_best = vec![];
+    // Per network: its latency speedups, all-cloud's transfer share, all-mobile's time, and
+    // the cuts chosen for latency.
+    let mut per_net: Vec<(&str, Vec<f64>, Vec<f64>, f64, Vec<String>)> = vec![];
     for &(file, name, input) in PAPER_NETS {
         let a = Analysis::run(&zoo.join(format!("{file}.onnx")), &Default::default()).unwrap();
+        let mut net = (name, vec![], vec![], 0.0, vec![]);
         for objective in [Objective::Latency, Objective::Energy] {
-            let p = plan::plan(&a, profiles, &options(objective)).unwrap();
+            let p = plan::plan(&a, profiles, &options(objective, round_trip)).unwrap();
             for b in &p.buckets {
                 let cut = &p.cuts[b.cut];
                 let c = b.all_cloud.as_ref().unwrap();
@@ -120,6 +218,11 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
                     Objective::Latency => {
                         let s = c.total_ms / b.predicted.total_ms;
                         speedups.push(s);
+                        net.1.push(s);
+                        net.2.push(c.transfer_ms / c.total_ms);
+                        net.3 = b.all_mobile.total_ms;
+                        net.4
+                            .push(format!("{}: {}", b.bucket.name, cut_name(&a, cut)));
                         (
                             format!("{}x faster", fig(s)),
                             format!("{}x", fig(b.all_mobile.total_ms / b.predicted.total_ms)),
@@ -154,41 +257,36 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
                 );
             }
         }
+        per_net.push(net);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
-    let _ = writeln!(out, "\n### Against the paper's headline\n");
-    let _ = writeln!(
-        out,
-        "| figure (vs all-cloud, 8 networks x 3 wireless) | paper | nsplit |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|");
-    let _ = writeln!(
-        out,
-        "| latency speedup, average | 3.1x | {}x |",
-        fig(mean(&speedups))
-    );
-    let _ = writeln!(
-        out,
-        "| latency speedup, best | 40.7x | {}x |",
-        fig(max(&speedups))
-    );
-    let _ = writeln!(
-        out,
-        "| phone energy reduction, average | 59.5% | {:.1}% |",
-        100.0 * mean(&savings)
-    );
-    let _ = writeln!(
-        out,
-        "| phone energy reduction, best | 94.7% | {:.1}% |",
-        100.0 * max(&savings)
-    );
     let _ = writeln!(
         out,
         "\nAll on the phone in {} of {} choices.",
         mobile_best.len(),
         PAPER_NETS.len() * 6
     );
+    let _ = writeln!(out, "\n### Per network: what the speedup is made of\n");
+    let _ = writeln!(
+        out,
+        "Latency objective. The speedup against all-cloud is all-cloud's time over the chosen cut's; all-cloud's time is upload (and, with round trips, the round trip) plus the server's compute, so where transfer is most of it and the phone runs the whole network in less, the speedup is transfer over phone time.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| network | speedup, average over 3 wireless | all-cloud: share that is transfer | all-mobile ms | chosen cuts |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    for (name, s, share, mobile_ms, cuts) in &per_net {
+        let _ = writeln!(
+            out,
+            "| {name} | {}x | {:.0}% | {} | {} |",
+            fig(mean(s)),
+            100.0 * mean(share),
+            fig(*mobile_ms),
+            cuts.join("; ")
+        );
+    }
 
     let _ = writeln!(
         out,
@@ -196,7 +294,7 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "A chain-only Neurosurgeon can cut a DAG only where one tensor crosses (a topological prefix with a one-tensor boundary; all-mobile and all-cloud included). The min-cut may send several tensors. Gain = single-tensor cost / min-cut cost, per wireless network, and the largest over 200 uplinks from 0.1 to 1000 Mbps (LTE round trip and radio, downlink = uplink).\n"
+        "A chain-only Neurosurgeon can cut a DAG only where one tensor crosses (a topological prefix with a one-tensor boundary; all-mobile and all-cloud included). The min-cut may send several tensors. Gain = single-tensor cost / min-cut cost, per wireless network, and the largest over 200 uplinks from 0.1 to 1000 Mbps (the scenario's LTE: its round trip, if any, and radio; downlink = uplink).\n"
     );
     let _ = writeln!(
         out,
@@ -213,12 +311,13 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
                 (chain_cost / inst.cost(&head).unwrap().at(x), head)
             };
             let mut cells = vec![];
-            for bucket in network::default_buckets() {
-                let link = Link::of_bucket(&bucket);
+            let opts = options(objective, round_trip);
+            for bucket in &opts.buckets {
+                let link = Link::of_bucket(bucket);
                 let (inst, _) = Instance::build(&a.graph, &a.shapes, &costs, objective, 1.0, &link);
                 cells.push(format!("{}x", fig(gain(&inst, 1.0 / bucket.uplink_mbps).0)));
             }
-            let link = Link::sweep(&network::reference_network("lte").unwrap());
+            let link = Link::sweep(&opts.sweep.like);
             let (inst, items) = Instance::build(&a.graph, &a.shapes, &costs, objective, 1.0, &link);
             let (mut best, mut at, mut head) = (0.0, 0.0, vec![]);
             for k in 0..200 {
@@ -244,6 +343,14 @@ fn scenario(zoo: &Path, profiles: &Profiles, out: &mut String) {
                 cut.boundary(&a.graph).len()
             );
         }
+    }
+    Headline {
+        speedup_avg: mean(&speedups),
+        speedup_best: max(&speedups),
+        energy_avg: mean(&savings),
+        energy_best: max(&savings),
+        all_mobile: mobile_best.len(),
+        choices: PAPER_NETS.len() * 6,
     }
 }
 
