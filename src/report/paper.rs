@@ -150,6 +150,19 @@ struct Headline {
     choices: usize,
 }
 
+/// One network's latency choices in a scenario.
+#[derive(Default)]
+struct NetSummary {
+    name: &'static str,
+    /// Against all-cloud, per wireless network.
+    speedups: Vec<f64>,
+    /// All-cloud's transfer time over its total, per wireless network.
+    transfer_shares: Vec<f64>,
+    all_mobile_ms: f64,
+    /// `wireless: cut`, per wireless network.
+    cuts: Vec<String>,
+}
+
 /// Every generated table, as markdown between [`BEGIN`] and [`END`].
 pub fn tables(zoo: &Path) -> String {
     let mut sections = String::new();
@@ -205,10 +218,13 @@ fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String)
     let mut mobile_best = vec![];
     // Per network: its latency speedups, all-cloud's transfer share, all-mobile's time, and
     // the cuts chosen for latency.
-    let mut per_net: Vec<(&str, Vec<f64>, Vec<f64>, f64, Vec<String>)> = vec![];
+    let mut per_net: Vec<NetSummary> = vec![];
     for &(file, name, input) in PAPER_NETS {
         let a = Analysis::run(&zoo.join(format!("{file}.onnx")), &Default::default()).unwrap();
-        let mut net = (name, vec![], vec![], 0.0, vec![]);
+        let mut net = NetSummary {
+            name,
+            ..Default::default()
+        };
         for objective in [Objective::Latency, Objective::Energy] {
             let p = plan::plan(&a, profiles, &options(objective, round_trip)).unwrap();
             for b in &p.buckets {
@@ -218,10 +234,10 @@ fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String)
                     Objective::Latency => {
                         let s = c.total_ms / b.predicted.total_ms;
                         speedups.push(s);
-                        net.1.push(s);
-                        net.2.push(c.transfer_ms / c.total_ms);
-                        net.3 = b.all_mobile.total_ms;
-                        net.4
+                        net.speedups.push(s);
+                        net.transfer_shares.push(c.transfer_ms / c.total_ms);
+                        net.all_mobile_ms = b.all_mobile.total_ms;
+                        net.cuts
                             .push(format!("{}: {}", b.bucket.name, cut_name(&a, cut)));
                         (
                             format!("{}x faster", fig(s)),
@@ -277,14 +293,15 @@ fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String)
         "| network | speedup, average over 3 wireless | all-cloud: share that is transfer | all-mobile ms | chosen cuts |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---|");
-    for (name, s, share, mobile_ms, cuts) in &per_net {
+    for n in &per_net {
         let _ = writeln!(
             out,
-            "| {name} | {}x | {:.0}% | {} | {} |",
-            fig(mean(s)),
-            100.0 * mean(share),
-            fig(*mobile_ms),
-            cuts.join("; ")
+            "| {} | {}x | {:.0}% | {} | {} |",
+            n.name,
+            fig(mean(&n.speedups)),
+            100.0 * mean(&n.transfer_shares),
+            fig(n.all_mobile_ms),
+            n.cuts.join("; ")
         );
     }
 
