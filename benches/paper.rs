@@ -24,4 +24,10 @@ fn main() {
     let new = report::with_tables(&text, &tables).expect("the doc's generated-section markers");
     std::fs::write(&doc, new).unwrap();
     println!("rewrote {}", doc.display());
+    let dir = root.join("docs/figures");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, svg) in report::figures(&zoo) {
+        std::fs::write(dir.join(&name), svg).unwrap();
+        println!("wrote docs/figures/{name}");
+    }
 }

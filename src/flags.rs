@@ -32,7 +32,8 @@ Examples:
 
 Output folder: one <cut>.head.onnx / <cut>.tail.onnx pair per distinct chosen cut (a side with
 no work is not written), selection.json (docs/selection.md), selection.md, annotations.json,
-and with --triton a Triton model repository of the tails in triton/ (docs/deploy.md).
+selection.svg (each cut's objective against bandwidth, breakpoints marked), cuts.svg (every cut's
+latency and energy on one network), and with --triton a Triton model repository of the tails in triton/ (docs/deploy.md).
 The user guide is docs/user-guide.md in the source repository.";
 
 /// Split ONNX models between a phone and a server.
@@ -224,6 +225,10 @@ pub enum Command {
         /// of 5 runs after a warm-up) beside the predictions, and the whole-model time.
         #[arg(long)]
         measure: bool,
+        /// Also draw, as SVG into FILE, each node's predicted phone latency and output size
+        /// (the paper's per-layer figure).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// Cut the model by hand after the named tensors and write head.onnx and tail.onnx.
     ///

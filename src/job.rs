@@ -13,7 +13,8 @@ use crate::output::{ExternalData, Staging};
 use crate::plan::selection::{
     CutFiles, SelectionTable, TableInputs, Verification, VerificationStatus,
 };
-use crate::plan::{plan, PlanOptions};
+use crate::plan::{plan, Plan, PlanOptions};
+use crate::report::figures;
 use crate::report::Annotations;
 use crate::runtime::Runtime;
 use crate::serve::triton::TailFile;
@@ -156,6 +157,8 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         crate::serve::name_models(&mut table, &names);
     }
     staging.write_text("selection.json", &table.to_json())?;
+    staging.write_text("selection.svg", &figures::selection_chart(&table)?)?;
+    staging.write_text("cuts.svg", &cuts_chart(&a, &plan, &opts.plan)?)?;
     staging.write_text("selection.md", &crate::report::selection::markdown(&table))?;
     staging.write_text(
         "annotations.json",
@@ -169,6 +172,15 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         out: out.to_path_buf(),
         table,
     })
+}
+
+/// `cuts.svg`: every cut of the plan, with all-mobile and all-cloud, on the middle network of
+/// the buckets (LTE for the default three).
+fn cuts_chart(a: &Analysis, plan: &Plan, opts: &PlanOptions) -> Result<String> {
+    let Some(bucket) = opts.buckets.get(opts.buckets.len() / 2) else {
+        bail!("no network to draw the cuts on");
+    };
+    figures::plan_cuts_chart(a, plan, bucket, opts.cloud_load)
 }
 
 /// A graph input of unknown shape makes every prediction downstream of it unknown: ask for it.

@@ -74,6 +74,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             profiles,
             measure,
+            plot,
         } => {
             let profiles = profiles.resolve()?;
             let analysis = Analysis::run(&model, &shapes.parse()?)?;
@@ -82,6 +83,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let measured = nsplit::cost::measure::measure(&analysis, 5)
                     .with_context(|| format!("cannot measure {} with tract", model.display()))?;
                 report = report.with_measurements(&analysis, &measured);
+            }
+            if let Some(plot) = &plot {
+                let svg = nsplit::report::figures::node_chart(&report)?;
+                nsplit::output::write_file(plot, svg.as_bytes())?;
             }
             let text = match format {
                 Format::Table => report.to_table(),

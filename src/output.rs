@@ -17,6 +17,23 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
+/// Write `bytes` as the file `path` all at once: into a temporary file beside it, then renamed
+/// into place, so a failed write leaves no partial file.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let shown = path.display();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write {shown}: its folder is missing or not writable"))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("cannot write {shown}"))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {shown}: {}", e.error))?;
+    Ok(())
+}
+
 /// When halves store their weights in a separate data file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExternalData {

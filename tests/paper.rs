@@ -18,12 +18,25 @@ fn paper_reproduction_tables_are_current() {
         ]),
     );
     let tables = report::tables(zoo.path());
+    let figures = report::figures(zoo.path());
+    let dir = common::root().join("docs/figures");
     let path = common::root().join("docs/paper-reproduction.md");
     let doc = std::fs::read_to_string(&path).unwrap();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let new = report::with_tables(&doc, &tables).expect("the doc's generated-section markers");
         std::fs::write(&path, new).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, svg) in &figures {
+            std::fs::write(dir.join(name), svg).unwrap();
+        }
         return;
+    }
+    for (name, svg) in &figures {
+        let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert!(
+            committed == *svg,
+            "docs/figures/{name} is stale: run this test with UPDATE_GOLDEN=1 (or `cargo bench --bench paper`) and look at it"
+        );
     }
     let start = doc.find(report::BEGIN).expect("begin marker in the doc");
     let end = doc.find(report::END).expect("end marker in the doc") + report::END.len();

@@ -6,6 +6,7 @@
 //! - [`format`]: sizes, counts, shapes and figures as the reports write them.
 
 pub mod annotate;
+pub mod figures;
 pub mod format;
 pub mod paper;
 pub mod selection;

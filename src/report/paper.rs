@@ -5,6 +5,7 @@
 use crate::cost::{NodeCosts, Profiles};
 use crate::cut::Cut;
 use crate::plan::{self, network, Instance, Link, Objective, PlanOptions, Sweep};
+use crate::report::{figures, Annotations};
 use crate::Analysis;
 use std::fmt::Write;
 use std::path::Path;
@@ -93,6 +94,28 @@ pub fn with_tables(text: &str, tables: &str) -> Option<String> {
         tables.trim_end(),
         &text[end..]
     ))
+}
+
+/// The figures the doc embeds, for AlexNet and VGG-16 in the paper's setting with the phone
+/// GPU (the first scenario), latency objective: (file name in docs/figures/, SVG). Per node (the
+/// paper's per-layer figure), the breakpoint chart, and every cut on Wi-Fi.
+pub fn figures(zoo: &Path) -> Vec<(String, String)> {
+    let sc = &SCENARIOS[0];
+    let profiles = Profiles::resolve(sc.mobile, sc.cloud).unwrap();
+    let opts = options(Objective::Latency, sc.round_trip);
+    let wifi = opts.buckets.iter().find(|b| b.name == "wifi").unwrap();
+    let mut out = vec![];
+    for (file, stem) in [("imc_alexnet", "alexnet"), ("vgg16", "vgg16")] {
+        let a = Analysis::run(&zoo.join(format!("{file}.onnx")), &Default::default()).unwrap();
+        let p = plan::plan(&a, &profiles, &opts).unwrap();
+        let nodes = figures::node_chart(&Annotations::with_costs(&a, &profiles, &p.costs));
+        let selection = figures::plan_breakpoint_chart(&a, &p, Objective::Latency);
+        let cuts = figures::plan_cuts_chart(&a, &p, wifi, opts.cloud_load);
+        for (kind, svg) in [("nodes", nodes), ("selection", selection), ("cuts", cuts)] {
+            out.push((format!("{stem}-{kind}.svg"), svg.unwrap()));
+        }
+    }
+    out
 }
 
 /// One setting of the reproduction: the phone, the server, and how transfer is charged.

@@ -80,7 +80,7 @@ pub fn markdown(table: &SelectionTable) -> String {
     let bp = &table.breakpoints;
     let _ = writeln!(
         out,
-        "\n## Breakpoints\n\nThe best cut as the uplink varies from {} to {} Mbps (RTT {} ms, {} radio, downlink equal to uplink). `nsplit select DIR --bandwidth MBPS` reads this table.\n",
+        "\n## Breakpoints\n\nThe best cut as the uplink varies from {} to {} Mbps (RTT {} ms, {} radio, downlink equal to uplink). `nsplit select DIR --bandwidth MBPS` reads this table. Each cut's predicted objective against the uplink, with these breakpoints marked: [selection.svg](selection.svg); every cut's latency and energy on one network: [cuts.svg](cuts.svg).\n",
         bp.from_mbps, bp.to_mbps, bp.network.rtt_ms, bp.network.radio.name
     );
     let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
