@@ -45,6 +45,20 @@ fn drawing<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw the figure: {e:?}")
 }
 
+/// The series' legend, in the upper right corner.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(drawing)
+}
+
 /// `lo..hi` widened so that a log axis has room: a positive, non-empty range.
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
@@ -127,14 +141,7 @@ pub fn breakpoint_chart(
                 .draw_series([Text::new(label, (b, yhi), style)])
                 .map_err(drawing)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(drawing)?;
+        legend(&mut chart)?;
         root.present().map_err(drawing)?;
     }
     Ok(svg)
@@ -301,14 +308,7 @@ pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> 
         chart
             .draw_series(ids(&|p| p.total_ms + 0.04 * ms_max))
             .map_err(drawing)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(drawing)?;
+        legend(&mut chart)?;
         let mj_max = cuts.iter().map(|(_, p)| p.mobile_mj).fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(&right)
             .margin(14)
@@ -411,14 +411,7 @@ pub fn node_chart(report: &Annotations) -> Result<String> {
             .map_err(drawing)?
             .label("output size (KB)")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(drawing)?;
+        legend(&mut chart)?;
         root.present().map_err(drawing)?;
     }
     Ok(svg)
