@@ -15,6 +15,7 @@ use crate::plan::selection::{cost_line, CostLine, SelectionTable};
 use crate::plan::{predict, BandwidthBucket, Objective, Plan, Prediction};
 use crate::Analysis;
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (960, 540);
@@ -251,6 +252,32 @@ pub fn plan_cuts_chart(
     )
 }
 
+/// A panel on `area` for one bar per cut (`n` of them, labelled by the caller), its y axis from
+/// 0 past `max`.
+fn bar_panel<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    n: usize,
+    max: f64,
+    y_desc: &str,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..n as f64, 0.0..(max * 1.25).max(1e-3))
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .x_desc("cut")
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| fig(*v))
+        .draw()
+        .map_err(drawing)?;
+    Ok(chart)
+}
+
 /// Per candidate cut on one network: its end-to-end latency stacked as phone, transfer and
 /// server (left), and the phone's energy (right). One bar per cut, labelled with its id.
 pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> {
@@ -272,21 +299,7 @@ pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> 
         let root = root.titled(title, (FONT, 18)).map_err(drawing)?;
         let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
         let ms_max = cuts.iter().map(|(_, p)| p.total_ms).fold(0.0, f64::max);
-        let mut chart = ChartBuilder::on(&left)
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..n as f64, 0.0..(ms_max * 1.25).max(1e-3))
-            .map_err(drawing)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .x_desc("cut")
-            .y_desc("end-to-end latency (ms)")
-            .y_label_formatter(&|v| fig(*v))
-            .draw()
-            .map_err(drawing)?;
+        let mut chart = bar_panel(&left, n, ms_max, "end-to-end latency (ms)")?;
         for (k, &(part, color)) in PARTS.iter().enumerate() {
             let bars = cuts.iter().enumerate().map(|(i, (_, p))| {
                 let stack = [p.mobile_ms, p.transfer_ms, p.cloud_ms];
@@ -310,21 +323,7 @@ pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> 
             .map_err(drawing)?;
         legend(&mut chart)?;
         let mj_max = cuts.iter().map(|(_, p)| p.mobile_mj).fold(0.0, f64::max);
-        let mut chart = ChartBuilder::on(&right)
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..n as f64, 0.0..(mj_max * 1.25).max(1e-3))
-            .map_err(drawing)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .x_desc("cut")
-            .y_desc("phone energy (mJ)")
-            .y_label_formatter(&|v| fig(*v))
-            .draw()
-            .map_err(drawing)?;
+        let mut chart = bar_panel(&right, n, mj_max, "phone energy (mJ)")?;
         let bars = cuts.iter().enumerate().map(|(i, (_, p))| {
             let x = i as f64;
             Rectangle::new(
