@@ -278,21 +278,9 @@ fn loopback_mbps() -> f64 {
 }
 
 fn start_triton(root: &Path, python: &Path, repo: &Path, work: &Path) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("bash")
-        .arg(root.join("scripts/tritonserver.sh"))
-        .args(["--model-repository", repo.to_str().unwrap()])
-        .args([
-            "--http-address",
-            "127.0.0.1",
-            "--http-port",
-            &port.to_string(),
-        ])
-        .env("NSPLIT_TRITON_PYTHON", python)
+    let _ = root;
+    let port = nsplit::dev::free_port();
+    let child = nsplit::dev::triton_command(python, repo, port)
         .env("NSPLIT_TAIL_THREADS", "1")
         .stdout(std::fs::File::create(work.join("triton.log")).unwrap())
         .stderr(Stdio::inherit())

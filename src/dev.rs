@@ -91,3 +91,28 @@ pub fn section(path: &Path, name: &str) -> String {
         _ => String::new(),
     }
 }
+
+/// A loopback port nothing listens on (the moment it is returned).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// The command that starts the test inference server (`scripts/tritonserver.sh`, Triton from
+/// the Python environment `python`) on the model repository `repo`, HTTP on loopback at
+/// `port`; the caller sets its output and spawns it.
+pub fn triton_command(python: &Path, repo: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("scripts/tritonserver.sh"))
+        .args(["--model-repository", &repo.to_string_lossy()])
+        .args([
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            &port.to_string(),
+        ])
+        .env("NSPLIT_TRITON_PYTHON", python);
+    cmd
+}

@@ -40,15 +40,6 @@ fn triton_python() -> Option<PathBuf> {
     None
 }
 
-/// A loopback port nothing listens on (the moment it is returned).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running tritonserver, stopped (SIGTERM, then SIGKILL) by its pid when dropped.
 struct Triton {
     child: Child,
@@ -58,17 +49,8 @@ struct Triton {
 
 impl Triton {
     fn start(python: &Path, repo: &Path, log: &Path) -> Triton {
-        let port = free_port();
-        let child = Command::new("bash")
-            .arg(root().join("scripts/tritonserver.sh"))
-            .args(["--model-repository", repo.to_str().unwrap()])
-            .args([
-                "--http-address",
-                "127.0.0.1",
-                "--http-port",
-                &port.to_string(),
-            ])
-            .env("NSPLIT_TRITON_PYTHON", python)
+        let port = nsplit::dev::free_port();
+        let child = nsplit::dev::triton_command(python, repo, port)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(log).unwrap())
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
@@ -479,7 +461,7 @@ fn split_requests_are_served_by_triton() {
     let lenet = &cases[0];
     let out = work.join("never.npz");
     let out_arg = ["--out", out.to_str().unwrap()];
-    let down = format!("http://127.0.0.1:{}", free_port());
+    let down = format!("http://127.0.0.1:{}", nsplit::dev::free_port());
     let with = |more: &[&'static str]| [&out_arg[..], more].concat();
     let o = lenet.run(&down, "all-cloud", &out_arg);
     assert_fails_with(
