@@ -2,6 +2,7 @@
 //! and the roofline fallback for classes without one.
 
 use crate::cost::fit::{fit_best, Sample};
+use crate::cost::measure::median;
 use crate::cost::ops::Variant;
 use crate::cost::profile::{Figures, Regression, Roofline, Variable};
 use crate::cost::OpClass;
@@ -14,16 +15,28 @@ pub(super) struct Timing {
     pub(super) ms: f64,
 }
 
-/// The grid's timings by regression key, with each regression's rerun spread.
+/// The grid's timings by regression key, with each model's rerun spread.
 #[derive(Default)]
 pub(super) struct Samples {
     pub(super) timings: BTreeMap<String, (OpClass, Vec<Timing>)>,
-    pub(super) spread: BTreeMap<String, f64>,
+    /// By regression key, one per model timed in more than one pass.
+    pub(super) spreads: BTreeMap<String, Vec<f64>>,
 }
 
 impl Samples {
     pub(super) fn count(&self) -> usize {
         self.timings.values().map(|(_, v)| v.len()).sum()
+    }
+
+    /// The median rerun spread of the models of regression `key`.
+    pub(super) fn spread_of(&self, key: &str) -> Option<f64> {
+        self.spreads.get(key).map(|v| median(v.clone()))
+    }
+
+    /// The median rerun spread over every model; `None` with a single pass.
+    pub(super) fn spread(&self) -> Option<f64> {
+        let all: Vec<f64> = self.spreads.values().flatten().copied().collect();
+        (!all.is_empty()).then(|| median(all))
     }
 }
 
@@ -40,7 +53,7 @@ pub(super) fn regressions(samples: &Samples) -> BTreeMap<String, Regression> {
             })
             .collect();
         if let Some(mut r) = fit_best(&vars, &pts) {
-            r.spread = samples.spread.get(key).copied();
+            r.spread = samples.spread_of(key);
             regressions.insert(key.clone(), r);
         }
     }

@@ -3,7 +3,6 @@
 
 use super::fitting::{Samples, Timing};
 use super::{time_model, RUNS, WARMUP};
-use crate::cost::measure::median;
 use crate::cost::profile::Figures;
 use crate::cost::OpClass;
 use crate::proto::{attr_int, attr_ints, float_value_info, node, tensor_f32};
@@ -13,7 +12,6 @@ use anyhow::{Context, Result};
 use onnx_protobuf::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
 };
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One configuration to time: its class, a name, and the model.
@@ -95,14 +93,13 @@ impl Grid {
         Ok(())
     }
 
-    /// Each model's fastest median less the run overhead, by regression, and each
-    /// regression's rerun spread.
+    /// Each model's fastest median less the run overhead, by regression, and each model's
+    /// rerun spread.
     pub(super) fn samples(&self, run_overhead_ms: f64) -> Samples {
         let mut samples = Samples::default();
-        let mut spreads: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for e in &self.entries {
             if let Some(s) = rerun_spread(&e.medians) {
-                spreads.entry(e.key.clone()).or_default().push(s);
+                samples.spreads.entry(e.key.clone()).or_default().push(s);
             }
             let fastest = e.medians.iter().copied().fold(f64::INFINITY, f64::min);
             samples
@@ -115,10 +112,6 @@ impl Grid {
                     ms: (fastest - run_overhead_ms).max(1e-6),
                 });
         }
-        samples.spread = spreads
-            .into_iter()
-            .map(|(key, v)| (key, median(v)))
-            .collect();
         samples
     }
 }

@@ -90,7 +90,7 @@ pub fn profile_with(
         power_w,
         run_overhead_ms,
         context_factors: BTreeMap::new(),
-        spread: (passes > 1).then(|| median(samples.spread.values().copied().collect())),
+        spread: samples.spread(),
     };
     progress(total, "calibration network");
     profile.context_factors = calibration::context_factors(&profile, &calibration)?;
