@@ -9,7 +9,7 @@
 //!   (`nsplit annotate --plot`), the paper's per-layer figure.
 
 use super::annotate::Annotations;
-use super::format::fig;
+use super::format::{fig, file_name};
 use crate::cut::Cut;
 use crate::plan::selection::{cost_line, CostLine, SelectionTable};
 use crate::plan::{predict, BandwidthBucket, Objective, Plan, Prediction};
@@ -161,11 +161,7 @@ pub fn selection_chart(table: &SelectionTable) -> Result<String> {
         .take(pieces.len().saturating_sub(1))
         .map(|p| p.to_mbps)
         .collect();
-    let name = std::path::Path::new(&table.model.path)
-        .file_name()
-        .map_or(table.model.path.clone(), |n| {
-            n.to_string_lossy().into_owned()
-        });
+    let name = file_name(&table.model.path);
     breakpoint_chart(
         &format!(
             "{name}: each cut's predicted {} against uplink, {} network",
@@ -177,14 +173,6 @@ pub fn selection_chart(table: &SelectionTable) -> Result<String> {
         (table.breakpoints.from_mbps, table.breakpoints.to_mbps),
         &breakpoints,
     )
-}
-
-/// The model's file name, for titles.
-fn file_name(a: &Analysis) -> String {
-    a.model
-        .path
-        .file_name()
-        .map_or(String::new(), |n| n.to_string_lossy().into_owned())
 }
 
 /// [`breakpoint_chart`] of a plan: its cuts' lines on the sweep network and its breakpoints.
@@ -207,7 +195,7 @@ pub fn plan_breakpoint_chart(a: &Analysis, plan: &Plan, objective: Objective) ->
     breakpoint_chart(
         &format!(
             "{}: each cut's predicted {} against uplink",
-            file_name(a),
+            file_name(&a.model.path),
             objective_label(objective)
         ),
         objective,
@@ -243,7 +231,7 @@ pub fn plan_cuts_chart(
     cuts_chart(
         &format!(
             "{}: each cut on {} ({} Mbps up, RTT {} ms)",
-            file_name(a),
+            file_name(&a.model.path),
             bucket.name,
             bucket.uplink_mbps,
             bucket.rtt_ms
@@ -352,11 +340,7 @@ pub fn node_chart(report: &Annotations) -> Result<String> {
         .collect();
     let ms_max = ms.iter().copied().fold(0.0, f64::max);
     let kb_max = kb.iter().copied().fold(0.0, f64::max);
-    let name = std::path::Path::new(&report.model.path)
-        .file_name()
-        .map_or(report.model.path.clone(), |n| {
-            n.to_string_lossy().into_owned()
-        });
+    let name = file_name(&report.model.path);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();

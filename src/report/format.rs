@@ -48,3 +48,11 @@ pub fn fig(v: f64) -> String {
     let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
     format!("{v:.digits$}")
 }
+
+/// The file name of `path` (the whole path where it has none), for titles.
+pub fn file_name(path: impl AsRef<std::path::Path>) -> String {
+    let path = path.as_ref();
+    path.file_name().map_or(path.display().to_string(), |n| {
+        n.to_string_lossy().into_owned()
+    })
+}

@@ -1,11 +1,10 @@
 //! `selection.md`: the selection table (`selection.json`, [`SelectionTable`]) for people.
 
-use super::format::{fig, human_bytes, shape_text};
+use super::format::{fig, file_name, human_bytes, shape_text};
 use crate::plan::selection::{SelectionTable, VerificationStatus};
 use crate::plan::{Method, Objective};
 use crate::tensor::TensorSummary;
 use std::fmt::Write;
-use std::path::Path;
 
 /// `selection.md`: the selection table for people.
 pub fn markdown(table: &SelectionTable) -> String {
@@ -14,11 +13,7 @@ pub fn markdown(table: &SelectionTable) -> String {
         Objective::Latency => "latency (ms)",
         Objective::Energy => "phone energy (mJ)",
     };
-    let name = Path::new(&table.model.path)
-        .file_name()
-        .map_or(table.model.path.clone(), |n| {
-            n.to_string_lossy().into_owned()
-        });
+    let name = file_name(&table.model.path);
     let _ = writeln!(out, "# Selection table: {name}\n");
     let _ = writeln!(
         out,
