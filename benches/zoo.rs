@@ -158,27 +158,9 @@ fn child(mode: &str, model: &Path, out: &Path) {
             std::hint::black_box(n);
         }
         "pipeline" => {
-            let lte = nsplit::plan::network::reference_network("lte").unwrap();
             let buckets = std::env::var("NSPLIT_BUCKETS").unwrap();
-            let opts = nsplit::job::JobOptions {
-                input_shapes: Default::default(),
-                profiles: nsplit::cost::Profiles::resolve("jetson-tk1-cpu", "titan-x").unwrap(),
-                plan: nsplit::plan::PlanOptions {
-                    objective: nsplit::plan::Objective::Latency,
-                    cloud_load: 1.0,
-                    buckets: nsplit::plan::network::parse_buckets(&buckets, &lte).unwrap(),
-                    sweep: nsplit::plan::Sweep {
-                        from_mbps: 0.1,
-                        to_mbps: 1000.0,
-                        like: lte,
-                    },
-                },
-                verify: false,
-                verifier: nsplit::runtime::Verifier::Auto,
-                external_data: nsplit::output::ExternalData::Auto,
-                progress: false,
-                triton: None,
-            };
+            let mut opts = common::job_options(&buckets, false);
+            opts.profiles = nsplit::cost::Profiles::resolve("jetson-tk1-cpu", "titan-x").unwrap();
             nsplit::job::run(model, out, &opts).unwrap();
         }
         "verify-onnxruntime" | "verify-tract" => {

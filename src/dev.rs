@@ -116,3 +116,29 @@ pub fn triton_command(python: &Path, repo: &Path, port: u16) -> Command {
         .env("NSPLIT_TRITON_PYTHON", python);
     cmd
 }
+
+/// The main job's options as the command line's defaults give them, with `buckets` (a list of
+/// network names or a file) and verification on or off.
+pub fn job_options(buckets: &str, verify: bool) -> crate::job::JobOptions {
+    use crate::plan::network;
+    let lte = network::reference_network("lte").unwrap();
+    crate::job::JobOptions {
+        input_shapes: Default::default(),
+        profiles: crate::cost::Profiles::resolve("jetson-tk1", "titan-x").unwrap(),
+        plan: crate::plan::PlanOptions {
+            objective: crate::plan::Objective::Latency,
+            cloud_load: 1.0,
+            buckets: network::parse_buckets(buckets, &lte).unwrap(),
+            sweep: crate::plan::Sweep {
+                from_mbps: 0.1,
+                to_mbps: 1000.0,
+                like: lte,
+            },
+        },
+        verify,
+        verifier: crate::runtime::Verifier::Auto,
+        external_data: crate::output::ExternalData::Auto,
+        progress: false,
+        triton: None,
+    }
+}

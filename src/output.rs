@@ -7,13 +7,15 @@
 //! [`Staging::commit`]. If anything fails before that, the staging folder is removed (and the
 //! output folder too, if we created it), so a failed run leaves nothing behind.
 
-use crate::load::ExternalData as SourceExternal;
+use crate::load::Model;
+use crate::proto::wire::{self, FileRange, Piece, PLACEHOLDER};
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{
     tensor_proto::DataLocation, Message, ModelProto, StringStringEntryProto, TensorProto,
 };
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -52,6 +54,8 @@ const PROTOBUF_LIMIT: u64 = i32::MAX as u64;
 /// A file written by [`Staging::write_model`].
 #[derive(Clone, Debug)]
 pub struct Written {
+    /// Its name in the output folder.
+    pub name: String,
     pub path: PathBuf,
     pub bytes: u64,
     pub data_file: Option<PathBuf>,
@@ -140,65 +144,78 @@ impl Staging {
         self.stage.path().join(name)
     }
 
-    /// Write `model` as `name` (and `name.data` in external mode). External bytes of the source
-    /// are read from `source_dir`. The model's tensors are changed only while writing.
+    /// Write `model` as `name` (and `name.data` in external mode). Bytes that `source` keeps
+    /// on disk (external data, weights left in the model file) move file to file, never through
+    /// memory. The model's tensors are changed only while writing.
+    ///
+    /// `share`: the same model, written before in this folder (the whole model is both the
+    /// all-mobile head and the all-cloud tail): `name` becomes a second name of that file (a hard
+    /// link: one copy of the bytes), which still reads its data file by the first name. Data
+    /// files are never linked: the onnx checker refuses external data with several links.
     pub fn write_model(
         &mut self,
         name: &str,
         model: &mut ModelProto,
-        source_dir: &Path,
+        source: &Model,
         mode: ExternalData,
+        share: Option<&Written>,
     ) -> Result<Written> {
-        let inits = &model.graph.initializer;
-        let source_external = inits
+        let on_disk: Vec<Option<FileRange>> = model
+            .graph
+            .initializer
+            .iter()
+            .map(|t| source.file_range(t))
+            .collect::<Result<_>>()?;
+        let source_external = model
+            .graph
+            .initializer
             .iter()
             .any(|t| t.data_location.value() == DataLocation::EXTERNAL as i32);
-        let external_bytes: u64 = inits
-            .iter()
-            .filter_map(|t| SourceExternal::of(t).ok().flatten())
-            .map(|e| e.length.unwrap_or(0))
-            .sum();
-        let too_big = model.compute_size() + external_bytes > PROTOBUF_LIMIT;
+        let disk_bytes: u64 = on_disk.iter().flatten().map(|r| r.len).sum();
+        let too_big = model.compute_size() + disk_bytes > PROTOBUF_LIMIT;
         let external = match mode {
             ExternalData::Always => true,
             ExternalData::Auto => source_external || too_big,
             ExternalData::Never => too_big,
         };
+        if let Some(shared) = share {
+            return self.link(shared, name);
+        }
         let data_name = format!("{name}.data");
-        let mut data = if external {
-            Some((self.create(&data_name)?, 0u64))
-        } else {
-            None
+        let mut data = match external {
+            false => None,
+            true => Some((self.create(&data_name)?, 0u64)),
         };
 
         // Swap each tensor for the form it is written in, keeping the original to put back.
         let mut originals: Vec<(usize, TensorProto)> = vec![];
+        let mut spliced: HashMap<usize, FileRange> = HashMap::new();
         let graph = model.graph.mut_or_insert_default();
-        for (i, t) in graph.initializer.iter_mut().enumerate() {
-            let ext = SourceExternal::of(t)?;
-            let written = match (&mut data, ext) {
-                (Some((file, offset)), ext) => {
-                    let bytes = match &ext {
-                        Some(e) => e.read(source_dir, &t.name)?,
+        for (i, (t, disk)) in graph.initializer.iter_mut().zip(on_disk).enumerate() {
+            let written = match (&mut data, disk) {
+                (Some((file, offset)), disk) => {
+                    let len = match &disk {
+                        Some(range) => copy_range(range, file)
+                            .with_context(|| format!("cannot write {data_name}"))
+                            .map(|()| range.len)?,
                         None if t.raw_data.len() >= EXTERNAL_MIN_BYTES => {
-                            std::mem::take(&mut t.raw_data)
+                            file.write_all(&t.raw_data)
+                                .with_context(|| format!("cannot write {data_name}"))?;
+                            t.raw_data.len() as u64
                         }
                         None => continue,
                     };
-                    file.write_all(&bytes)
-                        .with_context(|| format!("cannot write {data_name}"))?;
-                    let stub = external_stub(t, &data_name, *offset, bytes.len() as u64);
-                    *offset += bytes.len() as u64;
-                    if ext.is_none() {
-                        t.raw_data = bytes; // give the data back before swapping in the stub
-                    }
+                    let stub = external_stub(t, &data_name, *offset, len);
+                    *offset += len;
                     stub
                 }
-                (None, Some(e)) => {
+                (None, Some(range)) => {
+                    // Inline: the bytes are spliced in as the file is written.
                     let mut inline = external_stub(t, "", 0, 0);
                     inline.external_data.clear();
                     inline.data_location = DataLocation::DEFAULT.into();
-                    inline.raw_data = e.read(source_dir, &t.name)?;
+                    inline.raw_data = PLACEHOLDER.to_vec();
+                    spliced.insert(i, range);
                     inline
                 }
                 (None, None) => continue,
@@ -207,12 +224,11 @@ impl Staging {
         }
         let file = self.create(name)?;
         let result = (|| -> Result<()> {
-            let mut w = BufWriter::with_capacity(1 << 20, &file);
-            model
-                .write_to_writer(&mut w)
+            let bytes = model
+                .write_to_bytes()
                 .with_context(|| format!("cannot serialise {name}"))?;
-            w.flush().with_context(|| format!("cannot write {name}"))?;
-            Ok(())
+            let rope = wire::splice(&bytes, &spliced)?;
+            write_rope(&rope, &file).with_context(|| format!("cannot write {name}"))
         })();
         let graph = model.graph.mut_or_insert_default();
         for (i, t) in originals {
@@ -220,19 +236,41 @@ impl Staging {
         }
         result?;
         let bytes = file.metadata()?.len();
-        let path = self.dir.join(name);
         let (data_file, data_bytes) = match data {
-            Some((f, size)) => {
-                f.sync_all().ok();
-                (Some(self.dir.join(&data_name)), size)
-            }
+            // Not synced: like cp and compilers, the page cache writes it back.
+            Some((_, len)) => (Some(self.dir.join(&data_name)), len),
             None => (None, 0),
         };
         Ok(Written {
-            path,
+            name: name.to_string(),
+            path: self.dir.join(name),
             bytes,
             data_file,
             data_bytes,
+        })
+    }
+
+    /// Stage `name` as a second name (a hard link) of the staged model `shared`: only ever a
+    /// file nsplit wrote, never the user's model, whose in-place edits a link would follow.
+    fn link(&mut self, shared: &Written, name: &str) -> Result<Written> {
+        if !self.names.contains(&shared.name) {
+            bail!("internal error: {} is not staged", shared.name);
+        }
+        if self.names.iter().any(|n| n == name) {
+            bail!("internal error: {name} written twice");
+        }
+        std::fs::hard_link(self.staged(&shared.name), self.staged(name)).with_context(|| {
+            format!(
+                "cannot link {name} to {} in {}",
+                shared.name,
+                self.dir.display()
+            )
+        })?;
+        self.names.push(name.to_string());
+        Ok(Written {
+            name: name.to_string(),
+            path: self.dir.join(name),
+            ..shared.clone()
         })
     }
 
@@ -293,6 +331,37 @@ impl Drop for Staging {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Append `range` to `to`, file to file: `std::io::copy` between files is `copy_file_range` on
+/// Linux (a reflink where the file system shares blocks), falling back to `sendfile` and then to
+/// a buffer elsewhere.
+fn copy_range(range: &FileRange, mut to: &File) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let shown = range.path.display();
+    let mut from = File::open(&range.path).with_context(|| format!("cannot open {shown}"))?;
+    from.seek(SeekFrom::Start(range.offset))?;
+    let copied = std::io::copy(&mut (&from).take(range.len), &mut to)
+        .with_context(|| format!("cannot copy from {shown}"))?;
+    if copied != range.len {
+        bail!(
+            "{shown} ended before byte {} (was it changed while nsplit ran?)",
+            range.offset + range.len
+        );
+    }
+    Ok(())
+}
+
+/// Write the pieces in order: bytes from memory, ranges file to file.
+fn write_rope(rope: &wire::Rope, file: &File) -> Result<()> {
+    let mut to = file;
+    for piece in &rope.pieces {
+        match piece {
+            Piece::Bytes(b) => to.write_all(b)?,
+            Piece::Range(r) => copy_range(r, to)?,
+        }
+    }
+    Ok(())
 }
 
 /// The tensor without its data, pointing at `location` (or nowhere when `location` is empty).

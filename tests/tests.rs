@@ -20,3 +20,4 @@ mod python;
 mod repository;
 mod selection;
 mod serve;
+mod streaming;

@@ -7,11 +7,15 @@
 //! - each side carries only the initializers, local functions and value_info it uses, keeps the
 //!   IR version, every opset import and the metadata, and is stamped with the source model's
 //!   SHA-256, the cut id and the boundary in `metadata_props`;
-//! - an empty side is not written: all-cloud is a tail only, all-mobile a head only.
+//! - an empty side is not written: all-cloud is a tail only, all-mobile a head only;
+//! - the all-mobile head and the all-cloud tail are one model, the whole one (every node, the
+//!   original inputs and outputs), stamped `whole` as its role and cut id. Written twice in one
+//!   folder, the second is a hard link to the first's bytes (its data file where it has one).
 //!
 //! Building a half moves the source's initializers into it (no copy of the weights), and
-//! [`Emitter::restore`] moves them back after writing, so splitting costs about one model's
-//! memory however many halves are written.
+//! [`Emitter::restore`] moves them back after writing. Weights the source keeps on disk (external
+//! data, or `raw_data` left in the model file by [`crate::load`]) are copied file to file, so
+//! splitting costs about the model's graph in memory however many halves are written.
 
 mod side;
 
@@ -60,10 +64,19 @@ pub fn write_pair(
     let mut written = [None, None];
     for (slot, side, name) in [(0, Side::Head, head_name), (1, Side::Tail, tail_name)] {
         if let Some(mut half) = emitter.half(cut, side)? {
-            let result =
-                staging.write_model(name, &mut half.proto, &emitter.model.dir.clone(), mode);
+            let share = if half.whole {
+                emitter.whole.as_ref()
+            } else {
+                None
+            };
+            let result = staging.write_model(name, &mut half.proto, emitter.model, mode, share);
+            let whole = half.whole;
             emitter.restore(half);
-            written[slot] = Some(result?);
+            let result = result?;
+            if whole && emitter.whole.is_none() {
+                emitter.whole = Some(result.clone());
+            }
+            written[slot] = Some(result);
         }
     }
     let [head, tail] = written;
@@ -82,12 +95,19 @@ pub struct Emitter<'a> {
     pub shapes: &'a ShapeTable,
     /// SHA-256 of the source file, hex.
     pub source_sha256: String,
+    /// The whole model, once written: an emitter writes into one output folder.
+    whole: Option<Written>,
 }
+
+/// Role and cut id stamped on the whole model (the all-mobile head, the all-cloud tail).
+pub const WHOLE: &str = "whole";
 
 /// One half, ready to write. Its initializers are on loan from the source model.
 pub struct Half {
     pub spec: SideSpec,
     pub proto: ModelProto,
+    /// Every node of the model: the all-mobile head or the all-cloud tail.
+    pub whole: bool,
 }
 
 impl<'a> Emitter<'a> {
@@ -102,6 +122,7 @@ impl<'a> Emitter<'a> {
             graph,
             shapes,
             source_sha256,
+            whole: None,
         })
     }
 
@@ -112,6 +133,20 @@ impl<'a> Emitter<'a> {
         if spec.is_empty(cut) && spec.outputs.is_empty() {
             return Ok(None);
         }
+        let whole = match side {
+            Side::Head => cut.is_all_mobile(self.graph),
+            Side::Tail => cut.is_all_cloud(),
+        };
+        // Both whole halves from one spec, so they are the same model.
+        let (spec, boundary) = if whole {
+            let all_mobile = Cut::all_mobile(self.graph);
+            (
+                SideSpec::of(self.graph, &all_mobile, Side::Head, &[]),
+                vec![],
+            )
+        } else {
+            (spec, boundary)
+        };
         let src_graph = self.model.graph();
         let mut graph = GraphProto {
             name: src_graph.name.clone(),
@@ -153,13 +188,15 @@ impl<'a> Emitter<'a> {
                 .collect::<Vec<_>>()
                 .join(",")
         };
+        let (cut_id, role) = match (whole, side) {
+            (true, _) => (WHOLE.to_string(), WHOLE),
+            (false, Side::Head) => (cut.id(self.graph), "head"),
+            (false, Side::Tail) => (cut.id(self.graph), "tail"),
+        };
         for (k, v) in [
             (META_SOURCE_SHA256, self.source_sha256.clone()),
-            (META_CUT_ID, cut.id(self.graph)),
-            (
-                META_ROLE,
-                if side == Side::Head { "head" } else { "tail" }.to_string(),
-            ),
+            (META_CUT_ID, cut_id),
+            (META_ROLE, role.to_string()),
             (META_BOUNDARY, names(&boundary)),
         ] {
             metadata.retain(|e| e.key != k);
@@ -184,7 +221,7 @@ impl<'a> Emitter<'a> {
             special_fields: src.special_fields.clone(),
             ..Default::default()
         };
-        Ok(Some(Half { spec, proto }))
+        Ok(Some(Half { spec, proto, whole }))
     }
 
     /// Give the half's initializers back to the source model.

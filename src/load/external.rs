@@ -2,8 +2,6 @@
 
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{tensor_proto::DataLocation, TensorProto};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 /// Where one tensor's bytes live outside the model file.
@@ -97,26 +95,5 @@ impl ExternalData {
             );
         }
         Ok(())
-    }
-
-    /// Read the tensor's bytes.
-    pub fn read(&self, dir: &Path, tensor: &str) -> Result<Vec<u8>> {
-        let path = self.resolve(dir, tensor)?;
-        let mut f = File::open(&path)
-            .with_context(|| format!("cannot open external data {}", path.display()))?;
-        let len = match self.length {
-            Some(l) => l,
-            None => f.metadata()?.len().saturating_sub(self.offset),
-        };
-        f.seek(SeekFrom::Start(self.offset))?;
-        let mut buf = vec![0u8; len as usize];
-        f.read_exact(&mut buf).with_context(|| {
-            format!(
-                "tensor `{tensor}`: cannot read {len} bytes at offset {} of {}",
-                self.offset,
-                path.display()
-            )
-        })?;
-        Ok(buf)
     }
 }

@@ -1,9 +1,11 @@
 //! Stage 1, **load**: read an ONNX file into a [`Model`], with its external data checked.
 //!
-//! The protobuf is decoded straight from a buffered reader (never a second in-memory copy of the
-//! file). Tensors stored as external data stay on disk: their locations are validated here (relative,
-//! inside the model's folder, the file present and long enough) and read on demand through
-//! [`Model::tensor_bytes`], so a model of several GiB costs little more than its graph in memory.
+//! Weights stay on disk. Tensors stored as external data: their locations are validated here
+//! (relative, inside the model's folder, the file present and long enough). Weights inside the
+//! protobuf: a wire-level pass ([`crate::proto::wire::shrink`]) reads the file once and leaves
+//! every initializer's `raw_data` of [`STREAM_MIN_BYTES`] or more where it is, recording its byte
+//! range. Either kind is read on demand through [`Model::tensor_bytes`] and copied file to file
+//! by the emitter ([`Model::file_range`]), so a model costs little more than its graph in memory.
 
 mod external;
 mod tensor_data;
@@ -11,14 +13,16 @@ mod tensor_data;
 pub use external::ExternalData;
 pub use tensor_data::decode_i64;
 
+use crate::proto::wire::{self, FileRange, PLACEHOLDER};
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{
     attribute_proto::AttributeType, AttributeProto, GraphProto, Message, ModelProto,
     OperatorSetIdProto, TensorProto,
 };
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek};
 use std::path::{Path, PathBuf};
 
 /// A loaded ONNX model and where it came from.
@@ -32,7 +36,14 @@ pub struct Model {
     pub dir: PathBuf,
     /// Size of the `.onnx` file itself, in bytes.
     pub file_bytes: u64,
+    /// Initializers whose `raw_data` stayed in the file (it holds [`PLACEHOLDER`] instead), by
+    /// name: (offset, length) in the `.onnx` file.
+    streamed: HashMap<String, (u64, u64)>,
 }
+
+/// An initializer's `raw_data` of at least this many bytes is left in the file when the model is
+/// read: big enough that the small integer tensors shape inference reads stay in memory.
+pub const STREAM_MIN_BYTES: u64 = 4096;
 
 /// IR versions we know: IR 3 is ONNX 1.0-era; IR 14 is what onnx 1.23 writes. An older one is
 /// refused (IR 1 and 2 predate opset imports); a newer one is read with a warning, as long as the
@@ -51,10 +62,25 @@ impl Model {
         if file_bytes == 0 {
             bail!("{shown} is empty: not an ONNX model");
         }
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut proto = ModelProto::parse_from_reader(&mut reader).map_err(|e| {
+        let invalid = |e: protobuf::Error| {
             anyhow::anyhow!("{shown} is not a valid ONNX model: protobuf decoding failed ({e}); is the file truncated or in another format?")
-        })?;
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let (mut proto, streamed) = match wire::shrink(&mut reader, file_bytes, STREAM_MIN_BYTES) {
+            Ok(shrunk) => (
+                ModelProto::parse_from_bytes(&shrunk.bytes).map_err(invalid)?,
+                shrunk.streamed,
+            ),
+            Err(_) => {
+                // Not a well-formed message: protobuf's own parser says what is wrong.
+                reader
+                    .rewind()
+                    .with_context(|| format!("cannot read {shown}"))?;
+                let proto = ModelProto::parse_from_reader(&mut reader).map_err(invalid)?;
+                (proto, vec![])
+            }
+        };
+        let streamed = streamed_by_name(&mut proto, streamed, path)?;
         if proto.graph.is_none() || (proto.ir_version == 0 && proto.opset_import.is_empty()) {
             bail!("{shown} is not an ONNX model: it decodes as protobuf but has no graph and no IR version");
         }
@@ -92,6 +118,7 @@ impl Model {
             path: path.to_path_buf(),
             dir,
             file_bytes,
+            streamed,
         };
         model.check_external_data()?;
         Ok(model)
@@ -112,13 +139,71 @@ impl Model {
             .map(|o| o.version)
     }
 
-    /// The tensor's stored bytes in ONNX little-endian layout: `raw_data`, or the external range
-    /// read from disk. `None` when the values sit in a typed field (`float_data`, ...) instead.
+    /// The tensor's stored bytes in ONNX little-endian layout: `raw_data`, or the range read
+    /// from disk. `None` when the values sit in a typed field (`float_data`, ...) instead.
     pub fn tensor_bytes<'a>(&self, t: &'a TensorProto) -> Result<Option<Cow<'a, [u8]>>> {
-        if let Some(ext) = ExternalData::of(t)? {
-            return Ok(Some(Cow::Owned(ext.read(&self.dir, &t.name)?)));
+        if let Some(range) = self.file_range(t)? {
+            return Ok(Some(Cow::Owned(read_range(&range, &t.name)?)));
         }
         Ok((!t.raw_data.is_empty()).then_some(Cow::Borrowed(&t.raw_data[..])))
+    }
+
+    /// Where the tensor's bytes are on disk: its external data, or its `raw_data` left in the
+    /// model file. `None` when they are in memory.
+    pub fn file_range(&self, t: &TensorProto) -> Result<Option<FileRange>> {
+        if let Some(ext) = ExternalData::of(t)? {
+            let path = ext.resolve(&self.dir, &t.name)?;
+            let len = match ext.length {
+                Some(l) => l,
+                None => std::fs::metadata(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .len()
+                    .saturating_sub(ext.offset),
+            };
+            return Ok(Some(FileRange {
+                path,
+                offset: ext.offset,
+                len,
+            }));
+        }
+        Ok(self.streamed_range(t).map(|(offset, len)| FileRange {
+            path: self.path.clone(),
+            offset,
+            len,
+        }))
+    }
+
+    fn streamed_range(&self, t: &TensorProto) -> Option<(u64, u64)> {
+        if t.raw_data != PLACEHOLDER {
+            return None;
+        }
+        self.streamed.get(&t.name).copied()
+    }
+
+    /// The external data files the model reads, as written in it (relative to its folder).
+    pub fn data_files(&self) -> Result<Vec<String>> {
+        let mut files = vec![];
+        let mut result = Ok(());
+        visit_tensors(self.graph(), &mut |t| match ExternalData::of(t) {
+            Ok(Some(ext)) if !files.contains(&ext.location) => files.push(ext.location),
+            Ok(_) => {}
+            Err(e) => result = Err(e),
+        });
+        result.map(|()| files)
+    }
+
+    /// The tensor with its `raw_data` in memory, for a model built to be handed to a runtime.
+    pub fn materialized(&self, t: &TensorProto) -> Result<TensorProto> {
+        let mut t = t.clone();
+        if let Some((offset, len)) = self.streamed_range(&t) {
+            let range = FileRange {
+                path: self.path.clone(),
+                offset,
+                len,
+            };
+            t.raw_data = read_range(&range, &t.name)?;
+        }
+        Ok(t)
     }
 
     /// Validate every external-data reference in the model, subgraphs included.
@@ -134,6 +219,55 @@ impl Model {
         });
         result
     }
+}
+
+/// Read `range` (the bytes of tensor `tensor`).
+pub fn read_range(range: &FileRange, tensor: &str) -> Result<Vec<u8>> {
+    use std::io::{Read, SeekFrom};
+    let shown = range.path.display();
+    let mut f = File::open(&range.path).with_context(|| format!("cannot open {shown}"))?;
+    f.seek(SeekFrom::Start(range.offset))?;
+    let mut buf = vec![0u8; range.len as usize];
+    f.read_exact(&mut buf).with_context(|| {
+        format!(
+            "tensor `{tensor}`: cannot read {} bytes at offset {} of {shown}",
+            range.len, range.offset
+        )
+    })?;
+    Ok(buf)
+}
+
+/// The streamed initializers by name. Where two initializers share a name (an invalid model,
+/// refused later with a message naming it), their bytes are read back into memory instead.
+fn streamed_by_name(
+    proto: &mut ModelProto,
+    streamed: Vec<(usize, u64, u64)>,
+    path: &Path,
+) -> Result<HashMap<String, (u64, u64)>> {
+    let inits = &mut proto.graph.mut_or_insert_default().initializer;
+    let mut seen = HashSet::new();
+    let repeated: HashSet<String> = inits
+        .iter()
+        .filter(|t| !seen.insert(t.name.as_str()))
+        .map(|t| t.name.clone())
+        .collect();
+    let mut by_name = HashMap::new();
+    for (ordinal, offset, len) in streamed {
+        let t = inits
+            .get_mut(ordinal)
+            .context("internal error: a streamed initializer out of range")?;
+        if repeated.contains(&t.name) {
+            let range = FileRange {
+                path: path.to_path_buf(),
+                offset,
+                len,
+            };
+            t.raw_data = read_range(&range, &t.name)?;
+        } else {
+            by_name.insert(t.name.clone(), (offset, len));
+        }
+    }
+    Ok(by_name)
 }
 
 /// Calls `f` on every tensor stored in the graph: initializers and tensor attributes, recursively.

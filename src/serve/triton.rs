@@ -278,13 +278,10 @@ pub fn write_repository(
             &model.config_pbtxt(opts, &origin),
         )?;
         staging.copy_file(&tail.path, &format!("{folder}/1/model.onnx"))?;
-        // The tail names its data file by its own file name; it keeps that name beside model.onnx.
-        let data_name = format!(
-            "{}.data",
-            tail.path.file_name().unwrap_or_default().to_string_lossy()
-        );
-        let data = tail.path.with_file_name(&data_name);
-        if data.exists() {
+        // The data files the tail names (its own `NAME.data`; the whole model's second name
+        // reads the first's) keep their names beside model.onnx.
+        for data_name in crate::load::Model::load(&tail.path)?.data_files()? {
+            let data = tail.path.with_file_name(&data_name);
             staging.copy_file(&data, &format!("{folder}/1/{data_name}"))?;
         }
         if opts.backend == TritonBackend::Python {

@@ -32,7 +32,7 @@ pub fn analyse(
     inputs: &HashMap<TensorId, TensorInfo>,
     value_info: bool,
 ) -> Result<TractFacts> {
-    let bytes = analysis_model(model, graph, inputs, value_info).write_to_bytes()?;
+    let bytes = analysis_model(model, graph, inputs, value_info)?.write_to_bytes()?;
     let dir = model.dir.to_str().map(String::from);
     let (named, problem) = match analyser() {
         Some(exe) => in_child(&exe, bytes, dir)?,
@@ -287,7 +287,7 @@ fn analysis_model(
     graph: &ModelGraph,
     inputs: &HashMap<TensorId, TensorInfo>,
     value_info: bool,
-) -> ModelProto {
+) -> Result<ModelProto> {
     let src = model.graph();
     let mut g = GraphProto {
         name: src.name.clone(),
@@ -330,13 +330,13 @@ fn analysis_model(
         if DType(init.data_type).is_float() && info.bytes().unwrap_or(0) > LIFT_BYTES {
             g.input.push(proto::value_info(&init.name, &info));
         } else {
-            g.initializer.push(init.clone());
+            g.initializer.push(model.materialized(init)?);
         }
     }
-    ModelProto {
+    Ok(ModelProto {
         ir_version: model.proto.ir_version,
         opset_import: model.proto.opset_import.clone(),
         graph: Some(g).into(),
         ..Default::default()
-    }
+    })
 }

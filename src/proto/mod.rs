@@ -4,6 +4,10 @@
 //!
 //! `onnx-protobuf` writes proto3-style (a field equal to 0 is not written), so every attribute
 //! gets an explicit type: an INT attribute with `i == 0` is still well-formed.
+//!
+//! [`wire`] reads and writes models at the wire level, so weights move file to file.
+
+pub mod wire;
 
 use crate::tensor::{DType, Dim, TensorInfo};
 use onnx_protobuf::attribute_proto::AttributeType;
