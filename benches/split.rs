@@ -214,7 +214,9 @@ fn child(what: &str, model: &Path, tensor: &str, out: &Path) {
         )
         .unwrap();
     } else {
-        let opts = common::job_options("3g,lte,wifi", false);
+        let mut opts = common::job_options("3g,lte,wifi", false);
+        // The generated model's batch is symbolic; the job costs it at one.
+        opts.input_shapes = nsplit::shapes::InputShapes::parse(&["input=1x4096".into()]).unwrap();
         nsplit::job::run(model, out, &opts).unwrap();
     }
     let rss = common::peak_rss();

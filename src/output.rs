@@ -184,7 +184,11 @@ impl Staging {
         let data_name = format!("{name}.data");
         let mut data = match external {
             false => None,
-            true => Some((self.create(&data_name)?, 0u64)),
+            true => Some(DataFile {
+                file: self.create(&data_name)?,
+                len: 0,
+                pending: None,
+            }),
         };
 
         // Swap each tensor for the form it is written in, keeping the original to put back.
@@ -193,21 +197,17 @@ impl Staging {
         let graph = model.graph.mut_or_insert_default();
         for (i, (t, disk)) in graph.initializer.iter_mut().zip(on_disk).enumerate() {
             let written = match (&mut data, disk) {
-                (Some((file, offset)), disk) => {
-                    let len = match &disk {
-                        Some(range) => copy_range(range, file)
-                            .with_context(|| format!("cannot write {data_name}"))
-                            .map(|()| range.len)?,
+                (Some(data), disk) => {
+                    let offset = data.len;
+                    match &disk {
+                        Some(range) => data.append_range(range),
                         None if t.raw_data.len() >= EXTERNAL_MIN_BYTES => {
-                            file.write_all(&t.raw_data)
-                                .with_context(|| format!("cannot write {data_name}"))?;
-                            t.raw_data.len() as u64
+                            data.append_bytes(&t.raw_data)
                         }
                         None => continue,
-                    };
-                    let stub = external_stub(t, &data_name, *offset, len);
-                    *offset += len;
-                    stub
+                    }
+                    .with_context(|| format!("cannot write {data_name}"))?;
+                    external_stub(t, &data_name, offset, data.len - offset)
                 }
                 (None, Some(range)) => {
                     // Inline: the bytes are spliced in as the file is written.
@@ -221,6 +221,10 @@ impl Staging {
                 (None, None) => continue,
             };
             originals.push((i, std::mem::replace(t, written)));
+        }
+        if let Some(data) = &mut data {
+            data.flush()
+                .with_context(|| format!("cannot write {data_name}"))?;
         }
         let file = self.create(name)?;
         let result = (|| -> Result<()> {
@@ -238,7 +242,7 @@ impl Staging {
         let bytes = file.metadata()?.len();
         let (data_file, data_bytes) = match data {
             // Not synced: like cp and compilers, the page cache writes it back.
-            Some((_, len)) => (Some(self.dir.join(&data_name)), len),
+            Some(data) => (Some(self.dir.join(&data_name)), data.len),
             None => (None, 0),
         };
         Ok(Written {
@@ -329,6 +333,44 @@ impl Drop for Staging {
         // Uncommitted: the staging folder removes itself; remove an output folder we made.
         if self.created_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A half's data file being written. Ranges that follow each other in one source file are
+/// copied in one call: fewer calls, and the kernel throttles a long copy less than many short ones
+/// (3.2 GB in 64 MB calls took 1.8x as long as in 2 GB calls here).
+struct DataFile {
+    file: File,
+    /// Bytes appended so far, pending ones included.
+    len: u64,
+    pending: Option<FileRange>,
+}
+
+impl DataFile {
+    fn append_range(&mut self, r: &FileRange) -> Result<()> {
+        match &mut self.pending {
+            Some(p) if p.path == r.path && p.offset + p.len == r.offset => p.len += r.len,
+            _ => {
+                self.flush()?;
+                self.pending = Some(r.clone());
+            }
+        }
+        self.len += r.len;
+        Ok(())
+    }
+
+    fn append_bytes(&mut self, b: &[u8]) -> Result<()> {
+        self.flush()?;
+        (&self.file).write_all(b)?;
+        self.len += b.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(p) => copy_range(&p, &self.file),
+            None => Ok(()),
         }
     }
 }
