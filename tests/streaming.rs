@@ -145,6 +145,7 @@ fn all_mobile_and_all_cloud_share_one_copy_and_the_source_is_untouched() {
         std::fs::write(&buckets, serde_json::to_string(&file).unwrap()).unwrap();
         let mut opts = nsplit::dev::job_options(buckets.to_str().unwrap(), false);
         opts.plan.cloud_load = 0.001;
+        opts.triton = Some(Default::default());
         let out = tmp.path().join("out");
         nsplit::job::run(&src_dir.join(model), &out, &opts).unwrap();
 
@@ -168,6 +169,18 @@ fn all_mobile_and_all_cloud_share_one_copy_and_the_source_is_untouched() {
             assert_eq!(tail_model.data_files().unwrap(), data);
             // A data file with several links is refused by the onnx checker.
             assert_eq!(meta(&data[0]).nlink(), 1);
+            // The served tail takes the data file it names along.
+            let served = std::fs::read_dir(out.join("triton"))
+                .unwrap()
+                .map(|e| e.unwrap().path().join("1"))
+                .find(|p| p.join("model.onnx").exists())
+                .expect("a served tail");
+            let tail_bytes = std::fs::read(out.join("all-cloud.tail.onnx")).unwrap();
+            assert_eq!(
+                std::fs::read(served.join("model.onnx")).unwrap(),
+                tail_bytes
+            );
+            assert!(served.join(&data[0]).exists(), "{}", served.display());
         } else {
             assert!(data.is_empty(), "{model}: {data:?}");
         }
