@@ -160,6 +160,7 @@ impl Staging {
         mode: ExternalData,
         share: Option<&Written>,
     ) -> Result<Written> {
+        source.check_unchanged()?;
         let on_disk: Vec<Option<FileRange>> = model
             .graph
             .initializer
@@ -191,54 +192,25 @@ impl Staging {
             }),
         };
 
-        // Swap each tensor for the form it is written in, keeping the original to put back.
-        let mut originals: Vec<(usize, TensorProto)> = vec![];
-        let mut spliced: HashMap<usize, FileRange> = HashMap::new();
-        let graph = model.graph.mut_or_insert_default();
-        for (i, (t, disk)) in graph.initializer.iter_mut().zip(on_disk).enumerate() {
-            let written = match (&mut data, disk) {
-                (Some(data), disk) => {
-                    let offset = data.len;
-                    match &disk {
-                        Some(range) => data.append_range(range),
-                        None if t.raw_data.len() >= EXTERNAL_MIN_BYTES => {
-                            data.append_bytes(&t.raw_data)
-                        }
-                        None => continue,
-                    }
-                    .with_context(|| format!("cannot write {data_name}"))?;
-                    external_stub(t, &data_name, offset, data.len - offset)
-                }
-                (None, Some(range)) => {
-                    // Inline: the bytes are spliced in as the file is written.
-                    let mut inline = external_stub(t, "", 0, 0);
-                    inline.external_data.clear();
-                    inline.data_location = DataLocation::DEFAULT.into();
-                    inline.raw_data = PLACEHOLDER.to_vec();
-                    spliced.insert(i, range);
-                    inline
-                }
-                (None, None) => continue,
-            };
-            originals.push((i, std::mem::replace(t, written)));
-        }
-        if let Some(data) = &mut data {
-            data.flush()
-                .with_context(|| format!("cannot write {data_name}"))?;
-        }
         let file = self.create(name)?;
-        let result = (|| -> Result<()> {
-            let bytes = model
-                .write_to_bytes()
-                .with_context(|| format!("cannot serialise {name}"))?;
-            let rope = wire::splice(&bytes, &spliced)?;
-            write_rope(&rope, &file).with_context(|| format!("cannot write {name}"))
-        })();
+        // Each tensor is swapped for the form it is written in; the originals go back whatever
+        // happens, so a failed write leaves the source model as it was.
+        let mut originals: Vec<(usize, TensorProto)> = vec![];
+        let result = write_swapped(
+            model,
+            on_disk,
+            &mut originals,
+            data.as_mut(),
+            &data_name,
+            &file,
+        )
+        .with_context(|| format!("cannot write {name}"));
         let graph = model.graph.mut_or_insert_default();
         for (i, t) in originals {
             graph.initializer[i] = t;
         }
         result?;
+        source.check_unchanged()?;
         let bytes = file.metadata()?.len();
         let (data_file, data_bytes) = match data {
             // Not synced: like cp and compilers, the page cache writes it back.
@@ -335,6 +307,59 @@ impl Drop for Staging {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Write `model` into `file`: each initializer's bytes into `data` (external) or spliced in from
+/// its file range (inline); `originals` gets every tensor swapped for its written form.
+fn write_swapped(
+    model: &mut ModelProto,
+    on_disk: Vec<Option<FileRange>>,
+    originals: &mut Vec<(usize, TensorProto)>,
+    mut data: Option<&mut DataFile>,
+    data_name: &str,
+    file: &File,
+) -> Result<()> {
+    let mut spliced: HashMap<usize, FileRange> = HashMap::new();
+    let graph = model.graph.mut_or_insert_default();
+    for (i, (t, disk)) in graph.initializer.iter_mut().zip(on_disk).enumerate() {
+        let written = match (&mut data, disk) {
+            (Some(data), disk) => {
+                let offset = data.len;
+                match &disk {
+                    Some(range) => data.append_range(range),
+                    None if t.raw_data.len() >= EXTERNAL_MIN_BYTES => {
+                        data.append_bytes(&t.raw_data)
+                    }
+                    None => continue,
+                }
+                .with_context(|| format!("cannot write {data_name}"))?;
+                external_stub(t, data_name, offset, data.len - offset)
+            }
+            (None, Some(range)) if t.raw_data == PLACEHOLDER => {
+                // Left in the source's file: spliced in as it is written, the tensor unchanged.
+                spliced.insert(i, range);
+                continue;
+            }
+            (None, Some(range)) => {
+                // External in the source, inline here.
+                let mut inline = external_stub(t, "", 0, 0);
+                inline.external_data.clear();
+                inline.data_location = DataLocation::DEFAULT.into();
+                inline.raw_data = PLACEHOLDER.to_vec();
+                spliced.insert(i, range);
+                inline
+            }
+            (None, None) => continue,
+        };
+        originals.push((i, std::mem::replace(t, written)));
+    }
+    if let Some(data) = data {
+        data.flush()
+            .with_context(|| format!("cannot write {data_name}"))?;
+    }
+    let bytes = model.write_to_bytes().context("cannot serialise it")?;
+    let rope = wire::splice(&bytes, &spliced)?;
+    write_rope(&rope, file)
 }
 
 /// A half's data file being written. Ranges that follow each other in one source file are

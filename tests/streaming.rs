@@ -200,3 +200,53 @@ fn all_mobile_and_all_cloud_share_one_copy_and_the_source_is_untouched() {
         }
     }
 }
+
+/// A tensor whose data stays in the file keeps every other field of its own (doc string,
+/// metadata) in the half, as protobuf wrote it.
+#[test]
+fn weights_left_in_the_file_keep_every_field_of_their_tensor() {
+    use onnx_protobuf::{Message, ModelProto, StringStringEntryProto};
+    let mut proto =
+        ModelProto::parse_from_bytes(&std::fs::read(fixture("lenet.onnx")).unwrap()).unwrap();
+    let big = proto
+        .graph
+        .mut_or_insert_default()
+        .initializer
+        .iter_mut()
+        .find(|t| t.raw_data.len() >= nsplit::load::STREAM_MIN_BYTES as usize)
+        .unwrap();
+    big.doc_string = "kept".into();
+    big.metadata_props.push(StringStringEntryProto {
+        key: "origin".into(),
+        value: "a test".into(),
+        ..Default::default()
+    });
+    let want = big.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("m.onnx");
+    std::fs::write(&path, proto.write_to_bytes().unwrap()).unwrap();
+    let out = tmp.path().join("out");
+    let at = ["pool2_out".to_string()];
+    nsplit::split::split_at(&path, &at, &out, &Default::default(), ExternalData::Auto).unwrap();
+    let found: Vec<_> = ["head.onnx", "tail.onnx"]
+        .iter()
+        .map(|f| ModelProto::parse_from_bytes(&std::fs::read(out.join(f)).unwrap()).unwrap())
+        .flat_map(|m| m.graph.initializer.clone())
+        .filter(|t| t.name == want.name)
+        .collect();
+    assert_eq!(found, [want]);
+}
+
+/// A model saved over while nsplit runs is refused, not mixed with its new bytes.
+#[test]
+fn a_source_changed_after_loading_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("m.onnx");
+    std::fs::copy(fixture("lenet.onnx"), &path).unwrap();
+    let model = Model::load(&path).unwrap();
+    model.check_unchanged().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let err = model.check_unchanged().unwrap_err().to_string();
+    assert!(err.contains("changed while nsplit ran"), "{err}");
+}

@@ -39,6 +39,9 @@ pub struct Model {
     /// Initializers whose `raw_data` stayed in the file (it holds [`PLACEHOLDER`] instead), by
     /// name: (offset, length) in the `.onnx` file.
     streamed: HashMap<String, (u64, u64)>,
+    /// The files weights are read from later (the model, its external data) as they were at
+    /// load: length and modification time.
+    read_later: Vec<(PathBuf, u64, Option<std::time::SystemTime>)>,
 }
 
 /// An initializer's `raw_data` of at least this many bytes is left in the file when the model is
@@ -80,6 +83,11 @@ impl Model {
                 (proto, vec![])
             }
         };
+        let modified = reader
+            .get_ref()
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok());
         let streamed = streamed_by_name(&mut proto, streamed, path)?;
         if proto.graph.is_none() || (proto.ir_version == 0 && proto.opset_import.is_empty()) {
             bail!("{shown} is not an ONNX model: it decodes as protobuf but has no graph and no IR version");
@@ -113,12 +121,13 @@ impl Model {
             check_element_types(&proto).with_context(|| format!("{shown}"))?;
         }
         crate::ops::schema::check_model(&proto).with_context(|| format!("{shown}"))?;
-        let model = Model {
+        let mut model = Model {
             proto,
             path: path.to_path_buf(),
             dir,
             file_bytes,
             streamed,
+            read_later: vec![(path.to_path_buf(), file_bytes, modified)],
         };
         model.check_external_data()?;
         Ok(model)
@@ -206,18 +215,52 @@ impl Model {
         Ok(t)
     }
 
-    /// Validate every external-data reference in the model, subgraphs included.
-    fn check_external_data(&self) -> Result<()> {
+    /// Validate every external-data reference in the model, subgraphs included, and note the
+    /// data files' state.
+    fn check_external_data(&mut self) -> Result<()> {
         let mut result = Ok(());
+        let mut files = vec![];
         visit_tensors(self.graph(), &mut |t| {
             if result.is_ok() {
                 result = ExternalData::of(t).and_then(|ext| match ext {
-                    Some(ext) => ext.check(&self.dir, &t.name, &self.path),
+                    Some(ext) => {
+                        ext.check(&self.dir, &t.name, &self.path)?;
+                        let path = ext.resolve(&self.dir, &t.name)?;
+                        if !files.contains(&path) {
+                            files.push(path);
+                        }
+                        Ok(())
+                    }
                     None => Ok(()),
                 });
             }
         });
-        result
+        result?;
+        for path in files {
+            let meta = std::fs::metadata(&path).ok();
+            let (len, modified) = (
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            );
+            self.read_later.push((path, len, modified));
+        }
+        Ok(())
+    }
+
+    /// An error if a file weights are read from has changed since the model was loaded: its
+    /// byte ranges would no longer be the weights (a model saved over in place while we ran).
+    pub fn check_unchanged(&self) -> Result<()> {
+        for (path, len, modified) in &self.read_later {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("{} is gone since it was read", path.display()))?;
+            if meta.len() != *len || meta.modified().ok() != *modified {
+                bail!(
+                    "{} changed while nsplit ran (its weights are read as it was at the start); run again once it is written",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -227,7 +270,13 @@ pub fn read_range(range: &FileRange, tensor: &str) -> Result<Vec<u8>> {
     let shown = range.path.display();
     let mut f = File::open(&range.path).with_context(|| format!("cannot open {shown}"))?;
     f.seek(SeekFrom::Start(range.offset))?;
-    let mut buf = vec![0u8; range.len as usize];
+    let len = usize::try_from(range.len).with_context(|| {
+        format!(
+            "tensor `{tensor}`: {} bytes do not fit in memory",
+            range.len
+        )
+    })?;
+    let mut buf = vec![0u8; len];
     f.read_exact(&mut buf).with_context(|| {
         format!(
             "tensor `{tensor}`: cannot read {} bytes at offset {} of {shown}",
@@ -244,7 +293,10 @@ fn streamed_by_name(
     streamed: Vec<(usize, u64, u64)>,
     path: &Path,
 ) -> Result<HashMap<String, (u64, u64)>> {
-    let inits = &mut proto.graph.mut_or_insert_default().initializer;
+    let Some(graph) = proto.graph.as_mut() else {
+        return Ok(HashMap::new()); // no graph: refused next, with a message that says so
+    };
+    let inits = &mut graph.initializer;
     let mut seen = HashSet::new();
     let repeated: HashSet<String> = inits
         .iter()

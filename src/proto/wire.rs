@@ -66,6 +66,7 @@ pub fn shrink<R: BufRead + Seek>(r: R, len: u64, min: u64) -> Result<Shrunk> {
     let mut reader = Reader { r, pos: 0 };
     let mut state = ScanState {
         min,
+        graph_seen: false,
         ordinal: 0,
         current: None,
         streamed: vec![],
@@ -80,6 +81,7 @@ pub fn shrink<R: BufRead + Seek>(r: R, len: u64, min: u64) -> Result<Shrunk> {
 
 struct ScanState {
     min: u64,
+    graph_seen: bool,
     ordinal: usize,
     /// The span of the tensor being read, if its (last) raw_data is streamed.
     current: Option<(u64, u64)>,
@@ -147,10 +149,17 @@ impl<R: BufRead + Seek> Reader<R> {
                 5 => self.copy(4, out)?,
                 LEN => {
                     let n = self.varint()?;
-                    if self.pos + n > end {
+                    if self.pos.checked_add(n).is_none_or(|e| e > end) {
                         bail!("a field runs past its message");
                     }
                     if let Some(child) = level.child(field) {
+                        if child == Level::Graph {
+                            if st.graph_seen {
+                                // protobuf keeps the last graph, not a merge: let it decide.
+                                bail!("the graph field appears twice");
+                            }
+                            st.graph_seen = true;
+                        }
                         let mut content = vec![];
                         if child == Level::Tensor {
                             st.current = None;
@@ -253,9 +262,10 @@ impl Rope {
 /// among the graph's initializers; each must hold [`PLACEHOLDER`]) taken from its file range.
 pub fn splice(bytes: &[u8], ranges: &HashMap<usize, FileRange>) -> Result<Rope> {
     let mut ordinal = 0;
-    let rope = splice_message(bytes, Level::Model, None, ranges, &mut ordinal)?;
-    if ordinal < ranges.keys().max().map_or(0, |m| m + 1) {
-        bail!("internal error: fewer initializers than ranges to splice");
+    let mut used = 0;
+    let rope = splice_message(bytes, Level::Model, None, ranges, &mut ordinal, &mut used)?;
+    if used != ranges.len() {
+        bail!("internal error: {used} of {} tensors spliced", ranges.len());
     }
     Ok(rope)
 }
@@ -266,6 +276,7 @@ fn splice_message(
     tensor: Option<usize>,
     ranges: &HashMap<usize, FileRange>,
     ordinal: &mut usize,
+    used: &mut usize,
 ) -> Result<Rope> {
     let mut rope = Rope::default();
     let mut i = 0;
@@ -289,7 +300,7 @@ fn splice_message(
                     if child == Level::Tensor {
                         *ordinal += 1;
                     }
-                    let inner = splice_message(body, child, own, ranges, ordinal)?;
+                    let inner = splice_message(body, child, own, ranges, ordinal, used)?;
                     rope.varint(tag);
                     rope.varint(inner.len);
                     rope.append(inner);
@@ -299,6 +310,7 @@ fn splice_message(
                     if body != PLACEHOLDER {
                         bail!("internal error: a tensor to splice carries data");
                     }
+                    *used += 1;
                     rope.varint(tag);
                     rope.varint(range.len);
                     rope.len += range.len;
@@ -387,6 +399,23 @@ mod tests {
         }
         assert_eq!(rope.len, bytes.len() as u64);
         assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn a_length_past_the_end_is_an_error_even_when_it_wraps() {
+        // tag 8 (ir_version)... then field 20 (training_info), length 2^64 - 1.
+        let mut bytes = vec![0x08, 0x08, 0xa2, 0x01];
+        bytes.extend([0xff; 9]);
+        bytes.push(0x01);
+        assert!(shrink(Cursor::new(&bytes), bytes.len() as u64, 1).is_err());
+    }
+
+    #[test]
+    fn a_second_graph_field_is_left_to_protobuf() {
+        let one = model(&[vec![1; 300]]).write_to_bytes().unwrap();
+        let mut twice = one.clone();
+        twice.extend_from_slice(&one);
+        assert!(shrink(Cursor::new(&twice), twice.len() as u64, 128).is_err());
     }
 
     #[test]
