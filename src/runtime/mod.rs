@@ -70,6 +70,16 @@ impl Runtime {
         })
     }
 
+    /// Load one model to run it at a few sizes, as a check does (little optimisation).
+    pub fn load_for_check(self, path: &Path) -> Result<LoadedModel> {
+        Ok(match self {
+            Runtime::Onnxruntime => {
+                LoadedModel::Onnxruntime(onnxruntime::load(path, Optimise::ForOneRun)?)
+            }
+            Runtime::Tract => LoadedModel::Tract(Box::new(tract::load(path, Optimise::ForOneRun)?)),
+        })
+    }
+
     /// The runtime `verifier` picks: onnxruntime where it is available, else tract.
     pub fn pick(verifier: Verifier) -> Result<Runtime> {
         let (usable, problems) = Runtime::candidates(verifier);

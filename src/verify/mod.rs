@@ -215,6 +215,17 @@ impl Reference {
             notes: vec![],
         };
         let second = analysis.shapes.second_sizes.as_ref().map(Some);
+        // Loaded once and run at every point: a big model is read once, and held once.
+        let mut loaded = match runtime.load_for_check(original) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "{runtime} cannot run {}: {}",
+                    original.display(),
+                    one_line(&e)
+                )))
+            }
+        };
         for (k, sizes) in std::iter::once(None).chain(second).enumerate() {
             let inputs = random_inputs(
                 &analysis.graph,
@@ -223,7 +234,7 @@ impl Reference {
                 opts.seed + k as u64,
             )?;
             let label = sizes_label(analysis, &inputs);
-            match runtime.run(original, &inputs) {
+            match loaded.run(&inputs) {
                 Ok(mut expected) => {
                     expected.retain(|name, _| analysis.graph.tensor_id(name).is_some());
                     reference.points.push(Point {
@@ -259,14 +270,21 @@ impl Reference {
         let runtime = self.runtime;
         let mut diffs = vec![];
         let mut notes = self.notes.clone();
-        for point in &self.points {
-            let mut values = point.inputs.clone();
-            for half in [head, tail].into_iter().flatten() {
-                let file = half
-                    .file_name()
-                    .unwrap_or(half.as_os_str())
-                    .to_string_lossy();
-                match runtime.run(half, &values) {
+        // Each half loaded once and run at every point, one half at a time.
+        let mut values: Vec<HashMap<String, Tensor>> =
+            self.points.iter().map(|p| p.inputs.clone()).collect();
+        for half in [head, tail].into_iter().flatten() {
+            let file = half
+                .file_name()
+                .unwrap_or(half.as_os_str())
+                .to_string_lossy();
+            let mut loaded = runtime.load_for_check(half);
+            for (point, values) in self.points.iter().zip(&mut values) {
+                let out = match &mut loaded {
+                    Ok(m) => m.run(values),
+                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                };
+                match out {
                     Ok(out) => values.extend(out),
                     Err(e) => {
                         return Ok(Outcome::Rejected(format!(
@@ -277,6 +295,8 @@ impl Reference {
                     }
                 }
             }
+        }
+        for (point, values) in self.points.iter().zip(values) {
             let mut at_point = vec![];
             for (name, want) in &point.expected {
                 let Some(got) = values.get(name) else {
