@@ -58,15 +58,15 @@ fn main() {
     let mut node_rows = String::new();
     // The models are timed as the profiler times its grid (docs/accuracy.md: this machine's
     // speed changes from one second to the next, and over minutes): short passes, alternately
-    // forwards and backwards, each time and each node keeping its fastest median, one pass
-    // after each of the profiler's passes over its grid, so that both see the same states of
-    // the machine.
+    // forwards and backwards, each time and each node the typical median over the passes
+    // (`Measured::typical`), one pass after each of the profiler's passes over its grid, so that
+    // both see the same states of the machine.
     let analyses: Vec<Analysis> = models
         .iter()
         .map(|(path, shapes)| Analysis::run(path, &InputShapes::parse(shapes).unwrap()).unwrap())
         .collect();
-    let mut measurements: Vec<Option<anyhow::Result<Measured>>> =
-        analyses.iter().map(|_| None).collect();
+    let mut timings: Vec<anyhow::Result<Vec<Measured>>> =
+        analyses.iter().map(|_| Ok(vec![])).collect();
     let mut pass = |k: usize| -> anyhow::Result<()> {
         let order: Vec<usize> = if k % 2 == 1 {
             (0..analyses.len()).rev().collect()
@@ -74,11 +74,11 @@ fn main() {
             (0..analyses.len()).collect()
         };
         for i in order {
-            let again = nsplit::cost::measure::measure(&analyses[i], RUNS);
-            match (&mut measurements[i], again) {
-                (Some(Ok(m)), Ok(again)) => m.keep_faster(again),
-                (slot @ None, again) => *slot = Some(again),
-                _ => {}
+            if let Ok(list) = &mut timings[i] {
+                match nsplit::cost::measure::measure(&analyses[i], RUNS) {
+                    Ok(m) => list.push(m),
+                    Err(e) => timings[i] = Err(e),
+                }
             }
         }
         Ok(())
@@ -104,9 +104,9 @@ fn main() {
             p
         }
     };
-    let measurements: Vec<anyhow::Result<Measured>> = measurements
+    let measurements: Vec<anyhow::Result<Measured>> = timings
         .into_iter()
-        .map(|m| m.expect("every model timed"))
+        .map(|t| t.map(|list| Measured::typical(&list)))
         .collect();
     for (((path, _), a), measured) in models.iter().zip(&analyses).zip(measurements) {
         let measured = match measured {
@@ -174,7 +174,7 @@ fn main() {
     let _ = writeln!(doc, "`nsplit profile` in the same run; predictions use that profile; measurements are tract runs");
     let _ = writeln!(
         doc,
-        "(the fastest of {PASSES} short passes, each the median of {RUNS} runs after a warm-up, one after each of\nthe profiler's passes over its grid) of the same models on the same machine.\n"
+        "(the trimmed mean of {PASSES} short passes, each the median of {RUNS} runs after a warm-up, one after each of\nthe profiler's passes over its grid) of the same models on the same machine.\n"
     );
     let _ = writeln!(doc, "Profile: {}\n", p.provenance.source);
     let _ = writeln!(doc, "## Whole model\n");
@@ -225,10 +225,13 @@ fn main() {
          ops' data, much of it dirty), memory-bound ones most. A small calibration CNN (convs,\n  \
          BatchNormalizations, a `[C, 1, 1]`-scaled block, pools, a classifier; none of the models below) is\n  \
          timed per fusion group in place against its predictions, giving one factor per class. Here: {factors}.\n\
-         - **The fastest of short medians**, over the grid and over the models alike: six passes of a\n  \
-         warm-up and 3 runs, alternately forwards and backwards, each time kept at its fastest median;\n  \
-         each of the models' passes runs right after one of the grid's. Each regression is the\n  \
-         simplest form within one standard error of the best by cross-validation.\n"
+         - **The typical of short medians**, over the grid and over the models alike: six passes of a\n  \
+         warm-up and 3 runs, alternately forwards and backwards, each time the trimmed mean of its six\n  \
+         medians (the fastest and the slowest dropped); each of the models' passes runs right after one\n  \
+         of the grid's. Each regression is the simplest form within one standard error of the best by\n  \
+         cross-validation.\n\
+         - **Views take no time**: a Reshape, Flatten, Squeeze, Unsqueeze or Identity reuses its input's\n  \
+         buffer under another shape.\n"
     );
     let _ = writeln!(doc, "{WHY}");
     let _ = writeln!(

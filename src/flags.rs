@@ -269,8 +269,8 @@ pub enum Command {
     /// Times each op class and kernel variant (convs: im2col, pointwise, depthwise, direct;
     /// matmul, pooling, normalisation, activations, elementwise and broadcasts, softmax, data
     /// movement, LSTM, GRU) with tract over a grid of configurations, in six short passes,
-    /// keeping each one's fastest median (a shared machine's speed changes from second to
-    /// second). Fits a linear, a logarithmic and a hinged (cache cliff) regression of latency on
+    /// taking each one's typical median, the trimmed mean over the passes (a shared machine's
+    /// speed changes from second to second, and whole networks run at its mean speed). Fits a linear, a logarithmic and a hinged (cache cliff) regression of latency on
     /// FLOPs and bytes per class or variant and keeps the simplest within one standard error of
     /// the best by cross-validation. Then measures the per-run overhead and, on a small
     /// calibration CNN timed in place, how much slower each class runs inside a network than

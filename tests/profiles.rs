@@ -151,6 +151,39 @@ fn annotate_reports_latency_and_energy() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"));
 }
 
+/// A view (lenet's Flatten) takes no time on any profile, and says why; the convolutions do.
+#[test]
+fn views_take_no_time() {
+    for mobile in ["jetson-tk1", "x86-2core"] {
+        let out = nsplit(&[
+            "annotate",
+            "--format",
+            "json",
+            "fixtures/lenet.onnx",
+            "--mobile",
+            mobile,
+        ]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let node = |op: &str| {
+            v["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["op"] == op)
+                .unwrap()
+                .clone()
+        };
+        let flatten = node("Flatten");
+        assert_eq!(flatten["mobile_ms"].as_f64(), Some(0.0), "{mobile}");
+        assert!(flatten["note"].as_str().unwrap().contains("a view"));
+        assert!(
+            node("Conv")["mobile_ms"].as_f64().unwrap() > 0.0,
+            "{mobile}"
+        );
+    }
+}
+
 #[test]
 fn quick_profile_runs_and_loads() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,10 +238,16 @@ fn quick_profile_runs_and_loads() {
         assert!(p.regressions.contains_key(key), "no {key} regression");
     }
     assert!(p.run_overhead_ms >= 0.0);
-    assert!(
-        p.context_factors.contains_key("default"),
-        "no default context factor"
-    );
+    // Every class of the calibration CNN has a factor; classes it lacks (recurrent) have none.
+    for class in ["conv", "matmul", "norm", "pool", "activation", "softmax"] {
+        assert!(
+            p.context_factors.contains_key(class),
+            "no context factor for {class}: {:?}",
+            p.context_factors
+        );
+    }
+    assert!(!p.context_factors.contains_key("recurrent"));
+    assert!(!p.context_factors.contains_key("default"));
     for (class, f) in &p.context_factors {
         assert!((0.5..=3.0).contains(f), "context factor of {class}: {f}");
     }

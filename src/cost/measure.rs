@@ -29,14 +29,29 @@ pub struct Measured {
 }
 
 impl Measured {
-    /// Keep the faster of this and `again` (another timing of the same model), per run and per
-    /// node: repeated, the fastest of short medians, which a slowed-down machine cannot bias.
-    pub fn keep_faster(&mut self, again: Measured) {
-        self.total_ms = self.total_ms.min(again.total_ms);
-        for (n, ms) in &mut self.per_node_ms {
-            *ms = ms.min(again.per_node_ms.get(n).copied().unwrap_or(*ms));
+    /// The typical timing of several timings of the same model, spread over a run: per run and
+    /// per node, their [`trimmed_mean`]. The machine's speed changes from one second to the next,
+    /// and a long run averages those states where a short one samples one of them, so the
+    /// fastest of a few timings favours short runs (the fast state fits in them) and a profile
+    /// of one-node models built on it under-predicted whole networks by 20-45%
+    /// (docs/accuracy.md). A mean over timings spread in time means the same for both.
+    pub fn typical(timings: &[Measured]) -> Measured {
+        let of = |f: &dyn Fn(&Measured) -> f64| trimmed_mean(timings.iter().map(f).collect());
+        let mut m = Measured {
+            total_ms: of(&|m| m.total_ms),
+            unattributed_ms: of(&|m| m.unattributed_ms),
+            runs: timings.iter().map(|m| m.runs).sum(),
+            ..Default::default()
+        };
+        let nodes: std::collections::BTreeSet<NodeIndex> = timings
+            .iter()
+            .flat_map(|m| m.per_node_ms.keys().copied())
+            .collect();
+        for n in nodes {
+            let ms = of(&|m| m.per_node_ms.get(&n).copied().unwrap_or(0.0));
+            m.per_node_ms.insert(n, ms);
         }
-        self.unattributed_ms = self.unattributed_ms.min(again.unattributed_ms);
+        m
     }
 
     /// Every op node's fusion group, as the node the group was timed under. tract fuses ops and
@@ -219,6 +234,18 @@ fn epilogue_head(a: &Analysis, weights: &[bool], n: NodeIndex) -> NodeIndex {
     }
 }
 
+/// The mean of `v` without its lowest and highest sixth (0 when empty): the mean speed of a
+/// machine whose speed varies, robust to a stray outlier either way (a page fault, a burst).
+pub fn trimmed_mean(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let cut = v.len() / 6;
+    let kept = &v[cut..v.len() - cut];
+    kept.iter().sum::<f64>() / kept.len() as f64
+}
+
 /// The median of `v` (the upper one of an even count; 0 when empty).
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
@@ -226,4 +253,38 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimmed_mean_drops_a_sixth_at_each_end() {
+        assert_eq!(trimmed_mean(vec![]), 0.0);
+        assert_eq!(trimmed_mean(vec![2.0, 4.0]), 3.0);
+        // Six timings: the fastest and the slowest are dropped, the middle four averaged.
+        assert_eq!(trimmed_mean(vec![9.0, 1.0, 2.0, 3.0, 4.0, 100.0]), 4.5);
+    }
+
+    #[test]
+    fn typical_is_per_run_and_per_node() {
+        let at = |total: f64, node: f64| Measured {
+            total_ms: total,
+            per_node_ms: HashMap::from([(NodeIndex::new(0), node)]),
+            unattributed_ms: 0.0,
+            runs: 3,
+        };
+        let m = Measured::typical(&[
+            at(10.0, 1.0),
+            at(12.0, 3.0),
+            at(11.0, 2.0),
+            at(50.0, 0.1),
+            at(13.0, 2.0),
+            at(12.0, 2.0),
+        ]);
+        assert_eq!(m.total_ms, 12.0);
+        assert_eq!(m.per_node_ms[&NodeIndex::new(0)], 1.75);
+        assert_eq!(m.runs, 18);
+    }
 }

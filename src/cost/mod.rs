@@ -82,6 +82,10 @@ pub struct NodeFeatures {
     /// The variant `regression_op` names, if it is one.
     #[serde(skip)]
     pub variant: Option<ops::Variant>,
+    /// Gives its input another shape without copying it ([`ops::movement::VIEWS`]): no time of
+    /// its own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub view: bool,
     /// Runs inside the kernel of the conv or matmul before it ([`fusion`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fused: Option<fusion::Epilogue>,
@@ -200,6 +204,7 @@ pub fn features(
                     .variant
                     .map_or(op.op_type.clone(), |v| v.name().to_string()),
                 variant: work.variant,
+                view: work.view,
                 fused: None,
                 patch_bytes: match (work.patches, element_bytes(&ctx)) {
                     (Some(p), Some(b)) => Some(ops::times(&ctx, p, b)?),

@@ -476,7 +476,7 @@ impl DeviceProfile {
     /// Predicted latency (ms) of a node from its features: zero for a free epilogue fused into
     /// the kernel before it, else [`figures_latency_ms`](Self::figures_latency_ms) of its work.
     pub fn node_latency_ms(&self, f: &super::NodeFeatures) -> Option<f64> {
-        if f.fused == Some(super::fusion::Epilogue::Free) {
+        if f.view || f.fused == Some(super::fusion::Epilogue::Free) {
             return Some(0.0);
         }
         let work = Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)?;

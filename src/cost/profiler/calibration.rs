@@ -15,11 +15,12 @@ use std::path::Path;
 
 /// The calibration network and its per-node times so far: timed a few times after each pass
 /// over the grid (not all at the end), so that it sees the same states of the machine as the
-/// grid, and each node keeps its fastest median. Timed all at once at the end, a slow minute
+/// grid, and each node's time is the typical one ([`Measured::typical`]). Timed all at once at
+/// the end, a slow minute
 /// there moved every context factor by 20% between two profiles (docs/accuracy.md).
 pub(super) struct Calibration {
     analysis: Analysis,
-    measured: Option<Measured>,
+    timings: Vec<Measured>,
 }
 
 impl Calibration {
@@ -29,18 +30,15 @@ impl Calibration {
             .context("analysing the calibration network")?;
         Ok(Calibration {
             analysis,
-            measured: None,
+            timings: vec![],
         })
     }
 
-    /// Time the network `times` times (each the median of `runs`), keeping each node's fastest.
+    /// Time the network `times` times more (each the median of `runs`).
     pub(super) fn time(&mut self, times: usize, runs: usize) -> Result<()> {
         for _ in 0..times {
-            let again = measure(&self.analysis, runs).context("timing the calibration network")?;
-            match &mut self.measured {
-                None => self.measured = Some(again),
-                Some(m) => m.keep_faster(again),
-            }
+            self.timings
+                .push(measure(&self.analysis, runs).context("timing the calibration network")?);
         }
         Ok(())
     }
@@ -51,17 +49,18 @@ impl Calibration {
 /// time its fusion groups take in a small CNN of the profiled families (timed in place by
 /// [`Calibration`]; a group counts for the class of its heaviest predicted member) over the sum of their predictions. Only groups
 /// predicted at 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a
-/// `Concat`), and only classes whose groups agree within 25%; `default` is the whole network's
-/// ratio. Clamped to [0.5, 3].
+/// `Concat`), and only classes whose groups agree within 25%; the network's other
+/// classes take the whole network's ratio, and classes it lacks none. Clamped to [0.5, 3].
 pub(super) fn context_factors(
     fitted: &DeviceProfile,
     calibration: &Calibration,
 ) -> Result<BTreeMap<String, f64>> {
     let a = &calibration.analysis;
-    let measured = calibration
-        .measured
-        .as_ref()
-        .context("the calibration network was not timed")?;
+    anyhow::ensure!(
+        !calibration.timings.is_empty(),
+        "the calibration network was not timed"
+    );
+    let measured = &Measured::typical(&calibration.timings);
     // Per fusion group (tract times a fused chain as one kernel): its time, its predicted time,
     // and the class of its heaviest predicted member, which the group calibrates.
     let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
@@ -97,8 +96,16 @@ pub(super) fn context_factors(
         .filter(|(_, (_, _, lo, hi))| hi / lo <= 1.25)
         .map(|(class, (took, expected, _, _))| (class.to_string(), took / expected))
         .collect();
+    // The other classes the network has run at its whole ratio. A class it lacks (recurrent
+    // ops) gets no factor: nothing measured says how a network slows it, and the CNN's ratio
+    // put a one-GRU model 24% over its measured time (docs/accuracy.md).
     if whole.1 > 0.0 {
-        factors.insert("default".into(), whole.0 / whole.1);
+        for (n, _) in a.graph.ops() {
+            let class = a.features.get(n).class.name();
+            factors
+                .entry(class.to_string())
+                .or_insert(whole.0 / whole.1);
+        }
     }
     Ok(factors
         .into_iter()

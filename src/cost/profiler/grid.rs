@@ -3,6 +3,7 @@
 
 use super::fitting::{Samples, Timing};
 use super::{time_model, RUNS, WARMUP};
+use crate::cost::measure::trimmed_mean;
 use crate::cost::profile::Figures;
 use crate::cost::OpClass;
 use crate::proto::{attr_int, attr_ints, float_value_info, node, tensor_f32};
@@ -93,15 +94,15 @@ impl Grid {
         Ok(())
     }
 
-    /// Each model's fastest median less the run overhead, by regression, and each model's
-    /// rerun spread.
+    /// Each model's typical median (the trimmed mean over the passes: [`trimmed_mean`]) less
+    /// the run overhead, by regression, and each model's rerun spread.
     pub(super) fn samples(&self, run_overhead_ms: f64) -> Samples {
         let mut samples = Samples::default();
         for e in &self.entries {
             if let Some(s) = rerun_spread(&e.medians) {
                 samples.spreads.entry(e.key.clone()).or_default().push(s);
             }
-            let fastest = e.medians.iter().copied().fold(f64::INFINITY, f64::min);
+            let typical = trimmed_mean(e.medians.clone());
             samples
                 .timings
                 .entry(e.key.clone())
@@ -109,27 +110,24 @@ impl Grid {
                 .1
                 .push(Timing {
                     work: e.work,
-                    ms: (fastest - run_overhead_ms).max(1e-6),
+                    ms: (typical - run_overhead_ms).max(1e-6),
                 });
         }
         samples
     }
 }
 
-/// How far a rerun of the profile would move a sample: the two halves of its passes (odd and
-/// even) each give the fastest median, as a profile of half the passes would, and the spread is
-/// their difference over the faster. `None` with a single pass.
+/// How far a rerun of half the passes would move a model's sample: the odd passes and the even
+/// ones each give their typical median ([`trimmed_mean`]), as a profile of half the passes
+/// would, and the spread is their difference over the lower. `None` with a single pass.
 fn rerun_spread(medians: &[f64]) -> Option<f64> {
-    let fastest = |parity: usize| {
-        medians
-            .iter()
-            .skip(parity)
-            .step_by(2)
-            .copied()
-            .fold(f64::INFINITY, f64::min)
-    };
-    let (a, b) = (fastest(0), fastest(1));
-    b.is_finite().then(|| (a - b).abs() / a.min(b).max(1e-9))
+    let half =
+        |parity: usize| -> Vec<f64> { medians.iter().skip(parity).step_by(2).copied().collect() };
+    let (odd, even) = (half(0), half(1));
+    (!even.is_empty()).then(|| {
+        let (a, b) = (trimmed_mean(odd), trimmed_mean(even));
+        (a - b).abs() / a.min(b).max(1e-9)
+    })
 }
 
 // ---- the grid of one-node models -------------------------------------------------------------
@@ -582,11 +580,11 @@ mod tests {
     use crate::cost::profiler::tests::analyse;
 
     #[test]
-    fn rerun_spread_compares_the_fastest_of_odd_and_even_passes() {
+    fn rerun_spread_compares_the_odd_and_the_even_passes() {
         assert_eq!(rerun_spread(&[1.0]), None);
-        // Odd passes' fastest 1.0, even passes' fastest 1.1: a rerun of half the passes moves
-        // the sample by 10%, whatever the slow passes took.
-        let s = rerun_spread(&[1.0, 1.5, 2.0, 1.1, 1.0, 3.0]).unwrap();
+        // Odd passes' mean 1.0, even passes' 1.1: a rerun of half the passes moves the sample
+        // by 10%.
+        let s = rerun_spread(&[1.0, 1.2, 0.9, 1.0, 1.1, 1.1]).unwrap();
         assert!((s - 0.1).abs() < 1e-12, "{s}");
     }
 

@@ -54,15 +54,16 @@ pub fn profile_with(
     let dir = tempfile::tempdir()?;
     // This machine's speed changes from one second to the next (medians of the same model a few
     // seconds apart differ by up to 50%: docs/accuracy.md), so one long median is no property of
-    // it. The full run times the grid in short passes, alternately forwards and backwards, and
-    // keeps each configuration's fastest median: the machine at its own speed, which any later
-    // run finds again by the same statistic.
+    // it. The full run times the grid in short passes spread over the run, alternately forwards
+    // and backwards, and takes each configuration's typical median (the trimmed mean over the
+    // passes): the machine's mean speed, which whole networks, whose runs last long enough to
+    // average its states, run at too; the fastest median would be a state only short runs see.
     let passes = if opts.quick { 1 } else { PASSES };
     let configs = grid::grid(opts.quick);
     let total = configs.len() * (passes + 1);
     let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
     // The calibration network is timed three times after each pass (it runs in milliseconds;
-    // each node keeps its fastest median).
+    // each node's time is the typical one over them all).
     let mut calibration = Calibration::new(dir.path())?;
     for pass in 0..passes {
         grid.time_pass(pass, |label| progress(total, label))?;
@@ -116,7 +117,7 @@ fn provenance_source(
     passes: usize,
 ) -> String {
     format!(
-        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the fastest of {} pass{}{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
+        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
         env!("CARGO_PKG_VERSION"),
         if opts.quick { " --quick" } else { "" },
         machine::machine_description(),
