@@ -54,10 +54,14 @@ const PASSES: usize = 2;
 const RUNS: usize = 3;
 /// Confirmation: the chosen cut against each of the screening's fastest other candidates, both
 /// loaded at once and timed in turn (ABBA...), one run each per round. Two candidates timed a
-/// second apart see the same state of the machine, so the median of their per-round ratios is
-/// the regret, where independent timings minutes apart differ by the machine's own 20-50%.
+/// moment apart see the same state of the machine, so the median of their per-round ratios is
+/// the regret, where independent timings minutes apart differ by the machine's own 20-50%. The
+/// rounds go on for at least `PAIRED_SECONDS` (and `ROUNDS`): a cut's network time does not
+/// slow down with the machine, its compute does, so rounds that all fall in one slow state
+/// (nine rounds of ShuffleNet take half a second) wrongly favour the cut that computes less.
 const CONTENDERS: usize = 3;
 const ROUNDS: usize = 9;
+const PAIRED_SECONDS: f64 = 4.0;
 
 fn main() {
     let root = nsplit::dev::root();
@@ -159,7 +163,7 @@ fn main() {
          each chosen cut) is written as a head and a tail and both are timed with tract (screening: the mean of \
          {PASSES} passes, each the median of {RUNS} runs after a warm-up); measured end-to-end = head + transfer \
          (the planner's formula) + 0.1 x tail. Then the chosen cut is timed against each of the {CONTENDERS} \
-         other candidates the screening found fastest, the two loaded together and run in turn for {ROUNDS} rounds: \
+         other candidates the screening found fastest, the two loaded together and run in turn for {PAIRED_SECONDS} s ({ROUNDS} rounds at least): \
          regret = the largest median of the per-round ratios (chosen over contender), less 1, and 0 when the \
          chosen cut is faster than every contender; the times shown are the paired rounds' medians. Above \
          {:.0}% the cause is named: the node, among those the two cuts place on different sides, whose \
@@ -370,26 +374,27 @@ fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<Bucke
 type Round = [(f64, f64); 2];
 
 /// Each round's (head, tail) times of `a` and `b`, loaded together and timed in turn (AB, BA,
-/// ...), one run per half per round.
-fn time_in_pairs(
-    a: &Candidate,
-    b: &Candidate,
-    inputs: &HashMap<String, Tensor>,
-) -> Vec<Round> {
+/// ...), one run per half per round, for `ROUNDS` rounds and `PAIRED_SECONDS` at least.
+fn time_in_pairs(a: &Candidate, b: &Candidate, inputs: &HashMap<String, Tensor>) -> Vec<Round> {
     let mut pairs = [
         LoadedPair::load(&a.files, inputs),
         LoadedPair::load(&b.files, inputs),
     ];
-    (0..ROUNDS)
-        .map(|r| {
-            let mut round = [(0.0, 0.0); 2];
-            let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
-            for k in order {
-                round[k] = pairs[k].time(inputs, 1);
-            }
-            round
-        })
-        .collect()
+    let start = Instant::now();
+    let mut rounds = vec![];
+    while rounds.len() < ROUNDS || start.elapsed().as_secs_f64() < PAIRED_SECONDS {
+        let mut round = [(0.0, 0.0); 2];
+        let order = if rounds.len() % 2 == 0 {
+            [0, 1]
+        } else {
+            [1, 0]
+        };
+        for k in order {
+            round[k] = pairs[k].time(inputs, 1);
+        }
+        rounds.push(round);
+    }
+    rounds
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

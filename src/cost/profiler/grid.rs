@@ -154,6 +154,14 @@ pub(super) fn grid(quick: bool) -> Vec<Config> {
             (3, 64, 224, 7, 2),
             (3, 24, 224, 3, 2),
             (3, 32, 224, 3, 2),
+            // Small nets' first layers (MNIST, CIFAR): one or three channels on 28-32 pixel
+            // maps, microseconds that an intercept fitted on larger convs under-predicted 2x.
+            (1, 6, 28, 5, 1),
+            (1, 20, 28, 5, 1),
+            (1, 32, 28, 3, 1),
+            (3, 6, 32, 5, 1),
+            (3, 16, 32, 3, 1),
+            (3, 32, 32, 3, 1),
             (64, 192, 56, 5, 1),
             // Wide layers of VGG-style nets, where im2col reaches its best rate.
             (256, 256, 56, 3, 1),
@@ -288,6 +296,36 @@ pub(super) fn grid(quick: bool) -> Vec<Config> {
                 vec![],
             ));
         }
+    }
+    // LRN at the sizes of the nets that use it (AlexNet, ZFNet, GoogLeNet): its fit has one
+    // variable, and on the twelve points above alone its slope moved 13% between two profiles,
+    // and every net with LRN as much (docs/accuracy.md).
+    for &(c, hw) in pick_of(
+        quick,
+        &[
+            (32, 27),
+            (64, 56),
+            (96, 55),
+            (96, 27),
+            (192, 56),
+            (192, 28),
+            (256, 27),
+            (256, 13),
+            (384, 13),
+            (480, 14),
+            (48, 112),
+            (128, 40),
+        ],
+        &[],
+    )
+    .iter()
+    {
+        out.push(unary(
+            "LRN",
+            OpClass::Norm,
+            &[1, c, hw, hw],
+            vec![attr_int("size", 5)],
+        ));
     }
     // Pools of other windows and strides (GoogLeNet's 3x3 stride-1 branches, ResNet's 3x3
     // stride-2 stem) and global pools.
