@@ -23,7 +23,7 @@
 
 use nsplit::dev as common;
 
-use nsplit::cost::measure::Measured;
+use nsplit::cost::measure::{median, Measured};
 use nsplit::cost::profile::{DeviceProfile, Role};
 use nsplit::cost::profiler::{profile, ProfileOptions};
 use nsplit::cost::Profiles;
@@ -309,22 +309,26 @@ fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<Bucke
         .iter()
         .map(|b| {
             let bucket = &b.bucket;
-            let transfer = |c: &Candidate| {
-                nsplit::plan::predict::predict(
-                    &a.graph,
-                    &a.shapes,
-                    &planned.costs,
-                    &c.cut,
-                    bucket,
-                    CLOUD_LOAD,
-                )
-                .map_or(f64::INFINITY, |p| p.transfer_ms)
-            };
+            // Each candidate's transfer on this network (the planner's formula), once.
+            let transfer: Vec<f64> = candidates
+                .iter()
+                .map(|c| {
+                    nsplit::plan::predict::predict(
+                        &a.graph,
+                        &a.shapes,
+                        &planned.costs,
+                        &c.cut,
+                        bucket,
+                        CLOUD_LOAD,
+                    )
+                    .map_or(f64::INFINITY, |p| p.transfer_ms)
+                })
+                .collect();
             let end_to_end =
-                |c: &Candidate, (head, tail): (f64, f64)| head + transfer(c) + CLOUD_LOAD * tail;
+                |i: usize, (head, tail): (f64, f64)| head + transfer[i] + CLOUD_LOAD * tail;
             let screened = |i: usize| {
                 let c = &candidates[i];
-                end_to_end(c, (c.head_ms, c.tail_ms))
+                end_to_end(i, (c.head_ms, c.tail_ms))
             };
             let chosen_id = planned.cuts[b.cut].id(&a.graph);
             let chosen = candidates.iter().position(|c| c.id == chosen_id).unwrap();
@@ -339,8 +343,8 @@ fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<Bucke
                     .entry((chosen, i))
                     .or_insert_with(|| time_in_pairs(&candidates[chosen], &candidates[i], &inputs));
                 let e2e = |k: usize| -> Vec<f64> {
-                    let c = &candidates[if k == 0 { chosen } else { i }];
-                    rounds.iter().map(|r| end_to_end(c, r[k])).collect()
+                    let at = if k == 0 { chosen } else { i };
+                    rounds.iter().map(|r| end_to_end(at, r[k])).collect()
                 };
                 let (mine, theirs) = (e2e(0), e2e(1));
                 let ratio = median(mine.iter().zip(&theirs).map(|(m, t)| m / t).collect());
@@ -395,11 +399,6 @@ fn time_in_pairs(a: &Candidate, b: &Candidate, inputs: &HashMap<String, Tensor>)
         rounds.push(round);
     }
     rounds
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Which prediction put the choice wrong: the sides' predicted and measured times, and the node

@@ -204,6 +204,7 @@ fn malformed_models_are_refused_and_leave_nothing() {
 fn a_tract_analysis_past_its_time_limit_is_left_behind() {
     let report = annotate_json(
         "fixtures/lenet.onnx",
+        &[],
         &[("NSPLIT_TRACT_TIMEOUT", "0.000001")],
     );
     let problem = report["tract_problem"].as_str().unwrap_or_default();
@@ -220,7 +221,7 @@ fn a_tract_analysis_past_its_time_limit_is_left_behind() {
 /// run, and the main job plans it and writes it unverified, saying why.
 #[test]
 fn tensors_beyond_the_memory_limit_are_never_materialised() {
-    let report = annotate_json("fixtures/bad/eyelike_huge.onnx", &[]);
+    let report = annotate_json("fixtures/bad/eyelike_huge.onnx", &[], &[]);
     let problem = report["tract_problem"].as_str().unwrap_or_default();
     assert!(
         problem.contains("`x` would take 64.0 TiB") && problem.contains("NSPLIT_MEMORY_LIMIT"),
@@ -252,6 +253,7 @@ fn tensors_beyond_the_memory_limit_are_never_materialised() {
 fn a_runaway_tract_analysis_is_stopped_at_the_memory_limit() {
     let report = annotate_json(
         "fixtures/bad/range_runaway.onnx",
+        &[],
         &[("NSPLIT_MEMORY_LIMIT", "0.25")],
     );
     let problem = report["tract_problem"].as_str().unwrap_or_default();
@@ -265,17 +267,6 @@ fn a_runaway_tract_analysis_is_stopped_at_the_memory_limit() {
 /// from that length, nothing is materialised, and the model is analysed.
 #[test]
 fn a_shape_input_of_absurd_length_allocates_nothing() {
-    let report = annotate_json("fixtures/bad/reshape_shape_huge.onnx", &[]);
+    let report = annotate_json("fixtures/bad/reshape_shape_huge.onnx", &[], &[]);
     assert_eq!(report["unknown_tensors"][0]["name"], "y", "{report}");
-}
-
-/// `nsplit annotate MODEL --format json` with `env`, which must succeed; its JSON report.
-fn annotate_json(model: &str, env: &[(&str, &str)]) -> serde_json::Value {
-    let out = nsplit_with_env(&["annotate", model, "--format", "json"], env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -110,18 +110,11 @@ fn predictions_grow_with_flops_within_a_class() {
 
 #[test]
 fn annotate_reports_latency_and_energy() {
-    let out = nsplit(&[
-        "annotate",
-        "--format",
-        "json",
+    let v = annotate_json(
         "fixtures/lenet.onnx",
-        "--mobile",
-        "jetson-tk1",
-        "--cloud",
-        "titan-x",
-    ]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        &["--mobile", "jetson-tk1", "--cloud", "titan-x"],
+        &[],
+    );
     let conv1 = &v["nodes"][0];
     let (m, c, e) = (
         conv1["mobile_ms"].as_f64().unwrap(),
@@ -155,16 +148,7 @@ fn annotate_reports_latency_and_energy() {
 #[test]
 fn views_take_no_time() {
     for mobile in ["jetson-tk1", "x86-2core"] {
-        let out = nsplit(&[
-            "annotate",
-            "--format",
-            "json",
-            "fixtures/lenet.onnx",
-            "--mobile",
-            mobile,
-        ]);
-        assert!(out.status.success());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = annotate_json("fixtures/lenet.onnx", &["--mobile", mobile], &[]);
         let node = |op: &str| {
             v["nodes"]
                 .as_array()

@@ -74,6 +74,19 @@ pub fn nsplit_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run nsplit")
 }
 
+/// `nsplit annotate MODEL --format json ARGS...` with `env`, which must succeed; its JSON report.
+pub fn annotate_json(model: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let mut all = vec!["annotate", model, "--format", "json"];
+    all.extend_from_slice(args);
+    let out = nsplit_with_env(&all, env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Compare `actual` with the golden file byte for byte; `UPDATE_GOLDEN=1` rewrites it instead.
 pub fn check_golden(rel: &str, actual: &str) {
     let path = root().join("golden").join(rel);
