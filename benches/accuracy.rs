@@ -205,6 +205,11 @@ fn main() {
     );
     let _ = writeln!(doc, "| model | node | class | predicted ms | measured ms | error |\n|---|---|---|---|---|---|\n{node_rows}");
     let factors = p.context_factors_text();
+    let cache = p
+        .cache_mb
+        .map_or("not known here: factors in full".to_string(), |mb| {
+            format!("{mb:.1} MB")
+        });
     let _ = writeln!(
         doc,
         "## How the model is built\n\n\
@@ -222,9 +227,10 @@ fn main() {
          - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
          once per model.\n\
          - **Context factors**: ops run slower inside a network than alone (the caches full of the previous\n  \
-         ops' data, much of it dirty), memory-bound ones most. A small calibration CNN (convs,\n  \
-         BatchNormalizations, a `[C, 1, 1]`-scaled block, pools, a classifier; none of the models below) is\n  \
-         timed per fusion group in place against its predictions, giving one factor per class. Here: {factors}.\n\
+         ops' data, much of it dirty), memory-bound ones most. Three calibration networks (a small CNN, a\n  \
+         classifier with an LRN and 220 MB of fully connected weights, a residual net; none of the models\n  \
+         below) are timed per fusion group in place against their predictions, giving one factor per kernel\n  \
+         and class, which an op takes in proportion to its bytes over the L2 cache ({cache}). Here: {factors}.\n\
          - **The typical of short medians**, over the grid and over the models alike: six passes of a\n  \
          warm-up and 3 runs, alternately forwards and backwards, each time the trimmed mean of its six\n  \
          medians (the fastest and the slowest dropped); each of the models' passes runs right after one\n  \
@@ -241,19 +247,19 @@ fn main() {
          and not others (inception's shared-input branches run it apart), and it fuses ResNet's residual\n  \
          sum into the expansion conv at ~1.5 ms more than the same conv without it; per-node rows around\n  \
          those convs miss by 30-60% in opposite directions, the sums of their groups much less.\n\
-         - **The context factors are one number per class**, measured on one small network and noisy\n  \
-         between runs (the memory-bound classes most). DenseNet's `[C, 1, 1]` broadcast chains run 2x\n  \
-         slower inside the network than alone; the elementwise factor covers that as far as the\n  \
-         calibration CNN shows it.\n\
+         - **The context factors are one number per kernel or class**, measured on three small networks.\n  \
+         DenseNet's `[C, 1, 1]` broadcast chains run 2x slower inside the network than alone; the\n  \
+         broadcast factor covers that as far as the calibration CNN shows it.\n\
          - **First layers** (3 input channels, 7x7 or 11x11 kernels, strides 2-4) are thin products whose\n  \
          time is mostly writing their output; they still miss by 20-30%.\n\
          - **Microsecond models.** The smallest fixtures run in 3-30 us, where a regression's intercept\n  \
          is most of the answer; they miss by a few microseconds at most.\n\
-         - **Profiles vary between runs** on a shared 2-core machine, most through the calibration CNN's\n  \
-         ratio (0.90-1.24 over eight runs here, more than the recorded spread); each regeneration\n  \
-         re-profiles.\n\n\
-         Next steps: fusion patterns from tract's own optimised graph rather than a rule, context factors\n\
-         from several calibration networks, and per-node timings averaged over several profiles."
+         - **Small CNNs of microseconds** (LeNet, the symbolic-batch CNN: 0.05-0.1 ms) are measured\n  \
+         0.08-0.11 ms from one run to the next, and their first convolutions (one or three input\n  \
+         channels) are under-predicted alone by 25-40%: they miss by up to 28% in some runs.\n  \
+         Each regeneration re-profiles.\n\n\
+         Next steps: fusion patterns from tract's own optimised graph rather than a rule, a regression of\n\
+         its own for thin first layers, and per-node timings averaged over several profiles."
     );
     // The regret benchmark's section is its own: kept as it is.
     let doc_path = root.join("docs/accuracy.md");

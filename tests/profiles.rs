@@ -67,6 +67,8 @@ fn bad_profiles_name_the_field() {
     assert!(e.contains("context_factors.conv"), "{e}");
     let e = broken(|v| v["context_factors"] = serde_json::json!({"convolution": 1.2}));
     assert!(e.contains("context_factors.convolution"), "{e}");
+    let e = broken(|v| v["cache_mb"] = serde_json::json!(0.0));
+    assert!(e.contains("cache_mb"), "{e}");
     let e = broken(|v| v["run_overhead_ms"] = serde_json::json!(-0.1));
     assert!(e.contains("run_overhead_ms"), "{e}");
     let e = broken(|v| v["surprise"] = serde_json::json!(1));
@@ -145,6 +147,48 @@ fn annotate_reports_latency_and_energy() {
 }
 
 /// A view (lenet's Flatten) takes no time on any profile, and says why; the convolutions do.
+/// A kernel's own factor wins over its class's, and an op takes its factor in proportion to
+/// its bytes over the cache: in full past it, a tenth of it at a tenth of the cache.
+#[test]
+fn context_factors_by_kernel_and_cache_share() {
+    use nsplit::cost::profile::Figures;
+    let mut p = DeviceProfile::resolve("jetson-tk1").unwrap();
+    p.context_factors = [("conv".to_string(), 1.2), ("op:Conv1x1".to_string(), 1.5)].into();
+    let work = |mb: f64| Figures {
+        mflops: 10.0,
+        mb_read: mb / 2.0,
+        mb_written: mb / 2.0,
+        mb_patches: 0.0,
+    };
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} against {b}");
+    // No cache size recorded: factors in full, the kernel's before the class's.
+    close(p.context_factor("Conv1x1", OpClass::Conv, &work(0.01)), 1.5);
+    close(
+        p.context_factor("ConvDirect", OpClass::Conv, &work(0.01)),
+        1.2,
+    );
+    close(
+        p.context_factor("Relu", OpClass::Activation, &work(8.0)),
+        1.0,
+    );
+    p.cache_mb = Some(2.0);
+    close(p.context_factor("Conv1x1", OpClass::Conv, &work(8.0)), 1.5);
+    close(p.context_factor("Conv1x1", OpClass::Conv, &work(0.2)), 1.05);
+    close(p.context_factor("", OpClass::Conv, &work(1.0)), 1.1);
+    // The prediction carries it.
+    let alone = {
+        let mut q = p.clone();
+        q.context_factors.clear();
+        q.figures_latency_ms("", OpClass::Conv, &work(1.0))
+    };
+    close(
+        p.figures_latency_ms("", OpClass::Conv, &work(1.0)),
+        1.1 * alone,
+    );
+    let again = DeviceProfile::from_json(&p.to_json(), "round trip").unwrap();
+    assert_eq!(again, p);
+}
+
 #[test]
 fn views_take_no_time() {
     for mobile in ["jetson-tk1", "x86-2core"] {

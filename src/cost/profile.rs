@@ -222,10 +222,17 @@ pub struct DeviceProfile {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub run_overhead_ms: f64,
     /// How much slower ops run inside a network than alone, where the profile timed them (the
-    /// caches hold the previous ops' data, much of it dirty), by op class, `default` for the
-    /// rest: a node's prediction is multiplied by its class's. 1 when absent.
+    /// caches hold the previous ops' data, much of it dirty), by kernel (`op:<OpType>`, as the
+    /// regressions) or op class, `default` for the rest: a node's prediction is multiplied by
+    /// its kernel's factor, else its class's. 1 when absent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub context_factors: BTreeMap<String, f64>,
+    /// The private cache per core (L2, MB) of the measured machine. A network slows an op by
+    /// evicting its data from this cache between runs, which one op run alone keeps there; an
+    /// op whose data is a fraction of the cache is slowed by that fraction of its factor
+    /// ([`context_factor`](Self::context_factor)). Absent: factors apply in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_mb: Option<f64>,
     /// A measured profile's own uncertainty: how much its predictions may move from one
     /// profiling run to the next on this machine (the median of its samples' pass-to-pass
     /// spread). The planner calls two cuts a tie when they are predicted closer than this.
@@ -370,12 +377,16 @@ impl DeviceProfile {
             );
         }
         for (class, f) in &self.context_factors {
-            if class != "default" && !classes.contains(&class.as_str()) {
-                bail!("field `context_factors.{class}`: unknown op class");
+            if class != "default" && !classes.contains(&class.as_str()) && !class.starts_with("op:")
+            {
+                bail!("field `context_factors.{class}`: unknown op class (known: {}, op:<OpType> or default)", classes.join(", "));
             }
             if !(f.is_finite() && *f > 0.0) {
                 bail!("field `context_factors.{class}` must be a positive number, got {f}");
             }
+        }
+        if let Some(c) = self.cache_mb.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            bail!("field `cache_mb` must be a positive number of megabytes, got {c}");
         }
         if !(self.run_overhead_ms.is_finite() && self.run_overhead_ms >= 0.0) {
             bail!(
@@ -452,7 +463,7 @@ impl DeviceProfile {
                 .fallback
                 .predict(class, work.mflops, work.mb_read + work.mb_written),
         };
-        alone * self.context_factor(class)
+        alone * self.context_factor(op_type, class, work)
     }
 
     /// The context factors as `class factor` pairs, for reports: `activation 1.15, default 1.10`.
@@ -464,13 +475,29 @@ impl DeviceProfile {
             .join(", ")
     }
 
-    /// The factor a node of `class` runs slower by inside a network than alone.
-    pub fn context_factor(&self, class: OpClass) -> f64 {
-        self.context_factors
-            .get(class.name())
+    /// The factor a node of `class` (its kernel `op_type`, as for its regression) with this
+    /// work runs slower by inside a network than alone: 1 + (f - 1) x its
+    /// [`context_share`](Self::context_share), f the kernel's own factor (`op:<OpType>`), else
+    /// its class's, else `default`, else 1.
+    pub fn context_factor(&self, op_type: &str, class: OpClass, work: &Figures) -> f64 {
+        let f = self
+            .context_factors
+            .get(&format!("op:{op_type}"))
+            .or_else(|| self.context_factors.get(class.name()))
             .or_else(|| self.context_factors.get("default"))
             .copied()
-            .unwrap_or(1.0)
+            .unwrap_or(1.0);
+        1.0 + (f - 1.0) * self.context_share(work)
+    }
+
+    /// How much of its context factor an op with this work takes: the bytes it reads and
+    /// writes as a share of the cache ([`cache_mb`](Self::cache_mb)), at most 1. A tiny op
+    /// finds its data in cache inside a network as it does alone; the whole of a large one's
+    /// passes through memory that the network has filled with other data.
+    pub fn context_share(&self, work: &Figures) -> f64 {
+        self.cache_mb.map_or(1.0, |cache| {
+            ((work.mb_read + work.mb_written) / cache).min(1.0)
+        })
     }
 
     /// Predicted latency (ms) of a node from its features: zero for a free epilogue fused into

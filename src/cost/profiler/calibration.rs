@@ -3,121 +3,156 @@
 
 use super::grid::{bn_stats, model, op, weight};
 use crate::cost::measure::{measure, Measured};
-use crate::cost::profile::DeviceProfile;
+use crate::cost::profile::{DeviceProfile, Figures};
 use crate::proto::{attr_int, attr_ints, float_value_info};
 use crate::shapes::InputShapes;
 use crate::Analysis;
 use anyhow::{Context, Result};
 use onnx_protobuf::{AttributeProto, ModelProto, NodeProto, TensorProto};
 use petgraph::graph::NodeIndex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-/// The calibration network and its per-node times so far: timed a few times after each pass
-/// over the grid (not all at the end), so that it sees the same states of the machine as the
-/// grid, and each node's time is the typical one ([`Measured::typical`]). Timed all at once at
-/// the end, a slow minute
-/// there moved every context factor by 20% between two profiles (docs/accuracy.md).
+/// The calibration networks and their per-node times so far: each timed a few times after
+/// each pass over the grid (not all at the end), so that they see the same states of the
+/// machine as the grid, and each node's time is the typical one ([`Measured::typical`]). Timed
+/// all at once at the end, a slow minute there moved every context factor by 20% between two
+/// profiles (docs/accuracy.md).
 pub(super) struct Calibration {
-    analysis: Analysis,
-    timings: Vec<Measured>,
+    nets: Vec<(Analysis, Vec<Measured>)>,
 }
 
 impl Calibration {
-    pub(super) fn new(dir: &Path) -> Result<Calibration> {
-        let path = super::write_model(dir, "calibration.onnx", &calibration_net())?;
-        let analysis = Analysis::run(&path, &InputShapes::default())
-            .context("analysing the calibration network")?;
-        Ok(Calibration {
-            analysis,
-            timings: vec![],
-        })
+    /// The suite ([`calibration_nets`]; the quick profile's, the small CNN alone) written to
+    /// `dir` and analysed.
+    pub(super) fn new(dir: &Path, quick: bool) -> Result<Calibration> {
+        let mut nets = vec![];
+        for (name, model) in calibration_nets(quick) {
+            let path = super::write_model(dir, &format!("{name}.onnx"), &model)?;
+            let analysis = Analysis::run(&path, &InputShapes::default())
+                .with_context(|| format!("analysing the calibration network {name}"))?;
+            nets.push((analysis, vec![]));
+        }
+        Ok(Calibration { nets })
     }
 
-    /// Time the network `times` times more (each the median of `runs`).
+    /// Time each network `times` times more (each the median of `runs`).
     pub(super) fn time(&mut self, times: usize, runs: usize) -> Result<()> {
         for _ in 0..times {
-            self.timings
-                .push(measure(&self.analysis, runs).context("timing the calibration network")?);
+            for (analysis, timings) in &mut self.nets {
+                timings.push(measure(analysis, runs).context("timing a calibration network")?);
+            }
         }
         Ok(())
     }
 }
 
+/// A key's fusion groups must be predicted at this much in all (ms, weighted by their
+/// [`context_share`](DeviceProfile::context_share)) for a factor of its own: below it, a few
+/// microseconds of timer noise would set the factor.
+const OWN_FACTOR_MIN_MS: f64 = 0.25;
+
 /// Ops run slower inside a network than alone (each finds the caches full of the previous ones'
-/// data, much of it dirty), and memory-bound ops more than compute-bound ones. Per op class: the
-/// time its fusion groups take in a small CNN of the profiled families (timed in place by
-/// [`Calibration`]; a group counts for the class of its heaviest predicted member) over the sum of their predictions. Only groups
-/// predicted at 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a
-/// `Concat`), and only classes whose groups agree within 25%; the network's other
-/// classes take the whole network's ratio, and classes it lacks none. Clamped to [0.5, 3].
+/// data, much of it dirty, and a shared last-level cache that other tenants also fill), and
+/// memory-bound ops more than compute-bound ones. Per kernel (`op:<OpType>`, where the profile
+/// has that regression) and per op class, the factor f that makes the calibration networks'
+/// fusion groups (timed in place by [`Calibration`]; a group counts for the kernel and class
+/// of its heaviest predicted member) add up to their time, each member slowed by
+/// 1 + (f - 1) x its [`context_share`](DeviceProfile::context_share). Only groups predicted at
+/// 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a `Concat`), and
+/// only keys whose groups add up to [`OWN_FACTOR_MIN_MS`]; the networks' other classes take
+/// the networks' whole factor, and classes they lack none. Sums over groups, because what a
+/// factor must get right is a network's sum: the fully connected layers (run at 1.5x their
+/// time alone after convolutions have filled the cache) and LRN and pools (under 1x) each
+/// need their own. Clamped to [0.5, 3].
 pub(super) fn context_factors(
     fitted: &DeviceProfile,
     calibration: &Calibration,
 ) -> Result<BTreeMap<String, f64>> {
-    let a = &calibration.analysis;
-    anyhow::ensure!(
-        !calibration.timings.is_empty(),
-        "the calibration network was not timed"
-    );
-    let measured = &Measured::typical(&calibration.timings);
-    // Per fusion group (tract times a fused chain as one kernel): its time, its predicted time,
-    // and the class of its heaviest predicted member, which the group calibrates.
-    let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
-    let mut groups: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
-    for (n, owner) in measured.fusion_owners(a) {
-        groups.entry(owner).or_default().push(n);
-    }
-    // (time, predicted time, lowest and highest ratio of a group of 0.05 ms or more) per class.
-    let mut sums: BTreeMap<&str, (f64, f64, f64, f64)> = BTreeMap::new();
-    let mut whole = (0.0, 0.0);
-    for (owner, members) in groups {
-        let took = measured.per_node_ms.get(&owner).copied().unwrap_or(0.0);
-        let expected: f64 = members.iter().map(|&n| predicted(n)).sum();
-        whole = (whole.0 + took, whole.1 + expected);
-        let heaviest = members
-            .iter()
-            .copied()
-            .max_by(|&x, &y| predicted(x).total_cmp(&predicted(y)))
-            .unwrap_or(owner);
-        if expected < 0.05 || took <= 0.0 {
-            continue;
+    // (time, predicted time alone, the part of it a factor scales) per key, and over every
+    // group.
+    type Sums = (f64, f64, f64);
+    let add = |s: &mut Sums, t: Sums| *s = (s.0 + t.0, s.1 + t.1, s.2 + t.2);
+    let mut sums: BTreeMap<String, Sums> = BTreeMap::new();
+    let mut whole: Sums = Default::default();
+    let mut classes = BTreeSet::new();
+    for (a, timings) in &calibration.nets {
+        anyhow::ensure!(!timings.is_empty(), "the calibration network was not timed");
+        let measured = &Measured::typical(timings);
+        // Per fusion group (tract times a fused chain as one kernel): its time, its predicted
+        // time, and the kernel and class of its heaviest predicted member, which it calibrates.
+        let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
+        let scaled = |n: NodeIndex| {
+            let f = a.features.get(n);
+            Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
+                .map_or(0.0, |work| predicted(n) * fitted.context_share(&work))
+        };
+        let mut groups: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+        for (n, owner) in measured.fusion_owners(a) {
+            groups.entry(owner).or_default().push(n);
         }
-        let s = sums
-            .entry(a.features.get(heaviest).class.name())
-            .or_insert((0.0, 0.0, f64::INFINITY, 0.0));
-        let ratio = took / expected;
-        *s = (s.0 + took, s.1 + expected, s.2.min(ratio), s.3.max(ratio));
+        for (owner, members) in groups {
+            let took = measured.per_node_ms.get(&owner).copied().unwrap_or(0.0);
+            let expected: f64 = members.iter().map(|&n| predicted(n)).sum();
+            let group = (took, expected, members.iter().map(|&n| scaled(n)).sum());
+            add(&mut whole, group);
+            if expected < 0.05 || took <= 0.0 {
+                continue;
+            }
+            let heaviest = a.features.get(
+                members
+                    .iter()
+                    .copied()
+                    .max_by(|&x, &y| predicted(x).total_cmp(&predicted(y)))
+                    .unwrap_or(owner),
+            );
+            let kernel = format!("op:{}", heaviest.regression_op);
+            let keys = [
+                Some(heaviest.class.name().to_string()),
+                fitted.regressions.contains_key(&kernel).then_some(kernel),
+            ];
+            for key in keys.into_iter().flatten() {
+                add(sums.entry(key).or_default(), group);
+            }
+        }
+        classes.extend(a.graph.ops().map(|(n, _)| a.features.get(n).class.name()));
     }
-    // A class gets a factor of its own only where its groups agree (within 25%): one number is
-    // no calibration for a class whose ops the network slows unevenly.
+    // took = alone + (f - 1) x scaled.
+    let factor = |(took, alone, scaled): Sums| 1.0 + (took - alone) / scaled;
     let mut factors: BTreeMap<String, f64> = sums
         .into_iter()
-        .filter(|(_, (_, _, lo, hi))| hi / lo <= 1.25)
-        .map(|(class, (took, expected, _, _))| (class.to_string(), took / expected))
+        .filter(|(_, s)| s.2 >= OWN_FACTOR_MIN_MS)
+        .map(|(key, s)| (key, factor(s)))
         .collect();
-    // The other classes the network has run at its whole ratio. A class it lacks (recurrent
-    // ops) gets no factor: nothing measured says how a network slows it, and the CNN's ratio
-    // put a one-GRU model 24% over its measured time (docs/accuracy.md).
-    if whole.1 > 0.0 {
-        for (n, _) in a.graph.ops() {
-            let class = a.features.get(n).class.name();
-            factors
-                .entry(class.to_string())
-                .or_insert(whole.0 / whole.1);
+    // The other classes the networks have run at their whole factor. A class they lack
+    // (recurrent ops) gets no factor: nothing measured says how a network slows it, and the
+    // CNN's ratio put a one-GRU model 24% over its measured time (docs/accuracy.md).
+    if whole.2 > 0.0 {
+        for class in classes {
+            factors.entry(class.to_string()).or_insert(factor(whole));
         }
     }
     Ok(factors
         .into_iter()
-        .map(|(class, f)| (class, f.clamp(0.5, 3.0)))
+        .map(|(key, f)| (key, f.clamp(0.5, 3.0)))
         .collect())
 }
 
-/// A small CNN of the profiled families (convs 3x3 and 1x1 with BatchNormalization and Relu,
-/// a `[C, 1, 1]`-scaled BatchNormalization as exported DenseNets have on pooled maps, max pools,
-/// a global pool, a classifier), for the context factors. Not one of the models accuracy is
-/// judged on.
-fn calibration_net() -> ModelProto {
+/// The calibration suite, by name: networks of the profiled families, none of them a model
+/// accuracy is judged on. The quick profile takes the first alone.
+fn calibration_nets(quick: bool) -> Vec<(&'static str, ModelProto)> {
+    let mut nets = vec![("calibration-cnn", small_cnn())];
+    if !quick {
+        nets.push(("calibration-classifier", classifier()));
+        nets.push(("calibration-residual", residual()));
+    }
+    nets
+}
+
+/// A small CNN (convs 3x3 and 1x1 with BatchNormalization and Relu, a `[C, 1, 1]`-scaled
+/// BatchNormalization as exported DenseNets have on pooled maps, max pools, a global pool, a
+/// classifier).
+fn small_cnn() -> ModelProto {
     let mut net = Chain::new(3);
     net.conv_bn_relu(32, 3, 2, true);
     net.conv_bn_relu(64, 3, 1, false);
@@ -136,12 +171,50 @@ fn calibration_net() -> ModelProto {
     net.conv_bn_relu(256, 3, 1, true);
     net.push("GlobalAveragePool", vec![], vec![]);
     net.push("Flatten", vec![], vec![]);
-    let c = net.channels;
-    let fc = vec![weight("fc_w", &[1000, c]), weight("fc_b", &[1000])];
-    net.push("Gemm", fc, vec![attr_int("transB", 1)]);
+    net.fully_connected(256, &[1000]);
     net.push("Softmax", vec![], vec![]);
     // A 224x224 input, as the nets it calibrates for: feature maps of 1.6-3.2 MB, past the L2
     // cache of a phone or a 2-core server, as theirs are (on a 112x112 input they fit in it).
+    net.into_model(&[1, 3, 224, 224])
+}
+
+/// An older-style classifier: a strided 7x7 stem, convs with pools and an LRN between them,
+/// then fully connected layers whose weights (220 MB) pass through the cache on every run.
+fn classifier() -> ModelProto {
+    let mut net = Chain::new(3);
+    net.conv_bn_relu(96, 7, 2, false);
+    net.max_pool(3, 2, 1);
+    // On 96 x 48 x 48 (1.8 MB read and written): an LRN whose data outgrows the cache, as the
+    // nets' do, so that its factor is measured in full rather than inferred from a fraction.
+    net.push("LRN", vec![], vec![attr_int("size", 5)]);
+    net.conv_bn_relu(192, 5, 1, false);
+    net.max_pool(2, 2, 0);
+    net.conv_bn_relu(256, 3, 1, false);
+    net.max_pool(2, 2, 0);
+    net.conv_bn_relu(256, 3, 1, false);
+    net.max_pool(2, 2, 0);
+    net.push("Flatten", vec![], vec![]);
+    net.fully_connected(9216, &[4096, 4096, 1000]);
+    net.push("Softmax", vec![], vec![]);
+    // 192x192 in: 256 x 6 x 6 = 9216 features into the first fully connected layer.
+    net.into_model(&[1, 3, 192, 192])
+}
+
+/// A residual network: a stem, bottleneck blocks (1x1 reduce, 3x3, 1x1 expand, the residual
+/// sum) at two widths, a strided 1x1 projection between them, a global pool and a classifier.
+fn residual() -> ModelProto {
+    let mut net = Chain::new(3);
+    net.conv_bn_relu(64, 7, 2, true);
+    net.max_pool(3, 2, 1);
+    net.conv_bn_relu(256, 1, 1, true);
+    net.bottleneck(64);
+    net.bottleneck(64);
+    net.conv_bn_relu(512, 1, 2, true);
+    net.bottleneck(128);
+    net.push("GlobalAveragePool", vec![], vec![]);
+    net.push("Flatten", vec![], vec![]);
+    net.fully_connected(512, &[1000]);
+    net.push("Softmax", vec![], vec![]);
     net.into_model(&[1, 3, 224, 224])
 }
 
@@ -191,6 +264,12 @@ impl Chain {
     }
 
     fn conv_bn_relu(&mut self, cout: i64, k: i64, stride: i64, bn: bool) {
+        self.conv_bn(cout, k, stride, bn);
+        self.push("Relu", vec![], vec![]);
+    }
+
+    /// A `k`x`k` convolution to `cout` channels, then a BatchNormalization if `bn`.
+    fn conv_bn(&mut self, cout: i64, k: i64, stride: i64, bn: bool) {
         let i = self.nodes.len();
         let weights = vec![
             weight(&format!("w{i}"), &[cout, self.channels, k, k]),
@@ -209,7 +288,39 @@ impl Chain {
                 vec![],
             );
         }
+    }
+
+    /// A bottleneck block on the chain's channels: 1x1 down to `mid`, 3x3, 1x1 back up, each
+    /// with a BatchNormalization, the block's input added back, then a Relu.
+    fn bottleneck(&mut self, mid: i64) {
+        let (skip, channels) = (self.x.clone(), self.channels);
+        self.conv_bn_relu(mid, 1, 1, true);
+        self.conv_bn_relu(mid, 3, 1, true);
+        self.conv_bn(channels, 1, 1, true);
+        let i = self.nodes.len();
+        let out = format!("t{i}");
+        let mut sum = op("Add", &[&skip, &self.x], &[&out], vec![]);
+        sum.name = format!("add{i}");
+        self.nodes.push(sum);
+        self.x = out;
         self.push("Relu", vec![], vec![]);
+    }
+
+    /// Fully connected layers to each width in turn on a flat input of `features`, a Relu
+    /// between them.
+    fn fully_connected(&mut self, mut features: i64, widths: &[i64]) {
+        for (j, &width) in widths.iter().enumerate() {
+            if j > 0 {
+                self.push("Relu", vec![], vec![]);
+            }
+            let i = self.nodes.len();
+            let fc = vec![
+                weight(&format!("fc{i}_w"), &[width, features]),
+                weight(&format!("fc{i}_b"), &[width]),
+            ];
+            self.push("Gemm", fc, vec![attr_int("transB", 1)]);
+            features = width;
+        }
     }
 
     fn max_pool(&mut self, k: i64, stride: i64, pads: i64) {

@@ -62,9 +62,9 @@ pub fn profile_with(
     let configs = grid::grid(opts.quick);
     let total = configs.len() * (passes + 1);
     let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
-    // The calibration network is timed three times after each pass (it runs in milliseconds;
+    // The calibration networks are timed three times after each pass (they run in milliseconds;
     // each node's time is the typical one over them all).
-    let mut calibration = Calibration::new(dir.path())?;
+    let mut calibration = Calibration::new(dir.path(), opts.quick)?;
     for pass in 0..passes {
         grid.time_pass(pass, |label| progress(total, label))?;
         calibration.time(3, RUNS)?;
@@ -91,9 +91,10 @@ pub fn profile_with(
         power_w,
         run_overhead_ms,
         context_factors: BTreeMap::new(),
+        cache_mb: machine::cache_mb(),
         spread: samples.spread(),
     };
-    progress(total, "calibration network");
+    progress(total, "calibration networks");
     profile.context_factors = calibration::context_factors(&profile, &calibration)?;
     profile.provenance.source = provenance_source(opts, &profile, samples.count(), passes);
     Ok(profile)
@@ -117,7 +118,7 @@ fn provenance_source(
     passes: usize,
 ) -> String {
     format!(
-        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}); run overhead {:.4} ms; context factors from a calibration CNN: {}; {}",
+        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}); run overhead {:.4} ms; context factors from {}: {}; {}",
         env!("CARGO_PKG_VERSION"),
         if opts.quick { " --quick" } else { "" },
         machine::machine_description(),
@@ -130,6 +131,11 @@ fn provenance_source(
             .spread
             .map_or(String::new(), |s| format!(", rerun spread {:.1}%", 100.0 * s)),
         profile.run_overhead_ms,
+        if opts.quick {
+            "a small calibration CNN"
+        } else {
+            "three calibration networks (a small CNN, a classifier, a residual net)"
+        },
         profile.context_factors_text(),
         if opts.role == Role::Mobile {
             format!("power not measured: {} W assumed for every class", opts.power_w)
