@@ -56,6 +56,9 @@ fn conv_macs(c: &NodeCtx, w_input: usize) -> Result<Work> {
 /// - `ConvDirect`: tract's direct spatial convolution, taken for group-1 2-D convolutions with at
 ///   least two taps, at most 576 inputs per output point, output channels a multiple of 4 and
 ///   input and output rows of at least 128 points; it runs at a fraction of im2col's rate.
+/// - `ConvThin`: other group-1 convolutions of at most 4 input channels (first layers): im2col
+///   into a product only `Cin x k x k` deep, whose time goes to the patches and the wide output;
+///   fitted with the larger convs they were under-predicted by 25-40% (docs/accuracy.md).
 fn variant(c: &NodeCtx, w: &[u64], group: u64) -> Option<Variant> {
     if w.len() < 3 {
         return None;
@@ -74,5 +77,8 @@ fn variant(c: &NodeCtx, w: &[u64], group: u64) -> Option<Variant> {
         && w[0].is_multiple_of(4)
         && rows(c.input_dims(0)) >= 128
         && rows(c.output_dims(0)) >= 128;
-    direct.then_some(Variant::ConvDirect)
+    if direct {
+        return Some(Variant::ConvDirect);
+    }
+    (group == 1 && w.len() == 4 && w[1] <= 4).then_some(Variant::ConvThin)
 }

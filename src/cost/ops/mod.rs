@@ -29,6 +29,8 @@ pub enum Variant {
     ConvDepthwise,
     /// tract's direct spatial convolution.
     ConvDirect,
+    /// A first layer: im2col with at most 4 input channels, a thin product.
+    ConvThin,
     /// An elementwise op broadcasting a constant of lower rank, element by element.
     Broadcast,
     /// A reduction over the whole map.
@@ -44,6 +46,7 @@ impl Variant {
             Variant::Conv1x1 => "Conv1x1",
             Variant::ConvDepthwise => "ConvDepthwise",
             Variant::ConvDirect => "ConvDirect",
+            Variant::ConvThin => "ConvThin",
             Variant::Broadcast => "Broadcast",
             Variant::GlobalPool => "GlobalPool",
             Variant::GruLinearBeforeReset => "GRULinearBeforeReset",

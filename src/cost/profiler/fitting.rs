@@ -69,8 +69,11 @@ fn variables(class: OpClass, key: &str) -> Vec<Variable> {
         OpClass::Conv if *key == Variant::Conv1x1.key() => {
             vec![Variable::Mflops, Variable::MbRead, Variable::MbWritten]
         }
-        // A first layer (3 input channels) is a thin product whose time goes to writing its
-        // wide output: the bytes written count apart from the FLOPs.
+        // A first layer (3 input channels) is a thin product whose time goes to its patches
+        // and to writing its wide output; its weights are a few kilobytes.
+        OpClass::Conv if *key == Variant::ConvThin.key() => {
+            vec![Variable::Mflops, Variable::MbPatches, Variable::MbWritten]
+        }
         OpClass::Conv if *key != Variant::ConvDepthwise.key() => vec![
             Variable::Mflops,
             Variable::MbRead,
