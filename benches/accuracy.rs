@@ -227,10 +227,11 @@ fn main() {
          - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
          once per model.\n\
          - **Context factors**: ops run slower inside a network than alone (the caches full of the previous\n  \
-         ops' data, much of it dirty), memory-bound ones most. Three calibration networks (a small CNN, a\n  \
-         classifier with an LRN and 220 MB of fully connected weights, a residual net; none of the models\n  \
-         below) are timed per fusion group in place against their predictions, giving one factor per kernel\n  \
-         and class, which an op takes in proportion to its bytes over the L2 cache ({cache}). Here: {factors}.\n\
+         ops' data, much of it dirty), memory-bound ones most. Four calibration networks (a small CNN, a\n  \
+         classifier with an LRN and 220 MB of fully connected weights, a residual net, a micro CNN; none of\n  \
+         the models below) are timed per fusion group in place against their predictions, giving one factor\n  \
+         per kernel and class and one (`in_cache`) for ops whose data stays in cache; an op takes the one\n  \
+         or the other in proportion to its bytes over the L2 cache ({cache}). Here: {factors}.\n\
          - **The typical of short medians**, over the grid and over the models alike: six passes of a\n  \
          warm-up and 3 runs, alternately forwards and backwards, each time the trimmed mean of its six\n  \
          medians (the fastest and the slowest dropped); each of the models' passes runs right after one\n  \
@@ -247,7 +248,7 @@ fn main() {
          and not others (inception's shared-input branches run it apart), and it fuses ResNet's residual\n  \
          sum into the expansion conv at ~1.5 ms more than the same conv without it; per-node rows around\n  \
          those convs miss by 30-60% in opposite directions, the sums of their groups much less.\n\
-         - **The context factors are one number per kernel or class**, measured on three small networks.\n  \
+         - **The context factors are one number per kernel or class**, measured on four small networks.\n  \
          DenseNet's `[C, 1, 1]` broadcast chains run 2x slower inside the network than alone; the\n  \
          broadcast factor covers that as far as the calibration CNN shows it.\n\
          - **First layers** (3 input channels, 7x7 or 11x11 kernels, strides 2-4) are thin products whose\n  \

@@ -241,6 +241,10 @@ pub struct DeviceProfile {
     pub spread: Option<f64>,
 }
 
+/// The context factor of ops whose data stays in the cache (`context_factors.in_cache`): what
+/// a network's sustained run costs an op that no other op's data evicts.
+pub const IN_CACHE: &str = "in_cache";
+
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
@@ -377,9 +381,12 @@ impl DeviceProfile {
             );
         }
         for (class, f) in &self.context_factors {
-            if class != "default" && !classes.contains(&class.as_str()) && !class.starts_with("op:")
+            if class != "default"
+                && class != IN_CACHE
+                && !classes.contains(&class.as_str())
+                && !class.starts_with("op:")
             {
-                bail!("field `context_factors.{class}`: unknown op class (known: {}, op:<OpType> or default)", classes.join(", "));
+                bail!("field `context_factors.{class}`: unknown op class (known: {}, op:<OpType>, in_cache or default)", classes.join(", "));
             }
             if !(f.is_finite() && *f > 0.0) {
                 bail!("field `context_factors.{class}` must be a positive number, got {f}");
@@ -476,18 +483,21 @@ impl DeviceProfile {
     }
 
     /// The factor a node of `class` (its kernel `op_type`, as for its regression) with this
-    /// work runs slower by inside a network than alone: 1 + (f - 1) x its
-    /// [`context_share`](Self::context_share), f the kernel's own factor (`op:<OpType>`), else
-    /// its class's, else `default`, else 1.
+    /// work runs slower by inside a network than alone: between the factor of ops whose data
+    /// stays in cache ([`IN_CACHE`], 1 when absent) and its kernel's own factor
+    /// (`op:<OpType>`, else its class's, else `default`, else 1), by its
+    /// [`context_share`](Self::context_share).
     pub fn context_factor(&self, op_type: &str, class: OpClass, work: &Figures) -> f64 {
-        let f = self
+        let own = self
             .context_factors
             .get(&format!("op:{op_type}"))
             .or_else(|| self.context_factors.get(class.name()))
             .or_else(|| self.context_factors.get("default"))
             .copied()
             .unwrap_or(1.0);
-        1.0 + (f - 1.0) * self.context_share(work)
+        let in_cache = self.context_factors.get(IN_CACHE).copied().unwrap_or(1.0);
+        let s = self.context_share(work);
+        in_cache * (1.0 - s) + own * s
     }
 
     /// How much of its context factor an op with this work takes: the bytes it reads and

@@ -134,7 +134,7 @@ fn provenance_source(
         if opts.quick {
             "a small calibration CNN"
         } else {
-            "three calibration networks (a small CNN, a classifier, a residual net)"
+            "four calibration networks (a small CNN, a classifier, a residual net, a micro CNN)"
         },
         profile.context_factors_text(),
         if opts.role == Role::Mobile {
