@@ -1,5 +1,5 @@
-//! The context factors: how much slower each op class runs inside a network than alone,
-//! measured on a small calibration CNN timed in place between the grid's passes.
+//! The context factors: how much slower each kernel and op class runs inside a network than
+//! alone, measured on four calibration networks timed in place between the grid's passes.
 
 use super::grid::{bn_stats, model, op, weight};
 use crate::cost::measure::{measure, Measured};
@@ -65,7 +65,8 @@ const IN_CACHE_MIN_MS: f64 = 0.02;
 /// has that regression) and per op class, the factor f that makes the calibration networks'
 /// fusion groups (timed in place by [`Calibration`]; a group counts for the kernel and class
 /// of its heaviest predicted member) add up to their time, each member slowed by
-/// 1 + (f - 1) x its [`context_share`](DeviceProfile::context_share). Only groups predicted at
+/// g x (1 - s) + f x s, s its [`context_share`](DeviceProfile::context_share) and g the factor
+/// of the groups that stay in cache ([`IN_CACHE`], taken first). Only groups predicted at
 /// 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a `Concat`), and
 /// only keys whose groups add up to [`OWN_FACTOR_MIN_MS`]; the networks' other classes take
 /// the networks' whole factor, and classes they lack none. Sums over groups, because what a
