@@ -37,6 +37,8 @@ pub enum Variant {
     GlobalPool,
     /// A GRU with `linear_before_reset` (as PyTorch exports it), one fused sequence kernel.
     GruLinearBeforeReset,
+    /// A transpose of whole rows: the innermost axis stays in place ([`movement`]).
+    TransposeRows,
 }
 
 impl Variant {
@@ -50,6 +52,7 @@ impl Variant {
             Variant::Broadcast => "Broadcast",
             Variant::GlobalPool => "GlobalPool",
             Variant::GruLinearBeforeReset => "GRULinearBeforeReset",
+            Variant::TransposeRows => "TransposeRows",
         }
     }
 

@@ -400,6 +400,28 @@ pub(super) fn grid(quick: bool) -> Vec<Config> {
     {
         out.push(concat(c, hw, parts));
     }
+    // Channel shuffles (ShuffleNet): transposes of whole rows, `op:TransposeRows`.
+    for &(groups, c, hw) in pick_of(
+        quick,
+        &[
+            (3, 240, 28),
+            (3, 480, 14),
+            (3, 960, 7),
+            (4, 64, 56),
+            (2, 128, 28),
+            (8, 384, 28),
+        ],
+        &[],
+    )
+    .iter()
+    {
+        out.push(unary(
+            "Transpose",
+            OpClass::DataMovement,
+            &[1, groups, c / groups, hw, hw],
+            vec![attr_ints("perm", &[0, 2, 1, 3, 4])],
+        ));
+    }
     // Recurrent ops step through their sequence: the steps cost apart from the FLOPs.
     for &(seq, h) in pick_of(
         quick,
@@ -699,6 +721,23 @@ mod tests {
         );
         assert_eq!(key(conv(64, 64, 224, 3, 2)), "Conv", "output rows of 112");
         assert_eq!(key(conv(3, 6, 224, 3, 1)), "ConvThin", "6 output channels");
+    }
+
+    #[test]
+    fn shuffles_are_transposes_of_rows() {
+        let transpose = |dims: &[i64], perm: &[i64]| {
+            key(unary(
+                "Transpose",
+                OpClass::DataMovement,
+                dims,
+                vec![attr_ints("perm", perm)],
+            ))
+        };
+        assert_eq!(
+            transpose(&[1, 3, 80, 28, 28], &[0, 2, 1, 3, 4]),
+            "TransposeRows"
+        );
+        assert_eq!(transpose(&[64, 64], &[1, 0]), "Transpose");
     }
 
     #[test]
