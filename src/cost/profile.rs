@@ -91,6 +91,11 @@ impl Figures {
         })
     }
 
+    /// A node's work, as its features count it; `None` when FLOPs or bytes are unknown.
+    pub fn of_node(f: &super::NodeFeatures) -> Option<Figures> {
+        Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
+    }
+
     /// The value of one variable.
     pub fn get(&self, v: Variable) -> f64 {
         match v {
@@ -516,7 +521,7 @@ impl DeviceProfile {
         if f.view || f.fused == Some(super::fusion::Epilogue::Free) {
             return Some(0.0);
         }
-        let work = Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)?;
+        let work = Figures::of_node(f)?;
         Some(self.figures_latency_ms(&f.regression_op, f.class, &work))
     }
 

@@ -92,8 +92,7 @@ pub(super) fn context_factors(
         // time, and the kernel and class of its heaviest predicted member, which it calibrates.
         let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
         let scaled = |n: NodeIndex| {
-            let f = a.features.get(n);
-            Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
+            Figures::of_node(a.features.get(n))
                 .map_or(0.0, |work| predicted(n) * fitted.context_share(&work))
         };
         let mut groups: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
@@ -162,6 +161,7 @@ pub(super) fn context_factors(
 /// The calibration suite, by name: networks of the profiled families, none of them a model
 /// accuracy is judged on. The quick profile takes the first alone.
 fn calibration_nets(quick: bool) -> Vec<(&'static str, ModelProto)> {
+    // The provenance's words for this list: `describe_suite`.
     let mut nets = vec![("calibration-cnn", small_cnn())];
     if !quick {
         nets.push(("calibration-classifier", classifier()));
@@ -169,6 +169,15 @@ fn calibration_nets(quick: bool) -> Vec<(&'static str, ModelProto)> {
         nets.push(("calibration-micro", micro()));
     }
     nets
+}
+
+/// The suite [`calibration_nets`] builds, in words, for a profile's provenance.
+pub(super) fn describe_suite(quick: bool) -> &'static str {
+    if quick {
+        "a small calibration CNN"
+    } else {
+        "four calibration networks (a small CNN, a classifier, a residual net, a micro CNN)"
+    }
 }
 
 /// A small CNN (convs 3x3 and 1x1 with BatchNormalization and Relu, a `[C, 1, 1]`-scaled

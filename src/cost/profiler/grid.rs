@@ -60,8 +60,8 @@ impl Grid {
             let mut key = c.class.name().to_string();
             for (n, op) in a.graph.ops() {
                 let f = a.features.get(n);
-                work += Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
-                    .with_context(|| format!("{}: work unknown", c.label))?;
+                work +=
+                    Figures::of_node(f).with_context(|| format!("{}: work unknown", c.label))?;
                 if c.own_op || f.regression_op != op.op_type {
                     key = format!("op:{}", f.regression_op);
                 }

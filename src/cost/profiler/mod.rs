@@ -131,11 +131,7 @@ fn provenance_source(
             .spread
             .map_or(String::new(), |s| format!(", rerun spread {:.1}%", 100.0 * s)),
         profile.run_overhead_ms,
-        if opts.quick {
-            "a small calibration CNN"
-        } else {
-            "four calibration networks (a small CNN, a classifier, a residual net, a micro CNN)"
-        },
+        calibration::describe_suite(opts.quick),
         profile.context_factors_text(),
         if opts.role == Role::Mobile {
             format!("power not measured: {} W assumed for every class", opts.power_w)
