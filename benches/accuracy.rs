@@ -259,9 +259,8 @@ fn main() {
          are measured up to 50% apart from one run to the next (the inception block 0.44-0.66 ms), more\n  \
          than their predictions move: one to three of them miss by over 25% in some runs, in either\n  \
          direction. Each regeneration re-profiles.\n\n\
-         Next steps: fusion patterns from tract's own optimised graph rather than a rule, transposes that\n\
-         keep the innermost axis (ShuffleNet's channel shuffles, predicted 3x over) apart from the others,\n\
-         and per-node timings averaged over several profiles."
+         Next steps: fusion patterns from tract's own optimised graph rather than a rule, and per-node\n\
+         timings averaged over several profiles."
     );
     // The regret benchmark's section is its own: kept as it is.
     let doc_path = root.join("docs/accuracy.md");

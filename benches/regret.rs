@@ -3,17 +3,17 @@
 //! The phone is this machine under tract, with a profile measured in the same run; the server is
 //! the same machine ten times faster (`--cloud-load 0.1`, the same profile in the cloud role);
 //! the networks are uplinks of 2 to 512 Mbps with a 10 ms round trip. For each light model-zoo
-//! net and each DAG fixture, the main job's planner chooses a cut per bucket; then every
-//! distinct candidate (all-mobile, all-cloud, every cut at a single tensor, and each chosen cut)
-//! is written as a real head and tail and both are timed with tract. A candidate's measured
-//! end-to-end time on a network is its head's time + the network's transfer (the planner's own
-//! formula: round trip + bytes / bandwidth, both ways) + 0.1 x its tail's time. A screening pass
-//! finds the fastest candidates; the chosen cut is then timed against each of them in paired
-//! rounds (both loaded, run in turn), so that the two see the same state of this machine, whose
-//! speed changes by 20-50% over seconds and minutes. The regret of a choice is the largest median
-//! per-round ratio of its time over a contender's, less 1 (0 if it beats them all). Where it is
-//! above 5% the table names the node whose prediction was furthest off among those the two cuts
-//! place apart.
+//! net and each DAG fixture, every distinct candidate (all-mobile, all-cloud, every cut at a
+//! single tensor, and each chosen cut) is written as a real head and tail and timed with tract.
+//! A candidate's measured end-to-end time on a network is its head's time + the network's
+//! transfer (the planner's own formula: round trip + bytes / bandwidth, both ways) + 0.1 x its
+//! tail's time. A screening finds each bucket's fastest candidates, the contenders; then the
+//! profile is taken, and after each of its passes the contenders are run in turn in short
+//! rounds, so that the profile and the rounds see the same states of this machine, whose speed
+//! moves by 20-50% over minutes. Then the main job's planner chooses a cut per bucket with that
+//! profile. The regret of a choice is the largest median per-round ratio of its time over
+//! another contender's, less 1 (0 if it beats them all). Where it is above 5% the table names the
+//! node whose prediction was furthest off among those the two cuts place apart.
 //!
 //! ```text
 //! scripts/fetch-corpus.sh && cargo bench --bench regret      # rewrites its section of docs/accuracy.md
@@ -25,7 +25,7 @@ use nsplit::dev as common;
 
 use nsplit::cost::measure::{median, Measured};
 use nsplit::cost::profile::{DeviceProfile, Role};
-use nsplit::cost::profiler::{profile, ProfileOptions};
+use nsplit::cost::profiler::{profile_with, ProfileOptions};
 use nsplit::cost::Profiles;
 use nsplit::cut::{Cut, Side};
 use nsplit::emit::{write_pair, Emitter};
@@ -45,48 +45,42 @@ const RTT_MS: f64 = 10.0;
 const UPLINKS: [f64; 5] = [2.0, 8.0, 32.0, 128.0, 512.0];
 /// Regret above this gets its cause in the table (the issue's target).
 const TARGET: f64 = 0.05;
-/// Screening: short passes over the candidates, alternately forwards and backwards, and timed
-/// runs of each half per pass after a warm-up; each half's time is the mean of its medians.
-/// Two passes, not the profiler's six: every candidate half is loaded again in each pass, and
-/// VGG-19 alone has some forty candidates; the screening only picks the contenders that the
-/// paired rounds then time against the choice.
+/// Screening, before the profile: short passes over every candidate, alternately forwards and
+/// backwards, and timed runs of each half per pass after a warm-up; each half's time is the
+/// mean of its medians. Two passes: every candidate half is loaded again in each pass, and
+/// VGG-19 alone has some forty candidates; the screening only picks the contenders.
 const PASSES: usize = 2;
 const RUNS: usize = 3;
-/// Confirmation: the chosen cut against each of the screening's fastest other candidates, both
-/// loaded at once and timed in turn (ABBA...), one run each per round. Two candidates timed a
-/// moment apart see the same state of the machine, so the median of their per-round ratios is
-/// the regret, where independent timings minutes apart differ by the machine's own 20-50%. The
-/// rounds go on for at least `PAIRED_SECONDS` (and `ROUNDS`): a cut's network time does not
-/// slow down with the machine, its compute does, so rounds that all fall in one slow state
-/// (nine rounds of ShuffleNet take half a second) wrongly favour the cut that computes less.
-const CONTENDERS: usize = 3;
-const ROUNDS: usize = 9;
+/// Contenders: per bucket, this many of the screening's fastest candidates; a model's
+/// contenders are all its buckets' together.
+const CONTENDERS: usize = 4;
+/// Rounds: after each of the profiler's passes over its grid, each model's contenders are
+/// loaded together and run in turn (forwards, then backwards), per round one untimed run of
+/// each half and then one timed run, for `BURST_ROUNDS` rounds and `BURST_SECONDS` at least.
+/// Interleaved so, the profile that makes the predictions and the rounds that judge them see
+/// the same states of this machine, whose speed moves by 20-50% over minutes (ResNet-50 ran
+/// in 210 ms, then in 144-158 ms ten minutes later). Within a round the contenders see the
+/// same state, so the median of their per-round ratios is what the regret is taken from. The
+/// untimed run puts a half's weights back in the cache that the other contenders' runs evicted,
+/// as on a phone that runs one head over and over, and as the profile and the screening time
+/// them.
+const BURST_ROUNDS: usize = 2;
+const BURST_SECONDS: f64 = 1.0;
+/// With a reused profile (`NSPLIT_REGRET_PROFILE`), the rounds still come in the profiler's
+/// number of bursts.
+const BURSTS: usize = 6;
+/// A chosen cut that is not among its model's contenders is timed after the profile against
+/// each of the bucket's three fastest screened candidates, the two loaded together and run in
+/// turn, for `ROUNDS` rounds and `PAIRED_SECONDS` at least: rounds that all fall in one slow
+/// state (seven rounds of ShuffleNet take half a second) wrongly favour the cut that computes
+/// less, since a cut's network time does not slow down with the machine.
+const PAIRED_AGAINST: usize = 3;
+const ROUNDS: usize = 7;
 const PAIRED_SECONDS: f64 = 4.0;
 
 fn main() {
     let root = nsplit::dev::root();
     let args = common::args();
-    let saved = root.join("target/regret-profile.json");
-    // NSPLIT_REGRET_PROFILE=FILE reuses a profile instead of profiling again.
-    let mobile = match std::env::var_os("NSPLIT_REGRET_PROFILE") {
-        Some(file) => DeviceProfile::resolve(&file.to_string_lossy()).unwrap(),
-        None => {
-            eprintln!("profiling this machine...");
-            let opts = ProfileOptions {
-                role: Role::Mobile,
-                quick: false,
-                power_w: 5.0,
-            };
-            let p = profile(&opts, |_, _| {}).unwrap();
-            p.write(&saved).unwrap();
-            p
-        }
-    };
-    let cloud = DeviceProfile {
-        role: Role::Cloud,
-        ..mobile.clone()
-    };
-    let profiles = Profiles { mobile, cloud };
     let like = BandwidthBucket {
         rtt_ms: RTT_MS,
         ..network::reference_network("wifi").unwrap()
@@ -128,17 +122,51 @@ fn main() {
         });
     }
 
+    // Every model's candidates written and screened; its contenders picked.
+    let mut runs: Vec<ModelRun> = models
+        .iter()
+        .map(|m| ModelRun::prepare(m, &opts))
+        .collect();
+    // The profile, the contenders timed in rounds between its passes.
+    let mut rounds = |pass: usize| -> anyhow::Result<()> {
+        eprintln!("rounds {}...", pass + 1);
+        runs.iter_mut().for_each(ModelRun::time_rounds);
+        Ok(())
+    };
+    let saved = root.join("target/regret-profile.json");
+    // NSPLIT_REGRET_PROFILE=FILE reuses a profile instead of profiling again.
+    let mobile = match std::env::var_os("NSPLIT_REGRET_PROFILE") {
+        Some(file) => {
+            (0..BURSTS).try_for_each(&mut rounds).unwrap();
+            DeviceProfile::resolve(&file.to_string_lossy()).unwrap()
+        }
+        None => {
+            eprintln!("profiling this machine, the contenders timed between its passes...");
+            let opts = ProfileOptions {
+                role: Role::Mobile,
+                quick: false,
+                power_w: 5.0,
+            };
+            let p = profile_with(&opts, |_, _| {}, &mut rounds).unwrap();
+            p.write(&saved).unwrap();
+            p
+        }
+    };
+    let cloud = DeviceProfile {
+        role: Role::Cloud,
+        ..mobile.clone()
+    };
+    let profiles = Profiles { mobile, cloud };
+
     let mut rows = String::new();
     let mut regrets = vec![];
-    for model in &models {
-        let name = model.file_name().unwrap().to_string_lossy().into_owned();
-        eprintln!("{name}...");
-        let r = regret_of(model, &profiles, &opts);
-        for b in &r {
+    for run in &mut runs {
+        for b in run.judge(&profiles, &opts) {
             regrets.push(b.regret);
             let _ = writeln!(
                 rows,
-                "| {name} | {} | `{}` | {:.2} | {:.2} | `{}` | {:.2} | {:+.1}% | {} |",
+                "| {} | {} | `{}` | {:.2} | {:.2} | `{}` | {:.2} | {:+.1}% | {} |",
+                run.name,
                 b.mbps,
                 b.chosen,
                 b.chosen_predicted_ms,
@@ -160,14 +188,18 @@ fn main() {
         "Generated by `cargo bench --bench regret`. Phone: this machine under tract, profiled in the same run \
          ({}). Server: the same machine 10x faster (`--cloud-load 0.1`). Networks: {} Mbps up and down, \
          {RTT_MS} ms round trip. Every distinct candidate (all-mobile, all-cloud, every cut at one tensor, \
-         each chosen cut) is written as a head and a tail and both are timed with tract (screening: the mean of \
-         {PASSES} passes, each the median of {RUNS} runs after a warm-up); measured end-to-end = head + transfer \
-         (the planner's formula) + 0.1 x tail. Then the chosen cut is timed against each of the {CONTENDERS} \
-         other candidates the screening found fastest, the two loaded together and run in turn for {PAIRED_SECONDS} s ({ROUNDS} rounds at least): \
-         regret = the largest median of the per-round ratios (chosen over contender), less 1, and 0 when the \
-         chosen cut is faster than every contender; the times shown are the paired rounds' medians. Above \
-         {:.0}% the cause is named: the node, among those the two cuts place on different sides, whose \
-         prediction was furthest off.\n",
+         each chosen cut) is written as a head and a tail and timed with tract; measured end-to-end = head + \
+         transfer (the planner's formula) + 0.1 x tail. A screening before the profile (the mean of {PASSES} \
+         passes, each the median of {RUNS} runs after a warm-up) picks each bucket's {CONTENDERS} fastest \
+         candidates. After each of the profiler's passes over its grid, a model's contenders are loaded \
+         together and run in turn, each an untimed run then a timed one, for {BURST_ROUNDS} rounds and \
+         {BURST_SECONDS} s at least, so that the profile and the rounds see the same states of the machine. \
+         Regret = the largest median of the per-round ratios (chosen over another contender), less 1, and 0 \
+         when the chosen cut is faster than every contender; the times shown are the rounds' medians. A \
+         chosen cut that is not a contender is timed after the profile against the bucket's \
+         {PAIRED_AGAINST} fastest screened candidates, in pairs, for {PAIRED_SECONDS} s ({ROUNDS} rounds at \
+         least). Above {:.0}% the cause is named: the node, among those the two cuts place on different \
+         sides, whose prediction was furthest off.\n",
         profiles.mobile.provenance.source,
         UPLINKS.map(|u| u.to_string()).join(", "),
         100.0 * TARGET
@@ -212,174 +244,331 @@ struct BucketRegret {
 struct Candidate {
     cut: Cut,
     id: String,
-    /// The screening's times of each half (the mean over the passes of each pass's median).
-    head_ms: f64,
-    tail_ms: f64,
+    /// The screening's times of each half (the mean over the passes of each pass's median);
+    /// `None` for a chosen cut written after the screening.
+    screened: Option<(f64, f64)>,
     /// The written head and tail (none for an empty side).
     files: (Option<PathBuf>, Option<PathBuf>),
 }
 
-fn regret_of(model: &Path, profiles: &Profiles, opts: &PlanOptions) -> Vec<BucketRegret> {
-    let mut a = Analysis::run(model, &InputShapes::default()).unwrap();
-    let planned = plan(&a, profiles, opts).unwrap();
-    let mut candidates: Vec<Candidate> = vec![];
-    let mut add = |cut: Cut, graph: &nsplit::graph::ModelGraph| {
-        let id = cut.id(graph);
-        if !candidates.iter().any(|c| c.id == id) {
-            candidates.push(Candidate {
-                cut,
-                id,
-                head_ms: 0.0,
-                tail_ms: 0.0,
-                files: (None, None),
-            });
+impl Candidate {
+    fn new(cut: Cut, graph: &nsplit::graph::ModelGraph) -> Candidate {
+        Candidate {
+            id: cut.id(graph),
+            cut,
+            screened: None,
+            files: (None, None),
         }
-    };
-    add(Cut::all_mobile(&a.graph), &a.graph);
-    add(Cut::all_cloud(&a.graph), &a.graph);
-    for c in &planned.cuts {
-        add(c.clone(), &a.graph);
     }
-    for t in (0..a.graph.tensors.len()).map(nsplit::graph::TensorId) {
-        if a.graph.producer_op(t).is_none() {
-            continue;
+}
+
+/// One model's candidates, their screening and rounds.
+struct ModelRun {
+    name: String,
+    a: Analysis,
+    candidates: Vec<Candidate>,
+    inputs: HashMap<String, Tensor>,
+    /// The candidates timed in rounds (indices into `candidates`).
+    contenders: Vec<usize>,
+    /// Each round's (head, tail) times (ms) of each contender, in the order of `contenders`.
+    rounds: Vec<Vec<(f64, f64)>>,
+    /// Per-node times of the whole model, for the causes.
+    measured_nodes: Option<Measured>,
+    staging: Staging,
+    _dir: tempfile::TempDir,
+}
+
+impl ModelRun {
+    /// Write every candidate of `model` (all-mobile, all-cloud, every cut at one tensor), screen
+    /// them, and pick the contenders.
+    fn prepare(model: &Path, opts: &PlanOptions) -> ModelRun {
+        let name = model.file_name().unwrap().to_string_lossy().into_owned();
+        eprintln!("{name}: screening...");
+        let a = Analysis::run(model, &InputShapes::default()).unwrap();
+        let mut candidates = vec![
+            Candidate::new(Cut::all_mobile(&a.graph), &a.graph),
+            Candidate::new(Cut::all_cloud(&a.graph), &a.graph),
+        ];
+        for t in (0..a.graph.tensors.len()).map(nsplit::graph::TensorId) {
+            if a.graph.producer_op(t).is_none() {
+                continue;
+            }
+            let cut = Cut::upstream_of(&a.graph, &[t]);
+            if cut.boundary(&a.graph) == [t]
+                && !cut.is_all_mobile(&a.graph)
+                && !cut.is_all_cloud()
+                && !candidates.iter().any(|c| c.id == cut.id(&a.graph))
+            {
+                candidates.push(Candidate::new(cut, &a.graph));
+            }
         }
-        let cut = Cut::upstream_of(&a.graph, &[t]);
-        if cut.boundary(&a.graph) == [t] && !cut.is_all_mobile(&a.graph) && !cut.is_all_cloud() {
-            add(cut, &a.graph);
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::new(&dir.path().join("pairs")).unwrap();
+        let inputs = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
+        let mut run = ModelRun {
+            name,
+            a,
+            candidates,
+            inputs,
+            contenders: vec![],
+            rounds: vec![],
+            measured_nodes: None,
+            staging,
+            _dir: dir,
+        };
+        run.write_halves(0);
+        run.screen();
+        run.contenders = run.pick_contenders(opts);
+        // Per-node measured times, for the causes.
+        let measured: Option<Vec<Measured>> = (0..PASSES)
+            .map(|_| nsplit::cost::measure::measure(&run.a, RUNS).ok())
+            .collect();
+        run.measured_nodes = measured.map(|list| Measured::typical(&list));
+        run
     }
 
-    // Write every candidate's halves.
-    let dir = tempfile::tempdir().unwrap();
-    let mut staging = Staging::new(&dir.path().join("pairs")).unwrap();
-    {
+    /// Write the halves of the candidates from `from` on.
+    fn write_halves(&mut self, from: usize) {
         let Analysis {
             model: m,
             graph,
             shapes,
             ..
-        } = &mut a;
+        } = &mut self.a;
         let mut emitter = Emitter::new(m, graph, shapes).unwrap();
-        for (i, c) in candidates.iter_mut().enumerate() {
+        for (i, c) in self.candidates.iter_mut().enumerate().skip(from) {
             let (h, t) = (format!("{i}.head.onnx"), format!("{i}.tail.onnx"));
             let w = write_pair(
                 &mut emitter,
                 &c.cut,
-                &mut staging,
+                &mut self.staging,
                 &h,
                 &t,
                 ExternalData::Never,
             )
             .unwrap();
             c.files = (
-                w.head.map(|_| staging.staged(&h)),
-                w.tail.map(|_| staging.staged(&t)),
+                w.head.map(|_| self.staging.staged(&h)),
+                w.tail.map(|_| self.staging.staged(&t)),
             );
         }
     }
 
-    // Screen them.
-    let inputs = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
-    for pass in 0..PASSES {
-        let order: Vec<usize> = if pass % 2 == 0 {
-            (0..candidates.len()).collect()
-        } else {
-            (0..candidates.len()).rev().collect()
-        };
-        for i in order {
-            let mut pair = LoadedPair::load(&candidates[i].files, &inputs);
-            let (h, t) = pair.time(&inputs, RUNS);
-            let c = &mut candidates[i];
-            c.head_ms += h / PASSES as f64;
-            c.tail_ms += t / PASSES as f64;
+    fn screen(&mut self) {
+        let mut sums = vec![(0.0, 0.0); self.candidates.len()];
+        for pass in 0..PASSES {
+            let mut order: Vec<usize> = (0..self.candidates.len()).collect();
+            if pass % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let mut pair = LoadedPair::load(&self.candidates[i].files, &self.inputs);
+                let (h, t) = pair.time(&self.inputs, RUNS);
+                sums[i].0 += h / PASSES as f64;
+                sums[i].1 += t / PASSES as f64;
+            }
+        }
+        for (c, s) in self.candidates.iter_mut().zip(sums) {
+            c.screened = Some(s);
         }
     }
-    // Per-node measured times, for the causes.
-    let measured_nodes: Option<Vec<Measured>> = (0..PASSES)
-        .map(|_| nsplit::cost::measure::measure(&a, RUNS).ok())
-        .collect();
-    let measured_nodes = measured_nodes.map(|list| Measured::typical(&list));
 
-    // Paired rounds (chosen, contender) -> each round's (head, tail) times of both, shared by
-    // the buckets that compare the same two cuts.
-    let mut paired: HashMap<(usize, usize), Vec<Round>> = HashMap::new();
-    planned
-        .buckets
-        .iter()
-        .map(|b| {
+    /// Each bucket's `CONTENDERS` fastest screened candidates, together.
+    fn pick_contenders(&self, opts: &PlanOptions) -> Vec<usize> {
+        let mut contenders = vec![];
+        for bucket in &opts.buckets {
+            let transfer = transfers(&self.a, &self.candidates, None, bucket);
+            let fastest = by_screened_time(&self.candidates, &transfer);
+            for &i in fastest.iter().take(CONTENDERS) {
+                if !contenders.contains(&i) {
+                    contenders.push(i);
+                }
+            }
+        }
+        contenders.sort_unstable();
+        contenders
+    }
+
+    /// One burst of rounds over the contenders.
+    fn time_rounds(&mut self) {
+        let mut loaded: Vec<LoadedPair> = self
+            .contenders
+            .iter()
+            .map(|&i| LoadedPair::load(&self.candidates[i].files, &self.inputs))
+            .collect();
+        let start = Instant::now();
+        let mut n = 0;
+        while n < BURST_ROUNDS || start.elapsed().as_secs_f64() < BURST_SECONDS {
+            let mut round = vec![(0.0, 0.0); loaded.len()];
+            let mut order: Vec<usize> = (0..loaded.len()).collect();
+            if self.rounds.len() % 2 == 1 {
+                order.reverse();
+            }
+            for k in order {
+                loaded[k].time(&self.inputs, 1);
+                round[k] = loaded[k].time(&self.inputs, 1);
+            }
+            self.rounds.push(round);
+            n += 1;
+        }
+    }
+
+    /// Plan with `profiles` and judge each bucket's choice.
+    fn judge(&mut self, profiles: &Profiles, opts: &PlanOptions) -> Vec<BucketRegret> {
+        eprintln!("{}: judging...", self.name);
+        let planned = plan(&self.a, profiles, opts).unwrap();
+        // A chosen cut at several tensors is no candidate yet: write it now.
+        let from = self.candidates.len();
+        for cut in &planned.cuts {
+            let c = Candidate::new(cut.clone(), &self.a.graph);
+            if !self.candidates.iter().any(|x| x.id == c.id) {
+                self.candidates.push(c);
+            }
+        }
+        self.write_halves(from);
+
+        // Pairs timed after the profile, shared by the buckets that compare the same two cuts.
+        let mut paired: HashMap<(usize, usize), Vec<Vec<(f64, f64)>>> = HashMap::new();
+        let mut out = vec![];
+        for b in &planned.buckets {
             let bucket = &b.bucket;
-            // Each candidate's transfer on this network (the planner's formula), once.
-            let transfer: Vec<f64> = candidates
-                .iter()
-                .map(|c| {
-                    nsplit::plan::predict::predict(
-                        &a.graph,
-                        &a.shapes,
-                        &planned.costs,
-                        &c.cut,
-                        bucket,
-                        CLOUD_LOAD,
-                    )
-                    .map_or(f64::INFINITY, |p| p.transfer_ms)
-                })
-                .collect();
-            let end_to_end =
-                |i: usize, (head, tail): (f64, f64)| head + transfer[i] + CLOUD_LOAD * tail;
-            let screened = |i: usize| {
-                let c = &candidates[i];
-                end_to_end(i, (c.head_ms, c.tail_ms))
-            };
-            let chosen_id = planned.cuts[b.cut].id(&a.graph);
-            let chosen = candidates.iter().position(|c| c.id == chosen_id).unwrap();
-            let mut contenders: Vec<usize> =
-                (0..candidates.len()).filter(|&i| i != chosen).collect();
-            contenders.sort_by(|&x, &y| screened(x).total_cmp(&screened(y)));
-            contenders.truncate(CONTENDERS);
-            // The chosen cut against each contender, in pairs: the largest median ratio.
-            let mut best = (chosen, 1.0, screened(chosen), screened(chosen));
-            for &i in &contenders {
-                let rounds = paired
-                    .entry((chosen, i))
-                    .or_insert_with(|| time_in_pairs(&candidates[chosen], &candidates[i], &inputs));
-                let e2e = |k: usize| -> Vec<f64> {
-                    let at = if k == 0 { chosen } else { i };
-                    rounds.iter().map(|r| end_to_end(at, r[k])).collect()
-                };
-                let (mine, theirs) = (e2e(0), e2e(1));
+            let transfer = transfers(&self.a, &self.candidates, Some(&planned.costs), bucket);
+            let end_to_end = |i: usize, (head, tail): (f64, f64)| head + transfer[i] + CLOUD_LOAD * tail;
+            let chosen_id = planned.cuts[b.cut].id(&self.a.graph);
+            let chosen = self.candidates.iter().position(|c| c.id == chosen_id).unwrap();
+            // (other candidate, rounds with the chosen cut's times first): from the bursts when
+            // the chosen cut is a contender, else timed in pairs now.
+            let mut comparisons: Vec<(usize, Vec<[(f64, f64); 2]>)> = vec![];
+            let mut note = String::new();
+            match self.contenders.iter().position(|&i| i == chosen) {
+                Some(k) => {
+                    for (j, &i) in self.contenders.iter().enumerate() {
+                        if i != chosen {
+                            let rounds = self.rounds.iter().map(|r| [r[k], r[j]]).collect();
+                            comparisons.push((i, rounds));
+                        }
+                    }
+                }
+                None => {
+                    note = "chosen cut not a contender: timed in pairs after the profile; ".into();
+                    let fastest = by_screened_time(&self.candidates, &transfer);
+                    for &i in fastest.iter().filter(|&&i| i != chosen).take(PAIRED_AGAINST) {
+                        let rounds = paired.entry((chosen, i)).or_insert_with(|| {
+                            time_in_pairs(&self.candidates[chosen], &self.candidates[i], &self.inputs)
+                        });
+                        let rounds = rounds.iter().map(|r| [r[0], r[1]]).collect();
+                        comparisons.push((i, rounds));
+                    }
+                }
+            }
+            // The contender the chosen cut loses to by the most, and the two's median head and
+            // tail times in their rounds.
+            let mut best = (chosen, 1.0, f64::NAN, f64::NAN);
+            let mut sides = [(f64::NAN, f64::NAN); 2];
+            for (i, rounds) in &comparisons {
+                let mine: Vec<f64> = rounds.iter().map(|r| end_to_end(chosen, r[0])).collect();
+                let theirs: Vec<f64> = rounds.iter().map(|r| end_to_end(*i, r[1])).collect();
                 let ratio = median(mine.iter().zip(&theirs).map(|(m, t)| m / t).collect());
+                if best.2.is_nan() {
+                    best.2 = median(mine.clone());
+                    best.3 = best.2;
+                }
                 if ratio > best.1 {
-                    best = (i, ratio, median(mine), median(theirs));
+                    best = (*i, ratio, median(mine), median(theirs));
+                    let side = |k: usize, tail: bool| {
+                        median(rounds.iter().map(|r| if tail { r[k].1 } else { r[k].0 }).collect())
+                    };
+                    sides = [(side(0, false), side(0, true)), (side(1, false), side(1, true))];
                 }
             }
             let (best_at, ratio, mine, theirs) = best;
             let regret = ratio - 1.0;
-            let (chosen, best) = (&candidates[chosen], &candidates[best_at]);
-            let cause = if regret > TARGET {
-                cause(&a, &planned.costs, chosen, best, measured_nodes.as_ref())
-            } else {
-                String::new()
-            };
-            BucketRegret {
+            eprintln!(
+                "  {} Mbps: {} {mine:.2} ms, {} {theirs:.2} ms; regret {:+.1}%",
+                bucket.uplink_mbps,
+                self.candidates[chosen].id,
+                self.candidates[best_at].id,
+                100.0 * regret
+            );
+            let (c, best) = (&self.candidates[chosen], &self.candidates[best_at]);
+            if regret > TARGET {
+                note += &cause(
+                    &self.a,
+                    &planned.costs,
+                    [c, best],
+                    sides,
+                    self.measured_nodes.as_ref(),
+                );
+            }
+            out.push(BucketRegret {
                 mbps: bucket.uplink_mbps,
-                chosen: chosen.id.clone(),
+                chosen: c.id.clone(),
                 chosen_predicted_ms: b.predicted.total_ms,
                 chosen_measured_ms: mine,
                 best: best.id.clone(),
                 best_measured_ms: theirs,
                 regret,
-                cause,
-            }
+                cause: note.trim_end_matches("; ").to_string(),
+            });
+        }
+        out
+    }
+}
+
+/// Each candidate's transfer (ms) on `bucket`: the planner's formula. It depends on the
+/// boundary's sizes only, so before the profile any costs do.
+fn transfers(
+    a: &Analysis,
+    candidates: &[Candidate],
+    costs: Option<&nsplit::cost::NodeCosts>,
+    bucket: &BandwidthBucket,
+) -> Vec<f64> {
+    let any;
+    let costs = match costs {
+        Some(c) => c,
+        None => {
+            let p = DeviceProfile::resolve("x86-2core").unwrap();
+            any = nsplit::cost::NodeCosts::predict(
+                a,
+                &Profiles {
+                    mobile: p.clone(),
+                    cloud: p,
+                },
+            );
+            &any
+        }
+    };
+    candidates
+        .iter()
+        .map(|c| {
+            nsplit::plan::predict::predict(&a.graph, &a.shapes, costs, &c.cut, bucket, CLOUD_LOAD)
+                .map_or(f64::INFINITY, |p| p.transfer_ms)
         })
         .collect()
 }
 
-/// One paired round: the (head, tail) times of the two candidates, in ms.
-type Round = [(f64, f64); 2];
+/// The screened candidates, fastest end to end first.
+fn by_screened_time(candidates: &[Candidate], transfer: &[f64]) -> Vec<usize> {
+    let time = |i: usize| {
+        candidates[i]
+            .screened
+            .map_or(f64::INFINITY, |(h, t)| h + transfer[i] + CLOUD_LOAD * t)
+    };
+    let mut order: Vec<usize> = (0..candidates.len())
+        .filter(|&i| candidates[i].screened.is_some())
+        .collect();
+    order.sort_by(|&x, &y| time(x).total_cmp(&time(y)));
+    order
+}
 
 /// Each round's (head, tail) times of `a` and `b`, loaded together and timed in turn (AB, BA,
-/// ...), one run per half per round, for `ROUNDS` rounds and `PAIRED_SECONDS` at least.
-fn time_in_pairs(a: &Candidate, b: &Candidate, inputs: &HashMap<String, Tensor>) -> Vec<Round> {
+/// ...), one untimed and one timed run per half per round, for `ROUNDS` rounds and
+/// `PAIRED_SECONDS` at least.
+fn time_in_pairs(
+    a: &Candidate,
+    b: &Candidate,
+    inputs: &HashMap<String, Tensor>,
+) -> Vec<Vec<(f64, f64)>> {
     let mut pairs = [
         LoadedPair::load(&a.files, inputs),
         LoadedPair::load(&b.files, inputs),
@@ -387,13 +576,14 @@ fn time_in_pairs(a: &Candidate, b: &Candidate, inputs: &HashMap<String, Tensor>)
     let start = Instant::now();
     let mut rounds = vec![];
     while rounds.len() < ROUNDS || start.elapsed().as_secs_f64() < PAIRED_SECONDS {
-        let mut round = [(0.0, 0.0); 2];
+        let mut round = vec![(0.0, 0.0); 2];
         let order = if rounds.len() % 2 == 0 {
             [0, 1]
         } else {
             [1, 0]
         };
         for k in order {
+            pairs[k].time(inputs, 1);
             round[k] = pairs[k].time(inputs, 1);
         }
         rounds.push(round);
@@ -401,13 +591,14 @@ fn time_in_pairs(a: &Candidate, b: &Candidate, inputs: &HashMap<String, Tensor>)
     rounds
 }
 
-/// Which prediction put the choice wrong: the sides' predicted and measured times, and the node
-/// placed apart by the two cuts whose phone prediction was furthest from its measured time.
+/// Which prediction put the choice wrong: the sides' predicted and measured times (`sides`: the
+/// chosen cut's and the best's (head, tail) medians in their rounds), and the node placed apart
+/// by the two cuts whose phone prediction was furthest from its measured time.
 fn cause(
     a: &Analysis,
     costs: &nsplit::cost::NodeCosts,
-    chosen: &Candidate,
-    best: &Candidate,
+    [chosen, best]: [&Candidate; 2],
+    sides: [(f64, f64); 2],
     measured: Option<&nsplit::cost::measure::Measured>,
 ) -> String {
     let side = |c: &Candidate| {
@@ -423,7 +614,7 @@ fn cause(
     let ((ch, ct), (bh, bt)) = (side(chosen), side(best));
     let mut out = format!(
         "head {ch:.1} predicted / {:.1} measured vs best's {bh:.1} / {:.1}; tail (phone speed) {ct:.1} / {:.1} vs {bt:.1} / {:.1}",
-        chosen.head_ms, best.head_ms, chosen.tail_ms, best.tail_ms
+        sides[0].0, sides[1].0, sides[0].1, sides[1].1
     );
     if let Some(m) = measured {
         let apart = a
