@@ -414,21 +414,14 @@ impl ModelRun {
             .iter()
             .map(|&i| LoadedPair::load(&self.candidates[i].files, &self.inputs))
             .collect();
-        let start = Instant::now();
-        let mut n = 0;
-        while n < BURST_ROUNDS || start.elapsed().as_secs_f64() < BURST_SECONDS {
-            let mut round = vec![(0.0, 0.0); loaded.len()];
-            let mut order: Vec<usize> = (0..loaded.len()).collect();
-            if self.rounds.len() % 2 == 1 {
-                order.reverse();
-            }
-            for k in order {
-                loaded[k].time(&self.inputs, 1);
-                round[k] = loaded[k].time(&self.inputs, 1);
-            }
-            self.rounds.push(round);
-            n += 1;
-        }
+        let burst = in_turn(
+            &mut loaded,
+            &self.inputs,
+            self.rounds.len(),
+            BURST_ROUNDS,
+            BURST_SECONDS,
+        );
+        self.rounds.extend(burst);
     }
 
     /// Plan with `profiles` and judge each bucket's choice.
@@ -459,8 +452,7 @@ impl ModelRun {
         for b in &planned.buckets {
             let bucket = &b.bucket;
             let transfer = transfers(&self.a, &self.candidates, &planned.costs, bucket);
-            let end_to_end =
-                |i: usize, (head, tail): (f64, f64)| head + transfer[i] + CLOUD_LOAD * tail;
+            let of_candidate = |i: usize, times: (f64, f64)| end_to_end(transfer[i], times);
             let chosen = chosen_cuts[b.cut];
             // (other candidate, rounds with the chosen cut's times first): from the bursts when
             // both are contenders, else timed in pairs now.
@@ -504,8 +496,8 @@ impl ModelRun {
             let mut best = (chosen, 1.0, f64::NAN, f64::NAN);
             let mut sides = [(f64::NAN, f64::NAN); 2];
             for (i, rounds) in &comparisons {
-                let mine: Vec<f64> = rounds.iter().map(|r| end_to_end(chosen, r[0])).collect();
-                let theirs: Vec<f64> = rounds.iter().map(|r| end_to_end(*i, r[1])).collect();
+                let mine: Vec<f64> = rounds.iter().map(|r| of_candidate(chosen, r[0])).collect();
+                let theirs: Vec<f64> = rounds.iter().map(|r| of_candidate(*i, r[1])).collect();
                 let ratio = median(mine.iter().zip(&theirs).map(|(m, t)| m / t).collect());
                 if best.2.is_nan() {
                     best.2 = median(mine.clone());
@@ -582,7 +574,7 @@ fn by_screened_time(candidates: &[Candidate], transfer: &[f64]) -> Vec<usize> {
     let time = |i: usize| {
         candidates[i]
             .screened
-            .map_or(f64::INFINITY, |(h, t)| h + transfer[i] + CLOUD_LOAD * t)
+            .map_or(f64::INFINITY, |times| end_to_end(transfer[i], times))
     };
     let mut order: Vec<usize> = (0..candidates.len())
         .filter(|&i| candidates[i].screened.is_some())
@@ -591,29 +583,48 @@ fn by_screened_time(candidates: &[Candidate], transfer: &[f64]) -> Vec<usize> {
     order
 }
 
+/// A candidate's measured end-to-end time: its head, the transfer, and its tail on the server.
+fn end_to_end(transfer_ms: f64, (head, tail): (f64, f64)) -> f64 {
+    head + transfer_ms + CLOUD_LOAD * tail
+}
+
 /// One round of two candidates: the (head, tail) times of each, in ms.
 type Round = [(f64, f64); 2];
 
-/// Each round's (head, tail) times of `a` and `b`, loaded together and timed in turn (AB, BA,
-/// ...), one untimed and one timed run per half per round, for `ROUNDS` rounds and
-/// `PAIRED_SECONDS` at least.
+/// Each round's (head, tail) times of `a` and `b`, loaded together and timed in turn, for
+/// `ROUNDS` rounds and `PAIRED_SECONDS` at least.
 fn time_in_pairs(a: &Candidate, b: &Candidate, inputs: &HashMap<String, Tensor>) -> Vec<Round> {
-    let mut pairs = [
+    let mut pair = [
         LoadedPair::load(&a.files, inputs),
         LoadedPair::load(&b.files, inputs),
     ];
+    in_turn(&mut pair, inputs, 0, ROUNDS, PAIRED_SECONDS)
+        .into_iter()
+        .map(|r| [r[0], r[1]])
+        .collect()
+}
+
+/// Rounds of `loaded` run in turn, forwards and backwards by turns (round `first` the first of
+/// them), per round one untimed and one timed run of each, for `min_rounds` rounds and
+/// `min_seconds` at least: each round's (head, tail) times of each, in ms.
+fn in_turn(
+    loaded: &mut [LoadedPair],
+    inputs: &HashMap<String, Tensor>,
+    first: usize,
+    min_rounds: usize,
+    min_seconds: f64,
+) -> Vec<Vec<(f64, f64)>> {
     let start = Instant::now();
     let mut rounds = vec![];
-    while rounds.len() < ROUNDS || start.elapsed().as_secs_f64() < PAIRED_SECONDS {
-        let mut round = [(0.0, 0.0); 2];
-        let order = if rounds.len() % 2 == 0 {
-            [0, 1]
-        } else {
-            [1, 0]
-        };
+    while rounds.len() < min_rounds || start.elapsed().as_secs_f64() < min_seconds {
+        let mut round = vec![(0.0, 0.0); loaded.len()];
+        let mut order: Vec<usize> = (0..loaded.len()).collect();
+        if (first + rounds.len()) % 2 == 1 {
+            order.reverse();
+        }
         for k in order {
-            pairs[k].time(inputs, 1);
-            round[k] = pairs[k].time(inputs, 1);
+            loaded[k].time(inputs, 1);
+            round[k] = loaded[k].time(inputs, 1);
         }
         rounds.push(round);
     }
