@@ -270,15 +270,17 @@ pub enum Command {
     /// matmul, pooling, normalisation, activations, elementwise and broadcasts, softmax, data
     /// movement, LSTM, GRU) with tract over a grid of configurations, in six short passes,
     /// taking each one's typical median, the trimmed mean over the passes (a shared machine's
-    /// speed changes from second to second, and whole networks run at its mean speed). Fits a linear, a logarithmic and a hinged (cache cliff) regression of latency on
-    /// FLOPs and bytes per class or variant and keeps the simplest within one standard error of
-    /// the best by cross-validation. Then measures the per-run overhead and, on four
-    /// calibration networks timed in place (a small CNN, a classifier, a residual net, a micro
-    /// CNN), how much slower each kernel and class runs inside a network than alone, and ops
-    /// whose data stays in cache (an op takes the one or the other in proportion to its bytes
-    /// over this machine's L2 cache). Writes the profile (docs/profiles.md), labelled "measured" with this machine's
-    /// description and its rerun spread; warns when the machine was too noisy to trust (spread
-    /// over 10%). Power is not measured: a mobile profile records the --power-w assumption.
+    /// speed changes from second to second, and whole networks run at its mean speed). Fits a
+    /// linear, a logarithmic and a hinged (cache cliff) regression of latency on FLOPs and
+    /// bytes per class or variant and keeps the simplest within one standard error of the best
+    /// by cross-validation. Measures the per-run overhead (chains of Relus, after each pass)
+    /// and, on four calibration networks timed in place (a small CNN, a classifier, a residual
+    /// net, a micro CNN), how much slower each kernel and class runs inside a network than
+    /// alone, and ops whose data stays in cache (an op takes the one or the other in proportion
+    /// to its bytes over this machine's L2 cache). Writes the profile (docs/profiles.md),
+    /// labelled "measured" with this machine's description and its rerun spread; warns when the
+    /// machine was too noisy to trust (spread over 10%). Power is not measured: a mobile
+    /// profile records the --power-w assumption.
     /// About a minute and a half on 2 cores.
     #[command(after_long_help = PROFILE_EXAMPLES)]
     Profile {

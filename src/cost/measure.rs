@@ -246,6 +246,23 @@ pub fn trimmed_mean(mut v: Vec<f64>) -> f64 {
     kept.iter().sum::<f64>() / kept.len() as f64
 }
 
+/// The median of `(value, weight)` pairs by weight: the lowest value at or below which lies at
+/// least half the total weight (so the lower middle one of two equal weights); 0 when empty.
+/// A few light outliers, however far out, do not move it.
+pub fn weighted_median(mut pairs: Vec<(f64, f64)>) -> f64 {
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let half = pairs.iter().map(|p| p.1).sum::<f64>() / 2.0;
+    let mut below = 0.0;
+    pairs
+        .iter()
+        .find(|p| {
+            below += p.1;
+            below >= half
+        })
+        .or(pairs.last())
+        .map_or(0.0, |p| p.0)
+}
+
 /// The median of `v` (the upper one of an even count; 0 when empty).
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
@@ -258,6 +275,22 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_median_ignores_light_outliers() {
+        // Two light groups 25x slower: the ratio of the sums would be 1.076.
+        let groups = vec![
+            (1.0, 0.3),
+            (25.0, 0.001),
+            (0.9, 0.2),
+            (1.1, 0.25),
+            (29.0, 0.001),
+        ];
+        assert_eq!(weighted_median(groups), 1.0);
+        assert_eq!(weighted_median(vec![(2.0, 1.0)]), 2.0);
+        assert_eq!(weighted_median(vec![(3.0, 1.0), (1.0, 1.0)]), 1.0);
+        assert_eq!(weighted_median(vec![]), 0.0);
+    }
 
     #[test]
     fn trimmed_mean_drops_a_sixth_at_each_end() {

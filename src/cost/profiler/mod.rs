@@ -12,14 +12,15 @@ mod grid;
 mod machine;
 
 use super::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};
-use crate::cost::measure::median;
+use crate::cost::measure::{median, trimmed_mean};
 use crate::runtime::{tract, Optimise};
 use anyhow::Result;
 use calibration::Calibration;
 use grid::Grid;
 use onnx_protobuf::{Message, ModelProto};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use tract_onnx::prelude::Tensor;
 
 /// How much to measure.
 #[derive(Copy, Clone, Debug)]
@@ -63,14 +64,17 @@ pub fn profile_with(
     let total = configs.len() * (passes + 1);
     let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
     // The calibration networks are timed three times after each pass (they run in milliseconds;
-    // each node's time is the typical one over them all).
+    // each node's time is the typical one over them all), and the Relu chains of the run
+    // overhead once.
     let mut calibration = Calibration::new(dir.path(), opts.quick)?;
+    let mut overhead = RunOverhead::new(dir.path())?;
     for pass in 0..passes {
         grid.time_pass(pass, |label| progress(total, label))?;
         calibration.time(3, RUNS)?;
+        overhead.time()?;
         between(pass)?;
     }
-    let run_overhead_ms = run_overhead(dir.path())?;
+    let run_overhead_ms = overhead.ms();
     let samples = grid.samples(run_overhead_ms);
     let mut power_w = BTreeMap::new();
     if opts.role == Role::Mobile {
@@ -100,14 +104,80 @@ pub fn profile_with(
     Ok(profile)
 }
 
-/// A run's own overhead: two one-node runs less a two-node run. Taken out of every sample, so
-/// the fits are per-node costs, and added back once per model run.
-fn run_overhead(dir: &Path) -> Result<f64> {
-    let tiny = |n: usize| -> Result<f64> {
-        let path = write_model(dir, &format!("tiny{n}.onnx"), &grid::relu_chain(n))?;
-        time_model(&path, WARMUP * 10, RUNS * 10)
-    };
-    Ok((2.0 * tiny(1)? - tiny(2)?).max(0.0))
+/// Chains of this many next-to-free Relus time a run's own overhead.
+const OVERHEAD_CHAINS: [usize; 4] = [1, 2, 4, 8];
+
+/// A run's own overhead, taken out of every sample (so that the fits are per-node costs) and
+/// added back once per model run: the intercept of the line through the times of chains of
+/// [`OVERHEAD_CHAINS`] Relus, each chain timed after every pass and its time the typical one
+/// (the trimmed mean over the passes). It was two one-Relu runs less a two-Relu run, timed
+/// once at the end: that difference of two microsecond medians moved from 0.8 to 1.9 us
+/// between profiles, and every node's intercept the other way, which moved models of three
+/// tiny nodes from +7% in one profile to -25..-33% in another (docs/accuracy.md).
+struct RunOverhead {
+    chains: Vec<ReluChain>,
+}
+
+/// A chain of Relus, loaded, and its medians so far.
+struct ReluChain {
+    length: f64,
+    model: tract::Loaded,
+    zeros: HashMap<String, Tensor>,
+    medians: Vec<f64>,
+}
+
+impl RunOverhead {
+    /// The chains written to `dir` and loaded.
+    fn new(dir: &Path) -> Result<RunOverhead> {
+        let mut chains = vec![];
+        for n in OVERHEAD_CHAINS {
+            let path = write_model(dir, &format!("relu-chain{n}.onnx"), &grid::relu_chain(n))?;
+            let model = tract::load(&path, Optimise::Fully)?;
+            let zeros = model.zeros()?;
+            chains.push(ReluChain {
+                length: n as f64,
+                model,
+                zeros,
+                medians: vec![],
+            });
+        }
+        Ok(RunOverhead { chains })
+    }
+
+    /// Time each chain once more: the median of many runs (each takes microseconds).
+    fn time(&mut self) -> Result<()> {
+        for c in &mut self.chains {
+            let times = c.model.time(&c.zeros, WARMUP * 10, RUNS * 10)?;
+            c.medians.push(median(times));
+        }
+        Ok(())
+    }
+
+    /// The overhead (ms): the intercept of the chains' line, at least 0.
+    fn ms(&self) -> f64 {
+        let points: Vec<(f64, f64)> = self
+            .chains
+            .iter()
+            .map(|c| (c.length, trimmed_mean(c.medians.clone())))
+            .collect();
+        intercept(&points).max(0.0)
+    }
+}
+
+/// The intercept of the least-squares line through `points` (x, y); at least two distinct x.
+fn intercept(points: &[(f64, f64)]) -> f64 {
+    let count = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / count;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / count;
+    let slope = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum::<f64>()
+        / points
+            .iter()
+            .map(|(x, _)| (x - mean_x).powi(2))
+            .sum::<f64>();
+    mean_y - slope * mean_x
 }
 
 /// How the profile was measured, for its provenance.
@@ -179,5 +249,19 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = super::write_model(dir.path(), "m.onnx", model).unwrap();
         Analysis::run(&path, &InputShapes::default()).unwrap()
+    }
+
+    #[test]
+    fn intercept_of_a_line() {
+        // 1.1 us of overhead and 0.5 us per Relu, as this machine's chains run.
+        let points: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0]
+            .iter()
+            .map(|&n| (n, 0.0011 + 0.0005 * n))
+            .collect();
+        assert!((super::intercept(&points) - 0.0011).abs() < 1e-12);
+        // Noise on one chain moves it by a fraction of that chain's error.
+        let mut noisy = points.clone();
+        noisy[1].1 += 0.0004;
+        assert!((super::intercept(&noisy) - 0.0011).abs() < 0.0002);
     }
 }
