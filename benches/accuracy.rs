@@ -519,7 +519,10 @@ while the same runs measured them 0-27% apart (ResNet-50 176.4 / 161.6, ShuffleN
 code (a full run, 60 pairs): median 0.0%, worst 6.9%, again SqueezeNet at 512 Mbps and a near
 tie, now against all-mobile (the cut after its first conv and pool ran in 21.6 ms, all-mobile in
 21.3; the median of their per-round ratios was 1.069); the head was predicted at 6.2 ms and ran
-in 7.3: its first conv, still 20-30% under.
+in 7.3: its first conv, still 20-30% under. A second full run: median 0.0%, worst 10.4%, both
+pairs above 5% at 512 Mbps, where the choice is between a cut near the input and all-mobile
+within a few percent: ShuffleNet 10.4% (all-mobile predicted 21.1 ms, ran in 16.8) and
+SqueezeNet 8.5% (the head predicted 6.2 ms, ran in 8.2).
 "#;
 
 /// Passes over the models (one after each of the profiler's), and timed runs per pass (after a
