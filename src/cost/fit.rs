@@ -193,7 +193,7 @@ fn fit_with(
 
 /// Solve min |A b - y|² through the normal equations (a handful of unknowns, so a small Gaussian
 /// elimination with partial pivoting is enough). `None` if the system is singular.
-fn least_squares(a: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
+pub(crate) fn least_squares(a: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
     let k = a.first()?.len();
     let mut m = vec![vec![0.0; k + 1]; k];
     for (row, &yi) in a.iter().zip(y) {

@@ -12,6 +12,7 @@ mod grid;
 mod machine;
 
 use super::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};
+use crate::cost::fit::least_squares;
 use crate::cost::measure::{median, trimmed_mean};
 use crate::runtime::{tract, Optimise};
 use anyhow::Result;
@@ -164,20 +165,12 @@ impl RunOverhead {
     }
 }
 
-/// The intercept of the least-squares line through `points` (x, y); at least two distinct x.
+/// The intercept of the least-squares line through `points` (x, y), by the regressions' own
+/// solver; 0 without two distinct x.
 fn intercept(points: &[(f64, f64)]) -> f64 {
-    let count = points.len() as f64;
-    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / count;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / count;
-    let slope = points
-        .iter()
-        .map(|(x, y)| (x - mean_x) * (y - mean_y))
-        .sum::<f64>()
-        / points
-            .iter()
-            .map(|(x, _)| (x - mean_x).powi(2))
-            .sum::<f64>();
-    mean_y - slope * mean_x
+    let rows: Vec<Vec<f64>> = points.iter().map(|p| vec![1.0, p.0]).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    least_squares(&rows, &ys).map_or(0.0, |b| b[0])
 }
 
 /// How the profile was measured, for its provenance.
