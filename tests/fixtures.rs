@@ -181,7 +181,7 @@ fn external_data_is_read_from_beside_the_model() {
 }
 
 #[test]
-fn recurrent_cells_count_gate_products() {
+fn recurrent_cells_count_gate_products_and_steps() {
     for (name, gates, hidden) in [("lstm.onnx", 4, 32), ("gru.onnx", 3, 24)] {
         let a = analyse(&fixture(name), &[]);
         let (n, _) = a
@@ -191,6 +191,8 @@ fn recurrent_cells_count_gate_products() {
             .unwrap();
         let f = a.features.get(n);
         assert_eq!(f.macs, Some(10 * gates * hidden * (16 + hidden)), "{name}");
+        // Ten steps of a one-directional cell, each at a cost of its own.
+        assert_eq!(f.steps, Some(10), "{name}");
     }
 }
 

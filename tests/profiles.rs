@@ -159,6 +159,7 @@ fn context_factors_by_kernel_and_cache_share() {
         mb_read: mb / 2.0,
         mb_written: mb / 2.0,
         mb_patches: 0.0,
+        steps: 0.0,
     };
     let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} against {b}");
     // No cache size recorded: factors in full, the kernel's before the class's.

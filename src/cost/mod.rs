@@ -93,6 +93,10 @@ pub struct NodeFeatures {
     /// ops or unknown shapes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch_bytes: Option<u64>,
+    /// Steps a recurrent op takes one after another (sequence length x directions), each at a
+    /// fixed cost apart from its FLOPs; `None` for other ops or unknown shapes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
 }
 
 /// What a FLOP rule sees of a node.
@@ -210,6 +214,7 @@ pub fn features(
                     (Some(p), Some(b)) => Some(ops::times(&ctx, p, b)?),
                     _ => None,
                 },
+                steps: work.steps,
             },
         );
     }

@@ -64,6 +64,9 @@ pub enum Variable {
     /// Megabytes of input patches a convolution multiplies: its im2col matrix, output points x
     /// inputs per output point (the gather traffic a narrow conv pays per FLOP); 0 for other ops.
     MbPatches,
+    /// The steps a recurrent op takes one after another (sequence length x directions): each
+    /// pays a fixed cost apart from its FLOPs; 0 for other ops.
+    Steps,
 }
 
 /// A node's work in the units regressions read.
@@ -73,6 +76,7 @@ pub struct Figures {
     pub mb_read: f64,
     pub mb_written: f64,
     pub mb_patches: f64,
+    pub steps: f64,
 }
 
 impl Figures {
@@ -88,12 +92,16 @@ impl Figures {
             mb_read: bytes_read? as f64 / 1e6,
             mb_written: bytes_written? as f64 / 1e6,
             mb_patches: patch_bytes.unwrap_or(0) as f64 / 1e6,
+            steps: 0.0,
         })
     }
 
     /// A node's work, as its features count it; `None` when FLOPs or bytes are unknown.
     pub fn of_node(f: &super::NodeFeatures) -> Option<Figures> {
-        Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)
+        Some(Figures {
+            steps: f.steps.unwrap_or(0) as f64,
+            ..Figures::of(f.flops, f.bytes_read, f.bytes_written, f.patch_bytes)?
+        })
     }
 
     /// The value of one variable.
@@ -103,6 +111,7 @@ impl Figures {
             Variable::MbRead => self.mb_read,
             Variable::MbWritten => self.mb_written,
             Variable::MbPatches => self.mb_patches,
+            Variable::Steps => self.steps,
         }
     }
 }
@@ -113,6 +122,7 @@ impl std::ops::AddAssign for Figures {
         self.mb_read += other.mb_read;
         self.mb_written += other.mb_written;
         self.mb_patches += other.mb_patches;
+        self.steps += other.steps;
     }
 }
 

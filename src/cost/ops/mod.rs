@@ -73,6 +73,8 @@ pub struct Work {
     pub variant: Option<Variant>,
     /// Elements of the input patches a convolution multiplies (its im2col matrix).
     pub patches: Option<u64>,
+    /// Steps a recurrent op takes one after another (sequence length x directions).
+    pub steps: Option<u64>,
     /// The op only gives its input another shape: no time of its own ([`movement::VIEWS`]).
     pub view: bool,
 }
