@@ -12,7 +12,7 @@ use nsplit::dev as common;
 
 use nsplit::cost::measure::Measured;
 use nsplit::cost::profile::Role;
-use nsplit::cost::profiler::{profile_with, ProfileOptions};
+use nsplit::cost::profiler::{profile_with, Checkpoint, ProfileOptions, PARTS};
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
 use petgraph::graph::NodeIndex;
@@ -67,8 +67,8 @@ fn main() {
         .collect();
     let mut timings: Vec<anyhow::Result<Vec<Measured>>> =
         analyses.iter().map(|_| Ok(vec![])).collect();
-    let mut pass = |k: usize| -> anyhow::Result<()> {
-        let order: Vec<usize> = if k % 2 == 1 {
+    let mut pass = |at: Checkpoint| -> anyhow::Result<()> {
+        let order: Vec<usize> = if at.index % 2 == 1 {
             (0..analyses.len()).rev().collect()
         } else {
             (0..analyses.len()).collect()
@@ -85,7 +85,14 @@ fn main() {
     };
     let p = match std::env::var_os("NSPLIT_ACCURACY_PROFILE") {
         Some(file) => {
-            (0..PASSES).try_for_each(&mut pass).unwrap();
+            (0..PASSES * PARTS)
+                .map(|index| Checkpoint {
+                    index,
+                    pass: index / PARTS,
+                    end_of_pass: index % PARTS + 1 == PARTS,
+                })
+                .try_for_each(&mut pass)
+                .unwrap();
             nsplit::cost::profile::DeviceProfile::resolve(&file.to_string_lossy()).unwrap()
         }
         None => {

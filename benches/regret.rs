@@ -27,7 +27,7 @@ use nsplit::dev as common;
 
 use nsplit::cost::measure::{median, Measured};
 use nsplit::cost::profile::{DeviceProfile, Role};
-use nsplit::cost::profiler::{profile_with, ProfileOptions};
+use nsplit::cost::profiler::{profile_with, Checkpoint, ProfileOptions};
 use nsplit::cost::Profiles;
 use nsplit::cut::{Cut, Side};
 use nsplit::emit::{write_pair, Emitter};
@@ -129,16 +129,25 @@ fn main() {
     // Every model's candidates written and screened; its contenders picked.
     let mut runs: Vec<ModelRun> = models.iter().map(|m| ModelRun::prepare(m, &opts)).collect();
     // The profile, the contenders timed in rounds between its passes.
-    let mut rounds = |pass: usize| -> anyhow::Result<()> {
-        eprintln!("rounds {}...", pass + 1);
-        runs.iter_mut().for_each(ModelRun::time_rounds);
+    let mut rounds = |at: Checkpoint| -> anyhow::Result<()> {
+        if at.end_of_pass {
+            eprintln!("rounds {}...", at.pass + 1);
+            runs.iter_mut().for_each(ModelRun::time_rounds);
+        }
         Ok(())
     };
     let saved = root.join("target/regret-profile.json");
     // NSPLIT_REGRET_PROFILE=FILE reuses a profile instead of profiling again.
     let mobile = match std::env::var_os("NSPLIT_REGRET_PROFILE") {
         Some(file) => {
-            (0..BURSTS).try_for_each(&mut rounds).unwrap();
+            (0..BURSTS)
+                .map(|pass| Checkpoint {
+                    index: pass,
+                    pass,
+                    end_of_pass: true,
+                })
+                .try_for_each(&mut rounds)
+                .unwrap();
             DeviceProfile::resolve(&file.to_string_lossy()).unwrap()
         }
         None => {

@@ -54,6 +54,20 @@ impl Measured {
         m
     }
 
+    /// Every time multiplied by `factor`.
+    pub fn scaled(&self, factor: f64) -> Measured {
+        Measured {
+            total_ms: self.total_ms * factor,
+            per_node_ms: self
+                .per_node_ms
+                .iter()
+                .map(|(&n, &ms)| (n, ms * factor))
+                .collect(),
+            unattributed_ms: self.unattributed_ms * factor,
+            runs: self.runs,
+        }
+    }
+
     /// Every op node's fusion group, as the node the group was timed under. tract fuses ops and
     /// the fused kernel carries one ONNX node's name, so a node measured at zero was absorbed:
     /// an epilogue by the cost model's fusion rule joins the first timed node up its data inputs

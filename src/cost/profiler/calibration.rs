@@ -2,6 +2,7 @@
 //! alone, measured on four calibration networks timed in place between the grid's passes.
 
 use super::grid::{bn_stats, model, op, weight};
+use super::Reference;
 use crate::cost::measure::{measure, weighted_median, Measured};
 use crate::cost::profile::{DeviceProfile, Figures, IN_CACHE};
 use crate::proto::{attr_int, attr_ints, float_value_info};
@@ -19,7 +20,8 @@ use std::path::Path;
 /// all at once at the end, a slow minute there moved every context factor by 20% between two
 /// profiles (docs/accuracy.md).
 pub(super) struct Calibration {
-    nets: Vec<(Analysis, Vec<Measured>)>,
+    /// Each network's timings, each with the reference's time around it.
+    nets: Vec<(Analysis, Vec<(Measured, f64)>)>,
 }
 
 impl Calibration {
@@ -36,11 +38,21 @@ impl Calibration {
         Ok(Calibration { nets })
     }
 
-    /// Time each network `times` times more (each the median of `runs`).
-    pub(super) fn time(&mut self, times: usize, runs: usize) -> Result<()> {
+    /// Time each network `times` times more (each the median of `runs`), the reference
+    /// before and after each.
+    pub(super) fn time(
+        &mut self,
+        times: usize,
+        runs: usize,
+        reference: &mut Reference,
+    ) -> Result<()> {
         for _ in 0..times {
             for (analysis, timings) in &mut self.nets {
-                timings.push(measure(analysis, runs).context("timing a calibration network")?);
+                timings.push(
+                    reference.around(|| {
+                        measure(analysis, runs).context("timing a calibration network")
+                    })?,
+                );
             }
         }
         Ok(())
@@ -77,6 +89,7 @@ const IN_CACHE_MIN_MS: f64 = 0.02;
 pub(super) fn context_factors(
     fitted: &DeviceProfile,
     calibration: &Calibration,
+    reference_ms: f64,
 ) -> Result<BTreeMap<String, f64>> {
     // (time, predicted time alone, the part of it a factor scales) per key, and over every
     // group.
@@ -89,7 +102,12 @@ pub(super) fn context_factors(
     let mut classes = BTreeSet::new();
     for (a, timings) in &calibration.nets {
         anyhow::ensure!(!timings.is_empty(), "the calibration network was not timed");
-        let measured = &Measured::typical(timings);
+        // At the machine's typical speed, as the grid's samples are.
+        let at_typical: Vec<Measured> = timings
+            .iter()
+            .map(|(m, state)| m.scaled(reference_ms / state))
+            .collect();
+        let measured = &Measured::typical(&at_typical);
         // Per fusion group (tract times a fused chain as one kernel): its time, its predicted
         // time, and the kernel and class of its heaviest predicted member, which it calibrates.
         let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);

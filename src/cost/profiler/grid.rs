@@ -2,7 +2,7 @@
 //! sizes real networks have, each model written and analysed once and timed in every pass.
 
 use super::fitting::{Samples, Timing};
-use super::{time_model, RUNS, WARMUP};
+use super::{time_model, Reference, PARTS, RUNS, WARMUP};
 use crate::cost::measure::trimmed_mean;
 use crate::cost::profile::Figures;
 use crate::cost::OpClass;
@@ -37,6 +37,8 @@ struct Entry {
     path: PathBuf,
     /// The median of each pass.
     medians: Vec<f64>,
+    /// The reference's time around each pass's median ([`Reference::around`]).
+    states: Vec<f64>,
 }
 
 impl Grid {
@@ -72,37 +74,53 @@ impl Grid {
                 work,
                 path,
                 medians: vec![],
+                states: vec![],
             });
         }
         Ok(Grid { entries })
     }
 
-    /// Time every model once more, forwards in even passes and backwards in odd ones (a machine
-    /// that slows down over a pass then slows different models each time).
-    pub(super) fn time_pass(&mut self, pass: usize, mut progress: impl FnMut(&str)) -> Result<()> {
-        let order: Box<dyn Iterator<Item = &mut Entry>> = if pass % 2 == 1 {
-            Box::new(self.entries.iter_mut().rev())
-        } else {
-            Box::new(self.entries.iter_mut())
-        };
-        for e in order {
+    /// Time part `part` of [`PARTS`] of pass `pass`: every model once more over the pass,
+    /// forwards in even passes and backwards in odd ones (a machine that slows down over a pass
+    /// then slows different models each time), the reference before and after each.
+    pub(super) fn time_part(
+        &mut self,
+        pass: usize,
+        part: usize,
+        reference: &mut Reference,
+        mut progress: impl FnMut(&str),
+    ) -> Result<()> {
+        let n = self.entries.len();
+        let (from, to) = (part * n / PARTS, (part + 1) * n / PARTS);
+        for k in from..to {
+            let e = &mut self.entries[if pass % 2 == 1 { n - 1 - k } else { k }];
             progress(&e.key);
-            let ms =
-                time_model(&e.path, WARMUP, RUNS).with_context(|| format!("timing {}", e.key))?;
+            let (ms, state) = reference.around(|| {
+                time_model(&e.path, WARMUP, RUNS).with_context(|| format!("timing {}", e.key))
+            })?;
             e.medians.push(ms);
+            e.states.push(state);
         }
         Ok(())
     }
 
-    /// Each model's typical median (the trimmed mean over the passes: [`trimmed_mean`]) less
-    /// the run overhead, by regression, and each model's rerun spread.
-    pub(super) fn samples(&self, run_overhead_ms: f64) -> Samples {
+    /// Each model's typical median (the trimmed mean over the passes: [`trimmed_mean`]) at the
+    /// machine's typical speed (each pass's median scaled by `reference_ms` over the
+    /// reference's time around it) less the run overhead, by regression, and each model's
+    /// rerun spread.
+    pub(super) fn samples(&self, run_overhead_ms: f64, reference_ms: f64) -> Samples {
         let mut samples = Samples::default();
         for e in &self.entries {
-            if let Some(s) = rerun_spread(&e.medians) {
+            let medians: Vec<f64> = e
+                .medians
+                .iter()
+                .zip(&e.states)
+                .map(|(&ms, &state)| ms * reference_ms / state)
+                .collect();
+            if let Some(s) = rerun_spread(&medians) {
                 samples.spreads.entry(e.key.clone()).or_default().push(s);
             }
-            let typical = trimmed_mean(e.medians.clone());
+            let typical = trimmed_mean(medians);
             samples
                 .timings
                 .entry(e.key.clone())
@@ -452,7 +470,7 @@ fn pick_of<T: Clone>(quick: bool, full: &[T], q: &[T]) -> Vec<T> {
     if quick { q } else { full }.to_vec()
 }
 
-fn conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64) -> Config {
+pub(super) fn conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64) -> Config {
     grouped_conv(cin, cout, hw, k, stride, 1)
 }
 

@@ -39,19 +39,33 @@ const PASSES: usize = 6;
 const WARMUP: usize = 1;
 const RUNS: usize = 3;
 
+/// Each pass over the grid comes in this many parts, with a [`Checkpoint`] after each.
+pub const PARTS: usize = 4;
+
+/// Where a profile stands when it calls back between parts of its passes.
+#[derive(Copy, Clone, Debug)]
+pub struct Checkpoint {
+    /// Counts every checkpoint of the run, from 0.
+    pub index: usize,
+    /// The pass over the grid, from 0.
+    pub pass: usize,
+    /// The last checkpoint of its pass.
+    pub end_of_pass: bool,
+}
+
 /// Measure, fit and return the profile. `progress` is told the number of configurations and
 /// each one done.
 pub fn profile(opts: &ProfileOptions, progress: impl FnMut(usize, &str)) -> Result<DeviceProfile> {
     profile_with(opts, progress, |_| Ok(()))
 }
 
-/// [`profile`], calling `between(pass)` after each pass over the grid: a benchmark times its
-/// own models there, so that they and the grid see the same states of the machine (which
-/// change over minutes as well as seconds: docs/accuracy.md).
+/// [`profile`], calling `between` after each of the [`PARTS`] parts of each pass over the
+/// grid: a benchmark times its own models there, so that they and the grid see the same
+/// states of the machine (which change over minutes as well as seconds: docs/accuracy.md).
 pub fn profile_with(
     opts: &ProfileOptions,
     mut progress: impl FnMut(usize, &str),
-    mut between: impl FnMut(usize) -> Result<()>,
+    mut between: impl FnMut(Checkpoint) -> Result<()>,
 ) -> Result<DeviceProfile> {
     let dir = tempfile::tempdir()?;
     // This machine's speed changes from one second to the next (medians of the same model a few
@@ -64,19 +78,27 @@ pub fn profile_with(
     let configs = grid::grid(opts.quick);
     let total = configs.len() * (passes + 1);
     let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
-    // The calibration networks are timed three times after each pass (they run in milliseconds;
-    // each node's time is the typical one over them all), and the Relu chains of the run
-    // overhead once.
+    let mut reference = Reference::new(dir.path())?;
+    // The calibration networks are timed after each part of each pass (they run in
+    // milliseconds; each node's time is the typical one over them all), and the Relu chains of
+    // the run overhead after each pass.
     let mut calibration = Calibration::new(dir.path(), opts.quick)?;
     let mut overhead = RunOverhead::new(dir.path())?;
     for pass in 0..passes {
-        grid.time_pass(pass, |label| progress(total, label))?;
-        calibration.time(3, RUNS)?;
+        for part in 0..PARTS {
+            grid.time_part(pass, part, &mut reference, |label| progress(total, label))?;
+            calibration.time(1, RUNS, &mut reference)?;
+            between(Checkpoint {
+                index: pass * PARTS + part,
+                pass,
+                end_of_pass: part + 1 == PARTS,
+            })?;
+        }
         overhead.time()?;
-        between(pass)?;
     }
     let run_overhead_ms = overhead.ms();
-    let samples = grid.samples(run_overhead_ms);
+    let reference_ms = reference.typical();
+    let samples = grid.samples(run_overhead_ms, reference_ms);
     let mut power_w = BTreeMap::new();
     if opts.role == Role::Mobile {
         power_w.insert("default".to_string(), opts.power_w);
@@ -100,9 +122,72 @@ pub fn profile_with(
         spread: samples.spread(),
     };
     progress(total, "calibration networks");
-    profile.context_factors = calibration::context_factors(&profile, &calibration)?;
-    profile.provenance.source = provenance_source(opts, &profile, samples.count(), passes);
+    profile.context_factors = calibration::context_factors(&profile, &calibration, reference_ms)?;
+    profile.provenance.source =
+        provenance_source(opts, &profile, samples.count(), passes, &reference);
     Ok(profile)
+}
+
+/// How fast the machine runs from moment to moment: a small conv timed before and after each
+/// of the grid's models and each calibration network's timing. Each of those is scaled by the
+/// reference's typical time over the whole profile against its time around it, so that every
+/// sample stands for the machine's typical speed, as a whole network's run of many states
+/// does. Without it, a pass over the grid's wide convs in a fast minute and the calibration
+/// networks in a slow one set the conv factor at 1.02 in one profile and 1.20-1.30 in the
+/// others, and every prediction 10-25% low (docs/accuracy.md).
+pub(super) struct Reference {
+    model: tract::Loaded,
+    zeros: HashMap<String, Tensor>,
+    times: Vec<f64>,
+}
+
+impl Reference {
+    /// The reference written to `dir` and loaded: 16 to 32 channels, 3x3, on 28x28 (3.6 M
+    /// multiply-accumulates, a tenth of a millisecond or two).
+    fn new(dir: &Path) -> Result<Reference> {
+        let path = write_model(dir, "reference.onnx", &grid::conv(16, 32, 28, 3, 1).model)?;
+        let model = tract::load(&path, Optimise::Fully)?;
+        let zeros = model.zeros()?;
+        Ok(Reference {
+            model,
+            zeros,
+            times: vec![],
+        })
+    }
+
+    /// The reference's median time now (ms).
+    fn time(&mut self) -> Result<f64> {
+        let ms = median(self.model.time(&self.zeros, WARMUP, RUNS * 3)?);
+        self.times.push(ms);
+        Ok(ms)
+    }
+
+    /// `timed`'s result, and the reference's mean time just before and just after it: the
+    /// machine's speed while it ran.
+    pub(super) fn around<T>(&mut self, timed: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+        let before = self.time()?;
+        let value = timed()?;
+        let after = self.time()?;
+        Ok((value, (before + after) / 2.0))
+    }
+
+    /// The reference's typical time over the profile so far ([`trimmed_mean`]).
+    fn typical(&self) -> f64 {
+        trimmed_mean(self.times.clone())
+    }
+
+    /// How far the machine's speed moved: the reference's 10th to 90th percentile over its
+    /// median.
+    fn range(&self) -> f64 {
+        let mut t = self.times.clone();
+        t.sort_by(f64::total_cmp);
+        let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+        if t.is_empty() {
+            0.0
+        } else {
+            (at(0.9) - at(0.1)) / at(0.5)
+        }
+    }
 }
 
 /// Chains of this many next-to-free Relus time a run's own overhead.
@@ -179,9 +264,10 @@ fn provenance_source(
     profile: &DeviceProfile,
     samples: usize,
     passes: usize,
+    reference: &Reference,
 ) -> String {
     format!(
-        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}); run overhead {:.4} ms; context factors from {}: {}; {}",
+        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}), each at the machine's typical speed (a reference conv timed around every sample: {:.3} ms, its 10th to 90th percentile {:.0}% of that apart); run overhead {:.4} ms; context factors from {}: {}; {}",
         env!("CARGO_PKG_VERSION"),
         if opts.quick { " --quick" } else { "" },
         machine::machine_description(),
@@ -193,6 +279,8 @@ fn provenance_source(
         profile
             .spread
             .map_or(String::new(), |s| format!(", rerun spread {:.1}%", 100.0 * s)),
+        reference.typical(),
+        100.0 * reference.range(),
         profile.run_overhead_ms,
         calibration::describe_suite(opts.quick),
         profile.context_factors_text(),
