@@ -181,7 +181,8 @@ fn main() {
     let _ = writeln!(doc, "`nsplit profile` in the same run; predictions use that profile; measurements are tract runs");
     let _ = writeln!(
         doc,
-        "(the trimmed mean of {PASSES} short passes, each the median of {RUNS} runs after a warm-up, one after each of\nthe profiler's passes over its grid) of the same models on the same machine.\n"
+        "(the trimmed mean of {} short passes, each the median of {RUNS} runs after a warm-up, one after each quarter\nof each of the profiler's {PASSES} passes over its grid) of the same models on the same machine.\n",
+        PASSES * PARTS
     );
     let _ = writeln!(doc, "Profile: {}\n", p.provenance.source);
     let _ = writeln!(doc, "## Whole model\n");
@@ -239,11 +240,12 @@ fn main() {
          the models below) are timed per fusion group in place against their predictions, giving one factor\n  \
          per kernel and class and one (`in_cache`) for ops whose data stays in cache; an op takes the one\n  \
          or the other in proportion to its bytes over the L2 cache ({cache}). Here: {factors}.\n\
-         - **The typical of short medians**, over the grid and over the models alike: six passes of a\n  \
-         warm-up and 3 runs, alternately forwards and backwards, each time the trimmed mean of its six\n  \
-         medians (the fastest and the slowest dropped); each of the models' passes runs right after one\n  \
-         of the grid's. Each regression is the simplest form within one standard error of the best by\n  \
-         cross-validation.\n\
+         - **The typical of short medians at the machine's typical speed**: the grid in six passes of a\n  \
+         warm-up and 3 runs, alternately forwards and backwards, each sample the trimmed mean of its six\n  \
+         medians (the fastest and the slowest sixth dropped), each median scaled by a reference conv's\n  \
+         typical time over its time around it; the calibration networks and the models below timed after\n  \
+         each quarter of each pass (24 times). Each regression is the simplest form within one standard\n  \
+         error of the best by cross-validation.\n\
          - **Views take no time**: a Reshape, Flatten, Squeeze, Unsqueeze or Identity reuses its input's\n  \
          buffer under another shape.\n"
     );
@@ -530,10 +532,41 @@ in 7.3: its first conv, still 20-30% under. A second full run: median 0.0%, wors
 pairs above 5% at 512 Mbps, where the choice is between a cut near the input and all-mobile
 within a few percent: ShuffleNet 10.4% (all-mobile predicted 21.1 ms, ran in 16.8) and
 SqueezeNet 8.5% (the head predicted 6.2 ms, ran in 8.2).
+
+### The machine's speed, sampled around every sample (2026-12-03, night; same machine)
+
+Run 3 of the five above was a profile of a fast moment: conv factor 1.02, every prediction
+10-25% low. A reference (a 3x3 conv of 16 to 32 channels on 28x28, 0.18-0.20 ms) timed next
+to a tiny model, in turn for a minute: their log times correlate 0.78-0.89 (the LSTM fixture,
+a one-Gemm fixture, a 16-step LSTM, LeNet; SqueezeNet 0.57), each with a standard deviation of
+21-25% (the machine moved that much in that hour). So the profiler now times the reference just
+before and just after every grid model and every calibration network's timing, and scales each
+median by the reference's typical time over the whole profile against its mean time around it:
+every sample stands for the machine at its typical speed, and a grid model timed in a slow
+moment no longer counts as a slow model. The reference's 10th to 90th percentile came out 44-53%
+of its median in each profile since (it is in the provenance). Each pass over the grid now
+comes in four parts with a checkpoint after each, where the calibration networks and this
+bench's models are timed (24 timings of each instead of 18 and 6): a model's measured time is
+a mean over 24 moments of the run instead of 6. The bench takes 10-12 minutes instead of 5.
+
+Recurrent ops now read their steps (sequence length x directions): a 16-step LSTM runs as fast
+with 8 units as with 32, and the old variables (FLOPs and output bytes) missed the grid's own
+LSTMs by 30% on average (held-out error 34%); with the steps, 2% on the grid and 8% held out.
+
+**Three consecutive runs of this code:** median errors **5.4%, 8.4% and 6.6%**, every model
+within 25% in each (18, 18 and 18 of 18); the worst were the LSTM fixture (+15.7%, +15.1%,
++21.7%), Inception v2 and ShuffleNet (-16.1%, -16.2% in the second). Back to back, the first
+two profiles predicted every light net within **1.9%** of each other (ResNet-50 166.7 / 169.8
+ms, VGG-19 773.7 / 773.5, SqueezeNet 21.8 / 22.2); the second and third 5.5-13.0% apart
+(ResNet-50 169.8 / 191.8, VGG-19 773 / 865), with the reference's typical time 0.189 and
+0.204 ms and the nets measured 0-9% faster in the third (ResNet-50 190.4 / 178.1): the
+machine's states in one half-hour were not those of the next. Regret was not rerun with this
+code.
 "#;
 
 /// Passes over the models (one after each of the profiler's), and timed runs per pass (after a
-/// warm-up): as the profiler's grid.
+/// warm-up): as the profiler's grid; the models are timed after each of the [`PARTS`] parts of
+/// each pass.
 const PASSES: usize = 6;
 const RUNS: usize = 3;
 

@@ -270,7 +270,8 @@ pub enum Command {
     /// matmul, pooling, normalisation, activations, elementwise and broadcasts, softmax, data
     /// movement, LSTM, GRU) with tract over a grid of configurations, in six short passes,
     /// taking each one's typical median, the trimmed mean over the passes (a shared machine's
-    /// speed changes from second to second, and whole networks run at its mean speed). Fits a
+    /// speed changes from second to second, and whole networks run at its mean speed), each
+    /// median scaled to the machine's typical speed by a reference conv timed around it. Fits a
     /// linear, a logarithmic and a hinged (cache cliff) regression of latency on FLOPs and
     /// bytes per class or variant and keeps the simplest within one standard error of the best
     /// by cross-validation. Measures the per-run overhead (chains of Relus, after each pass)
