@@ -560,8 +560,12 @@ two profiles predicted every light net within **1.9%** of each other (ResNet-50 
 ms, VGG-19 773.7 / 773.5, SqueezeNet 21.8 / 22.2); the second and third 5.5-13.0% apart
 (ResNet-50 169.8 / 191.8, VGG-19 773 / 865), with the reference's typical time 0.189 and
 0.204 ms and the nets measured 0-9% faster in the third (ResNet-50 190.4 / 178.1): the
-machine's states in one half-hour were not those of the next. Regret was not rerun with this
-code.
+machine's states in one half-hour were not those of the next. Regret with this code, in two
+partial runs only (no full run yet): SqueezeNet and ShuffleNet, whose 512 Mbps near ties failed
+both full runs before, 0.0% in all 10 pairs; the fixtures, AlexNet, Inception v1 and v2 and
+ResNet-50, median 0.0% and worst 8.9% over 35 pairs (ResNet-50 at 32 Mbps: all-mobile predicted
+178.9 ms, ran in 195.3, where all-cloud ran in 179.4; its conv n10 predicted 2.86 ms, measured
+6.88), AlexNet at 32 Mbps 3.6%.
 "#;
 
 /// Passes over the models (one after each of the profiler's), and timed runs per pass (after a
