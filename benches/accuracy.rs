@@ -85,14 +85,7 @@ fn main() {
     };
     let p = match std::env::var_os("NSPLIT_ACCURACY_PROFILE") {
         Some(file) => {
-            (0..PASSES * PARTS)
-                .map(|index| Checkpoint {
-                    index,
-                    pass: index / PARTS,
-                    end_of_pass: index % PARTS + 1 == PARTS,
-                })
-                .try_for_each(&mut pass)
-                .unwrap();
+            Checkpoint::all(PASSES).try_for_each(&mut pass).unwrap();
             nsplit::cost::profile::DeviceProfile::resolve(&file.to_string_lossy()).unwrap()
         }
         None => {

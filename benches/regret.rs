@@ -140,14 +140,7 @@ fn main() {
     // NSPLIT_REGRET_PROFILE=FILE reuses a profile instead of profiling again.
     let mobile = match std::env::var_os("NSPLIT_REGRET_PROFILE") {
         Some(file) => {
-            (0..BURSTS)
-                .map(|pass| Checkpoint {
-                    index: pass,
-                    pass,
-                    end_of_pass: true,
-                })
-                .try_for_each(&mut rounds)
-                .unwrap();
+            Checkpoint::all(BURSTS).try_for_each(&mut rounds).unwrap();
             DeviceProfile::resolve(&file.to_string_lossy()).unwrap()
         }
         None => {

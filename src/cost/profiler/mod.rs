@@ -53,6 +53,18 @@ pub struct Checkpoint {
     pub end_of_pass: bool,
 }
 
+impl Checkpoint {
+    /// Every checkpoint of `passes` passes, in order: those a profile calls back at, and those
+    /// a benchmark that reuses a saved profile walks through instead.
+    pub fn all(passes: usize) -> impl Iterator<Item = Checkpoint> {
+        (0..passes * PARTS).map(|index| Checkpoint {
+            index,
+            pass: index / PARTS,
+            end_of_pass: index % PARTS + 1 == PARTS,
+        })
+    }
+}
+
 /// Measure, fit and return the profile. `progress` is told the number of configurations and
 /// each one done.
 pub fn profile(opts: &ProfileOptions, progress: impl FnMut(usize, &str)) -> Result<DeviceProfile> {
@@ -84,17 +96,15 @@ pub fn profile_with(
     // the run overhead after each pass.
     let mut calibration = Calibration::new(dir.path(), opts.quick)?;
     let mut overhead = RunOverhead::new(dir.path())?;
-    for pass in 0..passes {
-        for part in 0..PARTS {
-            grid.time_part(pass, part, &mut reference, |label| progress(total, label))?;
-            calibration.time(1, RUNS, &mut reference)?;
-            between(Checkpoint {
-                index: pass * PARTS + part,
-                pass,
-                end_of_pass: part + 1 == PARTS,
-            })?;
+    for at in Checkpoint::all(passes) {
+        grid.time_part(at.pass, at.index % PARTS, &mut reference, |label| {
+            progress(total, label)
+        })?;
+        calibration.time(RUNS, &mut reference)?;
+        between(at)?;
+        if at.end_of_pass {
+            overhead.time()?;
         }
-        overhead.time()?;
     }
     let run_overhead_ms = overhead.ms();
     let reference_ms = reference.typical();
