@@ -254,6 +254,13 @@ pub struct DeviceProfile {
     /// Absent in profiles that were not measured by passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<f64>,
+    /// The reference conv's typical time (ms) over the profiling run
+    /// ([`Reference`](crate::cost::profiler::Reference)): the machine speed every prediction
+    /// stands for. Timing the reference again tells how far the machine now runs from that
+    /// speed (a benchmark judges its measurements at the profile's speed so). Absent in
+    /// profiles that were not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_ms: Option<f64>,
 }
 
 /// The context factor of ops whose data stays in the cache (`context_factors.in_cache`): what

@@ -130,6 +130,7 @@ pub fn profile_with(
         context_factors: BTreeMap::new(),
         cache_mb: machine::cache_mb(),
         spread: samples.spread(),
+        reference_ms: Some(reference_ms),
     };
     progress(total, "calibration networks");
     profile.context_factors = calibration::context_factors(&profile, &calibration, reference_ms)?;
@@ -145,7 +146,7 @@ pub fn profile_with(
 /// does. Without it, a pass over the grid's wide convs in a fast minute and the calibration
 /// networks in a slow one set the conv factor at 1.02 in one profile and 1.20-1.30 in the
 /// others, and every prediction 10-25% low (docs/accuracy.md).
-pub(super) struct Reference {
+pub struct Reference {
     model: tract::Loaded,
     zeros: HashMap<String, Tensor>,
     times: Vec<f64>,
@@ -154,7 +155,7 @@ pub(super) struct Reference {
 impl Reference {
     /// The reference written to `dir` and loaded: 16 to 32 channels, 3x3, on 28x28 (3.6 M
     /// multiply-accumulates, a tenth of a millisecond or two).
-    fn new(dir: &Path) -> Result<Reference> {
+    pub fn new(dir: &Path) -> Result<Reference> {
         let path = write_model(dir, "reference.onnx", &grid::conv(16, 32, 28, 3, 1).model)?;
         let model = tract::load(&path, Optimise::Fully)?;
         let zeros = model.zeros()?;
@@ -174,7 +175,7 @@ impl Reference {
 
     /// `timed`'s result, and the reference's mean time just before and just after it: the
     /// machine's speed while it ran.
-    pub(super) fn around<T>(&mut self, timed: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    pub fn around<T>(&mut self, timed: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
         let before = self.time()?;
         let value = timed()?;
         let after = self.time()?;
@@ -182,7 +183,7 @@ impl Reference {
     }
 
     /// The reference's typical time over the profile so far ([`trimmed_mean`]).
-    fn typical(&self) -> f64 {
+    pub fn typical(&self) -> f64 {
         trimmed_mean(self.times.clone())
     }
 
