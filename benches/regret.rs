@@ -321,7 +321,7 @@ struct ModelRun {
     inputs: HashMap<String, Tensor>,
     /// The candidates timed in rounds (indices into `candidates`).
     contenders: Vec<usize>,
-    /// Each round's (head, tail) times (ms) of each contender, in the order of `contenders`.
+    /// Each round's timed run of each contender, in the order of `contenders`.
     rounds: Vec<Vec<Timed>>,
     /// Per-node times of the whole model, for the causes.
     measured_nodes: Option<Measured>,
@@ -586,7 +586,7 @@ impl ModelRun {
                     .map(|t| of_candidate(chosen, t))
                     .collect();
                 let theirs: Vec<f64> = times(1).into_iter().map(|t| of_candidate(i, t)).collect();
-                let ratio = median(ratios(i, &rounds, true));
+                let ratio = median(mine.iter().zip(&theirs).map(|(m, t)| m / t).collect());
                 unscaled_regret = unscaled_regret.max(median(ratios(i, &rounds, false)) - 1.0);
                 if best.2.is_nan() {
                     best.2 = median(mine.clone());

@@ -183,7 +183,7 @@ impl Reference {
     }
 
     /// The reference's typical time over the profile so far ([`trimmed_mean`]).
-    pub fn typical(&self) -> f64 {
+    fn typical(&self) -> f64 {
         trimmed_mean(self.times.clone())
     }
 
