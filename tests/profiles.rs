@@ -67,6 +67,10 @@ fn bad_profiles_name_the_field() {
     assert!(e.contains("context_factors.conv"), "{e}");
     let e = broken(|v| v["context_factors"] = serde_json::json!({"convolution": 1.2}));
     assert!(e.contains("context_factors.convolution"), "{e}");
+    let e = broken(|v| v["context_factors"] = serde_json::json!({"in_cache:convolution": 1.2}));
+    assert!(e.contains("context_factors.in_cache:convolution"), "{e}");
+    let e = broken(|v| v["context_factors"] = serde_json::json!({"in_cache:pool": -1.0}));
+    assert!(e.contains("context_factors.in_cache:pool"), "{e}");
     let e = broken(|v| v["cache_mb"] = serde_json::json!(0.0));
     assert!(e.contains("cache_mb"), "{e}");
     let e = broken(|v| v["run_overhead_ms"] = serde_json::json!(-0.1));
@@ -188,6 +192,63 @@ fn context_factors_by_kernel_and_cache_share() {
     );
     let again = DeviceProfile::from_json(&p.to_json(), "round trip").unwrap();
     assert_eq!(again, p);
+}
+
+/// An op whose data stays in cache takes its class's in-cache factor, else the one for every
+/// class (older profiles), else none; in proportion to the share of the cache its bytes leave.
+#[test]
+fn in_cache_factors_by_class() {
+    use nsplit::cost::profile::Figures;
+    let mut p = DeviceProfile::resolve("jetson-tk1").unwrap();
+    p.cache_mb = Some(2.0);
+    p.context_factors = [
+        ("conv".to_string(), 1.2),
+        ("in_cache:pool".to_string(), 1.3),
+    ]
+    .into();
+    let work = |mb: f64| Figures {
+        mflops: 10.0,
+        mb_read: mb / 2.0,
+        mb_written: mb / 2.0,
+        mb_patches: 0.0,
+        steps: 0.0,
+    };
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} against {b}");
+    // A tenth of the cache: 0.9 of the in-cache factor, 0.1 of the own one.
+    close(
+        p.context_factor("", OpClass::Pool, &work(0.2)),
+        0.9 * 1.3 + 0.1,
+    );
+    close(
+        p.context_factor("", OpClass::Conv, &work(0.2)),
+        0.9 + 0.1 * 1.2,
+    );
+    p.context_factors.insert("in_cache".to_string(), 1.1);
+    close(
+        p.context_factor("", OpClass::Pool, &work(0.2)),
+        0.9 * 1.3 + 0.1,
+    );
+    close(
+        p.context_factor("", OpClass::Conv, &work(0.2)),
+        0.9 * 1.1 + 0.1 * 1.2,
+    );
+    let again = DeviceProfile::from_json(&p.to_json(), "round trip").unwrap();
+    assert_eq!(again, p);
+}
+
+/// A server's profile given as the phone's has no power model: no energy, neither zero nor a
+/// negative zero.
+#[test]
+fn no_power_model_no_energy() {
+    let v = annotate_json("fixtures/lenet.onnx", &["--mobile", "titan-x"], &[]);
+    assert!(v["totals"]["mobile_mj"].is_null(), "{}", v["totals"]);
+    assert!(v["totals"]["mobile_ms"].as_f64().unwrap() > 0.0);
+    let out = nsplit(&["annotate", "fixtures/lenet.onnx", "--mobile", "titan-x"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(no energy: no power model)"), "{text}");
+    assert!(!text.contains("mJ"), "{text}");
+    let v = annotate_json("fixtures/lenet.onnx", &["--mobile", "x86-2core"], &[]);
+    assert!(v["totals"]["mobile_mj"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -263,8 +263,9 @@ pub struct DeviceProfile {
     pub reference_ms: Option<f64>,
 }
 
-/// The context factor of ops whose data stays in the cache (`context_factors.in_cache`): what
-/// a network's sustained run costs an op that no other op's data evicts.
+/// The context factor of ops whose data stays in the cache (`context_factors.in_cache:<class>`,
+/// per op class; `in_cache` alone, for every class, in profiles before 2026-12-04): what a
+/// network's sustained run costs an op that no other op's data evicts.
 pub const IN_CACHE: &str = "in_cache";
 
 fn is_zero(v: &f64) -> bool {
@@ -403,12 +404,16 @@ impl DeviceProfile {
             );
         }
         for (class, f) in &self.context_factors {
+            let in_cache_class = class
+                .strip_prefix(IN_CACHE)
+                .and_then(|rest| rest.strip_prefix(':'));
             if class != "default"
                 && class != IN_CACHE
+                && !in_cache_class.is_some_and(|c| classes.contains(&c))
                 && !classes.contains(&class.as_str())
                 && !class.starts_with("op:")
             {
-                bail!("field `context_factors.{class}`: unknown op class (known: {}, op:<OpType>, in_cache or default)", classes.join(", "));
+                bail!("field `context_factors.{class}`: unknown op class (known: {}, op:<OpType>, in_cache:<class>, in_cache or default)", classes.join(", "));
             }
             if !(f.is_finite() && *f > 0.0) {
                 bail!("field `context_factors.{class}` must be a positive number, got {f}");
@@ -505,8 +510,9 @@ impl DeviceProfile {
     }
 
     /// The factor a node of `class` (its kernel `op_type`, as for its regression) with this
-    /// work runs slower by inside a network than alone: between the factor of ops whose data
-    /// stays in cache ([`IN_CACHE`], 1 when absent) and its kernel's own factor
+    /// work runs slower by inside a network than alone: between its class's factor for ops
+    /// whose data stays in cache ([`IN_CACHE`]`:<class>`, else [`IN_CACHE`], else 1) and its
+    /// kernel's own factor
     /// (`op:<OpType>`, else its class's, else `default`, else 1), by its
     /// [`context_share`](Self::context_share).
     pub fn context_factor(&self, op_type: &str, class: OpClass, work: &Figures) -> f64 {
@@ -517,7 +523,12 @@ impl DeviceProfile {
             .or_else(|| self.context_factors.get("default"))
             .copied()
             .unwrap_or(1.0);
-        let in_cache = self.context_factors.get(IN_CACHE).copied().unwrap_or(1.0);
+        let in_cache = self
+            .context_factors
+            .get(&format!("{IN_CACHE}:{}", class.name()))
+            .or_else(|| self.context_factors.get(IN_CACHE))
+            .copied()
+            .unwrap_or(1.0);
         let s = self.context_share(work);
         in_cache * (1.0 - s) + own * s
     }

@@ -92,7 +92,9 @@ pub struct Totals {
     /// Sums over nodes with a prediction (run one after another, as the paper's model assumes).
     pub mobile_ms: f64,
     pub cloud_ms: f64,
-    pub mobile_mj: f64,
+    /// Null where no node has an energy prediction: the mobile profile has no power model (a
+    /// server's profile given as `--mobile`).
+    pub mobile_mj: Option<f64>,
     /// Whole-model time measured on this machine (`--measure`), ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured_ms: Option<f64>,
@@ -164,7 +166,10 @@ impl Annotations {
                 + profiles.mobile.run_overhead_ms,
             cloud_ms: nodes.iter().filter_map(|n| n.cloud_ms).sum::<f64>()
                 + profiles.cloud.run_overhead_ms,
-            mobile_mj: nodes.iter().filter_map(|n| n.mobile_mj).sum(),
+            mobile_mj: nodes
+                .iter()
+                .filter_map(|n| n.mobile_mj)
+                .reduce(|a, b| a + b),
             measured_ms: None,
             weight_bytes: (0..a.graph.tensors.len())
                 .filter(|&k| weights[k])
@@ -333,9 +338,12 @@ impl Annotations {
         }
         let _ = writeln!(
             out,
-            "predicted: {:.3} ms and {:.3} mJ on {} ({}), {:.3} ms on {} ({})",
+            "predicted: {:.3} ms{} on {} ({}), {:.3} ms on {} ({})",
             t.mobile_ms,
-            t.mobile_mj,
+            t.mobile_mj
+                .map_or(" (no energy: no power model)".to_string(), |mj| format!(
+                    " and {mj:.3} mJ"
+                )),
             self.profiles.mobile,
             self.profiles.mobile_provenance,
             t.cloud_ms,

@@ -5,6 +5,7 @@ use super::grid::{bn_stats, model, op, weight};
 use super::Reference;
 use crate::cost::measure::{measure, weighted_median, Measured};
 use crate::cost::profile::{DeviceProfile, Figures, IN_CACHE};
+use crate::cost::OpClass;
 use crate::proto::{attr_int, attr_ints, float_value_info};
 use crate::shapes::InputShapes;
 use crate::Analysis;
@@ -59,69 +60,167 @@ const OWN_FACTOR_MIN_MS: f64 = 0.25;
 /// A group whose data is at most this share of the cache counts as staying in it.
 const IN_CACHE_SHARE: f64 = 0.25;
 
-/// The groups that stay in cache must be predicted at this much in all (ms) for an `in_cache`
-/// factor: they run in microseconds.
+/// A class's groups that stay in cache must be predicted at this much in all (ms) for an
+/// `in_cache:<class>` factor: they run in microseconds.
 const IN_CACHE_MIN_MS: f64 = 0.02;
+
+/// One fusion group of a calibration network (tract times a fused chain as one kernel), which
+/// calibrates the kernel and class of its heaviest predicted member.
+struct Group {
+    /// Its time in the network, at the machine's typical speed (ms).
+    took: f64,
+    /// Its members' predicted times alone (ms).
+    alone: f64,
+    /// The part of `alone` that a kernel's or class's own factor scales (each member's
+    /// predicted time by its [`context_share`](DeviceProfile::context_share)).
+    scaled: f64,
+    /// Each member's class and the part of its predicted time that no own factor scales (its
+    /// time alone less its scaled part), which its class's in-cache factor scales.
+    members: Vec<(OpClass, f64)>,
+    /// The class of the heaviest predicted member.
+    class: OpClass,
+    /// The keys it calibrates: that member's class, and its kernel (`op:<OpType>`) where the
+    /// profile has a regression of that kernel.
+    keys: Vec<String>,
+}
+
+impl Group {
+    /// Whether its data stays in cache: its bytes at most [`IN_CACHE_SHARE`] of the cache.
+    fn in_cache(&self) -> bool {
+        self.took > 0.0 && self.alone > 0.0 && self.scaled <= IN_CACHE_SHARE * self.alone
+    }
+}
 
 /// Ops run slower inside a network than alone (each finds the caches full of the previous ones'
 /// data, much of it dirty, and a shared last-level cache that other tenants also fill), and
 /// memory-bound ops more than compute-bound ones. Per kernel (`op:<OpType>`, where the profile
 /// has that regression) and per op class, the factor f that makes the calibration networks'
-/// fusion groups (timed in place by [`Calibration`]; a group counts for the kernel and class
-/// of its heaviest predicted member) add up to their time, each member slowed by
-/// g x (1 - s) + f x s, s its [`context_share`](DeviceProfile::context_share) and g the factor
-/// of the groups that stay in cache ([`IN_CACHE`], taken first: the weighted median of their
-/// ratios, see below, not a sum). Only groups predicted at
-/// 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing of a `Concat`), and
-/// only keys whose groups add up to [`OWN_FACTOR_MIN_MS`]; the networks' other classes take
-/// the networks' whole factor, and classes they lack none. Sums over groups, because what a
-/// factor must get right is a network's sum: the fully connected layers (run at 1.5x their
-/// time alone after convolutions have filled the cache) and LRN and pools (under 1x) each
-/// need their own. Clamped to [0.5, 3].
+/// fusion groups ([`network_groups`]) add up to their time, each member slowed by
+/// g x (1 - s) + f x s, s its [`context_share`](DeviceProfile::context_share) and g its
+/// class's factor for ops whose data stays in cache ([`in_cache_factors`], taken first). Only
+/// groups predicted at 0.05 ms or more count (a `Flatten` that tract makes a no-op says nothing
+/// of a `Concat`), and only keys whose groups add up to [`OWN_FACTOR_MIN_MS`]; the networks'
+/// other classes take the networks' whole factor, and classes they lack none. Sums over groups,
+/// because what a factor must get right is a network's sum: the fully connected layers (run at
+/// 1.5x their time alone after convolutions have filled the cache) and LRN and pools (under 1x)
+/// each need their own. Clamped to [0.5, 3].
 pub(super) fn context_factors(
     fitted: &DeviceProfile,
     calibration: &Calibration,
     reference_ms: f64,
 ) -> Result<BTreeMap<String, f64>> {
-    // (time, predicted time alone, the part of it a factor scales) per key, and over every
-    // group.
-    type Sums = (f64, f64, f64);
-    let add = |s: &mut Sums, t: Sums| *s = (s.0 + t.0, s.1 + t.1, s.2 + t.2);
-    let mut sums: BTreeMap<String, Sums> = BTreeMap::new();
-    let mut whole: Sums = Default::default();
-    // The in-cache groups' (time over predicted time alone, predicted time alone).
-    let mut small: Vec<(f64, f64)> = vec![];
+    let mut groups = vec![];
     let mut classes = BTreeSet::new();
     for (a, timings) in &calibration.nets {
-        anyhow::ensure!(!timings.is_empty(), "the calibration network was not timed");
-        // At the machine's typical speed, as the grid's samples are.
-        let at_typical: Vec<Measured> = timings
+        groups.extend(network_groups(fitted, a, timings, reference_ms)?);
+        classes.extend(a.graph.ops().map(|(n, _)| a.features.get(n).class.name()));
+    }
+    let in_cache = in_cache_factors(&groups);
+    // took = alone + (g - 1) x (alone - scaled) + (f - 1) x scaled: per key, the sums over its
+    // groups of what f must explain (took less the rest) and of the part f scales.
+    let unexplained = |group: &Group| {
+        let in_cache_part: f64 = group
+            .members
             .iter()
-            .map(|(m, state)| m.scaled(reference_ms / state))
-            .collect();
-        let measured = &Measured::typical(&at_typical);
-        // Per fusion group (tract times a fused chain as one kernel): its time, its predicted
-        // time, and the kernel and class of its heaviest predicted member, which it calibrates.
-        let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
-        let scaled = |n: NodeIndex| {
-            Figures::of_node(a.features.get(n))
-                .map_or(0.0, |work| predicted(n) * fitted.context_share(&work))
-        };
-        let mut groups: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
-        for (n, owner) in measured.fusion_owners(a) {
-            groups.entry(owner).or_default().push(n);
+            .map(|&(class, stays)| {
+                let g = in_cache.get(&in_cache_key(class)).copied().unwrap_or(1.0);
+                (g - 1.0) * stays
+            })
+            .sum();
+        group.took - group.alone - in_cache_part
+    };
+    let add = |sums: &mut (f64, f64), group: &Group| {
+        sums.0 += unexplained(group);
+        sums.1 += group.scaled;
+    };
+    let mut by_key: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut whole = (0.0, 0.0);
+    for group in &groups {
+        add(&mut whole, group);
+        if group.alone < 0.05 || group.took <= 0.0 {
+            continue;
         }
-        for (owner, members) in groups {
-            let took = measured.per_node_ms.get(&owner).copied().unwrap_or(0.0);
-            let expected: f64 = members.iter().map(|&n| predicted(n)).sum();
-            let group: Sums = (took, expected, members.iter().map(|&n| scaled(n)).sum());
-            add(&mut whole, group);
-            if took > 0.0 && expected > 0.0 && group.2 <= IN_CACHE_SHARE * expected {
-                small.push((took / expected, expected));
-            }
-            if expected < 0.05 || took <= 0.0 {
-                continue;
-            }
+        for key in &group.keys {
+            add(by_key.entry(key.clone()).or_default(), group);
+        }
+    }
+    let factor = |(unexplained, scaled): (f64, f64)| 1.0 + unexplained / scaled;
+    let mut factors: BTreeMap<String, f64> = by_key
+        .into_iter()
+        .filter(|(_, s)| s.1 >= OWN_FACTOR_MIN_MS)
+        .map(|(key, s)| (key, factor(s)))
+        .collect();
+    factors.extend(in_cache);
+    // The other classes the networks have run at their whole factor. A class they lack
+    // (recurrent ops) gets no factor: nothing measured says how a network slows it, and the
+    // CNN's ratio put a one-GRU model 24% over its measured time (docs/accuracy.md).
+    if whole.1 > 0.0 {
+        for class in classes {
+            factors.entry(class.to_string()).or_insert(factor(whole));
+        }
+    }
+    Ok(factors
+        .into_iter()
+        .map(|(key, f)| (key, f.clamp(0.5, 3.0)))
+        .collect())
+}
+
+/// The `context_factors` key of `class`'s factor for ops whose data stays in cache.
+fn in_cache_key(class: OpClass) -> String {
+    format!("{IN_CACHE}:{}", class.name())
+}
+
+/// Ops whose data stays in cache (groups of a share up to [`IN_CACHE_SHARE`]) still run slower
+/// inside a network, and by class: in the micro network on a 2-core AMD EPYC, pools 1.19-1.29x
+/// their time alone and convs 0.81-1.06x. One factor for them all (the pools' 1.25) put every
+/// conv-bound model of microseconds 15-22% over its measured time (docs/accuracy.md). Per class
+/// whose in-cache groups are predicted at [`IN_CACHE_MIN_MS`] in all (`in_cache:<class>`), the
+/// typical group's ratio (the median weighted by predicted time), not the ratio of the sums: a
+/// tiny op at a network's end, after heavy convs (a 1000-way Softmax, 7-9x its time alone
+/// there), pays a cold start that a model of microseconds never does. Other classes get none:
+/// their in-cache groups add up to too little to say (a few Relus, a small Gemm).
+fn in_cache_factors(groups: &[Group]) -> BTreeMap<String, f64> {
+    let mut by_class: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for group in groups.iter().filter(|g| g.in_cache()) {
+        by_class
+            .entry(in_cache_key(group.class))
+            .or_default()
+            .push((group.took / group.alone, group.alone));
+    }
+    by_class
+        .into_iter()
+        .filter(|(_, ratios)| ratios.iter().map(|r| r.1).sum::<f64>() >= IN_CACHE_MIN_MS)
+        .map(|(key, ratios)| (key, weighted_median(ratios)))
+        .collect()
+}
+
+/// A calibration network's fusion groups, each its time at the machine's typical speed (the
+/// typical one of its `timings`, each scaled to the profile's `reference_ms` as the grid's
+/// samples are) against its members' times predicted alone by `fitted`.
+fn network_groups(
+    fitted: &DeviceProfile,
+    a: &Analysis,
+    timings: &[(Measured, f64)],
+    reference_ms: f64,
+) -> Result<Vec<Group>> {
+    anyhow::ensure!(!timings.is_empty(), "the calibration network was not timed");
+    let at_typical: Vec<Measured> = timings
+        .iter()
+        .map(|(m, state)| m.scaled(reference_ms / state))
+        .collect();
+    let measured = Measured::typical(&at_typical);
+    let predicted = |n: NodeIndex| fitted.node_latency_ms(a.features.get(n)).unwrap_or(0.0);
+    let scaled = |n: NodeIndex| {
+        Figures::of_node(a.features.get(n))
+            .map_or(0.0, |work| predicted(n) * fitted.context_share(&work))
+    };
+    let mut owners: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    for (n, owner) in measured.fusion_owners(a) {
+        owners.entry(owner).or_default().push(n);
+    }
+    Ok(owners
+        .into_iter()
+        .map(|(owner, members)| {
             let heaviest = a.features.get(
                 members
                     .iter()
@@ -130,49 +229,21 @@ pub(super) fn context_factors(
                     .unwrap_or(owner),
             );
             let kernel = format!("op:{}", heaviest.regression_op);
-            let keys = [
-                Some(heaviest.class.name().to_string()),
-                fitted.regressions.contains_key(&kernel).then_some(kernel),
-            ];
-            for key in keys.into_iter().flatten() {
-                add(sums.entry(key).or_default(), group);
+            let keys = std::iter::once(heaviest.class.name().to_string())
+                .chain(fitted.regressions.contains_key(&kernel).then_some(kernel))
+                .collect();
+            Group {
+                took: measured.per_node_ms.get(&owner).copied().unwrap_or(0.0),
+                alone: members.iter().map(|&n| predicted(n)).sum(),
+                scaled: members.iter().map(|&n| scaled(n)).sum(),
+                members: members
+                    .iter()
+                    .map(|&n| (a.features.get(n).class, predicted(n) - scaled(n)))
+                    .collect(),
+                class: heaviest.class,
+                keys,
             }
-        }
-        classes.extend(a.graph.ops().map(|(n, _)| a.features.get(n).class.name()));
-    }
-    // Ops whose data stays in cache (groups of a share up to IN_CACHE_SHARE) still run slower
-    // inside a network: its sustained run finds this machine in its slower states, which a
-    // one-node model, timed for microseconds after loading, escapes (docs/accuracy.md). The
-    // typical group's ratio (the median weighted by predicted time), not the ratio of the sums:
-    // a tiny op at a network's end, after heavy convs (a 1000-way Softmax: 2 us alone, 17-21 us
-    // there) pays a cold start that a model of microseconds never does. The calibration
-    // networks' three such Softmaxes added 0.11 to the ratio of the sums in one profile, and a
-    // varying amount in others, and the fixtures of microseconds took it in full.
-    let in_cache =
-        (small.iter().map(|g| g.1).sum::<f64>() >= IN_CACHE_MIN_MS).then(|| weighted_median(small));
-    let g = in_cache.unwrap_or(1.0);
-    // took = alone + (g - 1) x (alone - scaled) + (f - 1) x scaled.
-    let factor =
-        |(took, alone, scaled): Sums| 1.0 + (took - alone - (g - 1.0) * (alone - scaled)) / scaled;
-    let mut factors: BTreeMap<String, f64> = sums
-        .into_iter()
-        .filter(|(_, s)| s.2 >= OWN_FACTOR_MIN_MS)
-        .map(|(key, s)| (key, factor(s)))
-        .collect();
-    if let Some(g) = in_cache {
-        factors.insert(IN_CACHE.to_string(), g);
-    }
-    // The other classes the networks have run at their whole factor. A class they lack
-    // (recurrent ops) gets no factor: nothing measured says how a network slows it, and the
-    // CNN's ratio put a one-GRU model 24% over its measured time (docs/accuracy.md).
-    if whole.2 > 0.0 {
-        for class in classes {
-            factors.entry(class.to_string()).or_insert(factor(whole));
-        }
-    }
-    Ok(factors
-        .into_iter()
-        .map(|(key, f)| (key, f.clamp(0.5, 3.0)))
+        })
         .collect())
 }
 
