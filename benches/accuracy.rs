@@ -612,8 +612,9 @@ in-cache groups ran at different ratios by class: its max pools 1.19-1.25x their
 (microseconds in all). The weighted median took the pools' ratio, and every op of a model of
 microseconds took it, convs included. Setting `in_cache` to 1.0 by hand in one of those
 profiles put LeNet at +1.5% and the blocks at -1.7% and +0.9%. So the in-cache factor is now
-per class (`in_cache:<class>`, where a class's in-cache groups add up to 0.02 ms; none for the
-rest): `in_cache:conv` 1.02-1.03 and `in_cache:pool` 1.24-1.25 in every profile since.
+per class (`in_cache:<class>`, where a class's in-cache groups add up to a quarter of the
+reference conv's time, 0.017 ms here: a bar relative to the machine's speed, so that the
+Softmaxes' cold starts stay under it on a slower one; none for the rest): `in_cache:conv` 1.02-1.03 and `in_cache:pool` 1.24-1.25 in every profile since.
 
 **Three consecutive runs of this code:** median errors **4.3%, 4.0% and 3.6%**, every model
 within 25% in each (15, 16 and 16 within 10%); the widest were Inception v2 (-11.0%, -11.0%,

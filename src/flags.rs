@@ -277,8 +277,8 @@ pub enum Command {
     /// by cross-validation. Measures the per-run overhead (chains of Relus, after each pass)
     /// and, on four calibration networks timed in place (a small CNN, a classifier, a residual
     /// net, a micro CNN), how much slower each kernel and class runs inside a network than
-    /// alone, and ops whose data stays in cache (an op takes the one or the other in proportion
-    /// to its bytes over this machine's L2 cache). Writes the profile (docs/profiles.md),
+    /// alone, and, per class, ops whose data stays in cache (an op takes the one or the other in
+    /// proportion to its bytes over this machine's L2 cache). Writes the profile (docs/profiles.md),
     /// labelled "measured" with this machine's description and its rerun spread; warns when the
     /// machine was too noisy to trust (spread over 10%). Power is not measured: a mobile
     /// profile records the --power-w assumption.

@@ -70,7 +70,14 @@ fn bad_profiles_name_the_field() {
     let e = broken(|v| v["context_factors"] = serde_json::json!({"in_cache:convolution": 1.2}));
     assert!(e.contains("context_factors.in_cache:convolution"), "{e}");
     let e = broken(|v| v["context_factors"] = serde_json::json!({"in_cache:pool": -1.0}));
-    assert!(e.contains("context_factors.in_cache:pool"), "{e}");
+    assert!(
+        e.contains("context_factors.in_cache:pool") && e.contains("positive number"),
+        "{e}"
+    );
+    for key in ["in_cache:", "in_cache:default", "in_cache:op:Conv1x1"] {
+        let e = broken(|v| v["context_factors"] = serde_json::json!({ key: 1.1 }));
+        assert!(e.contains("unknown op class"), "{key}: {e}");
+    }
     let e = broken(|v| v["cache_mb"] = serde_json::json!(0.0));
     assert!(e.contains("cache_mb"), "{e}");
     let e = broken(|v| v["run_overhead_ms"] = serde_json::json!(-0.1));
@@ -245,7 +252,7 @@ fn no_power_model_no_energy() {
     assert!(v["totals"]["mobile_ms"].as_f64().unwrap() > 0.0);
     let out = nsplit(&["annotate", "fixtures/lenet.onnx", "--mobile", "titan-x"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("(no energy: no power model)"), "{text}");
+    assert!(text.contains("(no energy predicted)"), "{text}");
     assert!(!text.contains("mJ"), "{text}");
     let v = annotate_json("fixtures/lenet.onnx", &["--mobile", "x86-2core"], &[]);
     assert!(v["totals"]["mobile_mj"].as_f64().unwrap() > 0.0);

@@ -268,6 +268,11 @@ pub struct DeviceProfile {
 /// network's sustained run costs an op that no other op's data evicts.
 pub const IN_CACHE: &str = "in_cache";
 
+/// The `context_factors` key of `class`'s factor for ops whose data stays in cache.
+pub fn in_cache_key(class: OpClass) -> String {
+    format!("{IN_CACHE}:{}", class.name())
+}
+
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
@@ -525,7 +530,7 @@ impl DeviceProfile {
             .unwrap_or(1.0);
         let in_cache = self
             .context_factors
-            .get(&format!("{IN_CACHE}:{}", class.name()))
+            .get(&in_cache_key(class))
             .or_else(|| self.context_factors.get(IN_CACHE))
             .copied()
             .unwrap_or(1.0);

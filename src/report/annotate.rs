@@ -93,7 +93,7 @@ pub struct Totals {
     pub mobile_ms: f64,
     pub cloud_ms: f64,
     /// Null where no node has an energy prediction: the mobile profile has no power model (a
-    /// server's profile given as `--mobile`).
+    /// server's profile given as `--mobile`), or no node a latency.
     pub mobile_mj: Option<f64>,
     /// Whole-model time measured on this machine (`--measure`), ms.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -341,7 +341,7 @@ impl Annotations {
             "predicted: {:.3} ms{} on {} ({}), {:.3} ms on {} ({})",
             t.mobile_ms,
             t.mobile_mj
-                .map_or(" (no energy: no power model)".to_string(), |mj| format!(
+                .map_or(" (no energy predicted)".to_string(), |mj| format!(
                     " and {mj:.3} mJ"
                 )),
             self.profiles.mobile,

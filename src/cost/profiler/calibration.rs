@@ -4,7 +4,7 @@
 use super::grid::{bn_stats, model, op, weight};
 use super::Reference;
 use crate::cost::measure::{measure, weighted_median, Measured};
-use crate::cost::profile::{DeviceProfile, Figures, IN_CACHE};
+use crate::cost::profile::{in_cache_key, DeviceProfile, Figures};
 use crate::cost::OpClass;
 use crate::proto::{attr_int, attr_ints, float_value_info};
 use crate::shapes::InputShapes;
@@ -60,12 +60,16 @@ const OWN_FACTOR_MIN_MS: f64 = 0.25;
 /// A group whose data is at most this share of the cache counts as staying in it.
 const IN_CACHE_SHARE: f64 = 0.25;
 
-/// A class's groups that stay in cache must be predicted at this much in all (ms) for an
-/// `in_cache:<class>` factor: they run in microseconds.
-const IN_CACHE_MIN_MS: f64 = 0.02;
+/// A class's groups that stay in cache must be predicted at this share of the reference conv's
+/// typical time in all for an `in_cache:<class>` factor (0.017 ms on a 2-core AMD EPYC): they
+/// run in microseconds. Relative, so that the same groups count on a machine ten times slower,
+/// where the three 1000-way Softmaxes at the networks' ends (cold starts, 7-9x their time
+/// alone) would pass an absolute bar and set a Softmax factor of their own.
+const IN_CACHE_MIN_REFERENCES: f64 = 0.25;
 
 /// One fusion group of a calibration network (tract times a fused chain as one kernel), which
 /// calibrates the kernel and class of its heaviest predicted member.
+#[derive(Clone)]
 struct Group {
     /// Its time in the network, at the machine's typical speed (ms).
     took: f64,
@@ -85,7 +89,8 @@ struct Group {
 }
 
 impl Group {
-    /// Whether its data stays in cache: its bytes at most [`IN_CACHE_SHARE`] of the cache.
+    /// Whether its data stays in cache: the part of its predicted time that its bytes' share of
+    /// the cache scales at most [`IN_CACHE_SHARE`] of it.
     fn in_cache(&self) -> bool {
         self.took > 0.0 && self.alone > 0.0 && self.scaled <= IN_CACHE_SHARE * self.alone
     }
@@ -115,9 +120,24 @@ pub(super) fn context_factors(
         groups.extend(network_groups(fitted, a, timings, reference_ms)?);
         classes.extend(a.graph.ops().map(|(n, _)| a.features.get(n).class.name()));
     }
-    let in_cache = in_cache_factors(&groups);
-    // took = alone + (g - 1) x (alone - scaled) + (f - 1) x scaled: per key, the sums over its
-    // groups of what f must explain (took less the rest) and of the part f scales.
+    Ok(solve(
+        &groups,
+        &classes,
+        IN_CACHE_MIN_REFERENCES * reference_ms,
+    ))
+}
+
+/// [`context_factors`] from the calibration networks' `groups` and the `classes` they hold,
+/// the in-cache factors first (of classes whose in-cache groups add up to `in_cache_min_ms`).
+fn solve(
+    groups: &[Group],
+    classes: &BTreeSet<&str>,
+    in_cache_min_ms: f64,
+) -> BTreeMap<String, f64> {
+    let in_cache = in_cache_factors(groups, in_cache_min_ms);
+    // took = alone + (g - 1) x (alone - scaled) + (f - 1) x scaled, g each member's class's
+    // in-cache factor: per key, the sums over its groups of what f must explain (took less the
+    // rest) and of the part f scales.
     let unexplained = |group: &Group| {
         let in_cache_part: f64 = group
             .members
@@ -135,7 +155,7 @@ pub(super) fn context_factors(
     };
     let mut by_key: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     let mut whole = (0.0, 0.0);
-    for group in &groups {
+    for group in groups {
         add(&mut whole, group);
         if group.alone < 0.05 || group.took <= 0.0 {
             continue;
@@ -155,31 +175,26 @@ pub(super) fn context_factors(
     // (recurrent ops) gets no factor: nothing measured says how a network slows it, and the
     // CNN's ratio put a one-GRU model 24% over its measured time (docs/accuracy.md).
     if whole.1 > 0.0 {
-        for class in classes {
+        for &class in classes {
             factors.entry(class.to_string()).or_insert(factor(whole));
         }
     }
-    Ok(factors
+    factors
         .into_iter()
         .map(|(key, f)| (key, f.clamp(0.5, 3.0)))
-        .collect())
-}
-
-/// The `context_factors` key of `class`'s factor for ops whose data stays in cache.
-fn in_cache_key(class: OpClass) -> String {
-    format!("{IN_CACHE}:{}", class.name())
+        .collect()
 }
 
 /// Ops whose data stays in cache (groups of a share up to [`IN_CACHE_SHARE`]) still run slower
-/// inside a network, and by class: in the micro network on a 2-core AMD EPYC, pools 1.19-1.29x
+/// inside a network, and by class: in the micro network on a 2-core AMD EPYC, pools 1.19-1.25x
 /// their time alone and convs 0.81-1.06x. One factor for them all (the pools' 1.25) put every
-/// conv-bound model of microseconds 15-22% over its measured time (docs/accuracy.md). Per class
-/// whose in-cache groups are predicted at [`IN_CACHE_MIN_MS`] in all (`in_cache:<class>`), the
+/// model of microseconds 15-40% over its measured time (docs/accuracy.md). Per class whose
+/// in-cache groups are predicted at `min_ms` in all (`in_cache:<class>`, clamped as the others), the
 /// typical group's ratio (the median weighted by predicted time), not the ratio of the sums: a
 /// tiny op at a network's end, after heavy convs (a 1000-way Softmax, 7-9x its time alone
 /// there), pays a cold start that a model of microseconds never does. Other classes get none:
 /// their in-cache groups add up to too little to say (a few Relus, a small Gemm).
-fn in_cache_factors(groups: &[Group]) -> BTreeMap<String, f64> {
+fn in_cache_factors(groups: &[Group], min_ms: f64) -> BTreeMap<String, f64> {
     let mut by_class: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for group in groups.iter().filter(|g| g.in_cache()) {
         by_class
@@ -189,8 +204,8 @@ fn in_cache_factors(groups: &[Group]) -> BTreeMap<String, f64> {
     }
     by_class
         .into_iter()
-        .filter(|(_, ratios)| ratios.iter().map(|r| r.1).sum::<f64>() >= IN_CACHE_MIN_MS)
-        .map(|(key, ratios)| (key, weighted_median(ratios)))
+        .filter(|(_, ratios)| ratios.iter().map(|r| r.1).sum::<f64>() >= min_ms)
+        .map(|(key, ratios)| (key, weighted_median(ratios).clamp(0.5, 3.0)))
         .collect()
 }
 
@@ -477,6 +492,58 @@ impl Chain {
 mod tests {
     use super::*;
     use crate::cost::profiler::tests::analyse;
+
+    /// A group of one op of `class`, predicted at `alone` ms (`scaled` of it by its own
+    /// factor), that took `took` ms in a network.
+    fn group(class: OpClass, took: f64, alone: f64, scaled: f64) -> Group {
+        Group {
+            took,
+            alone,
+            scaled,
+            members: vec![(class, alone - scaled)],
+            class,
+            keys: vec![class.name().to_string()],
+        }
+    }
+
+    /// In-cache groups give each class with enough of them its own factor (the weighted
+    /// median, not the ratio of the sums), none to the others; the own factors are solved with
+    /// each member's class's in-cache factor.
+    #[test]
+    fn in_cache_factors_by_class_and_own_factors_after_them() {
+        let groups = vec![
+            // In cache: pools at 1.25x and 1.2x (and a light one at 8x), convs at 1.0x, a Relu.
+            group(OpClass::Pool, 0.075, 0.06, 0.0),
+            group(OpClass::Pool, 0.036, 0.03, 0.0),
+            group(OpClass::Pool, 0.008, 0.001, 0.0),
+            group(OpClass::Conv, 0.04, 0.04, 0.004),
+            group(OpClass::Activation, 0.014, 0.01, 0.0),
+            // Out of cache: a conv 0.2 ms over its time alone, 1.0 ms of it scaled by its own
+            // factor and 0.1 ms by the convs' in-cache factor (1.0): f = 1 + 0.2 / 1.0.
+            group(OpClass::Conv, 1.3, 1.1, 1.0),
+        ];
+        let classes: BTreeSet<&str> = ["pool", "conv", "activation"].into();
+        let f = solve(&groups, &classes, 0.02);
+        let close = |key: &str, want: f64| {
+            let got = f[key];
+            assert!((got - want).abs() < 1e-9, "{key}: {got} against {want}");
+        };
+        close("in_cache:pool", 1.25);
+        close("in_cache:conv", 1.0);
+        // 0.01 ms of Relus is too little to say.
+        assert!(!f.contains_key("in_cache:activation"), "{f:?}");
+        close("conv", 1.0 + 0.2 / 1.0);
+        // With the pools' in-cache factor 1.5 instead, the big conv's own factor is unchanged
+        // (its class's in-cache factor is still 1.0).
+        let mut slower = groups.clone();
+        slower[0].took = 0.09;
+        slower[1].took = 0.045;
+        let g = solve(&slower, &classes, 0.02);
+        assert!((g["in_cache:pool"] - 1.5).abs() < 1e-9, "{g:?}");
+        assert!((g["conv"] - 1.2).abs() < 1e-9, "{g:?}");
+        // A higher bar leaves the convs (0.04 ms) without an in-cache factor of their own.
+        assert!(!solve(&groups, &classes, 0.06).contains_key("in_cache:conv"));
+    }
 
     #[test]
     fn epilogues_fuse_as_tract_fuses_them() {
