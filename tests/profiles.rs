@@ -157,22 +157,27 @@ fn annotate_reports_latency_and_energy() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"));
 }
 
-/// A view (lenet's Flatten) takes no time on any profile, and says why; the convolutions do.
-/// A kernel's own factor wins over its class's, and an op takes its factor in proportion to
-/// its bytes over the cache: in full past it, a tenth of it at a tenth of the cache.
-#[test]
-fn context_factors_by_kernel_and_cache_share() {
-    use nsplit::cost::profile::Figures;
-    let mut p = DeviceProfile::resolve("jetson-tk1").unwrap();
-    p.context_factors = [("conv".to_string(), 1.2), ("op:Conv1x1".to_string(), 1.5)].into();
-    let work = |mb: f64| Figures {
+/// The work of an op of 10 MFLOPs that reads and writes `mb` MB in all.
+fn work(mb: f64) -> nsplit::cost::profile::Figures {
+    nsplit::cost::profile::Figures {
         mflops: 10.0,
         mb_read: mb / 2.0,
         mb_written: mb / 2.0,
         mb_patches: 0.0,
         steps: 0.0,
-    };
-    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} against {b}");
+    }
+}
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-12, "{a} against {b}");
+}
+
+/// A kernel's own factor wins over its class's, and an op takes its factor in proportion to
+/// its bytes over the cache: in full past it, a tenth of it at a tenth of the cache.
+#[test]
+fn context_factors_by_kernel_and_cache_share() {
+    let mut p = DeviceProfile::resolve("jetson-tk1").unwrap();
+    p.context_factors = [("conv".to_string(), 1.2), ("op:Conv1x1".to_string(), 1.5)].into();
     // No cache size recorded: factors in full, the kernel's before the class's.
     close(p.context_factor("Conv1x1", OpClass::Conv, &work(0.01)), 1.5);
     close(
@@ -205,7 +210,6 @@ fn context_factors_by_kernel_and_cache_share() {
 /// class (older profiles), else none; in proportion to the share of the cache its bytes leave.
 #[test]
 fn in_cache_factors_by_class() {
-    use nsplit::cost::profile::Figures;
     let mut p = DeviceProfile::resolve("jetson-tk1").unwrap();
     p.cache_mb = Some(2.0);
     p.context_factors = [
@@ -213,14 +217,6 @@ fn in_cache_factors_by_class() {
         ("in_cache:pool".to_string(), 1.3),
     ]
     .into();
-    let work = |mb: f64| Figures {
-        mflops: 10.0,
-        mb_read: mb / 2.0,
-        mb_written: mb / 2.0,
-        mb_patches: 0.0,
-        steps: 0.0,
-    };
-    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} against {b}");
     // A tenth of the cache: 0.9 of the in-cache factor, 0.1 of the own one.
     close(
         p.context_factor("", OpClass::Pool, &work(0.2)),
@@ -258,6 +254,7 @@ fn no_power_model_no_energy() {
     assert!(v["totals"]["mobile_mj"].as_f64().unwrap() > 0.0);
 }
 
+/// A view (lenet's Flatten) takes no time on any profile, and says why; the convolutions do.
 #[test]
 fn views_take_no_time() {
     for mobile in ["jetson-tk1", "x86-2core"] {

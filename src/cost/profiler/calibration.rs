@@ -83,9 +83,8 @@ struct Group {
     members: Vec<(OpClass, f64)>,
     /// The class of the heaviest predicted member.
     class: OpClass,
-    /// The keys it calibrates: that member's class, and its kernel (`op:<OpType>`) where the
-    /// profile has a regression of that kernel.
-    keys: Vec<String>,
+    /// That member's kernel (`op:<OpType>`), where the profile has a regression of it.
+    kernel: Option<String>,
 }
 
 impl Group {
@@ -93,6 +92,11 @@ impl Group {
     /// the cache scales at most [`IN_CACHE_SHARE`] of it.
     fn in_cache(&self) -> bool {
         self.took > 0.0 && self.alone > 0.0 && self.scaled <= IN_CACHE_SHARE * self.alone
+    }
+
+    /// The keys it calibrates: its class, and its kernel where it has one.
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.class.name()).chain(self.kernel.as_deref())
     }
 }
 
@@ -160,8 +164,8 @@ fn solve(
         if group.alone < 0.05 || group.took <= 0.0 {
             continue;
         }
-        for key in &group.keys {
-            add(by_key.entry(key.clone()).or_default(), group);
+        for key in group.keys() {
+            add(by_key.entry(key.to_string()).or_default(), group);
         }
     }
     let factor = |(unexplained, scaled): (f64, f64)| 1.0 + unexplained / scaled;
@@ -181,8 +185,13 @@ fn solve(
     }
     factors
         .into_iter()
-        .map(|(key, f)| (key, f.clamp(0.5, 3.0)))
+        .map(|(key, f)| (key, clamp_factor(f)))
         .collect()
+}
+
+/// A context factor clamped to [0.5, 3], the range every factor of a profile is kept in.
+fn clamp_factor(f: f64) -> f64 {
+    f.clamp(0.5, 3.0)
 }
 
 /// Ops whose data stays in cache (groups of a share up to [`IN_CACHE_SHARE`]) still run slower
@@ -205,7 +214,7 @@ fn in_cache_factors(groups: &[Group], min_ms: f64) -> BTreeMap<String, f64> {
     by_class
         .into_iter()
         .filter(|(_, ratios)| ratios.iter().map(|r| r.1).sum::<f64>() >= min_ms)
-        .map(|(key, ratios)| (key, weighted_median(ratios).clamp(0.5, 3.0)))
+        .map(|(key, ratios)| (key, clamp_factor(weighted_median(ratios))))
         .collect()
 }
 
@@ -244,9 +253,6 @@ fn network_groups(
                     .unwrap_or(owner),
             );
             let kernel = format!("op:{}", heaviest.regression_op);
-            let keys = std::iter::once(heaviest.class.name().to_string())
-                .chain(fitted.regressions.contains_key(&kernel).then_some(kernel))
-                .collect();
             Group {
                 took: measured.per_node_ms.get(&owner).copied().unwrap_or(0.0),
                 alone: members.iter().map(|&n| predicted(n)).sum(),
@@ -256,7 +262,7 @@ fn network_groups(
                     .map(|&n| (a.features.get(n).class, predicted(n) - scaled(n)))
                     .collect(),
                 class: heaviest.class,
-                keys,
+                kernel: fitted.regressions.contains_key(&kernel).then_some(kernel),
             }
         })
         .collect())
@@ -502,7 +508,7 @@ mod tests {
             scaled,
             members: vec![(class, alone - scaled)],
             class,
-            keys: vec![class.name().to_string()],
+            kernel: None,
         }
     }
 
