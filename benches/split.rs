@@ -211,6 +211,7 @@ fn child(what: &str, model: &Path, tensor: &str, out: &Path) {
             out,
             &Default::default(),
             nsplit::output::ExternalData::Auto,
+            None,
         )
         .unwrap();
     } else {

@@ -120,7 +120,8 @@ pub struct JobArgs {
 pub struct ShapeArgs {
     /// Fix a graph input's shape: NAME=DIMS, e.g. images=1x3x224x224. Repeat for each input.
     /// Needed where an input has a symbolic dimension (a batch `N`) and sizes matter: the
-    /// main job, annotate and verify; split uses it only for the boundary's sizes in bytes.
+    /// main job, annotate and verify; split uses it for the boundary's sizes in bytes and the
+    /// sizes it checks the halves at.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     input_shape: Vec<String>,
 }
@@ -173,6 +174,10 @@ pub struct TritonArgs {
     /// How long Triton's dynamic batcher may hold a request waiting for others, microseconds.
     #[arg(long, default_value_t = 0, value_name = "US")]
     triton_queue_delay_us: u64,
+    /// Name the served models `NAME-<cut id>` instead of after the model's file stem: two models
+    /// with one file name (`model.onnx`, as many packages ship them) can then share a repository.
+    #[arg(long, value_name = "NAME")]
+    triton_name: Option<String>,
 }
 
 impl TritonArgs {
@@ -181,6 +186,7 @@ impl TritonArgs {
             backend: self.triton_backend,
             max_batch_size: self.triton_max_batch,
             queue_delay_us: self.triton_queue_delay_us,
+            name: self.triton_name.clone(),
         }
     }
 }
@@ -263,6 +269,15 @@ pub enum Command {
         /// half exceeds 2 GiB), always, or never (halves over 2 GiB are external regardless).
         #[arg(long, value_enum, default_value_t = ExternalData::Auto)]
         external_data: ExternalData,
+        /// Write the halves without running them. By default they are run against the original
+        /// at the given sizes (batch 1 where none is given) and at a second point, before they
+        /// are put in place: a half that declares a dim it does not compute, or a pair that
+        /// does not compute the original's outputs, is an error and nothing is written.
+        #[arg(long)]
+        no_verify: bool,
+        /// The runtime that checks the halves: onnxruntime where it is installed, else tract.
+        #[arg(long, value_enum, default_value_t = Verifier::Auto)]
+        verifier: Verifier,
     },
     /// Measure this machine and write a device profile (the deployment phase).
     ///

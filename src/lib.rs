@@ -83,6 +83,9 @@ impl Analysis {
             sizes,
         )
         .with_context(|| format!("{shown}"))?;
+        for warning in &shapes.warnings {
+            eprintln!("warning: {shown}: {warning}");
+        }
         let features =
             cost::features(&model, &graph, &shapes).with_context(|| format!("{shown}"))?;
         Ok(Analysis {

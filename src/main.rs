@@ -102,8 +102,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             shapes,
             external_data,
+            no_verify,
+            verifier,
         } => {
-            let report = split_at(&model, &at, &out, &shapes.parse()?, external_data)?;
+            let input_shapes = shapes.parse()?;
+            let check = VerifyOptions {
+                input_shapes: input_shapes.clone(),
+                verifier,
+                ..VerifyOptions::default()
+            };
+            let check = (!no_verify).then_some(&check);
+            let report = split_at(&model, &at, &out, &input_shapes, external_data, check)?;
             print!("{}", report.to_text());
             Ok(ExitCode::SUCCESS)
         }

@@ -6,6 +6,7 @@ use crate::graph::TensorId;
 use crate::output::{ExternalData, Staging};
 use crate::shapes::{InputShapes, Sizes};
 use crate::tensor::TensorSummary;
+use crate::verify::{Outcome, Reference, VerifyOptions};
 use crate::Analysis;
 use anyhow::{bail, Result};
 use std::fmt::Write;
@@ -15,16 +16,22 @@ use std::path::Path;
 pub struct SplitReport {
     pub pair: WrittenPair,
     pub boundary: Vec<TensorSummary>,
+    /// How the halves were checked against the original, when they were.
+    pub verification: Option<Outcome>,
 }
 
 /// Cut `model` so that the head computes exactly the tensors in `at` (and everything they need),
-/// and write `DIR/head.onnx` and `DIR/tail.onnx`.
+/// and write `DIR/head.onnx` and `DIR/tail.onnx`. With `verify`, the halves are run before they
+/// are put in place, at the given sizes (or generated ones) and at a second point: a half that
+/// declares a dim its runtime does not produce, or a pair that does not compute the original's
+/// outputs, is an error and nothing is written.
 pub fn split_at(
     model: &Path,
     at: &[String],
     out: &Path,
     shapes: &InputShapes,
     mode: ExternalData,
+    verify: Option<&VerifyOptions>,
 ) -> Result<SplitReport> {
     // A cut at named tensors needs their types and ranks, not sizes: given sizes only add
     // bytes to the report.
@@ -50,13 +57,51 @@ pub fn split_at(
         "tail.onnx",
         mode,
     )?;
+    let verification = match verify {
+        Some(opts) => Some(check(model, &pair, &staging, opts)?),
+        None => None,
+    };
     staging.commit()?;
     let boundary = pair
         .boundary
         .iter()
         .map(|&t| TensorSummary::of(&a.graph.tensor(t).name, a.shapes.get(t)))
         .collect();
-    Ok(SplitReport { pair, boundary })
+    Ok(SplitReport {
+        pair,
+        boundary,
+        verification,
+    })
+}
+
+/// Run the staged halves against the original; an error unless they match it.
+fn check(
+    model: &Path,
+    pair: &WrittenPair,
+    staging: &Staging,
+    opts: &VerifyOptions,
+) -> Result<Outcome> {
+    let analysis = Analysis::run_with(model, &opts.input_shapes, Sizes::DefaultOne)?;
+    let reference = match Reference::new(&analysis, opts)? {
+        Ok(r) => r,
+        Err(why) => return Ok(Outcome::Unverifiable(why)),
+    };
+    let staged = |w: &Option<crate::output::Written>| w.as_ref().map(|w| staging.staged(&w.name));
+    let (head, tail) = (staged(&pair.head), staged(&pair.tail));
+    let outcome = reference.check(head.as_deref(), tail.as_deref(), opts)?;
+    match outcome {
+        Outcome::Compared { .. } if !outcome.passed() => bail!(
+            "cut {}: head then tail does not compute what {} computes; nothing was written (--no-verify writes the halves unchecked)\n{}",
+            pair.cut_id,
+            model.display(),
+            outcome.to_text().trim_end()
+        ),
+        Outcome::Rejected(why) => bail!(
+            "cut {}: {why}; nothing was written (--no-verify writes the halves unchecked)",
+            pair.cut_id
+        ),
+        outcome => Ok(outcome),
+    }
 }
 
 /// A tensor of the top-level graph by name; a name found only inside a subgraph is an error
@@ -123,6 +168,23 @@ impl SplitReport {
                 shape,
                 bytes
             );
+        }
+        match &self.verification {
+            Some(o @ Outcome::Compared { runtime, .. }) => {
+                let _ = writeln!(
+                    out,
+                    "verified in {runtime} at {}: every declared dim as computed, outputs within tolerance (max abs diff {:.3e})",
+                    o.points().join("; "),
+                    o.max_abs().unwrap_or(0.0)
+                );
+                for n in o.notes() {
+                    let _ = writeln!(out, "  note: {n}");
+                }
+            }
+            Some(o) => {
+                let _ = write!(out, "{}", o.to_text());
+            }
+            None => {}
         }
         for (role, w) in [("head", &self.pair.head), ("tail", &self.pair.tail)] {
             match w {

@@ -177,6 +177,28 @@ impl TensorInfo {
         dtype || shape
     }
 
+    /// What `self` says, with `other` filling what it leaves open: `self`'s element type and
+    /// fixed dims win; where the ranks differ, `self`'s shape is taken whole.
+    pub fn overlaid_on(&self, other: &TensorInfo) -> TensorInfo {
+        let dims = match (&self.dims, &other.dims) {
+            (Some(a), Some(b)) if a.len() == b.len() => Some(
+                a.iter()
+                    .zip(b)
+                    .map(|(a, b)| match a {
+                        Dim::Known(_) => a.clone(),
+                        _ => b.clone(),
+                    })
+                    .collect(),
+            ),
+            (Some(a), _) => Some(a.clone()),
+            (None, b) => b.clone(),
+        };
+        TensorInfo {
+            dtype: self.dtype.or(other.dtype),
+            dims,
+        }
+    }
+
     /// Fully known: type and every dimension.
     pub fn is_complete(&self) -> bool {
         self.dtype.is_some() && self.concrete_dims().is_some()

@@ -18,7 +18,7 @@ fn every_prefix_of_every_fixture_composes() {
     }
 }
 
-fn load(path: &std::path::Path) -> ModelProto {
+pub(crate) fn load(path: &std::path::Path) -> ModelProto {
     ModelProto::parse_from_bytes(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -322,7 +322,7 @@ fn unwritable_output_folder_fails_cleanly() {
 }
 
 /// Declared dims of a value_info as text: `N`, `8`, `?`.
-fn declared(vi: &onnx_protobuf::ValueInfoProto) -> Vec<String> {
+pub(crate) fn declared(vi: &onnx_protobuf::ValueInfoProto) -> Vec<String> {
     nsplit::shapes::info_from_type(&vi.type_)
         .dims
         .unwrap_or_default()
@@ -331,7 +331,7 @@ fn declared(vi: &onnx_protobuf::ValueInfoProto) -> Vec<String> {
         .collect()
 }
 
-fn find<'a>(
+pub(crate) fn find<'a>(
     vis: &'a [onnx_protobuf::ValueInfoProto],
     name: &str,
 ) -> &'a onnx_protobuf::ValueInfoProto {

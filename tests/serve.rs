@@ -626,4 +626,23 @@ fn package_refuses_to_replace_another_models_folder() {
         staged.is_empty(),
         "a staging folder was left beside the repository"
     );
+    // Named apart, both share the repository, and the second's table names its models.
+    let o = package_into(&dirs[1], &repo, &["--triton-name", "other lenet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    let theirs = repo.join("other_lenet-all-cloud/config.pbtxt");
+    let text = std::fs::read_to_string(&theirs).unwrap();
+    assert!(text.contains("name: \"other_lenet-all-cloud\""), "{text}");
+    let table: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[1].join("selection.json")).unwrap()).unwrap();
+    let named: Vec<&str> = table["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["triton_model"].as_str())
+        .collect();
+    assert!(
+        !named.is_empty() && named.iter().all(|n| n.starts_with("other_lenet-")),
+        "{named:?}"
+    );
 }

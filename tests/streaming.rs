@@ -76,6 +76,7 @@ fn split_halves_are_byte_identical_with_weights_left_on_disk() {
             &dir,
             &Default::default(),
             mode,
+            None,
         )
         .unwrap();
         got.insert(case.to_string(), hashes(&dir));
@@ -227,7 +228,15 @@ fn weights_left_in_the_file_keep_every_field_of_their_tensor() {
     std::fs::write(&path, proto.write_to_bytes().unwrap()).unwrap();
     let out = tmp.path().join("out");
     let at = ["pool2_out".to_string()];
-    nsplit::split::split_at(&path, &at, &out, &Default::default(), ExternalData::Auto).unwrap();
+    nsplit::split::split_at(
+        &path,
+        &at,
+        &out,
+        &Default::default(),
+        ExternalData::Auto,
+        None,
+    )
+    .unwrap();
     let found: Vec<_> = ["head.onnx", "tail.onnx"]
         .iter()
         .map(|f| ModelProto::parse_from_bytes(&std::fs::read(out.join(f)).unwrap()).unwrap())

@@ -9,6 +9,7 @@ mod architecture;
 mod bad_input;
 mod corpus;
 mod emit;
+mod exports;
 mod figures;
 mod fixture_generator;
 mod fixtures;

@@ -37,6 +37,10 @@ pub struct TritonOptions {
     pub max_batch_size: u32,
     /// `dynamic_batching.max_queue_delay_microseconds`: how long a request may wait for others.
     pub queue_delay_us: u64,
+    /// What the served models are named after (`<name>-<cut id>`); the source model's file stem
+    /// when `None`. Two models with one stem (`model.onnx`, as many packages name them) share a
+    /// repository under two names.
+    pub name: Option<String>,
 }
 
 impl Default for TritonOptions {
@@ -45,6 +49,7 @@ impl Default for TritonOptions {
             backend: TritonBackend::Onnxruntime,
             max_batch_size: 8,
             queue_delay_us: 0,
+            name: None,
         }
     }
 }
@@ -68,13 +73,15 @@ pub struct TritonModel {
     pub max_batch_size: u32,
 }
 
-/// The model name of a cut's tail: the source model's file stem and the cut id, in the
-/// characters Triton and URLs take without escaping.
-pub fn model_name(source: &str, cut_id: &str) -> String {
-    let stem = Path::new(source)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+/// The model name of a cut's tail: `name` (else the source model's file stem) and the cut id,
+/// in the characters Triton and URLs take without escaping.
+pub fn model_name(source: &str, name: Option<&str>, cut_id: &str) -> String {
+    let stem = name.map(String::from).unwrap_or_else(|| {
+        Path::new(source)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    });
     format!("{stem}-{cut_id}")
         .chars()
         .map(|c| {
@@ -259,7 +266,7 @@ pub fn write_repository(
 ) -> Result<Vec<(String, String)>> {
     let mut names = vec![];
     for tail in tails {
-        let name = model_name(&table.model.path, &tail.cut_id);
+        let name = model_name(&table.model.path, opts.name.as_deref(), &tail.cut_id);
         let model = TritonModel::of_tail(&tail.path, &name, opts)?;
         let origin = format!(
             "Written by nsplit {}: the tail of cut {} of {} (sha256 {}).",
@@ -302,10 +309,17 @@ mod tests {
     #[test]
     fn model_names_are_plain() {
         assert_eq!(
-            model_name("fixtures/lenet.onnx", "h8-fece8d60"),
+            model_name("fixtures/lenet.onnx", None, "h8-fece8d60"),
             "lenet-h8-fece8d60"
         );
-        assert_eq!(model_name("a b.v2.onnx", "all-cloud"), "a_b_v2-all-cloud");
+        assert_eq!(
+            model_name("a b.v2.onnx", None, "all-cloud"),
+            "a_b_v2-all-cloud"
+        );
+        assert_eq!(
+            model_name("ocr/det/model.onnx", Some("ocr det"), "h3-0f"),
+            "ocr_det-h3-0f"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::tensor::{DType, Dim, TensorInfo};
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where a tensor's shape came from.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -74,10 +74,17 @@ pub struct ShapeTable {
     /// (batch 1 -> 3): the second point verification runs at. `None` without symbolic inputs.
     pub second_sizes: Option<InputShapes>,
     pub source: Vec<ShapeSource>,
+    /// Where some symbolic input dimension took a size picked for the user (1), larger ones to
+    /// run at instead, each a (first, second) pair of points: a strided conv or an STFT window
+    /// does not run at 1. Every dim that is not a batch at 16, 64, 256, then 1024.
+    pub larger_points: Vec<[InputShapes; 2]>,
     /// Why tract's analysis could not be used in full, if it could not.
     pub tract_problem: Option<String>,
     /// Tensors where our ONNX rules overruled tract's answer, described.
     pub conflicts: Vec<String>,
+    /// What the user should know about how the shapes were found: a shared dim name the given
+    /// sizes split, a declaration that overruled our own inference. One line each.
+    pub warnings: Vec<String>,
 }
 
 impl ShapeTable {
@@ -160,12 +167,15 @@ pub fn infer_from(
 
 /// Infer every tensor's type and shape, concrete and symbolic.
 ///
-/// The symbolic form is found by running the concrete inference at three points: the given
-/// sizes, and every symbolic input dimension moved twice (batch 1 -> 3 -> 6). A dimension equal
-/// at every point is concrete; one that moves exactly as an input symbol does is that symbol; any
-/// other (`2*batch`, `min(seq, 3)`) is left unnamed, as is one not found at every point. This
-/// holds wherever the concrete sources hold (tract, value_info, our rules), which is further
-/// than tract's symbolic analysis reaches (convolutions over symbolic dims, ...).
+/// The symbolic form is found by running the concrete inference at several points: the given
+/// sizes, the second verification point (batch 1 -> 3), and two points far from both, where every
+/// symbolic dimension that is not a batch moves by about a thousand (a strided conv, pool, slice
+/// or STFT window collapses small sizes to 0 or 1 and would look constant there). A dimension is
+/// a number only where it is that number at every point; one that moves exactly as an input
+/// symbol does is that symbol; any other moving one (`2*batch`, the frames of an STFT) gets a
+/// name of its own ([`Symbols::generalise`]), and one not found at every point stays unnamed.
+/// This holds wherever the concrete sources hold (tract, value_info, our rules), which is
+/// further than tract's symbolic analysis reaches (convolutions over symbolic dims, ...).
 pub fn infer_with(
     model: &Model,
     graph: &ModelGraph,
@@ -184,32 +194,49 @@ pub fn infer_with(
         Point::Given
     };
     let mut table = infer_at(model, graph, &first, sources, first_point)?;
+    table
+        .warnings
+        .splice(0..0, symbols.warnings.iter().cloned());
     if symbols.is_empty() {
         table.symbolic = table.info.clone();
         return Ok(table);
     }
     let second_inputs = symbols.inputs(&declared, given, 1);
-    let second = infer_at(model, graph, &second_inputs, sources, Point::Moved)?;
-    let third = infer_at(
-        model,
-        graph,
-        &symbols.inputs(&declared, given, 2),
-        sources,
-        Point::Moved,
-    )?;
+    let mut points = vec![table.info.clone()];
+    for point in 1..POINTS {
+        let inputs = if point == 1 {
+            second_inputs.clone()
+        } else {
+            symbols.inputs(&declared, given, point)
+        };
+        points.push(infer_at(model, graph, &inputs, sources, Point::Moved)?.info);
+    }
     table.symbolic = (0..table.info.len())
-        .map(|k| symbols.generalise([&table.info[k], &second.info[k], &third.info[k]]))
+        .map(|k| {
+            let facts: Vec<&TensorInfo> = points.iter().map(|p| &p[k]).collect();
+            symbols.generalise(&graph.tensors[k].name, &facts)
+        })
         .collect();
     for d in &declared {
         // A graph input is what it declares, for every size.
         table.symbolic[d.tensor.0] = d.info.clone();
     }
-    table.second_sizes = Some(InputShapes(
-        second_inputs
-            .iter()
-            .filter_map(|(&t, info)| Some((graph.tensor(t).name.clone(), info.concrete_dims()?)))
-            .collect(),
-    ));
+    let sizes_of = |inputs: &HashMap<TensorId, TensorInfo>| {
+        InputShapes(
+            inputs
+                .iter()
+                .filter_map(|(&t, info)| {
+                    Some((graph.tensor(t).name.clone(), info.concrete_dims()?))
+                })
+                .collect(),
+        )
+    };
+    table.second_sizes = Some(sizes_of(&second_inputs));
+    table.larger_points = [16, 64, 256, 1024]
+        .into_iter()
+        .filter_map(|size| symbols.larger(size))
+        .map(|s| [0, 1].map(|point| sizes_of(&s.inputs(&declared, given, point))))
+        .collect();
     if !symbols.all_given {
         // Sizes were optional and some were not given: report no invented size.
         table.info = table.symbolic.clone();
@@ -217,6 +244,10 @@ pub fn infer_with(
     }
     Ok(table)
 }
+
+/// The points the inference runs at: the given sizes, the second verification point, and two
+/// far ones.
+const POINTS: usize = 4;
 
 /// Which assignment of the symbolic input dimensions an inference runs at.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -245,9 +276,11 @@ fn infer_at(
         info: vec![TensorInfo::default(); n],
         symbolic: vec![],
         second_sizes: None,
+        larger_points: vec![],
         source: vec![ShapeSource::Unknown; n],
         tract_problem: None,
         conflicts: vec![],
+        warnings: vec![],
     };
     let g = model.graph();
 
@@ -313,7 +346,7 @@ fn infer_at(
                 if point == Point::Moved && info.is_complete() {
                     continue;
                 }
-                table.merge(t, info, ShapeSource::ValueInfo);
+                declare(graph, &mut table, t, info, point);
             }
         }
     }
@@ -327,43 +360,84 @@ fn infer_at(
     rules::apply(model, graph, &mut table, using)?;
     check_sizes(graph, &table)?;
     if point != Point::Moved {
-        // Element types do not depend on sizes: checked once, at the first point.
-        let dtype = |name: &str| Some(table.info[graph.tensor_id(name)?.0].dtype?.0);
-        crate::ops::schema::check_types(&model.proto, &dtype)
-            .context("the model breaks an operator's type constraints")?;
-    }
-    if point == Point::Given {
-        check_declarations(graph, &declared, &table)?;
+        check_types(model, graph, &mut table)?;
     }
     Ok(table)
 }
 
-/// What tract or a rule computed for a declared tensor must agree with its declaration where
-/// both say something concrete: the element type, the rank, and each dimension the declaration
-/// fixes (a symbolic one matches any size).
-fn check_declarations(
+/// Take what the model declares of a computed tensor. Where tract's analysis says otherwise, the
+/// declaration wins and the disagreement is a warning: a model that onnx's checker accepts and
+/// onnxruntime runs declares what it computes, and our inference is the suspect (tract types a
+/// ConstantOfShape double where ONNX says float, and everything downstream with it). Beyond the
+/// first point only the element type and rank are taken: declared sizes may be the export's.
+fn declare(
     graph: &ModelGraph,
-    declared: &[&ValueInfoProto],
-    table: &ShapeTable,
-) -> Result<()> {
-    for vi in declared {
-        let Some(t) = graph.tensor_id(&vi.name) else {
-            continue;
-        };
-        if !matches!(table.source[t.0], ShapeSource::Tract | ShapeSource::Rule) {
-            continue;
+    table: &mut ShapeTable,
+    t: TensorId,
+    said: TensorInfo,
+    point: Point,
+) {
+    let found = &table.info[t.0];
+    if table.source[t.0] != ShapeSource::Tract || !said.contradicts(found) {
+        table.merge(t, said, ShapeSource::ValueInfo);
+        return;
+    }
+    if point != Point::Moved {
+        table.warnings.push(format!(
+            "`{}`{} is declared {} {}, but our inference (tract) computes {} {}; using the declaration",
+            graph.tensor(t).name,
+            producer_label(graph, t),
+            said.dtype.map_or("?", DType::name),
+            said.shape_string(),
+            found.dtype.map_or("?", DType::name),
+            found.shape_string()
+        ));
+    }
+    // Beyond the first point, a declared size may be the export's: only the type and rank.
+    let said = if point == Point::Moved {
+        TensorInfo {
+            dtype: said.dtype,
+            dims: said.dims.map(|d| vec![Dim::Unknown; d.len()]),
         }
-        let (said, found) = (info_from_type(&vi.type_), &table.info[t.0]);
-        if said.contradicts(found) {
-            bail!(
-                "`{}` is declared {} {}, but the graph computes {} {}; correct the model's declaration of it",
-                vi.name,
-                said.dtype.map_or("?", DType::name),
-                said.shape_string(),
-                found.dtype.map_or("?", DType::name),
-                found.shape_string()
-            );
+    } else {
+        said
+    };
+    let info = said.overlaid_on(found);
+    table.set(t, info, ShapeSource::ValueInfo);
+}
+
+/// ` (node `conv1`, Conv)` for a computed tensor, nothing for an input or initializer.
+pub(crate) fn producer_label(graph: &ModelGraph, t: TensorId) -> String {
+    match graph.tensor(t).producer {
+        crate::graph::Producer::Node(n, _) => {
+            let op = graph.op(n);
+            format!(" (node `{}`, {})", op.label(), op.op_type)
         }
+        _ => String::new(),
+    }
+}
+
+/// Element types against the operators' type constraints. Types the model states (graph
+/// inputs, initializers, value_info, outputs) that break a constraint make the model invalid:
+/// an error. One that breaks only with a type we inferred is our inference's fault: a warning.
+fn check_types(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) -> Result<()> {
+    let g = model.graph();
+    let mut stated: HashMap<&str, i32> = HashMap::new();
+    for vi in g.input.iter().chain(&g.value_info).chain(&g.output) {
+        if let Some(dt) = info_from_type(&vi.type_).dtype {
+            stated.insert(vi.name.as_str(), dt.0);
+        }
+    }
+    for init in &g.initializer {
+        stated.insert(init.name.as_str(), init.data_type);
+    }
+    crate::ops::schema::check_types(&model.proto, &|name| stated.get(name).copied())
+        .context("the model breaks an operator's type constraints")?;
+    let dtype = |name: &str| Some(table.info[graph.tensor_id(name)?.0].dtype?.0);
+    if let Err(e) = crate::ops::schema::check_types(&model.proto, &dtype) {
+        table.warnings.push(format!(
+            "our type inference breaks an operator's type constraints ({e:#}); the model's declarations do not, so the model is taken as valid and the halves may need checking"
+        ));
     }
     Ok(())
 }
@@ -533,52 +607,80 @@ fn declared_inputs(
 
 /// A symbolic dimension of the graph inputs and its size at each inference point.
 struct Symbol {
-    /// The `dim_param`, or `?input:axis` for an unnamed dimension (which has sizes of its own
-    /// and names nothing downstream).
+    /// The `dim_param`, or `?input:axis` for a dimension that names nothing downstream: an
+    /// unnamed one, paddle2onnx's `?`, or a name the given sizes split.
     key: String,
-    /// Sizes at the three points: given (or 1), then moved twice.
-    at: [u64; 3],
+    /// What a dim that moves as this one is called in the halves.
+    name: String,
+    /// Sizes at the points: given (or 1), the second verification point, then two far ones.
+    at: [u64; POINTS],
+    /// Axis 0 of every input it sizes.
+    batch_like: bool,
+    /// Its first size was picked (1), not given.
+    picked: bool,
 }
 
 /// The symbolic dimensions of the graph inputs.
 struct Symbols {
     list: Vec<Symbol>,
+    /// `dim_param`s that name nothing: each occurrence is a dimension of its own.
+    split: HashSet<String>,
     /// Every symbolic dimension was given a size.
     all_given: bool,
     /// Some symbolic dimension took a default size (1), not one the user gave.
     defaulted: bool,
+    /// Names the given sizes split, said once each.
+    warnings: Vec<String>,
 }
 
+/// paddle2onnx writes `?` for every unknown dim: one name for sizes that differ.
+const NAMES_NOTHING: &str = "?";
+
 impl Symbols {
-    /// Settle each symbol's size once, from any input `--input-shape` gives it for (two
-    /// different sizes for one symbol are an error), else 1 or an error as `sizes` says.
+    /// Settle each symbol's size once, from any input `--input-shape` gives it for, else 1 or an
+    /// error as `sizes` says. A name the model gives dims that the given sizes set apart (two
+    /// sizes for one name) is a hint the sizes overrule: each of its dims is its own symbol.
     fn of(declared: &[DeclaredInput], given: &InputShapes, sizes: Sizes) -> Result<Symbols> {
-        let mut settled: Vec<(String, u64, String)> = vec![];
+        let mut symbols = Symbols {
+            list: vec![],
+            split: HashSet::from([NAMES_NOTHING.to_string()]),
+            all_given: true,
+            defaulted: false,
+            warnings: vec![],
+        };
+        let mut seen: Vec<(String, u64, String)> = vec![];
         for d in declared.iter().filter(|d| d.is_tensor) {
             let (Some(dims), Some(g)) = (&d.info.dims, given.0.get(&d.name)) else {
                 continue;
             };
             for (axis, dim) in dims.iter().enumerate() {
-                if matches!(dim, Dim::Known(_)) {
+                let Dim::Symbol(name) = dim else {
                     continue;
-                }
-                let key = Symbols::key(&d.name, axis, dim);
-                match settled.iter().find(|s| s.0 == key) {
-                    Some((_, size, by)) if *size != g[axis] => bail!(
-                        "--input-shape gives `{key}` two sizes: {size} (for `{by}`) and {} (for `{}`)",
-                        g[axis],
-                        d.name
-                    ),
+                };
+                match seen.iter().find(|s| &s.0 == name) {
+                    Some((_, size, by)) if *size != g[axis] && !symbols.split.contains(name) => {
+                        symbols.warnings.push(format!(
+                            "the model names dims of `{by}` and `{}` `{name}`, but the sizes given differ ({size} and {}); taking the sizes, each such dim a size of its own",
+                            d.name, g[axis]
+                        ));
+                        symbols.split.insert(name.clone());
+                    }
                     Some(_) => {}
-                    None => settled.push((key, g[axis], d.name.clone())),
+                    None => seen.push((name.clone(), g[axis], d.name.clone())),
                 }
             }
         }
-        let mut symbols = Symbols {
-            list: vec![],
-            all_given: true,
-            defaulted: false,
-        };
+        let mut batch_like: HashMap<String, bool> = HashMap::new();
+        for d in declared.iter().filter(|d| d.is_tensor) {
+            let Some(dims) = &d.info.dims else { continue };
+            for (axis, dim) in dims.iter().enumerate() {
+                if !matches!(dim, Dim::Known(_)) {
+                    let key = symbols.key(&d.name, axis, dim);
+                    let here = axis == 0 && dims.len() > 1;
+                    *batch_like.entry(key).or_insert(here) &= here;
+                }
+            }
+        }
         for d in declared.iter().filter(|d| d.is_tensor) {
             let Some(dims) = &d.info.dims else {
                 if !given.0.contains_key(&d.name) && sizes != Sizes::Optional {
@@ -594,12 +696,13 @@ impl Symbols {
                 if matches!(dim, Dim::Known(_)) {
                     continue;
                 }
-                let key = Symbols::key(&d.name, axis, dim);
+                let key = symbols.key(&d.name, axis, dim);
                 if symbols.list.iter().any(|s| s.key == key) {
                     continue;
                 }
-                let first = match settled.iter().find(|s| s.0 == key) {
-                    Some(s) => s.1,
+                let mut picked = false;
+                let first = match given.0.get(&d.name) {
+                    Some(g) => g[axis],
                     None if sizes == Sizes::Required => {
                         let example: Vec<String> = dims
                             .iter()
@@ -616,31 +719,87 @@ impl Symbols {
                             example.join("x")
                         );
                     }
-                    None => {
-                        symbols.all_given &= sizes == Sizes::DefaultOne;
-                        symbols.defaulted = true;
-                        1
-                    }
+                    None => match seen.iter().find(|s| s.0 == key) {
+                        Some(s) => s.1,
+                        None => {
+                            symbols.all_given &= sizes == Sizes::DefaultOne;
+                            symbols.defaulted = true;
+                            picked = true;
+                            1
+                        }
+                    },
                 };
-                // Distinct moves keep two symbols of equal first size apart.
-                let k = symbols.list.len() as u64;
-                let moved = |by: u64| {
-                    first.checked_add(by).ok_or_else(|| {
+                let name = if key.starts_with('?') {
+                    format!("{}_dim{axis}", d.name)
+                } else {
+                    key.clone()
+                };
+                let at = Symbols::points(first, symbols.list.len() as u64, batch_like[&key])
+                    .ok_or_else(|| {
                         anyhow::anyhow!("--input-shape {}: size {first} is too large", d.name)
-                    })
-                };
+                    })?;
                 symbols.list.push(Symbol {
+                    at,
+                    batch_like: batch_like[&key],
                     key,
-                    at: [first, moved(2 + k)?, moved(5 + 2 * k)?],
+                    name,
+                    picked,
                 });
             }
         }
         Ok(symbols)
     }
 
-    fn key(input: &str, axis: usize, dim: &Dim) -> String {
+    /// A symbol's sizes at the points, from its first. Distinct moves keep two symbols of equal
+    /// first size apart. A batch (axis 0 of every input it sizes) moves a little: memory grows
+    /// with it and nothing strides over it. Any other moves by about a thousand at the far
+    /// points, beyond what strided convs, pools, slices and STFT windows collapse.
+    fn points(first: u64, k: u64, batch_like: bool) -> Option<[u64; POINTS]> {
+        let far = if batch_like {
+            [1 + k, 3 + 2 * k]
+        } else {
+            [1021 + 16 * k, 2053 + 32 * k]
+        };
+        Some([
+            first,
+            first.checked_add(2 + k)?,
+            first.checked_add(far[0])?,
+            first.checked_add(far[1])?,
+        ])
+    }
+
+    /// The same symbols with every picked one that is not a batch starting at `size`; `None`
+    /// when there is none.
+    fn larger(&self, size: u64) -> Option<Symbols> {
+        let list: Vec<Symbol> = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(k, s)| Symbol {
+                key: s.key.clone(),
+                name: s.name.clone(),
+                at: match s.picked && !s.batch_like {
+                    true => Symbols::points(size, k as u64, false).unwrap_or(s.at),
+                    false => s.at,
+                },
+                batch_like: s.batch_like,
+                picked: s.picked,
+            })
+            .collect();
+        list.iter()
+            .any(|s| s.picked && !s.batch_like)
+            .then(|| Symbols {
+                list,
+                split: self.split.clone(),
+                all_given: self.all_given,
+                defaulted: self.defaulted,
+                warnings: vec![],
+            })
+    }
+
+    fn key(&self, input: &str, axis: usize, dim: &Dim) -> String {
         match dim {
-            Dim::Symbol(s) => s.clone(),
+            Dim::Symbol(s) if !self.split.contains(s) => s.clone(),
             _ => format!("?{input}:{axis}"),
         }
     }
@@ -664,7 +823,7 @@ impl Symbols {
                     if matches!(dim, Dim::Known(_)) {
                         continue;
                     }
-                    let key = Symbols::key(&d.name, axis, dim);
+                    let key = self.key(&d.name, axis, dim);
                     if let Some(s) = self.list.iter().find(|s| s.key == key) {
                         *dim = Dim::Known(s.at[point]);
                     }
@@ -678,8 +837,13 @@ impl Symbols {
         out
     }
 
-    /// What a tensor is for every size, from its facts at the three points.
-    fn generalise(&self, facts: [&TensorInfo; 3]) -> TensorInfo {
+    /// What a tensor (`name`) is for every size, from its facts at the points. A dim is a
+    /// number only where it is that number at every point; one that moves as an input symbol is
+    /// that symbol; one that moves as `a*s + b` of one symbol is named so (`2*batch`,
+    /// `seq - 1`, as the dynamo exporter writes dims); any other moving one is named after the
+    /// tensor and axis (`frames_dim2`). A name never says more than "not a fixed number": the
+    /// halves declare it, and a runtime checks only numbers.
+    fn generalise(&self, name: &str, facts: &[&TensorInfo]) -> TensorInfo {
         let ranks: Vec<Option<usize>> = facts
             .iter()
             .map(|f| f.dims.as_ref().map(Vec::len))
@@ -701,14 +865,22 @@ impl Symbols {
                                 _ => None,
                             })
                             .collect();
+                        let fresh =
+                            || format!("{}_dim{axis}", name.replace(char::is_whitespace, "_"));
+                        let known: Vec<u64> = at
+                            .iter()
+                            .filter_map(|d| match d {
+                                Dim::Known(v) => Some(*v),
+                                _ => None,
+                            })
+                            .collect();
                         match sizes {
                             Some(v) if v.iter().all(|&x| x == v[0]) => Dim::Known(v[0]),
-                            Some(v) => self
-                                .list
-                                .iter()
-                                .find(|s| s.at[..] == v[..] && !s.key.starts_with('?'))
-                                .map_or(Dim::Unknown, |s| Dim::Symbol(s.key.clone())),
+                            Some(v) => Dim::Symbol(self.name_of(&v).unwrap_or_else(fresh)),
                             None if at.iter().all(|d| *d == at[0]) => at[0].clone(),
+                            // Found at some points only (a window longer than the small sizes),
+                            // but different there: not a number, whatever it is elsewhere.
+                            None if known.iter().any(|&v| v != known[0]) => Dim::Symbol(fresh()),
                             None => Dim::Unknown,
                         }
                     })
@@ -723,6 +895,37 @@ impl Symbols {
             dtype: facts.iter().find_map(|f| f.dtype),
             dims,
         }
+    }
+
+    /// The name of a dim with sizes `v` at the points: an input symbol it moves as, or `a*s + b`
+    /// of one (integers, `a` positive).
+    fn name_of(&self, v: &[u64]) -> Option<String> {
+        if let Some(s) = self.list.iter().find(|s| s.at[..] == v[..]) {
+            return Some(s.name.clone());
+        }
+        let v: Vec<i128> = v.iter().map(|&x| x as i128).collect();
+        self.list.iter().find_map(|s| {
+            let at: Vec<i128> = s.at.iter().map(|&x| x as i128).collect();
+            let (ds, dv) = (at[3] - at[2], v[3] - v[2]);
+            if ds == 0 || dv % ds != 0 || dv / ds <= 0 {
+                return None;
+            }
+            let a = dv / ds;
+            let b = v[2] - a * at[2];
+            if !at.iter().zip(&v).all(|(s, x)| a * s + b == *x) {
+                return None;
+            }
+            let term = if a == 1 {
+                s.name.clone()
+            } else {
+                format!("{a}*{}", s.name)
+            };
+            Some(match b {
+                0 => term,
+                b if b > 0 => format!("{term} + {b}"),
+                b => format!("{term} - {}", -b),
+            })
+        })
     }
 }
 

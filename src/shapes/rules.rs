@@ -11,7 +11,7 @@ use crate::graph::{ModelGraph, OpNode, TensorId};
 use crate::load::Model;
 use crate::ops::{keeps_shape, REDUCE};
 use crate::tensor::{DType, TensorInfo};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 /// What the rules are run for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -54,9 +54,7 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable, using: U
             }
             for (slot, info) in outputs {
                 if let Some(Some(t)) = op.outputs.get(slot) {
-                    if using == (Use::Learn { sizes: true }) {
-                        contradicts_declaration(table, *t, &info, graph, op)?;
-                    }
+                    let info = respect_declaration(table, *t, info, graph, op, using);
                     learnt |= table.merge(*t, info.clone(), ShapeSource::Rule);
                     learnt |= overrule_tract(table, *t, info, &graph.tensor(*t).name);
                 }
@@ -74,25 +72,25 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable, using: U
     }
 }
 
-/// A tensor the model declares (value_info or a graph output) must be what its node computes:
-/// a declaration that says otherwise makes the model invalid, and halves that kept it would
-/// fail onnx's checker and onnxruntime's loader.
-fn contradicts_declaration(
-    table: &ShapeTable,
+/// A rule's answer for a tensor the model declares (value_info or a graph output), corrected
+/// where it contradicts the declaration. The declaration stands: a model that onnx's checker accepts and
+/// onnxruntime runs declares what it computes, and where our rule says otherwise the rule is the
+/// suspect. Said once, as a warning, at the sizes the user gave.
+fn respect_declaration(
+    table: &mut ShapeTable,
     t: TensorId,
-    computed: &TensorInfo,
+    computed: TensorInfo,
     graph: &ModelGraph,
     op: &OpNode,
-) -> Result<()> {
+    using: Use,
+) -> TensorInfo {
     let declared = &table.info[t.0];
-    if table.source[t.0] != ShapeSource::ValueInfo {
-        return Ok(());
+    if table.source[t.0] != ShapeSource::ValueInfo || !declared.contradicts(&computed) {
+        return computed;
     }
-    if !declared.contradicts(computed) {
-        return Ok(());
-    }
-    bail!(
-        "`{}` is declared {} {}, but node `{}` ({}) computes {} {}; correct the model's declaration of it",
+    let corrected = declared.overlaid_on(&computed);
+    let warning = format!(
+        "`{}` is declared {} {}, but our rule for node `{}` ({}) computes {} {}; using the declaration",
         graph.tensor(t).name,
         declared.dtype.map_or("?", DType::name),
         declared.shape_string(),
@@ -100,7 +98,11 @@ fn contradicts_declaration(
         op.op_type,
         computed.dtype.map_or("?", DType::name),
         computed.shape_string()
-    )
+    );
+    if using == (Use::Learn { sizes: true }) && !table.warnings.contains(&warning) {
+        table.warnings.push(warning);
+    }
+    corrected
 }
 
 /// Where a rule and tract disagree, the rule wins: the rules follow the ONNX specification and

@@ -168,9 +168,27 @@ pub struct Reference {
     /// What is not compared and why (points the original does not run at, runtimes passed
     /// over), one line each.
     pub notes: Vec<String>,
+    /// What the original declares of its tensors (outputs, value_info): a half that restates a
+    /// declaration the original's own graph contradicts is the model's fault, not the split's.
+    pub declared: HashMap<String, crate::tensor::TensorInfo>,
 }
 
 impl Reference {
+    fn push(
+        &mut self,
+        analysis: &Analysis,
+        sizes: String,
+        inputs: HashMap<String, Tensor>,
+        mut expected: HashMap<String, Tensor>,
+    ) {
+        expected.retain(|name, _| analysis.graph.tensor_id(name).is_some());
+        self.points.push(Point {
+            sizes,
+            inputs,
+            expected,
+        });
+    }
+
     /// Run the original on seeded random inputs at each point, in the first runtime that can;
     /// `Ok(Err(why))` when none can.
     pub fn new(
@@ -209,12 +227,18 @@ impl Reference {
         runtime: Runtime,
     ) -> Result<std::result::Result<Reference, String>> {
         let original = &analysis.model.path;
+        let g = analysis.model.graph();
         let mut reference = Reference {
             runtime,
             points: vec![],
             notes: vec![],
+            declared: g
+                .output
+                .iter()
+                .chain(&g.value_info)
+                .map(|v| (v.name.clone(), crate::shapes::info_from_type(&v.type_)))
+                .collect(),
         };
-        let second = analysis.shapes.second_sizes.as_ref().map(Some);
         // Loaded once and run at every point: a big model is read once, and held once.
         let mut loaded = match runtime.load_for_check(original) {
             Ok(m) => m,
@@ -226,35 +250,47 @@ impl Reference {
                 )))
             }
         };
-        for (k, sizes) in std::iter::once(None).chain(second).enumerate() {
-            let inputs = random_inputs(
-                &analysis.graph,
-                &analysis.shapes,
-                sizes,
-                opts.seed + k as u64,
-            )?;
+        // The sizes given (or picked) first; where the original does not run at picked sizes,
+        // larger ones.
+        let shapes = &analysis.shapes;
+        let picked = std::iter::once([None, shapes.second_sizes.as_ref()]);
+        let larger = shapes.larger_points.iter().map(|[a, b]| [Some(a), Some(b)]);
+        let mut failed = None;
+        for [first, second] in picked.chain(larger) {
+            let inputs = random_inputs(&analysis.graph, shapes, first, opts.seed)?;
             let label = sizes_label(analysis, &inputs);
             match loaded.run(&inputs) {
-                Ok(mut expected) => {
-                    expected.retain(|name, _| analysis.graph.tensor_id(name).is_some());
-                    reference.points.push(Point {
-                        sizes: label,
-                        inputs,
-                        expected,
-                    });
+                Ok(expected) => {
+                    if let Some(why) = failed.take() {
+                        reference.notes.push(why);
+                    }
+                    reference.push(analysis, label, inputs, expected);
+                    if let Some(second) = second {
+                        let inputs =
+                            random_inputs(&analysis.graph, shapes, Some(second), opts.seed + 1)?;
+                        let label = sizes_label(analysis, &inputs);
+                        match loaded.run(&inputs) {
+                            Ok(expected) => reference.push(analysis, label, inputs, expected),
+                            Err(e) => reference.notes.push(format!(
+                                "not compared at {label}: {runtime} cannot run the original there: {}",
+                                one_line(&e)
+                            )),
+                        }
+                    }
+                    break;
                 }
-                Err(e) if k == 0 => {
-                    return Ok(Err(format!(
-                        "{runtime} cannot run {}: {}",
+                Err(e) => {
+                    failed.get_or_insert(format!(
+                        "{runtime} cannot run {} at {label}: {}",
                         original.display(),
                         one_line(&e)
-                    )))
+                    ));
                 }
-                Err(e) => reference.notes.push(format!(
-                    "not compared at {label}: {runtime} cannot run the original there: {}",
-                    one_line(&e)
-                )),
             }
+        }
+        if reference.points.is_empty() {
+            let why = failed.unwrap_or_default();
+            return Ok(Err(why));
         }
         Ok(Ok(reference))
     }
@@ -278,6 +314,7 @@ impl Reference {
                 .file_name()
                 .unwrap_or(half.as_os_str())
                 .to_string_lossy();
+            let declared = declared_outputs(half)?;
             let mut loaded = runtime.load_for_check(half);
             for (point, values) in self.points.iter().zip(&mut values) {
                 let out = match &mut loaded {
@@ -285,7 +322,15 @@ impl Reference {
                     Err(e) => Err(anyhow::anyhow!("{e:#}")),
                 };
                 match out {
-                    Ok(out) => values.extend(out),
+                    Ok(out) => {
+                        if let Some(wrong) = undeclared_shape(&declared, &self.declared, &out) {
+                            return Ok(Outcome::Rejected(format!(
+                                "{file} declares {wrong} at {}",
+                                point.sizes
+                            )));
+                        }
+                        values.extend(out)
+                    }
                     Err(e) => {
                         return Ok(Outcome::Rejected(format!(
                             "{runtime} runs the original at {} but not {file}: {}",
@@ -331,6 +376,50 @@ impl Reference {
             notes,
         })
     }
+}
+
+/// A half's graph outputs as it declares them.
+fn declared_outputs(half: &Path) -> Result<Vec<(String, crate::tensor::TensorInfo)>> {
+    let model = crate::load::Model::load(half)?;
+    Ok(model
+        .graph()
+        .output
+        .iter()
+        .map(|o| (o.name.clone(), crate::shapes::info_from_type(&o.type_)))
+        .collect())
+}
+
+/// The first declared output whose computed value has another rank or differs from a number
+/// it declares (a runtime checks the dims of a model's inputs, not of its outputs), described.
+fn undeclared_shape(
+    declared: &[(String, crate::tensor::TensorInfo)],
+    original: &HashMap<String, crate::tensor::TensorInfo>,
+    computed: &HashMap<String, Tensor>,
+) -> Option<String> {
+    use crate::tensor::Dim;
+    declared.iter().find_map(|(name, info)| {
+        if original.get(name) == Some(info) {
+            return None;
+        }
+        let (dims, value) = (info.dims.as_ref()?, computed.get(name)?);
+        let fits = dims.len() == value.rank()
+            && dims
+                .iter()
+                .zip(value.shape())
+                .all(|(d, &v)| !matches!(d, Dim::Known(k) if *k != v as u64));
+        (!fits).then(|| {
+            let shape: Vec<String> = value.shape().iter().map(usize::to_string).collect();
+            format!(
+                "`{name}` {}, but it computes {}",
+                info.shape_string(),
+                if shape.is_empty() {
+                    "a scalar".into()
+                } else {
+                    shape.join("x")
+                }
+            )
+        })
+    })
 }
 
 /// An error and its causes on one line (onnxruntime's messages span several).

@@ -1,0 +1,324 @@
+//! Models as exporters write them: dims paddle2onnx leaves unknown (`-1`, one name `?` for all),
+//! sizes that strided convs and STFT windows collapse at small probes, dim names that given sizes
+//! set apart, declarations our inference contradicts. Each splits, declares only what holds for
+//! every size, and composes.
+
+use crate::common::*;
+use crate::emit::{declared, find, load};
+use nsplit::proto::{model, node, value_info};
+use nsplit::tensor::{DType, Dim, TensorInfo};
+use onnx_protobuf::Message;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The main job's table: every pair verified.
+fn assert_every_pair_verified(dir: &std::path::Path) {
+    let table: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("selection.json")).unwrap()).unwrap();
+    for cut in table["cuts"].as_array().unwrap() {
+        assert_eq!(
+            cut["verification"]["status"], "passed",
+            "{}: {}",
+            cut["id"], cut["verification"]
+        );
+    }
+}
+
+/// paddle2onnx's `x: [-1, 3, ?, ?]` with a height and width that differ: sizes given for them
+/// are taken (no "two sizes for `?`"), the main job verifies every pair, and a split without
+/// sizes declares the strided convs' outputs by names of their own, never the 1 they collapse
+/// to at small sizes.
+#[test]
+fn paddle_question_marks_are_sizes_of_their_own() {
+    let model = "fixtures/paddle_style_dims.onnx";
+    let report = annotate_json(model, &["--input-shape", "x=1x3x48x192"], &[]);
+    let relu2 = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "relu2")
+        .unwrap_or_else(|| panic!("no relu2 in {report}"));
+    assert_eq!(
+        relu2["outputs"][0]["shape"],
+        serde_json::json!([1, 16, 12, 48]),
+        "{relu2}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    let o = nsplit(&[
+        model,
+        "--out",
+        dist.to_str().unwrap(),
+        "--input-shape",
+        "x=1x3x48x192",
+        "--buckets",
+        "0.1,1,10,100,1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_every_pair_verified(&dist);
+
+    for (at, height) in [
+        ("relu1_out", "relu1_out_dim2"),
+        ("relu2_out", "relu2_out_dim2"),
+    ] {
+        let halves = dir.path().join(at);
+        let o = nsplit(&[
+            "split",
+            model,
+            "--at",
+            at,
+            "--out",
+            halves.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{at}: {}", stderr(&o));
+        assert!(stdout(&o).contains("verified in"), "{at}: {}", stdout(&o));
+        let want = vec![
+            "x_dim0".to_string(),
+            (if at == "relu1_out" { "8" } else { "16" }).to_string(),
+            height.to_string(),
+            height.replace("dim2", "dim3"),
+        ];
+        let head = load(&halves.join("head.onnx"));
+        let tail = load(&halves.join("tail.onnx"));
+        assert_eq!(declared(find(&head.graph.output, at)), want, "{at} head");
+        assert_eq!(declared(find(&tail.graph.input, at)), want, "{at} tail");
+        // The tail runs at a size no probe used, in onnxruntime.
+        let o = nsplit(&[
+            "split",
+            model,
+            "--at",
+            at,
+            "--out",
+            halves.to_str().unwrap(),
+            "--input-shape",
+            "x=2x3x96x40",
+        ]);
+        assert!(o.status.success(), "{at} at 96x40: {}", stderr(&o));
+        assert!(stdout(&o).contains("x=2x3x96x40"), "{}", stdout(&o));
+    }
+}
+
+/// An STFT written as a Conv (window 64, hop 16) over symbolic `samples`: its frame count is
+/// `(samples - 64) / 16 + 1`, which no size under 64 shows. Split after it without sizes, the
+/// boundary's frames get a name of their own (never 0), and the split is checked at generated
+/// sizes the original runs at (the picked 1 sample does not run).
+#[test]
+fn stft_frames_are_declared_symbolic() {
+    let model = "fixtures/stft_frontend.onnx";
+    let dir = tempfile::tempdir().unwrap();
+    let halves = dir.path().join("halves");
+    let o = nsplit(&[
+        "split",
+        model,
+        "--at",
+        "spectrum",
+        "--out",
+        halves.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("spectrum  float  batch_sizex16xspectrum_dim2  ? bytes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("verified in") && text.contains("audio=1x64"),
+        "{text}"
+    );
+    let tail = load(&halves.join("tail.onnx"));
+    assert_eq!(
+        declared(find(&tail.graph.input, "spectrum")),
+        ["batch_size", "16", "spectrum_dim2"]
+    );
+
+    let dist = dir.path().join("dist");
+    let o = nsplit(&[
+        model,
+        "--out",
+        dist.to_str().unwrap(),
+        "--input-shape",
+        "audio=1x16000",
+        "--buckets",
+        "0.1,1,10,100,1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_every_pair_verified(&dist);
+}
+
+/// Two inputs whose dims the model names alike (`L`), given sizes that differ: the sizes win,
+/// with one warning, and each dim is a size of its own. `Concat` of them is `a + b` long.
+#[test]
+fn sizes_given_overrule_a_shared_dim_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared_name.onnx");
+    let input = |name: &str| {
+        value_info(
+            name,
+            &TensorInfo {
+                dtype: Some(DType::FLOAT),
+                dims: Some(vec![Dim::Symbol("N".into()), Dim::Symbol("L".into())]),
+            },
+        )
+    };
+    let mut graph = onnx_protobuf::GraphProto {
+        name: "shared_name".into(),
+        node: vec![
+            node(
+                "concat",
+                "Concat",
+                &["a", "b"],
+                &["ab"],
+                vec![nsplit::proto::attr_int("axis", 1)],
+            ),
+            node("relu", "Relu", &["ab"], &["y"], vec![]),
+        ],
+        input: vec![input("a"), input("b")],
+        ..Default::default()
+    };
+    graph.output.push(value_info(
+        "y",
+        &TensorInfo {
+            dtype: Some(DType::FLOAT),
+            dims: Some(vec![Dim::Symbol("N".into()), Dim::Unknown]),
+        },
+    ));
+    let m = model(graph, 8, &[("", 17)]);
+    std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+    let path = path.to_str().unwrap();
+
+    let o = nsplit(&[
+        "annotate",
+        path,
+        "--format",
+        "json",
+        "--input-shape",
+        "a=2x5",
+        "--input-shape",
+        "b=2x7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{}", stderr(&o));
+    assert!(
+        warnings[0].contains("`L`") && warnings[0].contains("5 and 7"),
+        "{}",
+        warnings[0]
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let relu = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "relu")
+        .unwrap();
+    assert_eq!(
+        relu["outputs"][0]["shape"],
+        serde_json::json!([2, 12]),
+        "{relu}"
+    );
+
+    // Split without sizes, the halves name `ab`'s length apart from `L`; checked at sizes that
+    // keep `L` one size (nothing gives two).
+    let halves = dir.path().join("halves");
+    let o = nsplit(&[
+        "split",
+        path,
+        "--at",
+        "ab",
+        "--out",
+        halves.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tail = load(&halves.join("tail.onnx"));
+    assert_eq!(declared(find(&tail.graph.input, "ab")), ["N", "2*L"]);
+}
+
+/// A declaration our inference contradicts (`y` = Relu of a `1 x 4`, declared `1 x 5`): the
+/// model is not refused; a warning names the tensor and the node, and the declaration is used.
+/// Element types the model itself states that break an op's constraints are still an error.
+#[test]
+fn declarations_overrule_our_inference() {
+    let o = nsplit(&[
+        "annotate",
+        "fixtures/bad/declaration_contradicts.onnx",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning:")
+            && err.contains("`y` is declared float 1x5")
+            && err.contains("`relu`"),
+        "{err}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["nodes"][0]["outputs"][0]["shape"],
+        serde_json::json!([1, 5])
+    );
+
+    let o = nsplit(&["annotate", "fixtures/bad/type_mismatch.onnx"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("type constraints"), "{}", stderr(&o));
+}
+
+/// A half that declares a dim the runtime does not compute is caught by `verify`, naming the
+/// tensor and the point (a runtime checks the dims of a model's inputs, not of its outputs).
+#[test]
+fn verify_catches_a_declared_dim_the_half_does_not_compute() {
+    let dir = tempfile::tempdir().unwrap();
+    let halves = dir.path().join("halves");
+    let o = nsplit(&[
+        "split",
+        "fixtures/symbolic_batch.onnx",
+        "--at",
+        "relu_out",
+        "--out",
+        halves.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let head_path = halves.join("head.onnx");
+    let mut head = load(&head_path);
+    let out = head
+        .graph
+        .as_mut()
+        .unwrap()
+        .output
+        .iter_mut()
+        .find(|v| v.name == "relu_out")
+        .unwrap();
+    *out = value_info(
+        "relu_out",
+        &TensorInfo {
+            dtype: Some(DType::FLOAT),
+            dims: Some(vec![
+                Dim::Symbol("N".into()),
+                Dim::Known(8),
+                Dim::Known(16),
+                Dim::Known(32),
+            ]),
+        },
+    );
+    std::fs::write(&head_path, head.write_to_bytes().unwrap()).unwrap();
+    let o = nsplit(&[
+        "verify",
+        "fixtures/symbolic_batch.onnx",
+        head_path.to_str().unwrap(),
+        halves.join("tail.onnx").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("head.onnx declares `relu_out` Nx8x16x32, but it computes 1x8x32x32"),
+        "{}",
+        stdout(&o)
+    );
+}
