@@ -151,10 +151,14 @@ impl SplitReport {
         for t in &self.boundary {
             let shape = t.shape.as_ref().map_or("?".to_string(), |d| {
                 d.iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| v.to_string())
+                    .map(|v| match v.as_str() {
+                        Some(s)
+                            if s.contains(|c: char| c.is_whitespace() || "+-*/%".contains(c)) =>
+                        {
+                            format!("({s})")
+                        }
+                        Some(s) => s.to_string(),
+                        None => v.to_string(),
                     })
                     .collect::<Vec<_>>()
                     .join("x")

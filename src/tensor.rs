@@ -211,7 +211,15 @@ impl TensorInfo {
             Some(d) if d.is_empty() => "scalar".into(),
             Some(d) => d
                 .iter()
-                .map(|d| d.to_string())
+                .map(|d| match d {
+                    // An expression (`past + 1`) in parentheses, so that `x` still separates.
+                    Dim::Symbol(s)
+                        if s.contains(|c: char| c.is_whitespace() || "+-*/%".contains(c)) =>
+                    {
+                        format!("({s})")
+                    }
+                    d => d.to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join("x"),
         }

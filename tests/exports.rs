@@ -322,3 +322,122 @@ fn verify_catches_a_declared_dim_the_half_does_not_compute() {
         stdout(&o)
     );
 }
+
+/// A decoder step as torch.onnx's dynamo exporter writes it: `past: [batch, past, 8]`, the new
+/// token `x: [batch, 1, 8]`, and `attention_mask: [batch, past + 1]`. The dim expression is read:
+/// every point the halves are checked at keeps the mask one longer than the cache, a size given
+/// that contradicts it is an error naming it, and a split declares `past + 1` where it holds.
+#[test]
+fn dim_expressions_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decoder_step.onnx");
+    let sym = |s: &str| Dim::Symbol(s.into());
+    let vi = |name: &str, dtype: DType, dims: Vec<Dim>| {
+        value_info(
+            name,
+            &TensorInfo {
+                dtype: Some(dtype),
+                dims: Some(dims),
+            },
+        )
+    };
+    let attr = nsplit::proto::attr_int;
+    let graph = onnx_protobuf::GraphProto {
+        name: "decoder_step".into(),
+        node: vec![
+            node(
+                "concat",
+                "Concat",
+                &["past", "x"],
+                &["present"],
+                vec![attr("axis", 1)],
+            ),
+            node(
+                "unsqueeze",
+                "Unsqueeze",
+                &["attention_mask", "axes"],
+                &["mask3"],
+                vec![],
+            ),
+            node("cast", "Cast", &["mask3"], &["maskf"], vec![attr("to", 1)]),
+            node("mul", "Mul", &["present", "maskf"], &["y"], vec![]),
+        ],
+        initializer: vec![nsplit::proto::tensor_i64("axes", &[1], &[2])],
+        input: vec![
+            vi(
+                "x",
+                DType::FLOAT,
+                vec![sym("batch"), Dim::Known(1), Dim::Known(8)],
+            ),
+            vi(
+                "past",
+                DType::FLOAT,
+                vec![sym("batch"), sym("past"), Dim::Known(8)],
+            ),
+            vi(
+                "attention_mask",
+                DType(7),
+                vec![sym("batch"), sym("past + 1")],
+            ),
+        ],
+        output: vec![vi(
+            "y",
+            DType::FLOAT,
+            vec![sym("batch"), sym("past + 1"), Dim::Known(8)],
+        )],
+        ..Default::default()
+    };
+    std::fs::write(
+        &path,
+        model(graph, 8, &[("", 17)]).write_to_bytes().unwrap(),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+
+    let halves = dir.path().join("halves");
+    let o = nsplit(&[
+        "split",
+        path,
+        "--at",
+        "present",
+        "--out",
+        halves.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    // batch 1, past 1 (mask 2); then batch 3, past 4 (mask 5): both points compared.
+    assert!(
+        text.contains("attention_mask=1x2; ") && text.contains("attention_mask=3x5"),
+        "{text}"
+    );
+    let tail = load(&halves.join("tail.onnx"));
+    assert_eq!(
+        declared(find(&tail.graph.input, "present")),
+        ["batch", "past + 1", "8"]
+    );
+
+    let shapes = ["--input-shape", "x=2x1x8", "--input-shape", "past=2x11x8"];
+    let dist = dir.path().join("dist");
+    let mut args = vec![path, "--out", dist.to_str().unwrap(), "--buckets", "1,100"];
+    args.extend(shapes);
+    let o = nsplit(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_every_pair_verified(&dist);
+
+    let o = nsplit(&[
+        "annotate",
+        path,
+        "--input-shape",
+        "past=2x11x8",
+        "--input-shape",
+        "attention_mask=2x13",
+        "--input-shape",
+        "x=2x1x8",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`past + 1`, which is 12 where past = 11, not 13"),
+        "{}",
+        stderr(&o)
+    );
+}

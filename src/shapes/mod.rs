@@ -631,8 +631,77 @@ struct Symbols {
     defaulted: bool,
     /// Names the given sizes split, said once each.
     warnings: Vec<String>,
+    /// `dim_param`s that are expressions of other symbols (`past + 1`), by their text.
+    exprs: HashMap<String, DimExpr>,
 }
 
+/// A dim the model declares as an expression of symbols, as the dynamo exporter writes them
+/// (`past + 1`, `2*s0`, `floor(s0/2)`): its size follows from theirs.
+#[derive(Clone)]
+struct DimExpr {
+    text: String,
+    expr: exmex::FlatEx<f64>,
+}
+
+impl DimExpr {
+    /// `text` as an expression of symbols: it parses, is not one bare name, and either names
+    /// only one symbol and has a number (`2*s0`) or names only symbols the model also uses as
+    /// dims of their own (`past + 1` beside a `past`). `sequence-length` alone stays a name.
+    fn parse(text: &str, plain: &HashSet<&str>) -> Option<DimExpr> {
+        use exmex::prelude::*;
+        let spelled = text
+            .replace("ceiling(", "ceil(")
+            .replace("Floor(", "floor(");
+        let expr = exmex::parse::<f64>(&spelled).ok()?;
+        let vars: Vec<&str> = expr.var_names().iter().map(String::as_str).collect();
+        if vars.is_empty() || vars == [text] {
+            return None;
+        }
+        let mut rest = spelled.clone();
+        for v in &vars {
+            rest = rest.replace(v, "");
+        }
+        let numbered = vars.len() == 1 && rest.chars().any(|c| c.is_ascii_digit());
+        let named = vars.iter().all(|v| plain.contains(v));
+        (numbered || named).then(|| DimExpr {
+            text: text.to_string(),
+            expr,
+        })
+    }
+
+    fn vars(&self) -> Vec<String> {
+        use exmex::prelude::*;
+        self.expr.var_names().to_vec()
+    }
+
+    /// Its size where each symbol has the size `size_of` gives; `None` where one has none, or
+    /// the expression is not a whole number of at least 0 there.
+    fn eval(&self, size_of: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+        use exmex::prelude::*;
+        let values: Option<Vec<f64>> = self
+            .expr
+            .var_names()
+            .iter()
+            .map(|v| size_of(v).map(|x| x as f64))
+            .collect();
+        let v = self.expr.eval(&values?).ok()?;
+        (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 2f64.powi(62)).then_some(v as u64)
+    }
+
+    /// The size of its one unknown symbol `var` for which it is `want`, the others at `size_of`'s
+    /// sizes: for an affine expression (what exporters write), solved from two evaluations.
+    fn solve(&self, var: &str, want: u64, size_of: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+        let at = |x: u64| self.eval(|v| if v == var { Some(x) } else { size_of(v) });
+        let (f0, f1) = (at(16)? as i128, at(17)? as i128);
+        let slope = f1 - f0;
+        if slope == 0 || (want as i128 - f0) % slope != 0 {
+            return None;
+        }
+        let x = 16 + (want as i128 - f0) / slope;
+        let x = u64::try_from(x).ok()?;
+        (at(x) == Some(want)).then_some(x)
+    }
+}
 /// paddle2onnx writes `?` for every unknown dim: one name for sizes that differ.
 const NAMES_NOTHING: &str = "?";
 
@@ -647,7 +716,31 @@ impl Symbols {
             all_given: true,
             defaulted: false,
             warnings: vec![],
+            exprs: HashMap::new(),
         };
+        let params = || {
+            declared
+                .iter()
+                .filter(|d| d.is_tensor)
+                .flat_map(|d| d.info.dims.iter().flatten())
+                .filter_map(|d| match d {
+                    Dim::Symbol(s) => Some(s.as_str()),
+                    _ => None,
+                })
+        };
+        let bare = |p: &str| {
+            let mut chars = p.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let plain: HashSet<&str> = params().filter(|p| bare(p)).collect();
+        for p in params().filter(|p| !bare(p)) {
+            if let Some(e) = DimExpr::parse(p, &plain) {
+                symbols.exprs.insert(p.to_string(), e);
+            }
+        }
         let mut seen: Vec<(String, u64, String)> = vec![];
         for d in declared.iter().filter(|d| d.is_tensor) {
             let (Some(dims), Some(g)) = (&d.info.dims, given.0.get(&d.name)) else {
@@ -657,6 +750,9 @@ impl Symbols {
                 let Dim::Symbol(name) = dim else {
                     continue;
                 };
+                if symbols.exprs.contains_key(name) {
+                    continue;
+                }
                 match seen.iter().find(|s| &s.0 == name) {
                     Some((_, size, by)) if *size != g[axis] && !symbols.split.contains(name) => {
                         symbols.warnings.push(format!(
@@ -681,6 +777,11 @@ impl Symbols {
                 }
             }
         }
+        for e in symbols.exprs.values() {
+            for v in e.vars() {
+                batch_like.insert(v, false);
+            }
+        }
         for d in declared.iter().filter(|d| d.is_tensor) {
             let Some(dims) = &d.info.dims else {
                 if !given.0.contains_key(&d.name) && sizes != Sizes::Optional {
@@ -697,12 +798,13 @@ impl Symbols {
                     continue;
                 }
                 let key = symbols.key(&d.name, axis, dim);
-                if symbols.list.iter().any(|s| s.key == key) {
+                if symbols.list.iter().any(|s| s.key == key) || symbols.exprs.contains_key(&key) {
                     continue;
                 }
                 let mut picked = false;
-                let first = match given.0.get(&d.name) {
-                    Some(g) => g[axis],
+                let settled = seen.iter().find(|s| s.0 == key).map(|s| s.1);
+                let first = match given.0.get(&d.name).map(|g| g[axis]).or(settled) {
+                    Some(size) => size,
                     None if sizes == Sizes::Required => {
                         let example: Vec<String> = dims
                             .iter()
@@ -719,15 +821,12 @@ impl Symbols {
                             example.join("x")
                         );
                     }
-                    None => match seen.iter().find(|s| s.0 == key) {
-                        Some(s) => s.1,
-                        None => {
-                            symbols.all_given &= sizes == Sizes::DefaultOne;
-                            symbols.defaulted = true;
-                            picked = true;
-                            1
-                        }
-                    },
+                    None => {
+                        symbols.all_given &= sizes == Sizes::DefaultOne;
+                        symbols.defaulted = true;
+                        picked = true;
+                        1
+                    }
                 };
                 let name = if key.starts_with('?') {
                     format!("{}_dim{axis}", d.name)
@@ -747,7 +846,150 @@ impl Symbols {
                 });
             }
         }
+        symbols.settle_expressions(declared, given, sizes)?;
         Ok(symbols)
+    }
+
+    /// The symbols that only expressions name (`past` of `past + 1`) get sizes: solved from a
+    /// size given for an expression, else picked (the smallest from 1 at which every expression
+    /// is a whole number of at least 1). A given size that contradicts an expression is an error
+    /// naming it.
+    fn settle_expressions(
+        &mut self,
+        declared: &[DeclaredInput],
+        given: &InputShapes,
+        sizes: Sizes,
+    ) -> Result<()> {
+        let mut vars: Vec<String> = self.exprs.values().flat_map(DimExpr::vars).collect();
+        vars.sort();
+        vars.dedup();
+        vars.retain(|v| !self.list.iter().any(|s| &s.key == v));
+        let dims_given = || {
+            declared.iter().filter_map(|d| {
+                let g = given.0.get(&d.name)?;
+                Some(
+                    d.info
+                        .dims
+                        .iter()
+                        .flatten()
+                        .zip(g)
+                        .map(move |(dim, &size)| (d, dim, size)),
+                )
+            })
+        };
+        let mut found: HashMap<String, u64> = HashMap::new();
+        for _ in 0..vars.len() {
+            for (_, dim, size) in dims_given().flatten() {
+                let Some(e) = (match dim {
+                    Dim::Symbol(p) => self.exprs.get(p),
+                    _ => None,
+                }) else {
+                    continue;
+                };
+                let known = |v: &str| {
+                    self.list
+                        .iter()
+                        .find(|s| s.key == v)
+                        .map(|s| s.at[0])
+                        .or_else(|| found.get(v).copied())
+                };
+                let open: Vec<String> = e
+                    .vars()
+                    .into_iter()
+                    .filter(|v| known(v).is_none())
+                    .collect();
+                if let [var] = &open[..] {
+                    if let Some(x) = e.solve(var, size, known) {
+                        found.insert(var.clone(), x);
+                    }
+                }
+            }
+        }
+        let mut open: Vec<&String> = vars.iter().filter(|v| !found.contains_key(*v)).collect();
+        if !open.is_empty() && sizes == Sizes::Required {
+            let e = self
+                .exprs
+                .values()
+                .find(|e| e.vars().contains(open[0]))
+                .expect("a var of an expression");
+            bail!(
+                "the symbol `{}` of the input dimension `{}` has no size; give a size to an input that has it with --input-shape",
+                open[0],
+                e.text
+            );
+        }
+        // Picked: the smallest size from 1 up at which every expression is a whole size.
+        let whole = |found: &HashMap<String, u64>, list: &[Symbol]| {
+            self.exprs.values().all(|e| {
+                e.eval(|v| {
+                    list.iter()
+                        .find(|s| s.key == v)
+                        .map(|s| s.at[0])
+                        .or_else(|| found.get(v).copied())
+                })
+                .is_some_and(|x| x >= 1)
+            })
+        };
+        let mut size = 1;
+        if !open.is_empty() {
+            while size < 64 {
+                let mut trial = found.clone();
+                trial.extend(open.iter().map(|v| ((*v).clone(), size)));
+                if whole(&trial, &self.list) {
+                    break;
+                }
+                size += 1;
+            }
+            self.defaulted = true;
+            self.all_given &= sizes == Sizes::DefaultOne;
+        }
+        for v in vars.iter() {
+            let (first, picked) = match found.get(v) {
+                Some(&x) => (x, false),
+                None => (size, true),
+            };
+            let at = Symbols::points(first, self.list.len() as u64, false)
+                .ok_or_else(|| anyhow::anyhow!("size {first} of `{v}` is too large"))?;
+            self.list.push(Symbol {
+                key: v.clone(),
+                name: v.clone(),
+                at,
+                batch_like: false,
+                picked,
+            });
+        }
+        open.clear();
+        // Sizes given for an expression must be what it is at its symbols' sizes.
+        for (d, dim, size) in dims_given().flatten() {
+            let Dim::Symbol(p) = dim else { continue };
+            let Some(e) = self.exprs.get(p) else { continue };
+            let at = e.eval(|v| self.size_at(v, 0));
+            if at != Some(size) {
+                let values: Vec<String> = e
+                    .vars()
+                    .iter()
+                    .filter_map(|v| Some(format!("{v} = {}", self.size_at(v, 0)?)))
+                    .collect();
+                bail!(
+                    "--input-shape {}: the model declares this dimension `{}`, which is {} where {}, not {size}",
+                    d.name,
+                    e.text,
+                    at.map_or("not a size".into(), |a| a.to_string()),
+                    values.join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The size of a symbol or expression (by its key) at a point.
+    fn size_at(&self, key: &str, point: usize) -> Option<u64> {
+        if let Some(s) = self.list.iter().find(|s| s.key == key) {
+            return Some(s.at[point]);
+        }
+        self.exprs
+            .get(key)?
+            .eval(|v| self.list.iter().find(|s| s.key == v).map(|s| s.at[point]))
     }
 
     /// A symbol's sizes at the points, from its first. Distinct moves keep two symbols of equal
@@ -794,6 +1036,7 @@ impl Symbols {
                 all_given: self.all_given,
                 defaulted: self.defaulted,
                 warnings: vec![],
+                exprs: self.exprs.clone(),
             })
     }
 
@@ -824,8 +1067,8 @@ impl Symbols {
                         continue;
                     }
                     let key = self.key(&d.name, axis, dim);
-                    if let Some(s) = self.list.iter().find(|s| s.key == key) {
-                        *dim = Dim::Known(s.at[point]);
+                    if let Some(size) = self.size_at(&key, point) {
+                        *dim = Dim::Known(size);
                     }
                 }
             } else if let Some(g) = given.0.get(&d.name) {
