@@ -240,7 +240,7 @@ fn write_input(root: &Path, net: &Path, dir: &Path) -> (String, PathBuf) {
     let name = a.graph.tensor(a.graph.inputs[0]).name.clone();
     let values = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
     let file = dir.join("input.npy");
-    nsplit::serve::npy::write_npy(&file, &values[&name]).unwrap();
+    nsplit::runtime::npy::write_npy(&file, &values[&name]).unwrap();
     let _ = root;
     (name, file)
 }

@@ -137,6 +137,7 @@ pub fn job_options(buckets: &str, verify: bool) -> crate::job::JobOptions {
         },
         verify,
         verifier: crate::runtime::Verifier::Auto,
+        samples: Default::default(),
         external_data: crate::output::ExternalData::Auto,
         progress: false,
         triton: None,

@@ -8,7 +8,7 @@ use nsplit::cost::Profiles;
 use nsplit::job::JobOptions;
 use nsplit::output::ExternalData;
 use nsplit::plan::{network, Objective, PlanOptions, Sweep};
-use nsplit::runtime::Verifier;
+use nsplit::runtime::{SampleInputs, Verifier};
 use nsplit::serve::run::{CutChoice, RunOptions};
 use nsplit::serve::triton::{TritonBackend, TritonOptions};
 use nsplit::shapes::InputShapes;
@@ -96,6 +96,8 @@ pub struct JobArgs {
     base_network: String,
     #[command(flatten)]
     shapes: ShapeArgs,
+    #[command(flatten)]
+    samples: SampleArgs,
     /// Do not check the pairs against the original (they are marked "skipped").
     #[arg(long)]
     no_verify: bool,
@@ -129,6 +131,25 @@ pub struct ShapeArgs {
 impl ShapeArgs {
     pub fn parse(&self) -> Result<InputShapes> {
         InputShapes::parse(&self.input_shape)
+    }
+}
+
+/// `--sample-inputs` and `--input-value`: real inputs for every run of the model.
+#[derive(Args)]
+pub struct SampleArgs {
+    /// Real inputs to check the halves on, instead of random ones: an .npz with one array per
+    /// graph input (np.savez), or a folder of them (each one a sample). Repeat for more.
+    #[arg(long = "sample-inputs", value_name = "FILE.npz|DIR")]
+    sample_inputs: Vec<PathBuf>,
+    /// A value for every element of an input, the rest random: NAME=VALUE, e.g. sr=16000 for a
+    /// model steered by its sample rate. Repeat for each input.
+    #[arg(long = "input-value", value_name = "NAME=VALUE")]
+    input_value: Vec<String>,
+}
+
+impl SampleArgs {
+    pub fn read(&self) -> Result<SampleInputs> {
+        SampleInputs::read(&self.sample_inputs, &self.input_value)
     }
 }
 
@@ -278,6 +299,8 @@ pub enum Command {
         /// The runtime that checks the halves: onnxruntime where it is installed, else tract.
         #[arg(long, value_enum, default_value_t = Verifier::Auto)]
         verifier: Verifier,
+        #[command(flatten)]
+        samples: SampleArgs,
     },
     /// Measure this machine and write a device profile (the deployment phase).
     ///
@@ -360,7 +383,8 @@ pub enum Command {
     /// Check that HEAD then TAIL computes what ORIGINAL computes, in onnxruntime or tract.
     ///
     /// Runs ORIGINAL, then HEAD and TAIL, on the same seeded random inputs (floats in [-1, 1),
-    /// integers in {0, 1}, booleans true), and prints the largest absolute and relative
+    /// integers in {0, 1}, booleans true; --input-value sets an input, --sample-inputs gives
+    /// real ones), and prints the largest absolute and relative
     /// difference of every original output. Give `-` for a half that does not exist
     /// (all-cloud or all-mobile). Symbolic input dimensions are checked at two sizes: those
     /// given with --input-shape (1 where none is given) and each moved by two or more (batch 1
@@ -392,6 +416,8 @@ pub enum Command {
         /// The runtime that runs the models: onnxruntime where it is installed, else tract.
         #[arg(long, value_enum, default_value_t = Verifier::Auto)]
         verifier: Verifier,
+        #[command(flatten)]
+        samples: SampleArgs,
     },
 }
 
@@ -521,6 +547,7 @@ impl JobArgs {
             },
             verify: !self.no_verify,
             verifier: self.verifier,
+            samples: self.samples.read()?,
             external_data: self.external_data,
             progress: true,
             triton: self.triton.then(|| self.triton_opts.options()),

@@ -34,6 +34,8 @@ pub struct JobOptions {
     pub verify: bool,
     /// The runtime that checks them (`--verifier`).
     pub verifier: crate::runtime::Verifier,
+    /// Real inputs to check them on (`--sample-inputs`, `--input-value`).
+    pub samples: crate::runtime::SampleInputs,
     pub external_data: ExternalData,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
@@ -95,6 +97,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         let vopts = VerifyOptions {
             input_shapes: opts.input_shapes.clone(),
             verifier: opts.verifier,
+            samples: opts.samples.clone(),
             ..VerifyOptions::default()
         };
         Some((Reference::new(&a, &vopts)?, vopts))

@@ -59,7 +59,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = args.options()?;
             let report = nsplit::serve::run::run(&args.dir, &opts)?;
             if let Some(out) = &args.out {
-                nsplit::serve::npy::write_npz(out, &report.values)?;
+                nsplit::runtime::npy::write_npz(out, &report.values)?;
             }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -104,11 +104,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             external_data,
             no_verify,
             verifier,
+            samples,
         } => {
             let input_shapes = shapes.parse()?;
             let check = VerifyOptions {
                 input_shapes: input_shapes.clone(),
                 verifier,
+                samples: samples.read()?,
                 ..VerifyOptions::default()
             };
             let check = (!no_verify).then_some(&check);
@@ -165,6 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rtol,
             atol,
             verifier,
+            samples,
         } => {
             let opts = VerifyOptions {
                 input_shapes: shapes.parse()?,
@@ -172,6 +175,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 rtol,
                 atol,
                 verifier,
+                samples: samples.read()?,
             };
             let half = |s: &str| (s != "-").then(|| PathBuf::from(s));
             let outcome = verify(

@@ -441,3 +441,114 @@ fn dim_expressions_are_read() {
         stderr(&o)
     );
 }
+
+/// A model steered by an input's value (an int64 sample rate: 16000 runs, any other rate fails
+/// in every runtime). On random inputs its halves are unverified, and the reason names the
+/// flags; `--input-value sr=16000` or a sample `.npz` (a folder of them too) verify them, in
+/// `split`, `verify` and the main job.
+#[test]
+fn real_inputs_reach_a_branch_random_ones_cannot() {
+    let model = "fixtures/sample_rate_branch.onnx";
+    let dir = tempfile::tempdir().unwrap();
+    let halves = dir.path().join("halves");
+    let h = halves.to_str().unwrap();
+    let o = nsplit(&["split", model, "--at", "framed", "--out", h]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("unverified:")
+            && text.contains("on random inputs")
+            && text.contains("--sample-inputs")
+            && text.contains("--input-value"),
+        "{text}"
+    );
+
+    let o = nsplit(&[
+        "split",
+        model,
+        "--at",
+        "framed",
+        "--out",
+        h,
+        "--input-value",
+        "sr=16000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("verified in onnxruntime"),
+        "{}",
+        stdout(&o)
+    );
+
+    let samples = dir.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    for (k, n) in [(0, 320usize), (1, 480)] {
+        let audio: Vec<f32> = (0..2 * n)
+            .map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0)
+            .collect();
+        nsplit::runtime::npy::write_npz(
+            &samples.join(format!("speech{k}.npz")),
+            &[
+                (
+                    "audio".into(),
+                    tract_onnx::prelude::Tensor::from_shape(&[2, n], &audio).unwrap(),
+                ),
+                ("sr".into(), tract_onnx::prelude::tensor0(16000i64)),
+            ],
+        )
+        .unwrap();
+    }
+    let o = nsplit(&[
+        "verify",
+        model,
+        &format!("{h}/head.onnx"),
+        &format!("{h}/tail.onnx"),
+        "--sample-inputs",
+        samples.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("speech0.npz (audio=2x320, sr=scalar)")
+            && out.contains("speech1.npz (audio=2x480, sr=scalar)"),
+        "{out}"
+    );
+
+    let dist = dir.path().join("dist");
+    let o = nsplit(&[
+        model,
+        "--out",
+        dist.to_str().unwrap(),
+        "--input-shape",
+        "audio=1x1600",
+        "--input-value",
+        "sr=16000",
+        "--buckets",
+        "0.1,1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_every_pair_verified(&dist);
+
+    // A sample that lacks an input, or names one the model does not have, is an error.
+    nsplit::runtime::npy::write_npz(
+        &dir.path().join("partial.npz"),
+        &[(
+            "audio".into(),
+            tract_onnx::prelude::Tensor::from_shape(&[1, 4], &[0f32; 4]).unwrap(),
+        )],
+    )
+    .unwrap();
+    let o = nsplit(&[
+        "split",
+        model,
+        "--at",
+        "framed",
+        "--out",
+        dir.path().join("never").to_str().unwrap(),
+        "--sample-inputs",
+        dir.path().join("partial.npz").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no array `sr`"), "{}", stderr(&o));
+    assert!(!dir.path().join("never").exists());
+}

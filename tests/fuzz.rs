@@ -494,6 +494,7 @@ fn job_options() -> JobOptions {
         },
         verify: false,
         verifier: Default::default(),
+        samples: Default::default(),
         external_data: ExternalData::Never,
         progress: false,
         triton: None,

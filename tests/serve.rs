@@ -5,9 +5,9 @@
 
 use crate::common::{self, *};
 use nsplit::plan::selection::SelectionTable;
+use nsplit::runtime::npy;
 use nsplit::runtime::{Runtime, Verifier};
 use nsplit::serve::kserve::Server;
-use nsplit::serve::npy;
 use nsplit::serve::triton::{TritonModel, TritonOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -100,11 +100,11 @@ impl Model {
             );
         }
         if proto.ir_version > *IR_VERSIONS.end() {
-            eprintln!(
-                "warning: {shown} has IR version {}, newer than the newest we know ({}); reading it anyway, and fields we do not know are kept as they are",
+            crate::warn_once(&format!(
+                "{shown} has IR version {}, newer than the newest we know ({}); reading it anyway, and fields we do not know are kept as they are",
                 proto.ir_version,
                 IR_VERSIONS.end()
-            );
+            ));
         }
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() {

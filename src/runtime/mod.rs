@@ -3,10 +3,17 @@
 //!
 //! - [`tract`]: load, plan for the inputs' sizes, run, time (whole runs or per node);
 //! - [`onnxruntime`]: the same through the `ort` crate, loaded at run time;
-//! - [`random_inputs`]: seeded values for a model's inputs.
+//! - [`random_inputs`]: seeded values for a model's inputs, and [`SampleInputs`]: real ones;
+//! - [`npy`]: tensors in NumPy files (`.npy`, `.npz`);
+//! - [`datatype`]: one element type under ONNX's, Triton's, the protocol's and NumPy's names.
 
+pub mod datatype;
+pub mod npy;
 pub mod onnxruntime;
+mod samples;
 pub mod tract;
+
+pub use samples::SampleInputs;
 
 use crate::graph::ModelGraph;
 use crate::shapes::{InputShapes, ShapeTable};

@@ -6,7 +6,7 @@
 //! Every failure is one error naming the server's URL: nothing listening, a timeout, a model
 //! the server does not have, or the server's own message for a request it refused.
 
-use super::datatype::WireType;
+use crate::runtime::datatype::WireType;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -2,14 +2,12 @@
 //!
 //! - [`triton`]: a Triton model repository of the tails (`--triton`, `nsplit package`);
 //! - [`kserve`]: a client of the Open Inference Protocol (KServe v2 REST) with binary tensors;
-//! - [`npy`]: tensors in NumPy files (`.npy` in, `.npz` out);
 //! - [`run`]: `nsplit run`, the head here and the tail on the server, measured against the
 //!   prediction;
-//! - [`datatype`]: one element type under ONNX's, Triton's, the protocol's and NumPy's names.
+//!
+//! Element types under every name and NumPy files are the runtime's ([`crate::runtime`]).
 
-pub mod datatype;
 pub mod kserve;
-pub mod npy;
 pub mod run;
 pub mod triton;
 

@@ -6,9 +6,9 @@
 //! All-mobile runs here alone; all-cloud sends the model's inputs.
 
 use super::kserve::{ModelMetadata, ModelStats, Server};
-use super::npy;
 use super::HalfIo;
 use crate::plan::selection::{CutEntry, SelectionTable};
+use crate::runtime::npy;
 use crate::runtime::{Runtime, Verifier};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -225,7 +225,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             .iter()
             .map(|(name, t)| TensorDescription {
                 name: name.clone(),
-                datatype: super::datatype::WireType::of_datum(t.datum_type())
+                datatype: crate::runtime::datatype::WireType::of_datum(t.datum_type())
                     .map_or(format!("{:?}", t.datum_type()), |w| w.kserve.to_string()),
                 shape: t.shape().to_vec(),
             })
@@ -339,7 +339,7 @@ impl Tail {
     /// What is about to be sent agrees with what the server's model takes.
     fn check(&self, sent: &[(String, &Tensor)]) -> Result<()> {
         for (declared, (name, t)) in self.metadata.inputs.iter().zip(sent) {
-            let wire = super::datatype::WireType::of_datum(t.datum_type())
+            let wire = crate::runtime::datatype::WireType::of_datum(t.datum_type())
                 .with_context(|| format!("`{name}`"))?;
             let rewrite = "the repository was not written from this folder, or was edited since: write it again with `nsplit package`";
             if declared.datatype != wire.kserve {

@@ -8,9 +8,9 @@
 //! `dynamic_batching`, and its dims leave the batch out, as Triton wants. Any other tail gets
 //! `max_batch_size: 0` and its full dims (-1 for a symbolic one).
 
-use super::datatype::WireType;
 use crate::output::Staging;
 use crate::plan::selection::SelectionTable;
+use crate::runtime::datatype::WireType;
 use crate::tensor::Dim;
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
