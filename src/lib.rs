@@ -46,6 +46,7 @@ pub mod shapes;
 pub mod split;
 pub mod tensor;
 pub mod verify;
+pub mod warn;
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -84,7 +85,7 @@ impl Analysis {
         )
         .with_context(|| format!("{shown}"))?;
         for warning in &shapes.warnings {
-            warn_once(&format!("{shown}: {warning}"));
+            warn::once(&format!("{shown}: {warning}"));
         }
         let features =
             cost::features(&model, &graph, &shapes).with_context(|| format!("{shown}"))?;
@@ -94,21 +95,5 @@ impl Analysis {
             shapes,
             features,
         })
-    }
-}
-
-/// Print `warning: MESSAGE` on stderr, once per process: a command that reads a model twice (to
-/// plan, then to verify) or reads halves that carry the same quirk says it once.
-pub fn warn_once(message: &str) {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static SAID: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let said = SAID.get_or_init(|| Mutex::new(HashSet::new()));
-    if said
-        .lock()
-        .map(|mut s| s.insert(message.to_string()))
-        .unwrap_or(true)
-    {
-        eprintln!("warning: {message}");
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 #[rustfmt::skip]
 const ORDER: &[&str] = &[
     // foundations
-    "guard", "tensor", "ops", "proto",
+    "guard", "warn", "tensor", "ops", "proto",
     // stages
     "load", "output", "graph", "shapes", "runtime", "cost", "cut", "plan", "emit", "verify",
     "serve",

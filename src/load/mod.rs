@@ -100,7 +100,7 @@ impl Model {
             );
         }
         if proto.ir_version > *IR_VERSIONS.end() {
-            crate::warn_once(&format!(
+            crate::warn::once(&format!(
                 "{shown} has IR version {}, newer than the newest we know ({}); reading it anyway, and fields we do not know are kept as they are",
                 proto.ir_version,
                 IR_VERSIONS.end()
