@@ -18,6 +18,7 @@ mod paper;
 mod plan;
 mod profiles;
 mod python;
+mod real_models;
 mod repository;
 mod selection;
 mod serve;

@@ -74,9 +74,10 @@ pub struct ShapeTable {
     /// (batch 1 -> 3): the second point verification runs at. `None` without symbolic inputs.
     pub second_sizes: Option<InputShapes>,
     pub source: Vec<ShapeSource>,
-    /// Where some symbolic input dimension took a size picked for the user (1), larger ones to
+    /// Where some symbolic input dimension took a size picked for the user (1), other sizes to
     /// run at instead, each a (first, second) pair of points: a strided conv or an STFT window
-    /// does not run at 1. Every dim that is not a batch at 16, 64, 256, then 1024.
+    /// does not run at 1, and a model may need two dims it names apart one apart
+    /// ([`Symbols::retries`]).
     pub larger_points: Vec<[InputShapes; 2]>,
     /// Why tract's analysis could not be used in full, if it could not.
     pub tract_problem: Option<String>,
@@ -232,9 +233,9 @@ pub fn infer_with(
         )
     };
     table.second_sizes = Some(sizes_of(&second_inputs));
-    table.larger_points = [16, 64, 256, 1024]
-        .into_iter()
-        .filter_map(|size| symbols.larger(size))
+    table.larger_points = symbols
+        .retries()
+        .iter()
         .map(|s| [0, 1].map(|point| sizes_of(&s.inputs(&declared, given, point))))
         .collect();
     if !symbols.all_given {
@@ -992,27 +993,32 @@ impl Symbols {
             .eval(|v| self.list.iter().find(|s| s.key == v).map(|s| s.at[point]))
     }
 
-    /// A symbol's sizes at the points, from its first. Distinct moves keep two symbols of equal
-    /// first size apart. A batch (axis 0 of every input it sizes) moves a little: memory grows
-    /// with it and nothing strides over it. Any other moves by about a thousand at the far
-    /// points, beyond what strided convs, pools, slices and STFT windows collapse.
+    /// A symbol's sizes at the points, from its first. The second point (verification's) and
+    /// the first far one move every symbol of a kind by the same amount, so that sizes the model
+    /// needs related keep their relation (TorchScript names each input's axes apart: a mask's
+    /// `past_plus_one` must stay one more than the cache's `past`); the last moves each symbol
+    /// apart (`k`), which tells two symbols of equal size apart. A batch (axis 0 of every input
+    /// it sizes) moves a little: memory grows with it and nothing strides over it. Any other
+    /// moves by about a thousand at the far points, beyond what strided convs, pools, slices and
+    /// STFT windows collapse.
     fn points(first: u64, k: u64, batch_like: bool) -> Option<[u64; POINTS]> {
-        let far = if batch_like {
-            [1 + k, 3 + 2 * k]
+        let moves = if batch_like {
+            [2, 1, 3 + 2 * k]
         } else {
-            [1021 + 16 * k, 2053 + 32 * k]
+            [3, 1021, 2053 + 32 * k]
         };
         Some([
             first,
-            first.checked_add(2 + k)?,
-            first.checked_add(far[0])?,
-            first.checked_add(far[1])?,
+            first.checked_add(moves[0])?,
+            first.checked_add(moves[1])?,
+            first.checked_add(moves[2])?,
         ])
     }
 
-    /// The same symbols with every picked one that is not a batch starting at `size`; `None`
-    /// when there is none.
-    fn larger(&self, size: u64) -> Option<Symbols> {
+    /// The same symbols with every picked one that is not a batch starting at `size` plus its
+    /// offset (the i-th such symbol, `offsets[i]`, 0 past the end); `None` when there is none.
+    fn larger(&self, size: u64, offsets: &[u64]) -> Option<Symbols> {
+        let mut i = 0;
         let list: Vec<Symbol> = self
             .list
             .iter()
@@ -1021,7 +1027,11 @@ impl Symbols {
                 key: s.key.clone(),
                 name: s.name.clone(),
                 at: match s.picked && !s.batch_like {
-                    true => Symbols::points(size, k as u64, false).unwrap_or(s.at),
+                    true => {
+                        let offset = offsets.get(i).copied().unwrap_or(0);
+                        i += 1;
+                        Symbols::points(size + offset, k as u64, false).unwrap_or(s.at)
+                    }
                     false => s.at,
                 },
                 batch_like: s.batch_like,
@@ -1038,6 +1048,35 @@ impl Symbols {
                 warnings: vec![],
                 exprs: self.exprs.clone(),
             })
+    }
+
+    /// Where the original does not run at the picked sizes: every picked symbol that is not a
+    /// batch at 1 and 16, each 0 or 1 more than the others in every combination (the first four
+    /// such symbols: a size the model needs one more than another's, as a mask over the cache
+    /// and the new token), then all at 64, 256 and 1024.
+    fn retries(&self) -> Vec<Symbols> {
+        let open = self
+            .list
+            .iter()
+            .filter(|s| s.picked && !s.batch_like)
+            .count()
+            .min(4);
+        let combinations: Vec<Vec<u64>> = (0..1u64 << open)
+            .map(|bits| (0..open).map(|i| (bits >> i) & 1).collect())
+            .collect();
+        let mut out = vec![];
+        for size in [1, 16] {
+            for offsets in &combinations {
+                if size == 1 && offsets.iter().all(|&o| o == 0) {
+                    continue; // the picked sizes themselves
+                }
+                out.extend(self.larger(size, offsets));
+            }
+        }
+        for size in [64, 256, 1024] {
+            out.extend(self.larger(size, &[]));
+        }
+        out
     }
 
     fn key(&self, input: &str, axis: usize, dim: &Dim) -> String {
