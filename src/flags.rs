@@ -142,7 +142,8 @@ pub struct SampleArgs {
     #[arg(long = "sample-inputs", value_name = "FILE.npz|DIR")]
     sample_inputs: Vec<PathBuf>,
     /// A value for every element of an input, the rest random: NAME=VALUE, e.g. sr=16000 for a
-    /// model steered by its sample rate. Repeat for each input.
+    /// model steered by its sample rate, or NAME=LO..HI for integers drawn from a range (token
+    /// ids within a vocabulary). Repeat for each input.
     #[arg(long = "input-value", value_name = "NAME=VALUE")]
     input_value: Vec<String>,
 }

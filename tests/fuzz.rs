@@ -502,7 +502,8 @@ fn job_options() -> JobOptions {
 }
 
 enum Result {
-    Refused,
+    /// With the error, one line.
+    Refused(String),
     Split(Vec<PathBuf>),
     Panicked(String),
 }
@@ -522,7 +523,7 @@ fn run(model: &Path, out: &Path) -> Result {
             halves.sort();
             Result::Split(halves)
         }
-        Ok(Err(_)) => Result::Refused,
+        Ok(Err(e)) => Result::Refused(format!("{e:#}")),
         Err(payload) => Result::Panicked(
             payload
                 .downcast_ref::<&str>()
@@ -593,8 +594,89 @@ for line in sys.stdin:
             bad.append(("facts", wrong))
         else:
             verdict = 2
-    print(case, int(not m), verdict, "; ".join(f"{h}: {why}" for h, why in bad), sep="\t")
+    print(case, int(not m), verdict, "; ".join([f"model: {m}"] * bool(m) + [f"{h}: {why}" for h, why in bad]), sep="\t")
 "#;
+
+/// Whether onnx's checker (`full_check`) accepts each refused model and onnxruntime runs it (at
+/// its declared sizes, 1 for a symbolic dim; floats random, integers 0, booleans true). Lines
+/// in: `case<TAB>model`; out: `case<TAB>valid<TAB>why not`.
+const REFUSAL_CHECK: &str = r#"
+import sys, onnx, numpy as np, onnxruntime as ort
+ort.set_default_logger_severity(4)
+for line in sys.stdin:
+    case, model = line.rstrip("\n").split("\t")
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        feeds = {}
+        for i in session.get_inputs():
+            shape = [d if isinstance(d, int) and d >= 0 else 1 for d in i.shape]
+            t = i.type
+            if "float16" in t:
+                feeds[i.name] = np.random.randn(*shape).astype(np.float16)
+            elif "double" in t:
+                feeds[i.name] = np.random.randn(*shape)
+            elif "float" in t:
+                feeds[i.name] = np.random.randn(*shape).astype(np.float32)
+            elif "bool" in t:
+                feeds[i.name] = np.ones(shape, dtype=bool)
+            elif "string" in t:
+                feeds[i.name] = np.full(shape, "a", dtype=object)
+            else:
+                dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+                         "tensor(uint8)": np.uint8, "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
+                         "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64}.get(t)
+                if dtype is None:
+                    raise RuntimeError(f"input type {t}")
+                feeds[i.name] = np.zeros(shape, dtype=dtype)
+        session.run(None, feeds)
+        print(case, 1, "", sep="\t")
+    except Exception as e:
+        print(case, 0, (str(e).splitlines() or [type(e).__name__])[0][:200], sep="\t")
+"#;
+
+/// Run the refused models of `batch` through [`REFUSAL_CHECK`]: each one the checker accepts and
+/// onnxruntime runs is a failure (a valid model is never refused). Empties `batch` and removes
+/// the cases' folders.
+fn check_refusals(batch: &mut Vec<(u64, PathBuf, String)>, refused_valid: &mut Vec<String>) {
+    use std::io::Write;
+    if batch.is_empty() {
+        return;
+    }
+    let mut child = std::process::Command::new(python())
+        .args(["-c", REFUSAL_CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python runs");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (k, model, _) in batch.iter() {
+            writeln!(stdin, "{k}\t{}", model.display()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        let f: Vec<&str> = line.splitn(3, '\t').collect();
+        if f.get(1) == Some(&"1") {
+            let k: u64 = f[0].parse().unwrap();
+            let (_, model, why) = batch.iter().find(|(c, _, _)| *c == k).unwrap();
+            let kept = root().join(format!("target/fuzz/refused-{k}.onnx"));
+            let _ = std::fs::copy(model, &kept);
+            refused_valid.push(format!(
+                "case {k}: refused, though onnx's checker accepts it and onnxruntime runs it ({}): {why}",
+                kept.display()
+            ));
+        }
+    }
+    for (_, model, _) in batch.drain(..) {
+        if let Some(dir) = model.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
 
 #[derive(Default)]
 struct Checked {
@@ -604,6 +686,8 @@ struct Checked {
     accepted_invalid: usize,
     /// Of those, the ones whose halves the checker rejects too, with its reason.
     invalid_halves: Vec<String>,
+    /// Why the checker rejects each accepted model (shown with NSPLIT_FUZZ_SHOW).
+    accepted_why: Vec<String>,
     /// Split models on which onnx's checker itself crashes.
     checker_crashed: usize,
     /// Models the checker passes whose halves it rejects only because the original declares a
@@ -673,6 +757,9 @@ fn check_batch(batch: &[(u64, PathBuf, Vec<PathBuf>)]) -> Checked {
             ("1", "2") => checked.contradicting += 1,
             ("0", ok) => {
                 checked.accepted_invalid += 1;
+                checked
+                    .accepted_why
+                    .push(format!("case {}: {}", f[0], f[3]));
                 if ok == "0" {
                     checked
                         .invalid_halves
@@ -743,12 +830,14 @@ fn mutated_models_under_the_fuzzers_limits() {
     let mut checked = Checked::default();
     let mut failures: Vec<String> = vec![];
     let mut batch = vec![];
+    let (mut refusals, mut refused_valid) = (vec![], vec![]);
     let flush = |batch: &mut Vec<(u64, PathBuf, Vec<PathBuf>)>, all: &mut Checked| {
         if checker && !batch.is_empty() {
             let found = check_batch(batch);
             all.failures.extend(found.failures);
             all.accepted_invalid += found.accepted_invalid;
             all.invalid_halves.extend(found.invalid_halves);
+            all.accepted_why.extend(found.accepted_why);
             all.checker_crashed += found.checker_crashed;
             all.contradicting += found.contradicting;
         }
@@ -791,7 +880,7 @@ fn mutated_models_under_the_fuzzers_limits() {
             );
         }
         match result {
-            Result::Refused => {
+            Result::Refused(why) => {
                 refused += 1;
                 if out.exists() {
                     failures.push(format!(
@@ -799,7 +888,15 @@ fn mutated_models_under_the_fuzzers_limits() {
                         out.display()
                     ));
                 }
-                let _ = std::fs::remove_dir_all(&dir);
+                // A refusal for want of sizes is the user's to fix, not the model's.
+                if checker && !why.contains("--input-shape") {
+                    refusals.push((k, model.clone(), why));
+                    if refusals.len() >= 100 {
+                        check_refusals(&mut refusals, &mut refused_valid);
+                    }
+                } else {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             }
             Result::Split(halves) => {
                 split += 1;
@@ -827,9 +924,11 @@ fn mutated_models_under_the_fuzzers_limits() {
         }
     }
     flush(&mut batch, &mut checked);
+    check_refusals(&mut refusals, &mut refused_valid);
     failures.extend(checked.failures);
+    failures.extend(refused_valid.iter().cloned());
     let summary = format!(
-        "fuzz: {cases} cases (seed {seed:#x}) from {} seed models in {:.0?}: {refused} refused cleanly, {split} split ({} of them from a model the onnx checker rejects, {} of those with halves it rejects too; {} from a model that contradicts its own declarations where the checker cannot see it; {} on which the checker itself crashes), {} panics, 0 hangs, {} other failures",
+        "fuzz: {cases} cases (seed {seed:#x}) from {} seed models in {:.0?}: {refused} refused cleanly, {split} split ({} of them from a model the onnx checker rejects, {} of those with halves it rejects too; {} from a model that contradicts its own declarations where the checker cannot see it; {} on which the checker itself crashes), {} panics, 0 hangs, {} refusals of a model the checker accepts and onnxruntime runs, {} other failures",
         seeds.len(),
         started.elapsed(),
         checked.accepted_invalid,
@@ -837,11 +936,12 @@ fn mutated_models_under_the_fuzzers_limits() {
         checked.contradicting,
         checked.checker_crashed,
         panics.len(),
-        failures.len()
+        refused_valid.len(),
+        failures.len() - refused_valid.len()
     );
     eprintln!("{summary}");
     if std::env::var_os("NSPLIT_FUZZ_SHOW").is_some() {
-        eprintln!("{}", checked.invalid_halves.join("\n"));
+        eprintln!("{}", checked.accepted_why.join("\n"));
     }
     std::fs::write(keep.join("summary.txt"), format!("{summary}\n")).unwrap();
     assert!(

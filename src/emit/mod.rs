@@ -130,7 +130,9 @@ impl<'a> Emitter<'a> {
     pub fn half(&mut self, cut: &Cut, side: Side) -> Result<Option<Half>> {
         let boundary = cut.boundary(self.graph);
         let spec = SideSpec::of(self.graph, cut, side, &boundary);
-        if spec.is_empty(cut) && spec.outputs.is_empty() {
+        // A side that gives nothing (no work, or only nodes whose results no output needs: dead
+        // code a model may carry) is not written: a runtime refuses a model without outputs.
+        if spec.outputs.is_empty() {
             return Ok(None);
         }
         let whole = match side {

@@ -154,6 +154,11 @@ impl Loaded {
         let outputs = session.run(feed).map_err(|e| anyhow!("{e}"))?;
         let mut out = HashMap::new();
         for (name, value) in outputs.iter() {
+            // A sequence or map (a classifier's per-class probabilities in ai.onnx.ml) has no
+            // tensor to hand on or compare: it is left out, and the caller sees it missing.
+            if !matches!(value.dtype(), ort::value::ValueType::Tensor { .. }) {
+                continue;
+            }
             out.insert(
                 name.to_string(),
                 from_value(&value).with_context(|| format!("output `{name}`"))?,

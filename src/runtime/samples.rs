@@ -17,8 +17,9 @@ pub struct SampleInputs {
     /// Whole samples, each a value for every graph input (an `.npz` each): run as they are, each
     /// one a point of its own.
     pub samples: Vec<(String, HashMap<String, Tensor>)>,
-    /// One value for an input, every element of it (`NAME=VALUE`, e.g. `sr=16000`), in every
-    /// generated point; the rest of the inputs stay random.
+    /// One value for an input, every element of it (`NAME=VALUE`, e.g. `sr=16000`), or integers
+    /// drawn from a range (`NAME=LO..HI`, both included: token ids within a vocabulary), in
+    /// every generated point; the rest of the inputs stay random.
     pub values: BTreeMap<String, String>,
 }
 
@@ -56,10 +57,12 @@ impl SampleInputs {
             let Some((name, value)) = item.split_once('=') else {
                 bail!("input value `{item}` must be NAME=VALUE, e.g. sr=16000");
             };
-            if value.trim().parse::<f64>().is_err() && !["true", "false"].contains(&value.trim()) {
-                bail!("input value `{item}`: `{value}` is not a number or true/false");
+            let value = value.trim();
+            let number = value.parse::<f64>().is_ok() || ["true", "false"].contains(&value);
+            if !number && range(value).is_none() {
+                bail!("input value `{item}`: `{value}` is not a number, true/false or an integer range LO..HI");
             }
-            parsed.insert(name.to_string(), value.trim().to_string());
+            parsed.insert(name.to_string(), value.to_string());
         }
         Ok(SampleInputs {
             samples,
@@ -120,7 +123,10 @@ impl SampleInputs {
         graph: &ModelGraph,
         shapes: &ShapeTable,
         values: &mut HashMap<String, Tensor>,
+        seed: u64,
     ) -> Result<()> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         for (name, value) in &self.values {
             let Some(t) = graph.tensor_id(name) else {
                 continue;
@@ -132,12 +138,18 @@ impl SampleInputs {
                 .get(t)
                 .dtype
                 .ok_or_else(|| anyhow!("input `{name}` has no element type"))?;
-            let number: f64 = match value.as_str() {
-                "true" => 1.0,
-                "false" => 0.0,
-                v => v.parse().map_err(|_| anyhow!("`{v}` is not a number"))?,
+            let numbers: Vec<f64> = match (value.as_str(), range(value)) {
+                ("true", _) => vec![1.0; old.len()],
+                ("false", _) => vec![0.0; old.len()],
+                (_, Some((lo, hi))) => (0..old.len())
+                    .map(|_| rng.random_range(lo..=hi) as f64)
+                    .collect(),
+                (v, None) => {
+                    let number: f64 = v.parse().map_err(|_| anyhow!("`{v}` is not a number"))?;
+                    vec![number; old.len()]
+                }
             };
-            let filled = Tensor::from_shape(old.shape(), &vec![number; old.len()])?;
+            let filled = Tensor::from_shape(old.shape(), &numbers)?;
             let datum = super::datatype::WireType::of_onnx(dtype)?.datum()?;
             let cast = if dtype == DType::BOOL {
                 filled.cast_to::<bool>()?.into_owned()
@@ -148,4 +160,11 @@ impl SampleInputs {
         }
         Ok(())
     }
+}
+
+/// `LO..HI` as an integer range, both ends included.
+fn range(value: &str) -> Option<(i64, i64)> {
+    let (lo, hi) = value.split_once("..")?;
+    let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi).then_some((lo, hi))
 }

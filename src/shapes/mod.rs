@@ -24,6 +24,16 @@ use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// A first point to verify at and the second points to try with it.
+#[derive(Clone, Debug)]
+pub struct VerifyPoints {
+    /// Input sizes, by input name; `None`: the table's own (the given or picked sizes).
+    pub first: Option<InputShapes>,
+    /// Where every symbolic dim has moved (batch +2, others +32), then fallbacks that move
+    /// fewer, for a model whose dims depend on each other in ways no name says.
+    pub seconds: Vec<InputShapes>,
+}
+
 /// Where a tensor's shape came from.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,15 +80,14 @@ pub struct ShapeTable {
     /// `Unknown` where it varies otherwise (`2*batch`) or was not found at every point tried.
     /// Equal to `info` for a model without symbolic inputs.
     pub symbolic: Vec<TensorInfo>,
-    /// Input sizes, by input name, at which every symbolic dimension differs from `info`'s
-    /// (batch 1 -> 3): the second point verification runs at. `None` without symbolic inputs.
-    pub second_sizes: Option<InputShapes>,
+    /// Where verification runs, in order of preference: the given (or picked) sizes first, then,
+    /// where some size was picked (1), other first points, for a model that does not run at the
+    /// picked sizes ([`Symbols::retries`]: a strided conv or an STFT window does not run at 1, and
+    /// a model may need two dims it names apart one apart). Each with its second points, where
+    /// the symbolic dims have moved, in order of preference ([`Symbols::seconds`]). Empty
+    /// without symbolic inputs.
+    pub verify_points: Vec<VerifyPoints>,
     pub source: Vec<ShapeSource>,
-    /// Where some symbolic input dimension took a size picked for the user (1), other sizes to
-    /// run at instead, each a (first, second) pair of points: a strided conv or an STFT window
-    /// does not run at 1, and a model may need two dims it names apart one apart
-    /// ([`Symbols::retries`]).
-    pub larger_points: Vec<[InputShapes; 2]>,
     /// Why tract's analysis could not be used in full, if it could not.
     pub tract_problem: Option<String>,
     /// Tensors where our ONNX rules overruled tract's answer, described.
@@ -232,16 +241,29 @@ pub fn infer_with(
                 .collect(),
         )
     };
-    table.second_sizes = Some(sizes_of(&second_inputs));
-    table.larger_points = symbols
-        .retries()
-        .iter()
-        .map(|s| [0, 1].map(|point| sizes_of(&s.inputs(&declared, given, point))))
+    let point_of = |symbols: &Symbols, first: bool| {
+        let seconds = symbols
+            .seconds()
+            .iter()
+            .map(|s| sizes_of(&s.inputs(&declared, given, 1)))
+            .fold(vec![], |mut all: Vec<InputShapes>, p| {
+                if !all.iter().any(|q| q.0 == p.0) {
+                    all.push(p);
+                }
+                all
+            });
+        VerifyPoints {
+            first: (!first).then(|| sizes_of(&symbols.inputs(&declared, given, 0))),
+            seconds,
+        }
+    };
+    table.verify_points = std::iter::once(point_of(&symbols, true))
+        .chain(symbols.retries().iter().map(|s| point_of(s, false)))
         .collect();
+    let _ = second_inputs;
     if !symbols.all_given {
         // Sizes were optional and some were not given: report no invented size.
         table.info = table.symbolic.clone();
-        table.second_sizes = None;
     }
     Ok(table)
 }
@@ -276,8 +298,7 @@ fn infer_at(
     let mut table = ShapeTable {
         info: vec![TensorInfo::default(); n],
         symbolic: vec![],
-        second_sizes: None,
-        larger_points: vec![],
+        verify_points: vec![],
         source: vec![ShapeSource::Unknown; n],
         tract_problem: None,
         conflicts: vec![],
@@ -330,7 +351,17 @@ fn infer_at(
         match tract::analyse(model, graph, inputs, point != Point::Moved) {
             Ok(found) => {
                 let tainted = after_control_flow(graph);
-                for (t, info) in found.facts.into_iter().filter(|(t, _)| !tainted[t.0]) {
+                for (t, info) in found.facts {
+                    // After control flow only the element type: both branches must give the
+                    // same types, not the same shapes.
+                    let info = if tainted[t.0] {
+                        TensorInfo {
+                            dtype: info.dtype,
+                            dims: None,
+                        }
+                    } else {
+                        info
+                    };
                     table.merge(t, info, ShapeSource::Tract);
                 }
                 table.tract_problem = found.problem;
@@ -347,7 +378,7 @@ fn infer_at(
                 if point == Point::Moved && info.is_complete() {
                     continue;
                 }
-                declare(graph, &mut table, t, info, point);
+                declare(graph, &mut table, t, info, point)?;
             }
         }
     }
@@ -361,9 +392,48 @@ fn infer_at(
     rules::apply(model, graph, &mut table, using)?;
     check_sizes(graph, &table)?;
     if point != Point::Moved {
-        check_types(model, graph, &mut table)?;
+        check_types(model, graph, &mut table, &probe)?;
+    }
+    if point == Point::Given {
+        check_declarations(graph, &declared, &probe)?;
     }
     Ok(table)
+}
+
+/// A declaration that what the ONNX rules derive from the inputs and weights alone contradicts
+/// is wrong by the specification: the model is refused, as onnx's checker (whose inference
+/// derives the same) refuses it. A contradiction that needs tract's analysis, or a fact another
+/// declaration gave, to be seen is our inference's word against the model's, and the model's
+/// wins (a warning said where it was found).
+fn check_declarations(
+    graph: &ModelGraph,
+    declared: &[&ValueInfoProto],
+    derived: &ShapeTable,
+) -> Result<()> {
+    for vi in declared {
+        let Some(t) = graph.tensor_id(&vi.name) else {
+            continue;
+        };
+        let (said, found) = (info_from_type(&vi.type_), &derived.info[t.0]);
+        if derived.source[t.0] == ShapeSource::Rule && said.contradicts(found) {
+            bail!(
+                "`{}` is declared {} {}, but{} computes {} {}; correct the model's declaration of it",
+                vi.name,
+                said.dtype.map_or("?", DType::name),
+                said.shape_string(),
+                match graph.tensor(t).producer {
+                    crate::graph::Producer::Node(n, _) => {
+                        let op = graph.op(n);
+                        format!(" node `{}` ({})", op.label(), op.op_type)
+                    }
+                    _ => " the graph".into(),
+                },
+                found.dtype.map_or("?", DType::name),
+                found.shape_string()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Take what the model declares of a computed tensor. Where tract's analysis says otherwise, the
@@ -377,11 +447,27 @@ fn declare(
     t: TensorId,
     said: TensorInfo,
     point: Point,
-) {
+) -> Result<()> {
     let found = &table.info[t.0];
     if table.source[t.0] != ShapeSource::Tract || !said.contradicts(found) {
         table.merge(t, said, ShapeSource::ValueInfo);
-        return;
+        return Ok(());
+    }
+    let shape_only = TensorInfo {
+        dtype: None,
+        dims: said.dims.clone(),
+    };
+    if point == Point::Given && shape_only.contradicts(found) {
+        // tract's shapes follow the specification wherever it computes them fully (its known
+        // departures are element types): a declared shape it contradicts is wrong.
+        bail!(
+            "`{}` is declared {} {}, but the graph computes {} {}; correct the model's declaration of it",
+            graph.tensor(t).name,
+            said.dtype.map_or("?", DType::name),
+            said.shape_string(),
+            found.dtype.map_or("?", DType::name),
+            found.shape_string()
+        );
     }
     if point != Point::Moved {
         table.warnings.push(format!(
@@ -405,6 +491,7 @@ fn declare(
     };
     let info = said.overlaid_on(found);
     table.set(t, info, ShapeSource::ValueInfo);
+    Ok(())
 }
 
 /// ` (node `conv1`, Conv)` for a computed tensor, nothing for an input or initializer.
@@ -419,9 +506,15 @@ pub(crate) fn producer_label(graph: &ModelGraph, t: TensorId) -> String {
 }
 
 /// Element types against the operators' type constraints. Types the model states (graph
-/// inputs, initializers, value_info, outputs) that break a constraint make the model invalid:
-/// an error. One that breaks only with a type we inferred is our inference's fault: a warning.
-fn check_types(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) -> Result<()> {
+/// inputs, initializers, value_info, outputs), and those the ONNX rules derive from its inputs
+/// and weights alone (`derived`), that break a constraint make the model invalid: an error. One
+/// that breaks only with a type tract's analysis gave is our inference's fault: a warning.
+fn check_types(
+    model: &Model,
+    graph: &ModelGraph,
+    table: &mut ShapeTable,
+    derived: &ShapeTable,
+) -> Result<()> {
     let g = model.graph();
     let mut stated: HashMap<&str, i32> = HashMap::new();
     for vi in g.input.iter().chain(&g.value_info).chain(&g.output) {
@@ -432,7 +525,15 @@ fn check_types(model: &Model, graph: &ModelGraph, table: &mut ShapeTable) -> Res
     for init in &g.initializer {
         stated.insert(init.name.as_str(), init.data_type);
     }
-    crate::ops::schema::check_types(&model.proto, &|name| stated.get(name).copied())
+    // What the model states, and what the ONNX rules derive from its inputs and weights alone
+    // (as onnx's own inference would): a break there is the model's.
+    let spec = |name: &str| {
+        stated.get(name).copied().or_else(|| {
+            let t = graph.tensor_id(name)?;
+            (derived.source[t.0] == ShapeSource::Rule).then_some(derived.info[t.0].dtype?.0)
+        })
+    };
+    crate::ops::schema::check_types(&model.proto, &spec)
         .context("the model breaks an operator's type constraints")?;
     let dtype = |name: &str| Some(table.info[graph.tensor_id(name)?.0].dtype?.0);
     if let Err(e) = crate::ops::schema::check_types(&model.proto, &dtype) {
@@ -993,8 +1094,9 @@ impl Symbols {
             .eval(|v| self.list.iter().find(|s| s.key == v).map(|s| s.at[point]))
     }
 
-    /// A symbol's sizes at the points, from its first. The second point (verification's) and
-    /// the first far one move every symbol of a kind by the same amount, so that sizes the model
+    /// A symbol's sizes at the points, from its first. The second point (verification's: batch
+    /// +2, any other +32, which keeps a size a multiple of 32 where it was, as strided nets with
+    /// upsampling need) and the first far one move every symbol of a kind by the same amount, so that sizes the model
     /// needs related keep their relation (TorchScript names each input's axes apart: a mask's
     /// `past_plus_one` must stay one more than the cache's `past`); the last moves each symbol
     /// apart (`k`), which tells two symbols of equal size apart. A batch (axis 0 of every input
@@ -1005,7 +1107,7 @@ impl Symbols {
         let moves = if batch_like {
             [2, 1, 3 + 2 * k]
         } else {
-            [3, 1021, 2053 + 32 * k]
+            [32, 1021, 2053 + 32 * k]
         };
         Some([
             first,
@@ -1050,6 +1152,52 @@ impl Symbols {
             })
     }
 
+    /// The second points to try, as symbols whose point 1 differs: every symbol moved (the
+    /// points' own), others by 3 rather than 32 (a model with a short position table), only
+    /// those that are not a batch, only the batches, then each of the first four alone.
+    fn seconds(&self) -> Vec<Symbols> {
+        let with = |second: &dyn Fn(usize, &Symbol) -> u64| Symbols {
+            list: self
+                .list
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    let mut at = s.at;
+                    at[1] = second(k, s);
+                    Symbol {
+                        key: s.key.clone(),
+                        name: s.name.clone(),
+                        at,
+                        batch_like: s.batch_like,
+                        picked: s.picked,
+                    }
+                })
+                .collect(),
+            split: self.split.clone(),
+            all_given: self.all_given,
+            defaulted: self.defaulted,
+            warnings: vec![],
+            exprs: self.exprs.clone(),
+        };
+        let moved = |s: &Symbol, by_other: u64| s.at[0] + if s.batch_like { 2 } else { by_other };
+        let mut out = vec![
+            with(&|_, s| s.at[1]),
+            with(&|_, s| moved(s, 3)),
+            with(&|_, s| if s.batch_like { s.at[0] } else { moved(s, 32) }),
+            with(&|_, s| if s.batch_like { moved(s, 32) } else { s.at[0] }),
+        ];
+        for alone in 0..self.list.len().min(4) {
+            out.push(with(&|k, s| {
+                if k == alone {
+                    moved(s, 32)
+                } else {
+                    s.at[0]
+                }
+            }));
+        }
+        out
+    }
+
     /// Where the original does not run at the picked sizes: every picked symbol that is not a
     /// batch at 1 and 16, each 0 or 1 more than the others in every combination (the first four
     /// such symbols: a size the model needs one more than another's, as a mask over the cache
@@ -1075,6 +1223,29 @@ impl Symbols {
         }
         for size in [64, 256, 1024] {
             out.extend(self.larger(size, &[]));
+        }
+        // One alone at a larger size, the others picked: a dim the model reads as a batch
+        // (a state's) beside a window that must be long.
+        let picked: Vec<usize> = (0..self.list.len())
+            .filter(|&k| self.list[k].picked && !self.list[k].batch_like)
+            .collect();
+        if picked.len() > 1 {
+            for size in [16, 64, 256, 1024] {
+                for &alone in picked.iter().take(4) {
+                    let Some(mut trial) = self.larger(1, &[]) else {
+                        continue;
+                    };
+                    let k = alone as u64;
+                    trial.list[alone].at =
+                        Symbols::points(size, k, false).unwrap_or(trial.list[alone].at);
+                    for (j, s) in trial.list.iter_mut().enumerate() {
+                        if j != alone && s.picked && !s.batch_like {
+                            s.at = self.list[j].at;
+                        }
+                    }
+                    out.push(trial);
+                }
+            }
         }
         out
     }
@@ -1126,19 +1297,20 @@ impl Symbols {
     /// tensor and axis (`frames_dim2`). A name never says more than "not a fixed number": the
     /// halves declare it, and a runtime checks only numbers.
     fn generalise(&self, name: &str, facts: &[&TensorInfo]) -> TensorInfo {
-        let ranks: Vec<Option<usize>> = facts
+        // The rank from the points that know it; one that moves (a Squeeze of the batch) is not
+        // declarable. A point that knows no shape knows no dim.
+        let ranks: Vec<usize> = facts
             .iter()
-            .map(|f| f.dims.as_ref().map(Vec::len))
+            .filter_map(|f| f.dims.as_ref().map(Vec::len))
             .collect();
-        let same_rank = ranks.iter().all(|r| *r == ranks[0]);
-        let no_other_rank = ranks.iter().all(|r| r.is_none() || *r == ranks[0]);
-        let dims = match &facts[0].dims {
-            Some(first) if same_rank => Some(
-                (0..first.len())
+        let unknown = Dim::Unknown;
+        let dims = match ranks.first() {
+            Some(&rank) if ranks.iter().all(|&r| r == rank) => Some(
+                (0..rank)
                     .map(|axis| {
                         let at: Vec<&Dim> = facts
                             .iter()
-                            .map(|f| &f.dims.as_ref().expect("equal ranks")[axis])
+                            .map(|f| f.dims.as_ref().map_or(&unknown, |d| &d[axis]))
                             .collect();
                         let sizes: Option<Vec<u64>> = at
                             .iter()
@@ -1168,9 +1340,6 @@ impl Symbols {
                     })
                     .collect(),
             ),
-            // Not known at every point, but never of another rank: keep the rank, name no dim.
-            Some(first) if no_other_rank => Some(vec![Dim::Unknown; first.len()]),
-            // The rank itself moves with the sizes (a Squeeze of the batch): not declarable.
             _ => None,
         };
         TensorInfo {

@@ -73,9 +73,9 @@ pub fn apply(model: &Model, graph: &ModelGraph, table: &mut ShapeTable, using: U
 }
 
 /// A rule's answer for a tensor the model declares (value_info or a graph output), corrected
-/// where it contradicts the declaration. The declaration stands: a model that onnx's checker accepts and
-/// onnxruntime runs declares what it computes, and where our rule says otherwise the rule is the
-/// suspect. Said once, as a warning, at the sizes the user gave.
+/// where it contradicts the declaration: the declaration stands, said once as a warning at the
+/// sizes the user gave. Whether the model is refused for the contradiction is decided apart
+/// (`shapes::check_declarations`), from what the rules derive from the inputs and weights alone.
 fn respect_declaration(
     table: &mut ShapeTable,
     t: TensorId,

@@ -1,6 +1,6 @@
 //! Convolutions. Every member of the family has its window attributes checked (positive strides,
 //! dilations and kernel, non-negative pads, one entry per spatial axis, a positive `group`);
-//! Conv and ConvInteger have a shape rule: `[N, C_out, spatial out...]`.
+//! Conv, ConvInteger and QLinearConv have a shape rule: `[N, C_out, spatial out...]`.
 
 use super::{one, Outputs, RuleCtx};
 use crate::ops::Window;
@@ -26,7 +26,7 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
     }
     let window = Window::parse(&c.attrs, rank.map(|r| r - 2))?;
     let group = c.attrs.positive_int("group", 1)?;
-    if !matches!(op, "Conv" | "ConvInteger") {
+    if !matches!(op, "Conv" | "ConvInteger" | "QLinearConv") {
         return Ok(vec![]);
     }
     let (Some(x), Some(w)) = (c.dims(0), c.dims(w_input)) else {
@@ -46,10 +46,11 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
             w[1].saturating_mul(group)
         )));
     }
-    let dt = if op == "Conv" {
-        c.dtype(0)
-    } else {
-        Some(DType::INT32)
+    let dt = match op {
+        "Conv" => c.dtype(0),
+        // The output zero point's type (input 7), else x's.
+        "QLinearConv" => c.dtype(7).or(c.dtype(0)),
+        _ => Some(DType::INT32),
     };
     let spatial = window.output(&c.attrs, &x[2..], &w[2..])?;
     Ok(one(dt, spatial.map(|s| [vec![x[0], w[0]], s].concat())))

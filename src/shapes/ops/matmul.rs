@@ -47,7 +47,7 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
 }
 
 /// numpy matmul's shape rule; `None` where the shapes do not multiply.
-fn matmul(mut a: Vec<u64>, mut b: Vec<u64>) -> Option<Vec<u64>> {
+pub(super) fn matmul(mut a: Vec<u64>, mut b: Vec<u64>) -> Option<Vec<u64>> {
     let (a1, b1) = (a.len() == 1, b.len() == 1);
     if a1 {
         a.insert(0, 1);

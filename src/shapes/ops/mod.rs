@@ -14,6 +14,7 @@ mod matmul;
 mod movement;
 mod norm;
 mod pool;
+mod quantized;
 mod recurrent;
 mod softmax;
 
@@ -48,6 +49,12 @@ pub type Outputs = Vec<(usize, TensorInfo)>;
 /// the node breaks the specification.
 pub fn infer(c: &RuleCtx) -> Result<Outputs> {
     let op = c.op.op_type.as_str();
+    if quantized::handles(&c.op.domain, op) {
+        return quantized::infer(c);
+    }
+    if c.op.domain == "com.microsoft" && op == "DynamicQuantizeLSTM" {
+        return recurrent::infer(c);
+    }
     match family(&c.op.domain, op) {
         Some(Family::Conv) => conv::infer(c),
         Some(Family::Matmul) => matmul::infer(c),

@@ -1,4 +1,4 @@
-//! LSTM, GRU, RNN: `Y` is `[seq, dirs, batch, hidden]`, `Y_h` (and LSTM's `Y_c`)
+//! LSTM, GRU, RNN (and com.microsoft's DynamicQuantizeLSTM, an LSTM on int8 weights): `Y` is `[seq, dirs, batch, hidden]`, `Y_h` (and LSTM's `Y_c`)
 //! `[dirs, batch, hidden]`; `layout = 1` puts batch first. `hidden_size` must be positive and
 //! `direction` one the spec names.
 
@@ -32,7 +32,7 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
         (0, TensorInfo::new(dt, y)),
         (1, TensorInfo::new(dt, yh.clone())),
     ];
-    if c.op.op_type == "LSTM" {
+    if matches!(c.op.op_type.as_str(), "LSTM" | "DynamicQuantizeLSTM") {
         out.push((2, TensorInfo::new(dt, yh)));
     }
     Ok(out)
