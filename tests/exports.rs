@@ -241,31 +241,83 @@ fn sizes_given_overrule_a_shared_dim_name() {
     assert_eq!(declared(find(&tail.graph.input, "ab")), ["N", "2*L"]);
 }
 
-/// A declaration our inference contradicts (`y` = Relu of a `1 x 4`, declared `1 x 5`): the
-/// model is not refused; a warning names the tensor and the node, and the declaration is used.
-/// Element types the model itself states that break an op's constraints are still an error.
+/// A declaration only tract's analysis contradicts (its ConstantOfShape is double where ONNX
+/// says float, and the model declares float): the model is not refused; a warning names the
+/// tensor and the node, and the halves declare what the model does. A declaration the ONNX rules
+/// prove wrong (`y` = Relu of a `1 x 4`, declared `1 x 5`) is refused, as onnx's checker refuses
+/// it, and so are element types the model itself states that break an op's constraints.
 #[test]
-fn declarations_overrule_our_inference() {
+fn declarations_overrule_tract_not_the_specification() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros.onnx");
+    let graph = onnx_protobuf::GraphProto {
+        name: "zeros".into(),
+        node: vec![
+            node("zeros", "ConstantOfShape", &["shape"], &["z"], vec![]),
+            node("relu", "Relu", &["z"], &["y"], vec![]),
+        ],
+        input: vec![value_info(
+            "shape",
+            &TensorInfo {
+                dtype: Some(DType(7)),
+                dims: Some(vec![Dim::Known(2)]),
+            },
+        )],
+        value_info: vec![value_info(
+            "z",
+            &TensorInfo {
+                dtype: Some(DType::FLOAT),
+                dims: Some(vec![Dim::Unknown, Dim::Unknown]),
+            },
+        )],
+        output: vec![value_info(
+            "y",
+            &TensorInfo {
+                dtype: Some(DType::FLOAT),
+                dims: Some(vec![Dim::Unknown, Dim::Unknown]),
+            },
+        )],
+        ..Default::default()
+    };
+    std::fs::write(
+        &path,
+        model(graph, 8, &[("", 17)]).write_to_bytes().unwrap(),
+    )
+    .unwrap();
+    let halves = dir.path().join("halves");
     let o = nsplit(&[
-        "annotate",
-        "fixtures/bad/declaration_contradicts.onnx",
-        "--format",
-        "json",
+        "split",
+        path.to_str().unwrap(),
+        "--at",
+        "z",
+        "--out",
+        halves.to_str().unwrap(),
+        "--input-value",
+        "shape=3",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("verified in"), "{}", stdout(&o));
     let err = stderr(&o);
     assert!(
         err.contains("warning:")
-            && err.contains("`y` is declared float 1x5")
-            && err.contains("`relu`"),
+            && err.contains("`z` (node `zeros`, ConstantOfShape) is declared float")
+            && err.contains("tract"),
         "{err}"
     );
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tail = load(&halves.join("tail.onnx"));
+    let z = find(&tail.graph.input, "z");
     assert_eq!(
-        report["nodes"][0]["outputs"][0]["shape"],
-        serde_json::json!([1, 5])
+        nsplit::shapes::info_from_type(&z.type_).dtype,
+        Some(DType::FLOAT)
     );
 
+    let o = nsplit(&["annotate", "fixtures/bad/declaration_contradicts.onnx"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`y` is declared float 1x5, but the graph computes float 1x4"),
+        "{}",
+        stderr(&o)
+    );
     let o = nsplit(&["annotate", "fixtures/bad/type_mismatch.onnx"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("type constraints"), "{}", stderr(&o));
@@ -405,9 +457,9 @@ fn dim_expressions_are_read() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    // batch 1, past 1 (mask 2); then batch 3, past 4 (mask 5): both points compared.
+    // batch 1, past 1 (mask 2); then batch 3, past 33 (mask 34): both points compared.
     assert!(
-        text.contains("attention_mask=1x2; ") && text.contains("attention_mask=3x5"),
+        text.contains("attention_mask=1x2; ") && text.contains("attention_mask=3x34"),
         "{text}"
     );
     let tail = load(&halves.join("tail.onnx"));

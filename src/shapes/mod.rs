@@ -448,8 +448,11 @@ fn declare(
     said: TensorInfo,
     point: Point,
 ) -> Result<()> {
+    // Before the declarations, only tract has said anything of a computed tensor (a partial
+    // fact, an element type alone, leaves the source unset).
     let found = &table.info[t.0];
-    if table.source[t.0] != ShapeSource::Tract || !said.contradicts(found) {
+    let computed = matches!(graph.tensor(t).producer, crate::graph::Producer::Node(..));
+    if !computed || !said.contradicts(found) {
         table.merge(t, said, ShapeSource::ValueInfo);
         return Ok(());
     }
@@ -457,7 +460,7 @@ fn declare(
         dtype: None,
         dims: said.dims.clone(),
     };
-    if point == Point::Given && shape_only.contradicts(found) {
+    if point == Point::Given && found.is_complete() && shape_only.contradicts(found) {
         // tract's shapes follow the specification wherever it computes them fully (its known
         // departures are element types): a declared shape it contradicts is wrong.
         bail!(
