@@ -194,6 +194,31 @@ MODELS = [
 
 # ---------------------------------------------------------------------------------------------
 
+def strip_machine_paths(path):
+    """Drop what names this machine's files: the dynamo exporter records each node's Python
+    stack trace (`pkg.torch.onnx.stack_trace`, with site-packages paths) in its metadata."""
+    model = onnx.load(path)
+
+    def clean(graph):
+        for node in graph.node:
+            keep = [p for p in node.metadata_props if not p.key.endswith("stack_trace")]
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    clean(attr.g)
+                for g in attr.graphs:
+                    clean(g)
+
+    clean(model.graph)
+    for f in model.functions:
+        for node in f.node:
+            keep = [p for p in node.metadata_props if not p.key.endswith("stack_trace")]
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+    onnx.save(model, path)
+
+
 def export(name, make, exporter):
     seed()
     model, inputs, axes = make()
@@ -223,6 +248,7 @@ def export(name, make, exporter):
             program = torch.onnx.export(model, args, input_names=names,
                                         dynamic_shapes=tuple(shapes[n] for n in names), dynamo=True)
             program.save(path, external_data=False)
+    strip_machine_paths(path)
     size = os.path.getsize(path)
     if size > LIMIT:
         os.remove(path)
