@@ -17,6 +17,13 @@ fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The command failed with exit code 1, and `text` is on stdout or stderr.
+fn assert_fails_with(o: &std::process::Output, text: &str) {
+    let said = stdout(o) + &stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(said.contains(text), "expected `{text}` in: {said}");
+}
+
 /// The main job's table: every pair verified.
 fn assert_every_pair_verified(dir: &std::path::Path) {
     let table: serde_json::Value =
@@ -312,15 +319,12 @@ fn declarations_overrule_tract_not_the_specification() {
     );
 
     let o = nsplit(&["annotate", "fixtures/bad/declaration_contradicts.onnx"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("`y` is declared float 1x5, but the graph computes float 1x4"),
-        "{}",
-        stderr(&o)
+    assert_fails_with(
+        &o,
+        "`y` is declared float 1x5, but the graph computes float 1x4",
     );
     let o = nsplit(&["annotate", "fixtures/bad/type_mismatch.onnx"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("type constraints"), "{}", stderr(&o));
+    assert_fails_with(&o, "type constraints");
 }
 
 /// A half that declares a dim the runtime does not compute is caught by `verify`, naming the
@@ -367,11 +371,9 @@ fn verify_catches_a_declared_dim_the_half_does_not_compute() {
         head_path.to_str().unwrap(),
         halves.join("tail.onnx").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
-    assert!(
-        stdout(&o).contains("head.onnx declares `relu_out` Nx8x16x32, but it computes 1x8x32x32"),
-        "{}",
-        stdout(&o)
+    assert_fails_with(
+        &o,
+        "head.onnx declares `relu_out` Nx8x16x32, but it computes 1x8x32x32",
     );
 }
 
@@ -486,12 +488,7 @@ fn dim_expressions_are_read() {
         "--input-shape",
         "x=2x1x8",
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("`past + 1`, which is 12 where past = 11, not 13"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails_with(&o, "`past + 1`, which is 12 where past = 11, not 13");
 }
 
 /// A model steered by an input's value (an int64 sample rate: 16000 runs, any other rate fails
@@ -600,7 +597,6 @@ fn real_inputs_reach_a_branch_random_ones_cannot() {
         "--sample-inputs",
         dir.path().join("partial.npz").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("has no array `sr`"), "{}", stderr(&o));
+    assert_fails_with(&o, "has no array `sr`");
     assert!(!dir.path().join("never").exists());
 }

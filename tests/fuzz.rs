@@ -639,25 +639,15 @@ for line in sys.stdin:
 /// onnxruntime runs is a failure (a valid model is never refused). Empties `batch` and removes
 /// the cases' folders.
 fn check_refusals(batch: &mut Vec<(u64, PathBuf, String)>, refused_valid: &mut Vec<String>) {
-    use std::io::Write;
     if batch.is_empty() {
         return;
     }
-    let mut child = std::process::Command::new(python())
-        .args(["-c", REFUSAL_CHECK])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python runs");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (k, model, _) in batch.iter() {
-            writeln!(stdin, "{k}\t{}", model.display()).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<String> = batch
+        .iter()
+        .map(|(k, model, _)| format!("{k}\t{}", model.display()))
+        .collect();
+    // Where the script itself dies (onnx's C++ aborting on a model), nothing is counted.
+    let stdout = run_python(REFUSAL_CHECK, &lines).unwrap_or_default();
     for line in stdout.lines() {
         let f: Vec<&str> = line.splitn(3, '\t').collect();
         if f.get(1) == Some(&"1") {
@@ -699,9 +689,15 @@ struct Checked {
 /// Run the checker script over `lines`; `None` when the checker itself crashed (onnx's C++
 /// aborts on some malformed models, which no Python handler catches).
 fn run_checker(lines: &[String]) -> Option<String> {
+    run_python(CHECKER, lines)
+}
+
+/// Run a Python `script` with `lines` on its standard input; its standard output, or `None`
+/// when it did not exit cleanly.
+fn run_python(script: &str, lines: &[String]) -> Option<String> {
     use std::io::Write;
     let mut child = std::process::Command::new(python())
-        .args(["-c", CHECKER])
+        .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
