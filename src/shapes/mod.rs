@@ -76,8 +76,9 @@ pub struct ShapeTable {
     /// ([`Sizes::Optional`]), this is the symbolic form: no size is invented.
     pub info: Vec<TensorInfo>,
     /// The same tensors for every size of the symbolic input dimensions: a dimension is
-    /// `Known` where it does not depend on them, `Symbol` where it is one of them (`batch`), and
-    /// `Unknown` where it varies otherwise (`2*batch`) or was not found at every point tried.
+    /// `Known` where it is the same at every point tried, `Symbol` where it moves (an input's
+    /// `batch`, `2*batch`, or a name of its own, `frames_dim2`), and `Unknown` where it was not
+    /// found.
     /// Equal to `info` for a model without symbolic inputs.
     pub symbolic: Vec<TensorInfo>,
     /// Where verification runs, in order of preference: the given (or picked) sizes first, then,
@@ -183,7 +184,7 @@ pub fn infer_from(
 /// or STFT window collapses small sizes to 0 or 1 and would look constant there). A dimension is
 /// a number only where it is that number at every point; one that moves exactly as an input
 /// symbol does is that symbol; any other moving one (`2*batch`, the frames of an STFT) gets a
-/// name of its own ([`Symbols::generalise`]), and one not found at every point stays unnamed.
+/// name of its own ([`Symbols::generalise`]), and one not found anywhere stays unnamed.
 /// This holds wherever the concrete sources hold (tract, value_info, our rules), which is
 /// further than tract's symbolic analysis reaches (convolutions over symbolic dims, ...).
 pub fn infer_with(
@@ -241,24 +242,41 @@ pub fn infer_with(
                 .collect(),
         )
     };
+    // A point whose inputs would not fit in memory is not tried (a retry at 1024 of every dim of
+    // an input all of whose dims are symbolic).
+    let fits = |inputs: &HashMap<TensorId, TensorInfo>| {
+        inputs
+            .values()
+            .try_fold(0u64, |sum, info| match info.dims {
+                Some(_) => sum.checked_add(info.bytes().unwrap_or(0)),
+                None => Some(sum),
+            })
+            .is_some_and(|b| b <= crate::tensor::memory_limit())
+    };
     let point_of = |symbols: &Symbols, first: bool| {
+        let at_first = symbols.inputs(&declared, given, 0);
+        let first_sizes = sizes_of(&at_first);
         let seconds = symbols
             .seconds()
             .iter()
-            .map(|s| sizes_of(&s.inputs(&declared, given, 1)))
+            .map(|s| s.inputs(&declared, given, 1))
+            .filter(|inputs| fits(inputs))
+            .map(|inputs| sizes_of(&inputs))
             .fold(vec![], |mut all: Vec<InputShapes>, p| {
-                if !all.iter().any(|q| q.0 == p.0) {
+                // A "second" point equal to the first compares nothing new.
+                if p.0 != first_sizes.0 && !all.iter().any(|q| q.0 == p.0) {
                     all.push(p);
                 }
                 all
             });
-        VerifyPoints {
-            first: (!first).then(|| sizes_of(&symbols.inputs(&declared, given, 0))),
+        (first || fits(&at_first)).then(|| VerifyPoints {
+            first: (!first).then_some(first_sizes),
             seconds,
-        }
+        })
     };
     table.verify_points = std::iter::once(point_of(&symbols, true))
         .chain(symbols.retries().iter().map(|s| point_of(s, false)))
+        .flatten()
         .collect();
     let _ = second_inputs;
     if !symbols.all_given {
@@ -402,9 +420,9 @@ fn infer_at(
 
 /// A declaration that what the ONNX rules derive from the inputs and weights alone contradicts
 /// is wrong by the specification: the model is refused, as onnx's checker (whose inference
-/// derives the same) refuses it. A contradiction that needs tract's analysis, or a fact another
-/// declaration gave, to be seen is our inference's word against the model's, and the model's
-/// wins (a warning said where it was found).
+/// derives the same) refuses it. (A declared shape tract's complete fact contradicts is refused
+/// in [`declare`]; a declared element type tract contradicts is tract's fault, and the
+/// declaration wins there.)
 fn check_declarations(
     graph: &ModelGraph,
     declared: &[&ValueInfoProto],
@@ -762,6 +780,26 @@ impl DimExpr {
         if vars.is_empty() || vars == [text] {
             return None;
         }
+        // Every name in the text must be a variable: exmex reads `e`, `E`, `PI`, `TAU` as
+        // constants, and a dim named so is a symbol, not a number.
+        let mut names = vec![];
+        let mut word = String::new();
+        for ch in spelled.chars().chain([' ']) {
+            if ch.is_alphanumeric() || ch == '_' {
+                word.push(ch);
+            } else if !word.is_empty() {
+                if !word.starts_with(|c: char| c.is_ascii_digit()) {
+                    names.push(std::mem::take(&mut word));
+                }
+                word.clear();
+            }
+        }
+        if names
+            .iter()
+            .any(|n| !vars.contains(&n.as_str()) && n != "floor" && n != "ceil")
+        {
+            return None;
+        }
         let mut rest = spelled.clone();
         for v in &vars {
             rest = rest.replace(v, "");
@@ -1108,9 +1146,11 @@ impl Symbols {
     /// STFT windows collapse.
     fn points(first: u64, k: u64, batch_like: bool) -> Option<[u64; POINTS]> {
         let moves = if batch_like {
-            [2, 1, 3 + 2 * k]
+            [2, 1, 3 + (2u64 << k.min(20))]
         } else {
-            [32, 1021, 2053 + 32 * k]
+            // 32 * 2^k: no sum of two symbols moves as twice a third (`past + seq` is not
+            // `2*total`), as it would with offsets in arithmetic progression.
+            [32, 1021, 2053 + (32u64 << k.min(20))]
         };
         Some([
             first,

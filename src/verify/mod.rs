@@ -306,7 +306,7 @@ impl Reference {
                     // The first second point the original runs at.
                     let mut passed_over = vec![];
                     for second in &candidate.seconds {
-                        let inputs = random(Some(second), opts.seed + 1)?;
+                        let inputs = random(Some(second), opts.seed.wrapping_add(1))?;
                         let label = sizes_label(analysis, &inputs);
                         match loaded.run(&inputs) {
                             Ok(expected) => {

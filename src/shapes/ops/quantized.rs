@@ -36,7 +36,11 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
         // y has x's shape and its zero point's type (uint8 without one; opset 21's
         // `output_dtype` where set).
         "QuantizeLinear" => {
-            let dt = c.dtype(2).or_else(|| {
+            // Without a zero point, the attribute's type or uint8; with one, its type once known.
+            let has_zero_point = c.op.inputs.get(2).is_some_and(Option::is_some);
+            let dt = if has_zero_point {
+                c.dtype(2)
+            } else {
                 let attr = c
                     .attrs
                     .int("output_dtype")
@@ -44,7 +48,7 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
                     .flatten()
                     .filter(|&t| t != 0);
                 Some(attr.map_or(DType::UINT8, |t| DType(t as i32)))
-            });
+            };
             Ok(one(dt, c.dims(0)))
         }
         // x's shape, the scale's type.
