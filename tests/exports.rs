@@ -600,3 +600,38 @@ fn real_inputs_reach_a_branch_random_ones_cannot() {
     assert_fails_with(&o, "has no array `sr`");
     assert!(!dir.path().join("never").exists());
 }
+
+/// A dim declared as an expression that divides (`floor(s0/2)`, as a strided layer's output
+/// size is written) takes a given size: its symbol is solved from it (s0 = 16 for 8).
+#[test]
+fn a_dividing_dim_expression_is_solved_from_a_given_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("floor.onnx");
+    let half = |name: &str| {
+        value_info(
+            name,
+            &TensorInfo {
+                dtype: Some(DType::FLOAT),
+                dims: Some(vec![Dim::Known(1), Dim::Symbol("floor(s0/2)".into())]),
+            },
+        )
+    };
+    let graph = onnx_protobuf::GraphProto {
+        name: "floor".into(),
+        node: vec![node("relu", "Relu", &["x"], &["y"], vec![])],
+        input: vec![half("x")],
+        output: vec![half("y")],
+        ..Default::default()
+    };
+    std::fs::write(
+        &path,
+        model(graph, 8, &[("", 17)]).write_to_bytes().unwrap(),
+    )
+    .unwrap();
+    let report = annotate_json(path.to_str().unwrap(), &["--input-shape", "x=1x8"], &[]);
+    assert_eq!(
+        report["nodes"][0]["outputs"][0]["shape"],
+        serde_json::json!([1, 8]),
+        "{report}"
+    );
+}

@@ -832,19 +832,28 @@ impl DimExpr {
     }
 
     /// The size of its one unknown symbol `var` for which it is `want`, the others at `size_of`'s
-    /// sizes: for an affine expression (what exporters write), solved from two evaluations.
+    /// sizes: for an affine expression (what exporters write), solved from two evaluations; for
+    /// one that divides, the smallest that gives it.
     fn solve(&self, var: &str, want: u64, size_of: impl Fn(&str) -> Option<u64>) -> Option<u64> {
         let at = |x: u64| self.eval(|v| if v == var { Some(x) } else { size_of(v) });
-        let (f0, f1) = (at(16)? as i128, at(17)? as i128);
-        let slope = f1 - f0;
-        if slope == 0 || (want as i128 - f0) % slope != 0 {
-            return None;
-        }
-        let x = 16 + (want as i128 - f0) / slope;
-        let x = u64::try_from(x).ok()?;
-        (at(x) == Some(want)).then_some(x)
+        let affine = || {
+            let (f0, f1) = (at(16)? as i128, at(17)? as i128);
+            let slope = f1 - f0;
+            if slope == 0 || (want as i128 - f0) % slope != 0 {
+                return None;
+            }
+            let x = u64::try_from(16 + (want as i128 - f0) / slope).ok()?;
+            (at(x) == Some(want)).then_some(x)
+        };
+        // Not affine (`floor(s0/2)`, `(s0 - 1)/2 + 1`): the smallest size that gives `want`,
+        // among the few where a divided size can land.
+        affine().or_else(|| {
+            (0..=want.saturating_mul(4).saturating_add(64).min(1 << 20))
+                .find(|&x| at(x) == Some(want))
+        })
     }
 }
+
 /// paddle2onnx writes `?` for every unknown dim: one name for sizes that differ.
 const NAMES_NOTHING: &str = "?";
 
