@@ -17,6 +17,15 @@ fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `nsplit split MODEL --at AT --out OUT EXTRA..`, which must succeed.
+fn split_ok(model: &str, at: &str, out: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["split", model, "--at", at, "--out", out];
+    args.extend_from_slice(extra);
+    let o = nsplit(&args);
+    assert!(o.status.success(), "split {model} at {at}: {}", stderr(&o));
+    o
+}
+
 /// The command failed with exit code 1, and `text` is on stdout or stderr.
 fn assert_fails_with(o: &std::process::Output, text: &str) {
     let said = stdout(o) + &stderr(o);
@@ -121,15 +130,7 @@ fn stft_frames_are_declared_symbolic() {
     let model = "fixtures/stft_frontend.onnx";
     let dir = tempfile::tempdir().unwrap();
     let halves = dir.path().join("halves");
-    let o = nsplit(&[
-        "split",
-        model,
-        "--at",
-        "spectrum",
-        "--out",
-        halves.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = split_ok(model, "spectrum", halves.to_str().unwrap(), &[]);
     let text = stdout(&o);
     assert!(
         text.contains("spectrum  float  batch_sizex16xspectrum_dim2  ? bytes"),
@@ -235,15 +236,7 @@ fn sizes_given_overrule_a_shared_dim_name() {
     // Split without sizes, the halves name `ab`'s length apart from `L`; checked at sizes that
     // keep `L` one size (nothing gives two).
     let halves = dir.path().join("halves");
-    let o = nsplit(&[
-        "split",
-        path,
-        "--at",
-        "ab",
-        "--out",
-        halves.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    split_ok(path, "ab", halves.to_str().unwrap(), &[]);
     let tail = load(&halves.join("tail.onnx"));
     assert_eq!(declared(find(&tail.graph.input, "ab")), ["N", "2*L"]);
 }
@@ -333,15 +326,12 @@ fn declarations_overrule_tract_not_the_specification() {
 fn verify_catches_a_declared_dim_the_half_does_not_compute() {
     let dir = tempfile::tempdir().unwrap();
     let halves = dir.path().join("halves");
-    let o = nsplit(&[
-        "split",
+    split_ok(
         "fixtures/symbolic_batch.onnx",
-        "--at",
         "relu_out",
-        "--out",
         halves.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        &[],
+    );
     let head_path = halves.join("head.onnx");
     let mut head = load(&head_path);
     let out = head
@@ -449,15 +439,7 @@ fn dim_expressions_are_read() {
     let path = path.to_str().unwrap();
 
     let halves = dir.path().join("halves");
-    let o = nsplit(&[
-        "split",
-        path,
-        "--at",
-        "present",
-        "--out",
-        halves.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = split_ok(path, "present", halves.to_str().unwrap(), &[]);
     let text = stdout(&o);
     // batch 1, past 1 (mask 2); then batch 3, past 33 (mask 34): both points compared.
     assert!(
