@@ -17,6 +17,15 @@ fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The main job `nsplit MODEL --out DIST EXTRA..`, which must succeed with every pair verified.
+fn plan_verified(model: &str, dist: &std::path::Path, extra: &[&str]) {
+    let mut args = vec![model, "--out", dist.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = nsplit(&args);
+    assert!(o.status.success(), "{model}: {}", stderr(&o));
+    assert_every_pair_verified(dist);
+}
+
 /// `nsplit split MODEL --at AT --out OUT EXTRA..`, which must succeed.
 fn split_ok(model: &str, at: &str, out: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["split", model, "--at", at, "--out", out];
@@ -68,17 +77,16 @@ fn paddle_question_marks_are_sizes_of_their_own() {
 
     let dir = tempfile::tempdir().unwrap();
     let dist = dir.path().join("dist");
-    let o = nsplit(&[
+    plan_verified(
         model,
-        "--out",
-        dist.to_str().unwrap(),
-        "--input-shape",
-        "x=1x3x48x192",
-        "--buckets",
-        "0.1,1,10,100,1000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_every_pair_verified(&dist);
+        &dist,
+        &[
+            "--input-shape",
+            "x=1x3x48x192",
+            "--buckets",
+            "0.1,1,10,100,1000",
+        ],
+    );
 
     for (at, height) in [
         ("relu1_out", "relu1_out_dim2"),
@@ -147,17 +155,16 @@ fn stft_frames_are_declared_symbolic() {
     );
 
     let dist = dir.path().join("dist");
-    let o = nsplit(&[
+    plan_verified(
         model,
-        "--out",
-        dist.to_str().unwrap(),
-        "--input-shape",
-        "audio=1x16000",
-        "--buckets",
-        "0.1,1,10,100,1000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_every_pair_verified(&dist);
+        &dist,
+        &[
+            "--input-shape",
+            "audio=1x16000",
+            "--buckets",
+            "0.1,1,10,100,1000",
+        ],
+    );
 }
 
 /// Two inputs whose dims the model names alike (`L`), given sizes that differ: the sizes win,
@@ -454,11 +461,11 @@ fn dim_expressions_are_read() {
 
     let shapes = ["--input-shape", "x=2x1x8", "--input-shape", "past=2x11x8"];
     let dist = dir.path().join("dist");
-    let mut args = vec![path, "--out", dist.to_str().unwrap(), "--buckets", "1,100"];
-    args.extend(shapes);
-    let o = nsplit(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_every_pair_verified(&dist);
+    plan_verified(
+        path,
+        &dist,
+        &[&shapes[..], &["--buckets", "1,100"]].concat(),
+    );
 
     let o = nsplit(&[
         "annotate",
@@ -494,17 +501,7 @@ fn real_inputs_reach_a_branch_random_ones_cannot() {
         "{text}"
     );
 
-    let o = nsplit(&[
-        "split",
-        model,
-        "--at",
-        "framed",
-        "--out",
-        h,
-        "--input-value",
-        "sr=16000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = split_ok(model, "framed", h, &["--input-value", "sr=16000"]);
     assert!(
         stdout(&o).contains("verified in onnxruntime"),
         "{}",
@@ -546,19 +543,18 @@ fn real_inputs_reach_a_branch_random_ones_cannot() {
     );
 
     let dist = dir.path().join("dist");
-    let o = nsplit(&[
+    plan_verified(
         model,
-        "--out",
-        dist.to_str().unwrap(),
-        "--input-shape",
-        "audio=1x1600",
-        "--input-value",
-        "sr=16000",
-        "--buckets",
-        "0.1,1000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_every_pair_verified(&dist);
+        &dist,
+        &[
+            "--input-shape",
+            "audio=1x1600",
+            "--input-value",
+            "sr=16000",
+            "--buckets",
+            "0.1,1000",
+        ],
+    );
 
     // A sample that lacks an input, or names one the model does not have, is an error.
     nsplit::runtime::npy::write_npz(

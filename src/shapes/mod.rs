@@ -212,14 +212,9 @@ pub fn infer_with(
         table.symbolic = table.info.clone();
         return Ok(table);
     }
-    let second_inputs = symbols.inputs(&declared, given, 1);
     let mut points = vec![table.info.clone()];
     for point in 1..POINTS {
-        let inputs = if point == 1 {
-            second_inputs.clone()
-        } else {
-            symbols.inputs(&declared, given, point)
-        };
+        let inputs = symbols.inputs(&declared, given, point);
         points.push(infer_at(model, graph, &inputs, sources, Point::Moved)?.info);
     }
     table.symbolic = (0..table.info.len())
@@ -278,7 +273,6 @@ pub fn infer_with(
         .chain(symbols.retries().iter().map(|s| point_of(s, false)))
         .flatten()
         .collect();
-    let _ = second_inputs;
     if !symbols.all_given {
         // Sizes were optional and some were not given: report no invented size.
         table.info = table.symbolic.clone();
@@ -729,6 +723,7 @@ fn declared_inputs(
 }
 
 /// A symbolic dimension of the graph inputs and its size at each inference point.
+#[derive(Clone)]
 struct Symbol {
     /// The `dim_param`, or `?input:axis` for a dimension that names nothing downstream: an
     /// unnamed one, paddle2onnx's `?`, or a name the given sizes split.
@@ -1169,60 +1164,16 @@ impl Symbols {
         ])
     }
 
-    /// The same symbols with every picked one that is not a batch starting at `size` plus its
-    /// offset (the i-th such symbol, `offsets[i]`, 0 past the end); `None` when there is none.
-    fn larger(&self, size: u64, offsets: &[u64]) -> Option<Symbols> {
-        let mut i = 0;
-        let list: Vec<Symbol> = self
-            .list
-            .iter()
-            .enumerate()
-            .map(|(k, s)| Symbol {
-                key: s.key.clone(),
-                name: s.name.clone(),
-                at: match s.picked && !s.batch_like {
-                    true => {
-                        let offset = offsets.get(i).copied().unwrap_or(0);
-                        i += 1;
-                        Symbols::points(size + offset, k as u64, false).unwrap_or(s.at)
-                    }
-                    false => s.at,
-                },
-                batch_like: s.batch_like,
-                picked: s.picked,
-            })
-            .collect();
-        list.iter()
-            .any(|s| s.picked && !s.batch_like)
-            .then(|| Symbols {
-                list,
-                split: self.split.clone(),
-                all_given: self.all_given,
-                defaulted: self.defaulted,
-                warnings: vec![],
-                exprs: self.exprs.clone(),
-            })
-    }
-
-    /// The second points to try, as symbols whose point 1 differs: every symbol moved (the
-    /// points' own), others by 3 rather than 32 (a model with a short position table), only
-    /// those that are not a batch, only the batches, then each of the first four alone.
-    fn seconds(&self) -> Vec<Symbols> {
-        let with = |second: &dyn Fn(usize, &Symbol) -> u64| Symbols {
+    /// The same symbols, each at the sizes `at` gives it (from its index and itself).
+    fn resized(&self, at: impl Fn(usize, &Symbol) -> [u64; POINTS]) -> Symbols {
+        Symbols {
             list: self
                 .list
                 .iter()
                 .enumerate()
-                .map(|(k, s)| {
-                    let mut at = s.at;
-                    at[1] = second(k, s);
-                    Symbol {
-                        key: s.key.clone(),
-                        name: s.name.clone(),
-                        at,
-                        batch_like: s.batch_like,
-                        picked: s.picked,
-                    }
+                .map(|(k, s)| Symbol {
+                    at: at(k, s),
+                    ..s.clone()
                 })
                 .collect(),
             split: self.split.clone(),
@@ -1230,6 +1181,42 @@ impl Symbols {
             defaulted: self.defaulted,
             warnings: vec![],
             exprs: self.exprs.clone(),
+        }
+    }
+
+    /// Indices of the symbols whose size was picked and that are not a batch: those the retries
+    /// move.
+    fn open(&self) -> Vec<usize> {
+        (0..self.list.len())
+            .filter(|&k| self.list[k].picked && !self.list[k].batch_like)
+            .collect()
+    }
+
+    /// The same symbols with every picked one that is not a batch starting at `size` plus its
+    /// offset (the i-th such symbol, `offsets[i]`, 0 past the end); `None` when there is none.
+    fn larger(&self, size: u64, offsets: &[u64]) -> Option<Symbols> {
+        let open = self.open();
+        (!open.is_empty()).then(|| {
+            self.resized(|k, s| match open.iter().position(|&o| o == k) {
+                Some(i) => {
+                    let offset = offsets.get(i).copied().unwrap_or(0);
+                    Symbols::points(size + offset, k as u64, false).unwrap_or(s.at)
+                }
+                None => s.at,
+            })
+        })
+    }
+
+    /// The second points to try, as symbols whose point 1 differs: every symbol moved (the
+    /// points' own), others by 3 rather than 32 (a model with a short position table), only
+    /// those that are not a batch, only the batches, then each of the first four alone.
+    fn seconds(&self) -> Vec<Symbols> {
+        let with = |second: &dyn Fn(usize, &Symbol) -> u64| {
+            self.resized(|k, s| {
+                let mut at = s.at;
+                at[1] = second(k, s);
+                at
+            })
         };
         let moved = |s: &Symbol, by_other: u64| s.at[0] + if s.batch_like { 2 } else { by_other };
         let mut out = vec![
@@ -1255,12 +1242,8 @@ impl Symbols {
     /// such symbols: a size the model needs one more than another's, as a mask over the cache
     /// and the new token), then all at 64, 256 and 1024.
     fn retries(&self) -> Vec<Symbols> {
-        let open = self
-            .list
-            .iter()
-            .filter(|s| s.picked && !s.batch_like)
-            .count()
-            .min(4);
+        let picked = self.open();
+        let open = picked.len().min(4);
         let combinations: Vec<Vec<u64>> = (0..1u64 << open)
             .map(|bits| (0..open).map(|i| (bits >> i) & 1).collect())
             .collect();
@@ -1278,24 +1261,13 @@ impl Symbols {
         }
         // One alone at a larger size, the others picked: a dim the model reads as a batch
         // (a state's) beside a window that must be long.
-        let picked: Vec<usize> = (0..self.list.len())
-            .filter(|&k| self.list[k].picked && !self.list[k].batch_like)
-            .collect();
         if picked.len() > 1 {
             for size in [16, 64, 256, 1024] {
                 for &alone in picked.iter().take(4) {
-                    let Some(mut trial) = self.larger(1, &[]) else {
-                        continue;
-                    };
-                    let k = alone as u64;
-                    trial.list[alone].at =
-                        Symbols::points(size, k, false).unwrap_or(trial.list[alone].at);
-                    for (j, s) in trial.list.iter_mut().enumerate() {
-                        if j != alone && s.picked && !s.batch_like {
-                            s.at = self.list[j].at;
-                        }
-                    }
-                    out.push(trial);
+                    out.push(self.resized(|k, s| match k == alone {
+                        true => Symbols::points(size, k as u64, false).unwrap_or(s.at),
+                        false => s.at,
+                    }));
                 }
             }
         }
