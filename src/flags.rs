@@ -351,6 +351,11 @@ pub enum Command {
         /// Measured uplink bandwidth in Mbps.
         #[arg(long, value_name = "MBPS")]
         bandwidth: f64,
+        /// The kind of network measured: a bucket's name (3g, lte, wifi, or one of a buckets
+        /// file). With the energy objective the best cut depends on the radio, not on bandwidth
+        /// alone. Without it, the breakpoint sweep's network (--base-network) answers.
+        #[arg(long, value_name = "NAME")]
+        network: Option<String>,
     },
     /// Write a Triton model repository of an output folder's tails.
     ///
@@ -437,6 +442,9 @@ pub struct RunArgs {
     /// Run the pair the selection table chooses at this uplink bandwidth (Mbps).
     #[arg(long, value_name = "MBPS")]
     bandwidth: Option<f64>,
+    /// The network the bandwidth was measured on (a bucket's name), as for `nsplit select`.
+    #[arg(long, value_name = "NAME", requires = "bandwidth")]
+    network: Option<String>,
     /// Run this cut (an id from selection.json).
     #[arg(long, value_name = "ID")]
     cut: Option<String>,
@@ -480,7 +488,10 @@ impl RunArgs {
             server: self.server.clone(),
             inputs,
             choice: match (self.bandwidth, &self.cut) {
-                (Some(b), _) => CutChoice::Bandwidth(b),
+                (Some(mbps), _) => CutChoice::Bandwidth {
+                    mbps,
+                    network: self.network.clone(),
+                },
                 (None, Some(c)) => CutChoice::Id(c.clone()),
                 (None, None) => unreachable!("clap requires --bandwidth or --cut"),
             },

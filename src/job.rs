@@ -269,30 +269,101 @@ pub fn summary(r: &JobReport) -> String {
             crate::plan::Method::MinCut => "min cut",
         }
     );
+    let energy = t.objective == crate::plan::Objective::Energy;
+    // The ratios are of the objective: times faster, or times less phone energy.
+    let ratio = |base: f64, chosen: f64| -> String {
+        if chosen > 0.0 {
+            format!("{:.2}x", base / chosen)
+        } else {
+            "n/a".into()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  {:<8} {:>10}  {:<20} {:>10} {:>10}  {:>12}  {:>13}",
+        "network", "uplink", "cut", "total ms", "phone mJ", "vs all-cloud", "vs all-mobile"
+    );
     for b in &t.buckets {
         let p = &b.predicted;
-        let vs_cloud = b
-            .speedup_vs_all_cloud
-            .map_or("n/a".into(), |s| format!("{s:.2}x"));
+        let (vs_cloud, vs_mobile) = if energy {
+            (
+                b.all_cloud
+                    .as_ref()
+                    .map_or("n/a".into(), |c| ratio(c.mobile_mj, p.mobile_mj)),
+                ratio(b.all_mobile.mobile_mj, p.mobile_mj),
+            )
+        } else {
+            (
+                b.speedup_vs_all_cloud
+                    .map_or("n/a".into(), |s| format!("{s:.2}x")),
+                format!("{:.2}x", b.speedup_vs_all_mobile),
+            )
+        };
         let _ = writeln!(
             out,
-            "  {:<8} {:>8} Mbps  {:<20} {:>10.2} ms {:>10.2} mJ   {} vs all-cloud, {:.2}x vs all-mobile",
+            "  {:<8} {:>5} Mbps  {:<20} {:>10.2} {:>10.2}  {:>12}  {:>13}",
             b.network.name,
             b.network.uplink_mbps,
             b.cut,
             p.total_ms,
             p.mobile_mj,
             vs_cloud,
-            b.speedup_vs_all_mobile
+            vs_mobile
         );
     }
-    let pieces: Vec<String> = t
-        .breakpoints
-        .pieces
-        .iter()
-        .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))
-        .collect();
-    let _ = writeln!(out, "  breakpoints: {}", pieces.join(", "));
+    let _ = writeln!(
+        out,
+        "  (vs: how many times {} than running everything on the server / on the phone)",
+        if energy {
+            "less phone energy"
+        } else {
+            "faster"
+        }
+    );
+    let sending: Vec<_> = t.cuts.iter().filter(|c| !c.boundary.is_empty()).collect();
+    if !sending.is_empty() {
+        let _ = writeln!(
+            out,
+            "  cuts (h<nodes on the phone>-<hash of which nodes>) and what each sends:"
+        );
+        for c in sending {
+            let sent: Vec<String> = c
+                .boundary
+                .iter()
+                .map(|b| {
+                    let summary = crate::tensor::TensorSummary {
+                        name: b.name.clone(),
+                        dtype: None,
+                        shape: b.shape.clone(),
+                        bytes: b.bytes,
+                    };
+                    format!(
+                        "{} {} {} ({})",
+                        b.name,
+                        b.dtype.as_deref().unwrap_or("?"),
+                        crate::report::format::shape_text(&summary),
+                        b.bytes
+                            .map_or("?".into(), crate::report::format::human_bytes)
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "    {:<20} {}", c.id, sent.join(", "));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  breakpoints (the best cut from each uplink; nsplit select DIR --network NAME --bandwidth MBPS):"
+    );
+    let line = |pieces: &[crate::plan::selection::Piece]| {
+        pieces
+            .iter()
+            .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for n in &t.networks {
+        let _ = writeln!(out, "    {}: {}", n.buckets.join(", "), line(&n.pieces));
+    }
     let mut verified: Vec<String> = vec![];
     for runtime in [Runtime::Onnxruntime, Runtime::Tract] {
         let n = t

@@ -37,8 +37,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             nsplit::shapes::serve_tract_analysis(dir.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Select { dir, bandwidth } => {
-            let answer = SelectionTable::load(&dir)?.answer(&dir, bandwidth)?;
+        Command::Select {
+            dir,
+            bandwidth,
+            network,
+        } => {
+            let answer = SelectionTable::load(&dir)?.answer(&dir, bandwidth, network.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }

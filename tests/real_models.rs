@@ -252,11 +252,16 @@ fn check(case: &Case, work: &Path) -> Outcome {
                     .push(format!("split at `{at}`: {}", out.trim()));
             }
             // A boundary tensor whose element type or rank nothing can tell (an `If` output whose
-            // branches declare nothing): the split says so and which tensor; listed, not failed.
+            // branches differ): the split says so and which tensor; listed, not failed.
             (false, _) if err.contains("so a half cannot declare it") => {
-                outcome
-                    .splits
-                    .push(format!("`{at}` refused: a crossing tensor is untyped"));
+                let what = if err.contains("its rank is unknown") {
+                    "rank"
+                } else {
+                    "element type"
+                };
+                outcome.splits.push(format!(
+                    "`{at}` refused: a crossing tensor's {what} is unknown"
+                ));
             }
             (false, _) => {
                 outcome.splits.push(format!("`{at}` refused"));
@@ -307,9 +312,10 @@ fn models_users_bring_split_and_compose() {
          sizes and a second point. Split: `nsplit split MODEL --at TENSOR` without sizes at a \
          quarter, half and three quarters of the nodes; `ok` is composed at two points (the \
          symbolic dims moved) with every declared dim as computed; `ok (static)` is composed at \
-         the one size a model without symbolic dims has; `refused: a crossing tensor is untyped` \
-         is a cut through a tensor whose element type or rank nothing tells (the split names it \
-         and asks for another cut).\n"
+         the one size a model without symbolic dims has; `refused: a crossing tensor's rank is unknown` \
+         is a cut through a tensor whose rank nothing proves (an `If` output whose branches \
+         give it different ranks, by the value of a dim); the split names it and asks for \
+         another cut.\n"
     );
     let _ = writeln!(
         table,

@@ -391,6 +391,66 @@ fn margins_name_the_next_best_cut_and_flag_ties() {
     );
 }
 
+/// The app's lookup is the plan: for every bucket of every golden table, `nsplit select` at the
+/// bucket's network and uplink answers the cut the table (and the printed summary) chose, with
+/// the objective the bucket predicts.
+#[test]
+fn select_returns_every_buckets_choice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut asked = 0;
+    for entry in std::fs::read_dir(root().join("golden/selection")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        std::fs::copy(&path, tmp.path().join("selection.json")).unwrap();
+        let sel = read_json(&path);
+        let objective = if sel["objective"] == "energy" {
+            "mobile_mj"
+        } else {
+            "total_ms"
+        };
+        for b in sel["buckets"].as_array().unwrap() {
+            let (name, mbps) = (
+                b["network"]["name"].as_str().unwrap(),
+                b["network"]["uplink_mbps"].as_f64().unwrap(),
+            );
+            let o = nsplit(&[
+                "select",
+                tmp.path().to_str().unwrap(),
+                "--network",
+                name,
+                "--bandwidth",
+                &mbps.to_string(),
+            ]);
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(
+                answer["cut"],
+                b["cut"],
+                "{}: select on {name} at {mbps} Mbps",
+                path.display()
+            );
+            let (got, want) = (
+                answer["predicted"].as_f64().unwrap(),
+                b["predicted"][objective].as_f64().unwrap(),
+            );
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1e-9),
+                "{}: on {name}: select predicts {got}, the bucket {want}",
+                path.display()
+            );
+            asked += 1;
+        }
+    }
+    assert!(asked >= 60, "only {asked} buckets in the golden tables");
+}
+
 /// A model tract cannot run still gets its split, marked unverified with the reason.
 #[test]
 fn a_model_tract_cannot_run_is_split_and_marked_unverified() {

@@ -394,6 +394,66 @@ fn formal(
     Ok(())
 }
 
+/// The element types of `node`'s outputs that its schema tells from its inputs' (`input(i)`,
+/// where known): an output whose type parameter allows one type has it; one that shares its
+/// parameter with an input has that input's; `Cast`, `CastLike`, `Constant` and
+/// `ConstantOfShape` say theirs in an attribute or input. `None` where nothing tells (another
+/// domain, a parameter bound by no known input).
+pub fn output_dtypes(
+    model: &ModelProto,
+    node: &NodeProto,
+    input: &dyn Fn(usize) -> Option<i32>,
+) -> Vec<Option<i32>> {
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    let tensor_type = |name: &str| attr(name).and_then(|a| a.t.as_ref()).map(|t| t.data_type);
+    let named = match (canonical(&node.domain), node.op_type.as_str()) {
+        ("", "Cast") => Some(attr("to").map(|a| a.i as i32)),
+        ("", "CastLike") => Some(input(1)),
+        ("", "ConstantOfShape") => Some(tensor_type("value").or(Some(DType::FLOAT.0))),
+        ("", "Constant") => Some(tensor_type("value").or_else(|| {
+            let of = |n: &str| attr(n).is_some();
+            if of("value_float") || of("value_floats") {
+                Some(DType::FLOAT.0)
+            } else if of("value_int") || of("value_ints") {
+                Some(DType::INT64.0)
+            } else {
+                None
+            }
+        })),
+        _ => None,
+    };
+    if let Some(dt) = named {
+        return vec![dt.filter(|&t| t != 0)];
+    }
+    let attrs = Attrs::of(node, 0);
+    let Ok(Some(row)) = Check::of(model).schema(node, &attrs) else {
+        return vec![None; node.output.len()];
+    };
+    let mut bound: HashMap<&str, i32> = HashMap::new();
+    for i in 0..node.input.len() {
+        let (Some(param), Some(option)) =
+            (formal_at(&row.5, &row.11, i), formal_at(&row.5, &row.5, i))
+        else {
+            continue;
+        };
+        if option == "V" || node.input[i].is_empty() {
+            continue;
+        }
+        if let Some(dt) = input(i).filter(|&t| t != 0) {
+            bound.entry(param.as_str()).or_insert(dt);
+        }
+    }
+    (0..node.output.len())
+        .map(|i| {
+            let param = formal_at(&row.8, &row.13, i)?;
+            match row.12.get(param) {
+                Some(Some(types)) if types.len() == 1 => Some(types[0]),
+                _ => bound.get(param.as_str()).copied(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,12 +56,14 @@ pub enum Objective {
     Energy,
 }
 
-/// How the result comes back: at a fixed downlink (a bucket), or at the uplink's rate (the
-/// breakpoint sweep, so that the download time is linear in x too).
+/// How the result comes back: at a fixed downlink (a bucket), or at a fixed multiple of the
+/// uplink (a breakpoint sweep, so that the download time is linear in x too).
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Downlink {
     Fixed(f64),
     SameAsUplink,
+    /// Downlink = this × uplink: a network's own downlink/uplink ratio, swept.
+    TimesUplink(f64),
 }
 
 /// A network as the instance prices it.
@@ -91,6 +93,15 @@ impl Link {
         }
     }
 
+    /// `network` at any uplink: its round trip and radio, its downlink in the same ratio to the
+    /// uplink. At `network`'s own uplink it prices exactly as [`Link::of_bucket`].
+    pub fn along(network: &BandwidthBucket) -> Link {
+        Link {
+            downlink: Downlink::TimesUplink(network.downlink_mbps / network.uplink_mbps),
+            ..Link::of_bucket(network)
+        }
+    }
+
     /// Milliseconds to upload `bytes`: 8·bytes/(10⁶·B) s = 8e-3·bytes·x ms.
     pub fn upload_ms(&self, bytes: u64) -> Linear {
         Linear {
@@ -106,6 +117,7 @@ impl Link {
                 b: 0.0,
             },
             Downlink::SameAsUplink => self.upload_ms(bytes),
+            Downlink::TimesUplink(ratio) => self.upload_ms(bytes) * (1.0 / ratio),
         }
     }
 

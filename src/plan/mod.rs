@@ -114,6 +114,32 @@ pub struct Breakpoint {
     pub cut: usize,
 }
 
+/// Where the best cut changes on one network as its uplink varies (its RTT, radio and
+/// downlink/uplink ratio held).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkBreakpoints {
+    /// The first bucket on this network.
+    pub network: BandwidthBucket,
+    /// The names of the buckets on it (they differ in uplink only).
+    pub buckets: Vec<String>,
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    /// In order of increasing bandwidth; they tile [from_mbps, to_mbps].
+    pub pieces: Vec<Breakpoint>,
+    /// Each of the plan's cuts' objective on this network, as a line in x = 1/uplink Mbps.
+    pub lines: Vec<Linear>,
+}
+
+/// The piece a lookup at `mbps` returns, given the pieces' upper ends in increasing order: the
+/// first that reaches `mbps`, the last above the range (and the first below it). The plan's
+/// bucket choices, `nsplit select` and `nsplit run` all use this one rule.
+pub fn piece_at(to_mbps: &[f64], mbps: f64) -> usize {
+    to_mbps
+        .iter()
+        .position(|&to| mbps <= to)
+        .unwrap_or(to_mbps.len().saturating_sub(1))
+}
+
 /// The planner's answer.
 pub struct Plan {
     pub method: Method,
@@ -122,8 +148,10 @@ pub struct Plan {
     /// Each cut's objective on the sweep network, as a line in x = 1/uplink Mbps.
     pub sweep_lines: Vec<Linear>,
     pub buckets: Vec<BucketChoice>,
-    /// In order of increasing bandwidth.
+    /// On the sweep network, in order of increasing bandwidth.
     pub breakpoints: Vec<Breakpoint>,
+    /// Each bucket's network swept, in the buckets' order (one per name).
+    pub networks: Vec<NetworkBreakpoints>,
     /// Tensors of unknown size: no cut sends them.
     pub unknown_size: Vec<String>,
     /// Nodes without a prediction (counted as free).
@@ -209,29 +237,56 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     } else {
         Method::MinCut
     };
-    let Envelope { pieces, mut heads } = envelope(&sweep, method, 1.0 / hi, 1.0 / lo);
-    let mut breakpoints_by_head: Vec<(f64, f64, usize)> = pieces
-        .iter()
-        .rev()
-        .map(|p| (1.0 / p.to, 1.0 / p.from, p.id))
-        .collect();
-    // The ends are the range itself, not 1/(1/lo).
-    if let Some(first) = breakpoints_by_head.first_mut() {
-        first.0 = lo;
-    }
-    if let Some(last) = breakpoints_by_head.last_mut() {
-        last.1 = hi;
-    }
+    let mut heads: Vec<Vec<bool>> = vec![];
+    let reference = swept(&sweep, method, lo, hi, &mut heads);
 
-    // One choice per bucket, on its own network.
-    let mut bucket_heads = vec![];
+    // Each bucket's network swept on its own (RTT, radio, downlink ratio), over the range and
+    // its own uplink; the bucket's choice is what that sweep gives at its uplink, so the app's
+    // lookup (`nsplit select --network`) returns the cut the plan prints.
+    // Buckets that differ only in uplink (bare bandwidths, all on the base network's radio)
+    // are one network.
+    let mut networks: Vec<Swept> = vec![];
+    let mut network_of = vec![];
     for bucket in &opts.buckets {
-        let (inst, _) = build(&Link::of_bucket(bucket));
-        bucket_heads.push(intern(
-            &mut heads,
-            best_head(&inst, method, 1.0 / bucket.uplink_mbps),
-        ));
+        let at = match networks
+            .iter()
+            .position(|n| same_network(&n.network, bucket))
+        {
+            Some(i) => i,
+            None => {
+                networks.push(Swept {
+                    network: bucket.clone(),
+                    buckets: vec![],
+                    from: lo,
+                    to: hi,
+                    pieces: vec![],
+                    inst: Instance::default(),
+                });
+                networks.len() - 1
+            }
+        };
+        let n = &mut networks[at];
+        n.from = n.from.min(bucket.uplink_mbps);
+        n.to = n.to.max(bucket.uplink_mbps);
+        if !n.buckets.contains(&bucket.name) {
+            n.buckets.push(bucket.name.clone());
+        }
+        network_of.push(at);
     }
+    for n in &mut networks {
+        n.inst = build(&Link::along(&n.network)).0;
+        n.pieces = swept(&n.inst, method, n.from, n.to, &mut heads);
+    }
+    let bucket_heads: Vec<usize> = opts
+        .buckets
+        .iter()
+        .zip(&network_of)
+        .map(|(bucket, &at)| {
+            let pieces = &networks[at].pieces;
+            let tos: Vec<f64> = pieces.iter().map(|p| p.to_mbps).collect();
+            pieces[piece_at(&tos, bucket.uplink_mbps)].cut
+        })
+        .collect();
 
     // Distinct cuts, fewest head nodes first.
     let mut order: Vec<usize> = (0..heads.len()).collect();
@@ -265,6 +320,15 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
             margin,
         });
     }
+    let ranked = |pieces: Vec<Breakpoint>| -> Vec<Breakpoint> {
+        pieces
+            .into_iter()
+            .map(|p| Breakpoint {
+                cut: rank[p.cut],
+                ..p
+            })
+            .collect()
+    };
     let mut unknown_size = items.unknown_size;
     unknown_size.sort();
     unknown_size.dedup();
@@ -272,12 +336,19 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         method,
         sweep_lines: lines,
         buckets,
-        breakpoints: breakpoints_by_head
+        breakpoints: ranked(reference),
+        networks: networks
             .into_iter()
-            .map(|(from_mbps, to_mbps, h)| Breakpoint {
-                from_mbps,
-                to_mbps,
-                cut: rank[h],
+            .map(|n| NetworkBreakpoints {
+                lines: order
+                    .iter()
+                    .map(|&h| n.inst.cost(&heads[h]).expect("chosen heads are feasible"))
+                    .collect(),
+                network: n.network,
+                buckets: n.buckets,
+                from_mbps: n.from,
+                to_mbps: n.to,
+                pieces: ranked(n.pieces),
             })
             .collect(),
         unknown_size,
@@ -286,6 +357,56 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         costs,
         tie_within: tie_within(profiles, opts.objective),
     })
+}
+
+/// The best heads of `inst` over uplinks [lo, hi] Mbps, as pieces in increasing bandwidth whose
+/// ends are rounded as the selection table writes them (so a lookup in the table and in the
+/// plan agree); `cut` indexes `heads`, which gains the heads not seen before.
+fn swept(
+    inst: &Instance,
+    method: Method,
+    lo: f64,
+    hi: f64,
+    heads: &mut Vec<Vec<bool>>,
+) -> Vec<Breakpoint> {
+    let Envelope {
+        pieces,
+        heads: found,
+    } = envelope(inst, method, 1.0 / hi, 1.0 / lo);
+    let mut out: Vec<Breakpoint> = pieces
+        .iter()
+        .rev()
+        .map(|p| Breakpoint {
+            from_mbps: selection::round6(1.0 / p.to),
+            to_mbps: selection::round6(1.0 / p.from),
+            cut: intern(heads, found[p.id].clone()),
+        })
+        .collect();
+    // The ends are the range itself, not 1/(1/lo).
+    if let Some(first) = out.first_mut() {
+        first.from_mbps = lo;
+    }
+    if let Some(last) = out.last_mut() {
+        last.to_mbps = hi;
+    }
+    out
+}
+
+/// A network being swept, while the plan is made.
+struct Swept {
+    network: BandwidthBucket,
+    buckets: Vec<String>,
+    from: f64,
+    to: f64,
+    pieces: Vec<Breakpoint>,
+    inst: Instance,
+}
+
+/// Two buckets describe the same network, their uplinks aside.
+fn same_network(a: &BandwidthBucket, b: &BandwidthBucket) -> bool {
+    a.radio == b.radio
+        && a.rtt_ms == b.rtt_ms
+        && a.downlink_mbps / a.uplink_mbps == b.downlink_mbps / b.uplink_mbps
 }
 
 /// The best of `cuts` other than `chosen` on one network, by the objective, and how far behind

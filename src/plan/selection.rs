@@ -35,6 +35,10 @@ pub struct SelectionTable {
     pub cuts: Vec<CutEntry>,
     pub buckets: Vec<BucketEntry>,
     pub breakpoints: Breakpoints,
+    /// Where the best cut changes on each bucket's network (its RTT, radio and downlink ratio),
+    /// by name: what `nsplit select --network NAME` reads, and each bucket's choice.
+    #[serde(default)]
+    pub networks: Vec<NetworkTable>,
     /// What the planner could not take into account, for people.
     pub notes: Vec<String>,
 }
@@ -209,6 +213,22 @@ pub struct Breakpoints {
     pub pieces: Vec<Piece>,
 }
 
+/// One network's breakpoints and every cut's cost on it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NetworkTable {
+    /// The network of the first bucket on it; its downlink scales with the uplink.
+    pub network: BandwidthBucket,
+    /// The buckets on this network (differing in uplink only): `--network` takes any of these
+    /// names.
+    pub buckets: Vec<String>,
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    /// In order of increasing bandwidth; they tile [from_mbps, to_mbps].
+    pub pieces: Vec<Piece>,
+    /// Each cut's objective on this network at uplink B Mbps, by cut id.
+    pub objective_at_bandwidth: std::collections::BTreeMap<String, CostLine>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Piece {
     pub from_mbps: f64,
@@ -246,6 +266,8 @@ pub struct Selected {
     /// Path of the head file in the output folder; null when there is none.
     pub head: Option<String>,
     pub in_planned_range: bool,
+    /// The network whose breakpoints answered: `--network`, or the sweep's.
+    pub network: String,
     pub objective: Objective,
     /// The objective predicted at the bandwidth (clamped to the planned range).
     pub predicted: f64,
@@ -402,6 +424,30 @@ impl SelectionTable {
                     })
                     .collect(),
             },
+            networks: plan
+                .networks
+                .iter()
+                .map(|n| NetworkTable {
+                    network: n.network.clone(),
+                    buckets: n.buckets.clone(),
+                    from_mbps: round6(n.from_mbps),
+                    to_mbps: round6(n.to_mbps),
+                    pieces: n
+                        .pieces
+                        .iter()
+                        .map(|p| Piece {
+                            from_mbps: round6(p.from_mbps),
+                            to_mbps: round6(p.to_mbps),
+                            cut: ids[p.cut].clone(),
+                        })
+                        .collect(),
+                    objective_at_bandwidth: ids
+                        .iter()
+                        .zip(&n.lines)
+                        .map(|(id, line)| (id.clone(), cost_line(*line)))
+                        .collect(),
+                })
+                .collect(),
             notes,
         }
     }
@@ -432,34 +478,41 @@ impl SelectionTable {
         Ok(table)
     }
 
-    /// The answer of `nsplit select` for the table in `dir` at `mbps`.
-    pub fn answer(&self, dir: &Path, mbps: f64) -> Result<Selected> {
-        let cut = self.select(mbps)?;
-        let (lo, hi) = (self.breakpoints.from_mbps, self.breakpoints.to_mbps);
+    /// The answer of `nsplit select` for the table in `dir` at `mbps`, on `network` (a
+    /// bucket's name) or, without one, on the breakpoint sweep's network.
+    pub fn answer(&self, dir: &Path, mbps: f64, network: Option<&str>) -> Result<Selected> {
+        let (cut, lookup) = self.select(mbps, network)?;
         let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
         Ok(Selected {
             bandwidth_mbps: mbps,
             cut: cut.id.clone(),
             head: file(&cut.head),
-            in_planned_range: (lo..=hi).contains(&mbps),
+            in_planned_range: (lookup.from_mbps..=lookup.to_mbps).contains(&mbps),
+            network: lookup.network.clone(),
             objective: self.objective,
-            predicted: round6(cut.objective_at_bandwidth.at_mbps(mbps.clamp(lo, hi))),
+            predicted: round6(
+                lookup
+                    .line(cut)
+                    .at_mbps(mbps.clamp(lookup.from_mbps, lookup.to_mbps)),
+            ),
             tail: file(&cut.tail),
         })
     }
 
-    /// The cut for an uplink of `mbps`, from the breakpoints (clamped to their range).
-    pub fn select(&self, mbps: f64) -> Result<&CutEntry> {
+    /// The cut for an uplink of `mbps` on `network` (a bucket's name; the breakpoint sweep's
+    /// network without one), from that network's breakpoints (clamped to their range).
+    pub fn select(&self, mbps: f64, network: Option<&str>) -> Result<(&CutEntry, Lookup<'_>)> {
         if !(mbps.is_finite() && mbps > 0.0) {
             bail!("--bandwidth must be a positive number of Mbps, got {mbps}");
         }
-        let pieces = &self.breakpoints.pieces;
-        let piece = pieces
-            .iter()
-            .find(|p| mbps <= p.to_mbps)
-            .or(pieces.last())
+        let lookup = self.lookup(network)?;
+        let tos: Vec<f64> = lookup.pieces.iter().map(|p| p.to_mbps).collect();
+        let piece = lookup
+            .pieces
+            .get(super::piece_at(&tos, mbps))
             .context("selection.json has no breakpoints")?;
-        self.cuts
+        let cut = self
+            .cuts
             .iter()
             .find(|c| c.id == piece.cut)
             .with_context(|| {
@@ -467,7 +520,70 @@ impl SelectionTable {
                     "selection.json: breakpoint cut `{}` is not listed",
                     piece.cut
                 )
-            })
+            })?;
+        Ok((cut, lookup))
+    }
+
+    /// The network a bucket named `name` is on.
+    pub fn network(&self, name: &str) -> Option<&NetworkTable> {
+        self.networks
+            .iter()
+            .find(|n| n.buckets.iter().any(|b| b == name))
+    }
+
+    /// The breakpoints of `network`, or of the sweep's network.
+    fn lookup(&self, network: Option<&str>) -> Result<Lookup<'_>> {
+        let Some(name) = network else {
+            return Ok(Lookup {
+                network: self.breakpoints.network.name.clone(),
+                from_mbps: self.breakpoints.from_mbps,
+                to_mbps: self.breakpoints.to_mbps,
+                pieces: &self.breakpoints.pieces,
+                lines: None,
+            });
+        };
+        let Some(n) = self.network(name) else {
+            let names: Vec<&str> = self
+                .networks
+                .iter()
+                .flat_map(|n| &n.buckets)
+                .map(String::as_str)
+                .collect();
+            if names.is_empty() {
+                bail!("selection.json has no per-network breakpoints (written by an older nsplit): run the main job again, or leave out --network");
+            }
+            bail!(
+                "selection.json has no network `{name}`; its networks are: {}",
+                names.join(", ")
+            );
+        };
+        Ok(Lookup {
+            network: name.to_string(),
+            from_mbps: n.from_mbps,
+            to_mbps: n.to_mbps,
+            pieces: &n.pieces,
+            lines: Some(&n.objective_at_bandwidth),
+        })
+    }
+}
+
+/// The breakpoints a lookup reads: one network's, or the sweep's.
+pub struct Lookup<'a> {
+    /// The network's name.
+    pub network: String,
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    pub pieces: &'a [Piece],
+    lines: Option<&'a std::collections::BTreeMap<String, CostLine>>,
+}
+
+impl Lookup<'_> {
+    /// `cut`'s objective line on this network.
+    pub fn line(&self, cut: &CutEntry) -> CostLine {
+        self.lines
+            .and_then(|l| l.get(&cut.id))
+            .copied()
+            .unwrap_or(cut.objective_at_bandwidth)
     }
 }
 

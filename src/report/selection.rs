@@ -34,7 +34,7 @@ pub fn markdown(table: &SelectionTable) -> String {
     let _ = writeln!(out, "## Per network\n");
     let _ = writeln!(
         out,
-        "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | vs all-cloud | vs all-mobile | energy vs all-cloud | next best |"
+        "| network | uplink Mbps | RTT ms | cut | phone ms | transfer ms | server ms | total ms | phone mJ | speedup vs all-cloud | speedup vs all-mobile | energy saved vs all-cloud | next best |"
     );
     let _ = writeln!(
         out,
@@ -58,7 +58,7 @@ pub fn markdown(table: &SelectionTable) -> String {
                 .map_or("n/a".into(), |s| format!("{}x", fig(s))),
             fig(b.speedup_vs_all_mobile) + "x",
             b.energy_saving_vs_all_cloud
-                .map_or("n/a".into(), |s| format!("{:+.1}%", -100.0 * s)),
+                .map_or("n/a".into(), |s| format!("{:+.1}%", 100.0 * s)),
             b.margin.as_ref().map_or("—".into(), |m| format!(
                 "`{}` {:+.1}%{}",
                 m.runner_up,
@@ -69,27 +69,36 @@ pub fn markdown(table: &SelectionTable) -> String {
     }
     let _ = writeln!(
         out,
-        "\nNext best: this table's runner-up cut on that network and how much worse it is predicted; below {:.0}% (the profiles' run-to-run spread, at least 10%) it is a near tie, and the two may measure in either order.",
+        "\nA cut's id is `h<nodes on the phone>-<hash of which nodes>` (`all-mobile` and `all-cloud` name the ends). Speedup: how many times faster than running everything on that side; energy saved: the phone's energy against all-cloud's.\n\nNext best: this table's runner-up cut on that network and how much worse it is predicted; below {:.0}% (the profiles' run-to-run spread, at least 10%) it is a near tie, and the two may measure in either order.",
         100.0 * table.tie_within
     );
+    let _ = writeln!(
+        out,
+        "\n## Breakpoints\n\nThe best cut as the uplink varies, on each network (its RTT and radio, the downlink in the same ratio to the uplink). `nsplit select DIR --network NAME --bandwidth MBPS` reads these tables; each network's row above is its table at the network's own uplink. Each cut's predicted objective against the uplink, with the breakpoints marked: [selection.svg](selection.svg); every cut's latency and energy on one network: [cuts.svg](cuts.svg).\n"
+    );
+    for n in &table.networks {
+        let net = &n.network;
+        let _ = writeln!(
+            out,
+            "### {}\n\nRTT {} ms, {} radio, downlink {}x the uplink.\n",
+            n.buckets.join(", "),
+            net.rtt_ms,
+            net.radio.name,
+            fig(net.downlink_mbps / net.uplink_mbps)
+        );
+        pieces_table(&mut out, &n.pieces);
+    }
     let bp = &table.breakpoints;
     let _ = writeln!(
         out,
-        "\n## Breakpoints\n\nThe best cut as the uplink varies from {} to {} Mbps (RTT {} ms, {} radio, downlink equal to uplink). `nsplit select DIR --bandwidth MBPS` reads this table. Each cut's predicted objective against the uplink, with these breakpoints marked: [selection.svg](selection.svg); every cut's latency and energy on one network: [cuts.svg](cuts.svg).\n",
-        bp.from_mbps, bp.to_mbps, bp.network.rtt_ms, bp.network.radio.name
+        "### Without --network\n\n`nsplit select DIR --bandwidth MBPS` alone: {} to {} Mbps, RTT {} ms, {} radio, downlink equal to uplink.\n",
+        fig(bp.from_mbps),
+        fig(bp.to_mbps),
+        bp.network.rtt_ms,
+        bp.network.radio.name
     );
-    let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
-    let _ = writeln!(out, "|---:|---:|---|");
-    for p in &bp.pieces {
-        let _ = writeln!(
-            out,
-            "| {} | {} | `{}` |",
-            fig(p.from_mbps),
-            fig(p.to_mbps),
-            p.cut
-        );
-    }
-    let _ = writeln!(out, "\n## Cuts\n");
+    pieces_table(&mut out, &bp.pieces);
+    let _ = writeln!(out, "## Cuts\n");
     let _ = writeln!(
         out,
         "| cut | head | tail | phone nodes | server nodes | upload | phone ms | server ms | verified |"
@@ -153,4 +162,20 @@ pub fn markdown(table: &SelectionTable) -> String {
         }
     }
     out
+}
+
+/// A breakpoint table: which cut from which uplink.
+fn pieces_table(out: &mut String, pieces: &[crate::plan::selection::Piece]) {
+    let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
+    let _ = writeln!(out, "|---:|---:|---|");
+    for p in pieces {
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` |",
+            fig(p.from_mbps),
+            fig(p.to_mbps),
+            p.cut
+        );
+    }
+    out.push('\n');
 }

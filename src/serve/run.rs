@@ -20,8 +20,9 @@ use tract_onnx::prelude::Tensor;
 /// Which pair to run.
 #[derive(Clone, Debug)]
 pub enum CutChoice {
-    /// The cut the selection table chooses at this uplink (Mbps).
-    Bandwidth(f64),
+    /// The cut the selection table chooses at this uplink (Mbps), on a bucket's network (by
+    /// name) or, without one, on the breakpoint sweep's network, as `nsplit select` does.
+    Bandwidth { mbps: f64, network: Option<String> },
     /// A cut by its id.
     Id(String),
 }
@@ -187,15 +188,19 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             total_ms: Some(median(runs.iter().map(|r| r.0 + r.1.unwrap_or(0.0)))),
         }
     };
-    let at_mbps = match opts.choice {
-        CutChoice::Bandwidth(b) => Some(b),
-        CutChoice::Id(_) => None,
+    let (at_mbps, network) = match &opts.choice {
+        CutChoice::Bandwidth { mbps, network } => (Some(*mbps), network.as_deref()),
+        CutChoice::Id(_) => (None, None),
     };
     let predicted = {
+        // The network the lookup read: its RTT, and its downlink in proportion to the uplink.
+        let net = network
+            .and_then(|name| table.network(name))
+            .map_or(&table.breakpoints.network, |n| &n.network);
         let transfer_ms = at_mbps.map(|b| {
-            let net = &table.breakpoints.network;
             let rtt = if cut.tail.is_some() { net.rtt_ms } else { 0.0 };
-            8e-3 * (upload_bytes + download_bytes) as f64 / b + rtt
+            let down = b * net.downlink_mbps / net.uplink_mbps;
+            8e-3 * upload_bytes as f64 / b + 8e-3 * download_bytes as f64 / down + rtt
         });
         let served = cut.tail.is_some();
         let r = crate::plan::selection::round6;
@@ -236,7 +241,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
 
 fn choose<'a>(table: &'a SelectionTable, choice: &CutChoice) -> Result<&'a CutEntry> {
     match choice {
-        CutChoice::Bandwidth(b) => table.select(*b),
+        CutChoice::Bandwidth { mbps, network } => Ok(table.select(*mbps, network.as_deref())?.0),
         CutChoice::Id(id) => table.cuts.iter().find(|c| &c.id == id).with_context(|| {
             let ids: Vec<&str> = table.cuts.iter().map(|c| c.id.as_str()).collect();
             format!(
