@@ -274,12 +274,13 @@ pub enum Command {
     Split {
         /// The ONNX model.
         model: PathBuf,
-        /// Tensors the head must compute, comma-separated (names from `nsplit annotate`).
+        /// Tensors the head must compute, comma-separated (names from `nsplit annotate`); a
+        /// node's name cuts after that node (the head computes all its outputs).
         #[arg(
             long,
             value_delimiter = ',',
             required = true,
-            value_name = "TENSOR[,TENSOR..]"
+            value_name = "TENSOR|NODE[,..]"
         )]
         at: Vec<String>,
         /// Output folder (created if missing). Files appear only when all are written.
@@ -566,4 +567,33 @@ impl JobArgs {
         };
         Ok((model, out, opts))
     }
+}
+
+/// A first argument that is no file and no command but close to a command's name (`anotate`):
+/// clap would take it for the model path and complain about `--out`, so say what was meant.
+pub fn mistyped_command(first: Option<&std::ffi::OsStr>) -> Option<String> {
+    use clap::CommandFactory;
+    let word = first?.to_str()?;
+    if word.starts_with('-') || std::path::Path::new(word).exists() || word.contains(['.', '/']) {
+        return None;
+    }
+    let cli = Cli::command();
+    let names: Vec<String> = cli
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect();
+    if word == "help" || cli.find_subcommand(word).is_some() {
+        return None;
+    }
+    let (best, distance) = names
+        .iter()
+        .map(|n| (n, strsim::damerau_levenshtein(n, word)))
+        .min_by_key(|(_, d)| *d)?;
+    (distance <= 2 || best.starts_with(word)).then(|| {
+        format!(
+            "`{word}` is neither a command nor a model file; did you mean `nsplit {best}`? (commands: {})",
+            names.join(", ")
+        )
+    })
 }

@@ -162,12 +162,23 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
     if let Some(triton) = &opts.triton {
         let tails = TailFile::of_table(&table, |file| staging.staged(file));
         let names = if tails.is_empty() {
-            vec![] // all-mobile everywhere: nothing to serve, and no repository
+            // All-mobile everywhere: nothing to serve, and no repository (an earlier one would
+            // serve tails this plan no longer uses).
+            let _ = std::fs::remove_dir_all(out.join("triton"));
+            table.notes.push(
+                "--triton: every cut runs on the phone alone, so there is no tail to serve and no Triton repository was written".into(),
+            );
+            vec![]
         } else {
             crate::serve::triton::write_repository(&table, &tails, &mut staging, "triton/", triton)
                 .context("cannot write the Triton repository")?
         };
         crate::serve::name_models(&mut table, &names);
+    }
+    if opts.triton.is_none() && out.join("triton").is_dir() {
+        table.notes.push(
+            "triton/ holds the Triton repository of an earlier run, left as it was: its tails may not be this run's, so selection.json names none of its models; `nsplit package DIR DIR/triton` (or --triton) writes it again".into(),
+        );
     }
     staging.write_text("selection.json", &table.to_json())?;
     staging.write_text("selection.svg", &figures::selection_chart(&table)?)?;
@@ -230,11 +241,6 @@ fn remove_stale_pairs(out: &Path, previous: &SelectionTable, now: &SelectionTabl
         }
         let _ = std::fs::remove_file(out.join(file));
         let _ = std::fs::remove_file(out.join(format!("{file}.data")));
-    }
-    // A repository an earlier run wrote, when this run wrote none, serves stale tails.
-    let served = |t: &SelectionTable| t.cuts.iter().any(|c| c.triton_model.is_some());
-    if served(previous) && !served(now) {
-        let _ = std::fs::remove_dir_all(out.join("triton"));
     }
 }
 

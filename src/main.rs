@@ -15,6 +15,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if let Some(hint) = flags::mistyped_command(std::env::args_os().nth(1).as_deref()) {
+        eprintln!("error: {hint}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -23,17 +23,34 @@ use tempfile::TempDir;
 /// into place, so a failed write leaves no partial file.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let shown = path.display();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write {shown}: its folder is missing or not writable"))?;
+    let mut tmp = temp_file_beside(path)?;
     tmp.write_all(bytes)
         .with_context(|| format!("cannot write {shown}"))?;
     tmp.persist(path)
         .map_err(|e| anyhow::anyhow!("cannot write {shown}: {}", e.error))?;
     Ok(())
+}
+
+/// A temporary file in `path`'s folder, to be renamed to `path` once written. It is created
+/// 0666 less the umask, as any other file the user writes (a temporary file's own default is
+/// 0600, which would survive the rename).
+pub fn temp_file_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).with_context(|| {
+        format!(
+            "cannot write {}: its folder is missing or not writable",
+            path.display()
+        )
+    })
 }
 
 /// When halves store their weights in a separate data file.
@@ -150,8 +167,9 @@ impl Staging {
     ///
     /// `share`: the same model, written before in this folder (the whole model is both the
     /// all-mobile head and the all-cloud tail): `name` becomes a second name of that file (a hard
-    /// link: one copy of the bytes), which still reads its data file by the first name. Data
-    /// files are never linked: the onnx checker refuses external data with several links.
+    /// link: one copy of the bytes) when it has no data file; with one, each name gets its own
+    /// model and data file, so either ships alone. Data files are never linked: the onnx checker
+    /// refuses external data with several links.
     pub fn write_model(
         &mut self,
         name: &str,
@@ -179,7 +197,9 @@ impl Staging {
             ExternalData::Auto => source_external || too_big,
             ExternalData::Never => too_big,
         };
-        if let Some(shared) = share {
+        // A link would read its data by the first name (`all-cloud.tail.onnx.data` from the
+        // all-mobile head an app bundles), so a model with a data file is written again.
+        if let Some(shared) = share.filter(|s| s.data_file.is_none()) {
             return self.link(shared, name);
         }
         let data_name = format!("{name}.data");

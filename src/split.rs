@@ -36,10 +36,10 @@ pub fn split_at(
     // A cut at named tensors needs their types and ranks, not sizes: given sizes only add
     // bytes to the report.
     let mut a = Analysis::run_with(model, shapes, Sizes::Optional)?;
-    let tensors = at
-        .iter()
-        .map(|name| top_level_tensor(&a, name))
-        .collect::<Result<Vec<_>>>()?;
+    let mut tensors = vec![];
+    for name in at {
+        tensors.extend(cut_point(&a, name)?);
+    }
     let cut = Cut::upstream_of(&a.graph, &tensors);
     let mut staging = Staging::new(out)?;
     let Analysis {
@@ -104,11 +104,23 @@ fn check(
     }
 }
 
-/// A tensor of the top-level graph by name; a name found only inside a subgraph is an error
-/// that says so (a cut cannot pass through a subgraph).
-fn top_level_tensor(a: &Analysis, name: &str) -> Result<TensorId> {
+/// The tensors a cut at `name` sends: the tensor of the top-level graph of that name, or else
+/// the outputs of the node of that name (a cut after it). A name found only inside a subgraph
+/// is an error that says so (a cut cannot pass through a subgraph).
+fn cut_point(a: &Analysis, name: &str) -> Result<Vec<TensorId>> {
     if let Some(t) = a.graph.tensor_id(name) {
-        return Ok(t);
+        return Ok(vec![t]);
+    }
+    if let Some((_, op)) = a
+        .graph
+        .ops()
+        .find(|(_, op)| a.model.graph().node[op.index].name == name)
+    {
+        let outputs: Vec<TensorId> = op.outputs.iter().flatten().copied().collect();
+        if outputs.is_empty() {
+            bail!("node `{name}` has no outputs to cut after");
+        }
+        return Ok(outputs);
     }
     for (_, op) in a.graph.ops() {
         let node = &a.model.graph().node[op.index];
@@ -125,7 +137,7 @@ fn top_level_tensor(a: &Analysis, name: &str) -> Result<TensorId> {
             );
         }
     }
-    bail!("`{name}` is not a tensor of the model's graph (see `nsplit annotate` for tensor names)");
+    bail!("`{name}` is neither a tensor nor a node of the model's graph (`nsplit annotate` lists both)");
 }
 
 fn defines(g: &onnx_protobuf::GraphProto, name: &str) -> bool {

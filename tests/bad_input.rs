@@ -47,6 +47,14 @@ fn unreadable_models() {
         &["annotate", "fixtures/no_such_model.onnx"],
         &["no_such_model.onnx"],
     );
+    // A folder given as the model names the models it holds.
+    expect_error(
+        &["annotate", "fixtures/exports"],
+        &[
+            "fixtures/exports is a folder",
+            "fixtures/exports/bert.dynamo.onnx",
+        ],
+    );
 }
 
 #[test]
@@ -114,6 +122,54 @@ fn symbolic_dims_need_input_shape() {
         ],
         &["`A`"],
     );
+    // An empty input is refused, not planned at 0 ms and "verified".
+    expect_error(
+        &[
+            "annotate",
+            "fixtures/symbolic_batch.onnx",
+            "--input-shape",
+            "images=0x3x32x32",
+        ],
+        &["images=0x3x32x32", "dim 0 is 0"],
+    );
+}
+
+/// The energy objective on a profile without a power model is refused, not planned at 0 mJ.
+#[test]
+fn energy_needs_a_power_model() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("dist");
+    expect_error(
+        &[
+            "fixtures/lenet.onnx",
+            "--out",
+            dir.to_str().unwrap(),
+            "--mobile",
+            "titan-x",
+            "--objective",
+            "energy",
+        ],
+        &["`titan-x` has no power model", "power_w"],
+    );
+    assert!(!dir.exists(), "a refused job leaves nothing");
+}
+
+/// A mistyped command is named with the one meant, not read as a model path.
+#[test]
+fn a_mistyped_command_says_which_was_meant() {
+    for (typed, meant) in [
+        ("anotate", "annotate"),
+        ("selct", "select"),
+        ("pakage", "package"),
+    ] {
+        let out = nsplit(&[typed, "x"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("did you mean `nsplit {meant}`")),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

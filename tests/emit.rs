@@ -238,6 +238,72 @@ fn split_command_writes_and_verify_command_agrees() {
     assert_ne!(out.status.code(), Some(0));
 }
 
+/// `--at NODE` cuts after the node: the head computes its outputs, the same cut as `--at` its
+/// output tensor.
+#[test]
+fn split_at_a_node_name_cuts_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = vec![];
+    for at in ["pool2", "pool2_out"] {
+        let d = dir.path().join(at);
+        let out = nsplit(&[
+            "split",
+            "fixtures/lenet.onnx",
+            "--at",
+            at,
+            "--out",
+            d.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("pool2_out  float  1x16x5x5"), "{text}");
+        ids.push(text.lines().next().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1]);
+}
+
+/// Files nsplit writes keep the user's umask: a figure and an .npz are as readable as the
+/// halves, not 0600 as a temporary file is created.
+#[test]
+fn written_files_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Umask:"))?.to_string();
+            u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+        });
+    let Some(umask) = umask else {
+        eprintln!(
+            "\n*** SKIPPED: no /proc/self/status Umask line; the umask check did not run ***\n"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("plot.svg");
+    let out = nsplit(&[
+        "annotate",
+        "fixtures/lenet.onnx",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&plot).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode,
+        0o666 & !umask,
+        "plot.svg is {mode:o} under umask {umask:o}"
+    );
+}
+
 #[test]
 fn bad_split_requests_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,7 +311,7 @@ fn bad_split_requests_fail_cleanly() {
     let ds = d.to_str().unwrap();
     let out = nsplit(&["split", "fixtures/lenet.onnx", "--at", "nope", "--out", ds]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`nope` is not a tensor"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`nope` is neither a tensor nor a node"));
     assert!(!d.exists(), "no output folder left behind");
 
     let out = nsplit(&[

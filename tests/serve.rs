@@ -538,11 +538,20 @@ fn onnxruntime_configs_differ_from_the_served_python_ones_only_in_the_backend() 
         served += 1;
     }
     assert!(served >= 2, "{served} served tails");
-    // A later run without --triton removes the repository the earlier one wrote.
+    // A later run without --triton leaves the repository the earlier one wrote, names none of
+    // its models, and says so.
     plan_into(&lenet, &dir, Some(&buckets), &[]);
-    assert!(!dir.join("triton").exists());
+    assert!(dir.join("triton").is_dir());
     let table = SelectionTable::load(&dir).unwrap();
     assert!(table.cuts.iter().all(|c| c.triton_model.is_none()));
+    assert!(
+        table
+            .notes
+            .iter()
+            .any(|n| n.contains("triton/ holds the Triton repository of an earlier run")),
+        "{:?}",
+        table.notes
+    );
 }
 
 /// A tail in external-data form keeps its data file beside model.onnx, under the name the tail

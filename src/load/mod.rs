@@ -57,6 +57,26 @@ impl Model {
     /// Read and validate an ONNX model file.
     pub fn load(path: &Path) -> Result<Model> {
         let shown = path.display();
+        if path.is_dir() {
+            let mut models: Vec<String> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+                .map(|p| p.display().to_string())
+                .collect();
+            models.sort();
+            models.truncate(5);
+            bail!(
+                "{shown} is a folder, not an ONNX model file{}",
+                if models.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it holds {}", models.join(", "))
+                }
+            );
+        }
         let file = File::open(path).with_context(|| format!("cannot open {shown}"))?;
         let file_bytes = file
             .metadata()

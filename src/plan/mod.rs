@@ -215,6 +215,12 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
             opts.cloud_load
         );
     }
+    if opts.objective == Objective::Energy && profiles.mobile.power_w.is_empty() {
+        bail!(
+            "--objective energy needs the phone's power, and the mobile profile `{}` has no power model (`power_w`): use a phone profile (jetson-tk1, jetson-tk1-cpu, x86-2core) or add `power_w` to it (docs/profiles.md)",
+            profiles.mobile.name
+        );
+    }
     let (lo, hi) = (opts.sweep.from_mbps, opts.sweep.to_mbps);
     if !(lo > 0.0 && lo < hi && hi.is_finite()) {
         bail!("the bandwidth range must be 0 < FROM < TO, got {lo}..{hi}");

@@ -91,12 +91,7 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// renamed into place).
 pub fn write_npz(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let shown = path.display();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write {shown}: its folder is not writable"))?;
+    let tmp = crate::output::temp_file_beside(path)?;
     {
         let mut zip = zip::ZipWriter::new(BufWriter::new(tmp.as_file()));
         let options = zip::write::SimpleFileOptions::default()

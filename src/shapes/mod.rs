@@ -61,6 +61,12 @@ impl InputShapes {
             };
             let dims = crate::tensor::parse_dims(dims)
                 .map_err(|e| anyhow::anyhow!("--input-shape {name}: {e}"))?;
+            // An empty input computes nothing worth timing or sending, and every cost would be 0.
+            if let Some(axis) = dims.iter().position(|&d| d == 0) {
+                bail!(
+                    "--input-shape {item}: dim {axis} is 0, an empty tensor; give the sizes the model runs at"
+                );
+            }
             map.insert(name.to_string(), dims);
         }
         Ok(InputShapes(map))
