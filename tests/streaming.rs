@@ -174,7 +174,6 @@ fn all_mobile_and_all_cloud_share_one_copy_and_the_source_is_untouched() {
                 std::fs::read(out.join("all-mobile.head.onnx.data")).unwrap(),
                 std::fs::read(out.join("all-cloud.tail.onnx.data")).unwrap()
             );
-            let data = vec!["all-cloud.tail.onnx.data".to_string()];
             // The served tail takes the data file it names along.
             let served = std::fs::read_dir(out.join("triton"))
                 .unwrap()
@@ -186,7 +185,11 @@ fn all_mobile_and_all_cloud_share_one_copy_and_the_source_is_untouched() {
                 std::fs::read(served.join("model.onnx")).unwrap(),
                 tail_bytes
             );
-            assert!(served.join(&data[0]).exists(), "{}", served.display());
+            assert!(
+                served.join("all-cloud.tail.onnx.data").exists(),
+                "{}: {data:?}",
+                served.display()
+            );
         } else {
             assert_eq!(
                 head.ino(),
