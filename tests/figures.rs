@@ -29,28 +29,37 @@ fn rects(path: &Path, fill: &str) -> usize {
         .count()
 }
 
-/// The horizontal log axis, from the tick labels along the bottom (numbers on the lowest row
-/// of text): pixel x = a + b ln(value), least squares.
-fn log_axis(texts: &[(f64, f64, String)]) -> (f64, f64) {
+/// The horizontal log axes, one per panel from the top: the tick labels of a row of at least
+/// three numbers sharing a y (the y axis's labels share an x instead), fitted as pixel
+/// x = a + b ln(value) by least squares. Returned with the row's y.
+fn log_axes(texts: &[(f64, f64, String)]) -> Vec<(f64, (f64, f64))> {
     let numbers: Vec<(f64, f64, f64)> = texts
         .iter()
         .filter_map(|(x, y, t)| Some((*x, *y, t.parse::<f64>().ok()?)))
         .collect();
-    let bottom = numbers.iter().map(|n| n.1).fold(f64::MIN, f64::max);
-    let ticks: Vec<(f64, f64)> = numbers
-        .iter()
-        .filter(|n| n.1 == bottom)
-        .map(|&(x, _, v)| (v.ln(), x))
-        .collect();
-    assert!(ticks.len() >= 3, "x-axis ticks: {ticks:?}");
-    let n = ticks.len() as f64;
-    let (mx, my) = (
-        ticks.iter().map(|t| t.0).sum::<f64>() / n,
-        ticks.iter().map(|t| t.1).sum::<f64>() / n,
-    );
-    let b = ticks.iter().map(|t| (t.0 - mx) * (t.1 - my)).sum::<f64>()
-        / ticks.iter().map(|t| (t.0 - mx).powi(2)).sum::<f64>();
-    (my - b * mx, b)
+    let mut rows: Vec<f64> = numbers.iter().map(|n| n.1).collect();
+    rows.sort_by(f64::total_cmp);
+    rows.dedup();
+    rows.into_iter()
+        .filter_map(|row| {
+            let ticks: Vec<(f64, f64)> = numbers
+                .iter()
+                .filter(|n| n.1 == row)
+                .map(|&(x, _, v)| (v.ln(), x))
+                .collect();
+            if ticks.len() < 3 {
+                return None;
+            }
+            let n = ticks.len() as f64;
+            let (mx, my) = (
+                ticks.iter().map(|t| t.0).sum::<f64>() / n,
+                ticks.iter().map(|t| t.1).sum::<f64>() / n,
+            );
+            let b = ticks.iter().map(|t| (t.0 - mx) * (t.1 - my)).sum::<f64>()
+                / ticks.iter().map(|t| (t.0 - mx).powi(2)).sum::<f64>();
+            Some((row, (my - b * mx, b)))
+        })
+        .collect()
 }
 
 /// LeNet for phone energy on a Wi-Fi sweep: three cuts and two breakpoints.
@@ -69,11 +78,16 @@ fn lenet_energy(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("selection.json")).unwrap()).unwrap()
 }
 
+/// A panel per network of selection.json: each draws every cut (a legend entry each), marks
+/// that network's breakpoints where its table has them (read back through the panel's own
+/// axis), and marks each bucket on it with the cut it chose.
 #[test]
 fn the_breakpoint_chart_draws_every_cut_and_marks_the_tables_breakpoints() {
     let dir = tempfile::tempdir().unwrap();
     let sel = lenet_energy(dir.path());
     let texts = texts(&dir.path().join("selection.svg"));
+    let networks = sel["networks"].as_array().unwrap();
+    assert_eq!(networks.len(), 3, "3g, lte, wifi");
     let cuts: Vec<&str> = sel["cuts"]
         .as_array()
         .unwrap()
@@ -84,30 +98,50 @@ fn the_breakpoint_chart_draws_every_cut_and_marks_the_tables_breakpoints() {
     for id in &cuts {
         assert_eq!(
             texts.iter().filter(|t| t.2 == *id).count(),
-            1,
-            "one series (legend entry) for cut {id}: {texts:?}"
+            networks.len(),
+            "a series (legend entry) for cut {id} in each panel: {texts:?}"
         );
     }
-    let pieces = sel["breakpoints"]["pieces"].as_array().unwrap();
-    let wanted: Vec<f64> = pieces[..pieces.len() - 1]
-        .iter()
-        .map(|p| p["to_mbps"].as_f64().unwrap())
-        .collect();
-    assert_eq!(wanted.len(), 2, "{pieces:?}");
-    let marks: Vec<f64> = texts
-        .iter()
-        .filter(|t| t.2.ends_with(" Mbps") && !t.2.contains('('))
-        .map(|t| t.0)
-        .collect();
-    assert_eq!(marks.len(), wanted.len(), "{texts:?}");
-    let (a, b) = log_axis(&texts);
-    for (px, want) in marks.iter().zip(&wanted) {
-        let at = ((px - a) / b).exp();
-        assert!(
-            (at / want - 1.0).abs() < 0.02,
-            "a breakpoint drawn at {px} px = {at} Mbps; selection.json has {want}"
-        );
+    let axes = log_axes(&texts);
+    assert_eq!(axes.len(), networks.len(), "an x axis per panel: {axes:?}");
+    let mut seen = 0;
+    for (k, n) in networks.iter().enumerate() {
+        // This panel's texts lie between the previous panel's axis and its own.
+        let (row, (a, b)) = axes[k];
+        let above = if k == 0 { 0.0 } else { axes[k - 1].0 };
+        let mine = |t: &&(f64, f64, String)| t.1 > above && t.1 < row;
+        let pieces = n["pieces"].as_array().unwrap();
+        let wanted: Vec<f64> = pieces[..pieces.len() - 1]
+            .iter()
+            .map(|p| p["to_mbps"].as_f64().unwrap())
+            .collect();
+        let marks: Vec<f64> = texts
+            .iter()
+            .filter(mine)
+            .filter(|t| t.2.ends_with(" Mbps"))
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(marks.len(), wanted.len(), "{n}: {texts:?}");
+        for (px, want) in marks.iter().zip(&wanted) {
+            let at = ((px - a) / b).exp();
+            assert!(
+                (at / want - 1.0).abs() < 0.02,
+                "a breakpoint drawn at {px} px = {at} Mbps; selection.json has {want}"
+            );
+        }
+        seen += wanted.len();
+        for bucket in sel["buckets"].as_array().unwrap() {
+            let name = bucket["network"]["name"].as_str().unwrap();
+            if n["buckets"].as_array().unwrap().iter().any(|b| b == name) {
+                let label = format!("{name}: {}", bucket["cut"].as_str().unwrap());
+                assert!(
+                    texts.iter().filter(mine).any(|t| t.2 == label),
+                    "{label} in panel {k}: {texts:?}"
+                );
+            }
+        }
     }
+    assert!(seen >= 3, "{seen} breakpoints drawn");
 }
 
 #[test]
@@ -115,14 +149,23 @@ fn the_cuts_chart_labels_every_cut_in_both_panels() {
     let dir = tempfile::tempdir().unwrap();
     let sel = lenet_energy(dir.path());
     let texts = texts(&dir.path().join("cuts.svg"));
+    // cuts.svg draws the middle bucket's network; its choice is marked in both panels.
+    let buckets = sel["buckets"].as_array().unwrap();
+    let chosen = buckets[buckets.len() / 2]["cut"].as_str().unwrap();
     for c in sel["cuts"].as_array().unwrap() {
         let id = c["id"].as_str().unwrap();
+        let label = if id == chosen {
+            format!("{id} (chosen)")
+        } else {
+            id.to_string()
+        };
         assert_eq!(
-            texts.iter().filter(|t| t.2 == id).count(),
+            texts.iter().filter(|t| t.2 == label).count(),
             2,
             "cut {id}: a latency bar and an energy bar: {texts:?}"
         );
     }
+    assert!(texts.iter().any(|t| t.2 == "chosen"), "legend: chosen");
     for part in ["phone", "transfer", "server"] {
         assert!(texts.iter().any(|t| t.2 == part), "legend {part}");
     }
@@ -148,7 +191,19 @@ fn annotate_plots_a_bar_per_node() {
     // The phone-latency bars, and the legend's swatch.
     assert_eq!(rects(&svg, "#1F77B4"), nodes + 1);
     let texts = texts(&svg);
-    assert!(texts.iter().any(|t| t.2 == "output size (KB)"), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.2 == "output size (KiB)"),
+        "{texts:?}"
+    );
+    // Each bar is named: its node and op.
+    for n in report["nodes"].as_array().unwrap() {
+        let label = format!(
+            "{} {}",
+            n["name"].as_str().unwrap(),
+            n["op"].as_str().unwrap()
+        );
+        assert!(texts.iter().any(|t| t.2 == label), "{label}: {texts:?}");
+    }
     // A folder that does not exist: an error naming the file, nothing written.
     let bad = dir.path().join("missing/plot.svg");
     let o = nsplit(&[

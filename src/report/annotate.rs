@@ -89,7 +89,11 @@ pub struct Totals {
     pub flops: u64,
     pub macs: u64,
     pub nodes_without_flops: usize,
-    /// Sums over nodes with a prediction (run one after another, as the paper's model assumes).
+    /// Nodes that only build weights from constants (`constant` rows): the planner folds them,
+    /// and the time and energy sums below leave them out, as the main job's all-mobile does.
+    pub constant_nodes: usize,
+    /// Sums over the charged nodes with a prediction (run one after another, as the paper's
+    /// model assumes), plus each profile's per-run overhead.
     pub mobile_ms: f64,
     pub cloud_ms: f64,
     /// Null where no node has an energy prediction: the mobile profile has no power model (a
@@ -157,19 +161,19 @@ impl Annotations {
                 .unwrap_or_default();
             *shape_sources.entry(key).or_insert(0) += 1;
         }
+        // What the planner charges: constant nodes are folded at load and run on neither side.
+        let charged = || nodes.iter().filter(|n| !n.constant);
         let totals = Totals {
             nodes: nodes.len(),
             flops: nodes.iter().filter_map(|n| n.flops).sum(),
             macs: nodes.iter().filter_map(|n| n.macs).sum(),
             nodes_without_flops: nodes.iter().filter(|n| n.flops.is_none()).count(),
-            mobile_ms: nodes.iter().filter_map(|n| n.mobile_ms).sum::<f64>()
+            constant_nodes: nodes.iter().filter(|n| n.constant).count(),
+            mobile_ms: charged().filter_map(|n| n.mobile_ms).sum::<f64>()
                 + profiles.mobile.run_overhead_ms,
-            cloud_ms: nodes.iter().filter_map(|n| n.cloud_ms).sum::<f64>()
+            cloud_ms: charged().filter_map(|n| n.cloud_ms).sum::<f64>()
                 + profiles.cloud.run_overhead_ms,
-            mobile_mj: nodes
-                .iter()
-                .filter_map(|n| n.mobile_mj)
-                .reduce(|a, b| a + b),
+            mobile_mj: charged().filter_map(|n| n.mobile_mj).reduce(|a, b| a + b),
             measured_ms: None,
             weight_bytes: (0..a.graph.tensors.len())
                 .filter(|&k| weights[k])
@@ -298,8 +302,16 @@ impl Annotations {
                     o.bytes.map_or("?".into(), human_bytes),
                     cell(n.flops.map_or("?".into(), human_count)),
                     cell(human_bytes(n.weight_bytes)),
-                    cell(ms(n.mobile_ms)),
-                    cell(ms(n.cloud_ms)),
+                    cell(if n.constant {
+                        "const".into()
+                    } else {
+                        ms(n.mobile_ms)
+                    }),
+                    cell(if n.constant {
+                        "const".into()
+                    } else {
+                        ms(n.cloud_ms)
+                    }),
                 ]);
             }
         }
@@ -333,6 +345,13 @@ impl Annotations {
             t.tensors_shaped,
             t.tensors
         );
+        if t.constant_nodes > 0 {
+            let _ = writeln!(
+                out,
+                "{} nodes only build weights from constants (`const`): folded at load, charged to neither side and left out of the totals",
+                t.constant_nodes
+            );
+        }
         if let Some(measured) = t.measured_ms {
             let _ = writeln!(out, "measured here with tract: {measured:.3} ms per run (per node: --format json, field measured_ms)");
         }

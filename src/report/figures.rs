@@ -73,6 +73,32 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo / 1.5, (hi * 1.5).max(lo * 10.0))
 }
 
+/// Tick values for a log axis over [lo, hi]: 1, 2, 3, 4, 5, 6 and 8 times the powers of ten
+/// in range, thinned to at most 12, so that a range within a decade or two (where the lines of
+/// a small model cross) is labelled too.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = vec![];
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for m in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0] {
+            let v = m * decade;
+            if (lo..=hi).contains(&v) {
+                ticks.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    while ticks.len() > 12 {
+        // Keep the powers of ten and every other value between them.
+        let mut k = 0;
+        ticks.retain(|v| {
+            k += 1;
+            k % 2 == 1 || (v.log10().fract()).abs() < 1e-9
+        });
+    }
+    ticks
+}
+
 /// What the objective is, with its unit.
 fn objective_label(objective: Objective) -> &'static str {
     match objective {
@@ -81,97 +107,230 @@ fn objective_label(objective: Objective) -> &'static str {
     }
 }
 
-/// The breakpoint chart: each cut's objective `constant + per_inverse_mbps / B` from `from` to
-/// `to` Mbps (one series per cut, labelled with its id), and a marker at each breakpoint,
-/// labelled `<B> Mbps` at the marker's x.
-pub fn breakpoint_chart(
-    title: &str,
-    objective: Objective,
-    lines: &[(String, CostLine)],
-    (from, to): (f64, f64),
-    breakpoints: &[f64],
-) -> Result<String> {
-    let xs: Vec<f64> = (0..=240)
-        .map(|k| from * (to / from).powf(k as f64 / 240.0))
-        .collect();
-    let curves: Vec<Vec<(f64, f64)>> = lines
-        .iter()
-        .map(|(_, l)| xs.iter().map(|&x| (x, l.at_mbps(x))).collect())
-        .collect();
-    let (ylo, yhi) = log_range(curves.iter().flatten().map(|&(_, y)| y));
+/// One panel of a breakpoint chart: the cuts' objective lines on one network.
+pub struct Panel {
+    /// The network, as the panel's caption says it.
+    pub title: String,
+    /// (cut id, its objective against the uplink), in the table's order of cuts.
+    pub lines: Vec<(String, CostLine)>,
+    /// The uplink range drawn, Mbps.
+    pub range: (f64, f64),
+    /// Where the best cut changes, Mbps.
+    pub breakpoints: Vec<f64>,
+    /// The buckets on this network: (name, uplink Mbps, chosen cut id), marked on the chart.
+    pub marks: Vec<(String, f64, String)>,
+}
+
+/// The breakpoint chart: per network (a panel each, stacked), each cut's objective
+/// `constant + per_inverse_mbps / B` over the panel's range (one series per cut, one colour per
+/// cut id throughout), a marker at each breakpoint labelled `<B> Mbps` and the objective there
+/// (where the lines cross), and each bucket's uplink marked with its name and a dot on the cut
+/// it chose.
+pub fn breakpoint_chart(title: &str, objective: Objective, panels: &[Panel]) -> Result<String> {
+    let mut ids: Vec<&str> = vec![];
+    for (id, _) in panels.iter().flat_map(|p| &p.lines) {
+        if !ids.contains(&id.as_str()) {
+            ids.push(id);
+        }
+    }
+    let colour = |id: &str| PALETTE[ids.iter().position(|i| *i == id).unwrap_or(0) % PALETTE.len()];
+    let height = if panels.len() <= 1 {
+        SIZE.1
+    } else {
+        60 + 320 * panels.len() as u32
+    };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0, height)).into_drawing_area();
         root.fill(&WHITE).map_err(drawing)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d((from..to).log_scale(), (ylo..yhi).log_scale())
-            .map_err(drawing)?;
-        chart
-            .configure_mesh()
-            .x_desc("uplink bandwidth (Mbps)")
-            .y_desc(objective_label(objective))
-            .x_label_formatter(&|v| fig(*v))
-            .y_label_formatter(&|v| fig(*v))
-            .draw()
-            .map_err(drawing)?;
-        for (i, ((id, _), points)) in lines.iter().zip(curves).enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let points: Vec<(f64, f64)> = points.into_iter().filter(|&(_, y)| y > 0.0).collect();
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(drawing)?
-                .label(id.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+        let root = root.titled(title, (FONT, 18)).map_err(drawing)?;
+        for (panel, area) in panels
+            .iter()
+            .zip(root.split_evenly((panels.len().max(1), 1)))
+        {
+            draw_panel(&area, objective, panel, &colour)?;
         }
-        for &b in breakpoints {
-            chart
-                .draw_series([PathElement::new(
-                    [(b, ylo), (b, yhi)],
-                    MARKER.stroke_width(1),
-                )])
-                .map_err(drawing)?;
-            let label = format!("{} Mbps", fig(b));
-            let style = (FONT, 13).into_font().color(&MARKER);
-            chart
-                .draw_series([Text::new(label, (b, yhi), style)])
-                .map_err(drawing)?;
-        }
-        legend(&mut chart)?;
         root.present().map_err(drawing)?;
     }
     Ok(svg)
 }
 
-/// `DIR/selection.svg`: [`breakpoint_chart`] of a selection table.
+/// One network's panel of [`breakpoint_chart`].
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    objective: Objective,
+    panel: &Panel,
+    colour: &dyn Fn(&str) -> RGBColor,
+) -> Result<()> {
+    let (from, to) = panel.range;
+    let xs: Vec<f64> = (0..=240)
+        .map(|k| from * (to / from).powf(k as f64 / 240.0))
+        .collect();
+    let curves: Vec<Vec<(f64, f64)>> = panel
+        .lines
+        .iter()
+        .map(|(_, l)| xs.iter().map(|&x| (x, l.at_mbps(x))).collect())
+        .collect();
+    let (ylo, yhi) = log_range(curves.iter().flatten().map(|&(_, y)| y));
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FONT, 14))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(40)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            (from..to).log_scale(),
+            (ylo..yhi).log_scale().with_key_points(log_ticks(ylo, yhi)),
+        )
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .x_desc("uplink bandwidth (Mbps)")
+        .y_desc(objective_label(objective))
+        .x_label_formatter(&|v| fig(*v))
+        .y_label_formatter(&|v| fig(*v))
+        .draw()
+        .map_err(drawing)?;
+    for ((id, _), points) in panel.lines.iter().zip(curves) {
+        let color = colour(id);
+        let points: Vec<(f64, f64)> = points.into_iter().filter(|&(_, y)| y > 0.0).collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(drawing)?
+            .label(id.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    let best = |x: f64| {
+        panel
+            .lines
+            .iter()
+            .map(|(_, l)| l.at_mbps(x))
+            .fold(f64::INFINITY, f64::min)
+    };
+    let unit = match objective {
+        Objective::Latency => "ms",
+        Objective::Energy => "mJ",
+    };
+    for &b in &panel.breakpoints {
+        chart
+            .draw_series([PathElement::new(
+                [(b, ylo), (b, yhi)],
+                MARKER.stroke_width(1),
+            )])
+            .map_err(drawing)?;
+        let style = (FONT, 12).into_font().color(&MARKER);
+        chart
+            .draw_series([Text::new(
+                format!("{} Mbps", fig(b)),
+                (b, yhi),
+                style.clone(),
+            )])
+            .map_err(drawing)?;
+        // The objective where the lines cross, beside the crossing.
+        let at = best(b);
+        chart
+            .draw_series([Circle::new((b, at), 3, MARKER.filled())])
+            .map_err(drawing)?;
+        chart
+            .draw_series([Text::new(format!("{} {unit}", fig(at)), (b, at), style)])
+            .map_err(drawing)?;
+    }
+    for (name, mbps, cut) in &panel.marks {
+        if !(from..=to).contains(mbps) {
+            continue;
+        }
+        let color = colour(cut);
+        let dashes = (0..24).map(|k| {
+            let y = |f: f64| ylo * (yhi / ylo).powf(f);
+            PathElement::new(
+                [
+                    (*mbps, y(k as f64 / 24.0)),
+                    (*mbps, y((k as f64 + 0.5) / 24.0)),
+                ],
+                BLACK.mix(0.5).stroke_width(1),
+            )
+        });
+        chart.draw_series(dashes).map_err(drawing)?;
+        let at = panel
+            .lines
+            .iter()
+            .find(|(id, _)| id == cut)
+            .map_or(best(*mbps), |(_, l)| l.at_mbps(*mbps));
+        let style = (FONT, 12).into_font().color(&BLACK);
+        chart
+            .draw_series([Circle::new((*mbps, at), 5, color.filled())])
+            .map_err(drawing)?;
+        chart
+            .draw_series([Text::new(
+                format!("{name}: {cut}"),
+                (*mbps, ylo * (yhi / ylo).powf(0.06)),
+                style,
+            )])
+            .map_err(drawing)?;
+    }
+    legend(&mut chart)
+}
+
+/// `DIR/selection.svg`: [`breakpoint_chart`] of a selection table, a panel per network (the
+/// breakpoint sweep's alone for a table written before networks were listed).
 pub fn selection_chart(table: &SelectionTable) -> Result<String> {
-    let lines: Vec<(String, CostLine)> = table
-        .cuts
+    let inner = |pieces: &[crate::plan::selection::Piece]| -> Vec<f64> {
+        pieces
+            .iter()
+            .take(pieces.len().saturating_sub(1))
+            .map(|p| p.to_mbps)
+            .collect()
+    };
+    let mut panels: Vec<Panel> = table
+        .networks
         .iter()
-        .map(|c| (c.id.clone(), c.objective_at_bandwidth))
+        .map(|n| {
+            let net = &n.network;
+            Panel {
+                title: format!(
+                    "{} (RTT {} ms, {} radio, downlink {}x uplink)",
+                    n.buckets.join(", "),
+                    net.rtt_ms,
+                    net.radio.name,
+                    fig(net.downlink_mbps / net.uplink_mbps)
+                ),
+                lines: table
+                    .cuts
+                    .iter()
+                    .filter_map(|c| Some((c.id.clone(), *n.objective_at_bandwidth.get(&c.id)?)))
+                    .collect(),
+                range: (n.from_mbps, n.to_mbps),
+                breakpoints: inner(&n.pieces),
+                marks: table
+                    .buckets
+                    .iter()
+                    .filter(|b| n.buckets.contains(&b.network.name))
+                    .map(|b| (b.network.name.clone(), b.network.uplink_mbps, b.cut.clone()))
+                    .collect(),
+            }
+        })
         .collect();
-    let pieces = &table.breakpoints.pieces;
-    let breakpoints: Vec<f64> = pieces
-        .iter()
-        .take(pieces.len().saturating_sub(1))
-        .map(|p| p.to_mbps)
-        .collect();
+    if panels.is_empty() {
+        panels.push(Panel {
+            title: format!("{} network", table.breakpoints.network.name),
+            lines: table
+                .cuts
+                .iter()
+                .map(|c| (c.id.clone(), c.objective_at_bandwidth))
+                .collect(),
+            range: (table.breakpoints.from_mbps, table.breakpoints.to_mbps),
+            breakpoints: inner(&table.breakpoints.pieces),
+            marks: vec![],
+        });
+    }
     let name = file_name(&table.model.path);
     breakpoint_chart(
         &format!(
-            "{name}: each cut's predicted {} against uplink, {} network",
-            objective_label(table.objective),
-            table.breakpoints.network.name
+            "{name}: each cut's predicted {} against uplink",
+            objective_label(table.objective)
         ),
         table.objective,
-        &lines,
-        (table.breakpoints.from_mbps, table.breakpoints.to_mbps),
-        &breakpoints,
+        &panels,
     )
 }
 
@@ -188,7 +347,7 @@ pub fn plan_breakpoint_chart(a: &Analysis, plan: &Plan, objective: Objective) ->
         .iter()
         .map(|b| b.to_mbps)
         .collect();
-    let (from, to) = match (plan.breakpoints.first(), plan.breakpoints.last()) {
+    let range = match (plan.breakpoints.first(), plan.breakpoints.last()) {
         (Some(f), Some(l)) => (f.from_mbps, l.to_mbps),
         _ => (0.1, 1000.0),
     };
@@ -199,9 +358,13 @@ pub fn plan_breakpoint_chart(a: &Analysis, plan: &Plan, objective: Objective) ->
             objective_label(objective)
         ),
         objective,
-        &lines,
-        (from, to),
-        &breakpoints,
+        &[Panel {
+            title: "downlink = uplink".into(),
+            lines,
+            range,
+            breakpoints,
+            marks: vec![],
+        }],
     )
 }
 
@@ -228,6 +391,11 @@ pub fn plan_cuts_chart(
             Some((c.id(&a.graph), p))
         })
         .collect();
+    let chosen = plan
+        .buckets
+        .iter()
+        .find(|b| b.bucket == *bucket)
+        .map(|b| plan.cuts[b.cut].id(&a.graph));
     cuts_chart(
         &format!(
             "{}: each cut on {} ({} Mbps up, RTT {} ms)",
@@ -237,28 +405,29 @@ pub fn plan_cuts_chart(
             bucket.rtt_ms
         ),
         &bars,
+        chosen.as_deref(),
     )
 }
 
 /// A panel on `area` for one bar per cut (`n` of them, labelled by the caller), its y axis from
-/// 0 past `max`.
+/// 0 past `max`, room below for the cuts' ids.
 fn bar_panel<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, plotters::coord::Shift>,
     n: usize,
     max: f64,
     y_desc: &str,
+    label_room: u32,
 ) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
     let mut chart = ChartBuilder::on(area)
         .margin(14)
-        .x_label_area_size(40)
+        .x_label_area_size(label_room)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..n as f64, 0.0..(max * 1.25).max(1e-3))
+        .build_cartesian_2d(0.0..n as f64, 0.0..(max * 1.15).max(1e-3))
         .map_err(drawing)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
-        .x_desc("cut")
         .y_desc(y_desc)
         .y_label_formatter(&|v| fig(*v))
         .draw()
@@ -266,20 +435,58 @@ fn bar_panel<'a, DB: DrawingBackend + 'a>(
     Ok(chart)
 }
 
+/// Each bar's cut id under it, rotated so that long ids never overlap; the chosen cut's in bold
+/// with a star.
+fn bar_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    chart: &ChartContext<DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    cuts: &[(String, Prediction)],
+    chosen: Option<&str>,
+) -> Result<()> {
+    for (i, (id, _)) in cuts.iter().enumerate() {
+        // The chart's coordinates are the backend's; the area draws from its own corner.
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        let (bx, by) = area.get_base_pixel();
+        let (x, y) = (x - bx, y - by);
+        let is_chosen = chosen == Some(id.as_str());
+        let font = if is_chosen {
+            (FONT, 12).into_font().style(FontStyle::Bold)
+        } else {
+            (FONT, 12).into_font()
+        };
+        let label = if is_chosen {
+            format!("{id} (chosen)")
+        } else {
+            id.clone()
+        };
+        let style = TextStyle::from(font).transform(FontTransform::Rotate90);
+        area.draw(&Text::new(label, (x + 6, y + 6), style))
+            .map_err(drawing)?;
+    }
+    Ok(())
+}
+
 /// Per candidate cut on one network: its end-to-end latency stacked as phone, transfer and
-/// server (left), and the phone's energy (right). One bar per cut, labelled with its id.
-pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> {
+/// server (left), and the phone's energy (right). One bar per cut, its id under it; `chosen`
+/// (the plan's choice on that network) is outlined. A part too thin to see (under 1% of the
+/// axis) is drawn at 1%, and the legend says so.
+pub fn cuts_chart(
+    title: &str,
+    cuts: &[(String, Prediction)],
+    chosen: Option<&str>,
+) -> Result<String> {
     let n = cuts.len().max(1);
-    // Each bar is labelled with its cut's id above it.
-    let ids = |top: &dyn Fn(&Prediction) -> f64| -> Vec<Text<'static, (f64, f64), String>> {
-        cuts.iter()
-            .enumerate()
-            .map(|(i, (id, p))| {
-                let style = (FONT, 12).into_font().color(&BLACK);
-                Text::new(id.clone(), (i as f64 + 0.2, top(p)), style)
-            })
-            .collect()
+    let longest = cuts
+        .iter()
+        .map(|(id, _)| id.chars().count() + 9)
+        .max()
+        .unwrap_or(8);
+    let label_room = 20 + 7 * longest as u32;
+    let outline = |i: usize, top: f64| {
+        let x = i as f64;
+        Rectangle::new([(x + 0.12, 0.0), (x + 0.88, top)], BLACK.stroke_width(2))
     };
+    let chosen_at = chosen.and_then(|c| cuts.iter().position(|(id, _)| id == c));
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -287,10 +494,12 @@ pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> 
         let root = root.titled(title, (FONT, 18)).map_err(drawing)?;
         let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
         let ms_max = cuts.iter().map(|(_, p)| p.total_ms).fold(0.0, f64::max);
-        let mut chart = bar_panel(&left, n, ms_max, "end-to-end latency (ms)")?;
+        let thin = 0.01 * ms_max;
+        let mut chart = bar_panel(&left, n, ms_max, "end-to-end latency (ms)", label_room)?;
         for (k, &(part, color)) in PARTS.iter().enumerate() {
+            let shown = |v: f64| if v > 0.0 { v.max(thin) } else { 0.0 };
             let bars = cuts.iter().enumerate().map(|(i, (_, p))| {
-                let stack = [p.mobile_ms, p.transfer_ms, p.cloud_ms];
+                let stack = [p.mobile_ms, p.transfer_ms, p.cloud_ms].map(shown);
                 let base: f64 = stack[..k].iter().sum();
                 let x = i as f64;
                 Rectangle::new(
@@ -306,12 +515,31 @@ pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> 
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
         }
+        if let Some(i) = chosen_at {
+            let p = &cuts[i].1;
+            let top = [p.mobile_ms, p.transfer_ms, p.cloud_ms]
+                .map(|v| if v > 0.0 { v.max(thin) } else { 0.0 })
+                .iter()
+                .sum::<f64>();
+            chart
+                .draw_series([outline(i, top)])
+                .map_err(drawing)?
+                .label("chosen")
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLACK.stroke_width(2))
+                });
+        }
         chart
-            .draw_series(ids(&|p| p.total_ms + 0.04 * ms_max))
+            .draw_series([Text::new(
+                "parts under 1% drawn at 1%".to_string(),
+                (0.05, ms_max * 1.12),
+                (FONT, 11).into_font().color(&MARKER),
+            )])
             .map_err(drawing)?;
         legend(&mut chart)?;
+        bar_labels(&left, &chart, cuts, chosen)?;
         let mj_max = cuts.iter().map(|(_, p)| p.mobile_mj).fold(0.0, f64::max);
-        let mut chart = bar_panel(&right, n, mj_max, "phone energy (mJ)")?;
+        let mut chart = bar_panel(&right, n, mj_max, "phone energy (mJ)", label_room)?;
         let bars = cuts.iter().enumerate().map(|(i, (_, p))| {
             let x = i as f64;
             Rectangle::new(
@@ -320,27 +548,45 @@ pub fn cuts_chart(title: &str, cuts: &[(String, Prediction)]) -> Result<String> 
             )
         });
         chart.draw_series(bars).map_err(drawing)?;
-        chart
-            .draw_series(ids(&|p| p.mobile_mj + 0.04 * mj_max))
-            .map_err(drawing)?;
+        if let Some(i) = chosen_at {
+            chart
+                .draw_series([outline(i, cuts[i].1.mobile_mj)])
+                .map_err(drawing)?;
+        }
+        bar_labels(&right, &chart, cuts, chosen)?;
         root.present().map_err(drawing)?;
     }
     Ok(svg)
 }
 
 /// Per node in topological order: predicted phone latency (bars, left axis) and the size of
-/// what the node outputs (line, right axis), as the paper draws its layers.
+/// what the node outputs (line, right axis), as the paper draws its layers; each bar's node
+/// name and op under it. Nodes that only build weights from constants are left out: the
+/// planner folds them and charges neither side.
 pub fn node_chart(report: &Annotations) -> Result<String> {
-    let nodes = &report.nodes;
+    let nodes: Vec<_> = report.nodes.iter().filter(|r| !r.constant).collect();
     let n = nodes.len().max(1) as f64;
     let ms: Vec<f64> = nodes.iter().map(|r| r.mobile_ms.unwrap_or(0.0)).collect();
-    let kb: Vec<f64> = nodes
+    let kib: Vec<f64> = nodes
         .iter()
         .map(|r| r.outputs.iter().filter_map(|o| o.bytes).sum::<u64>() as f64 / 1024.0)
         .collect();
     let ms_max = ms.iter().copied().fold(0.0, f64::max);
-    let kb_max = kb.iter().copied().fold(0.0, f64::max);
+    let kib_max = kib.iter().copied().fold(0.0, f64::max);
     let name = file_name(&report.model.path);
+    let names: Vec<String> = nodes
+        .iter()
+        .map(|r| {
+            let full = format!("{} {}", r.name, r.op);
+            let short: String = full.chars().take(24).collect();
+            if short.len() < full.len() {
+                format!("{short}…")
+            } else {
+                short
+            }
+        })
+        .collect();
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(4);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -354,24 +600,23 @@ pub fn node_chart(report: &Annotations) -> Result<String> {
                 (FONT, 18),
             )
             .margin(16)
-            .x_label_area_size(44)
+            .x_label_area_size(30 + 6 * longest as u32)
             .y_label_area_size(72)
             .right_y_label_area_size(72)
             .build_cartesian_2d(0.0..n, 0.0..(ms_max * 1.15).max(1e-3))
             .map_err(drawing)?
-            .set_secondary_coord(0.0..n, 0.0..(kb_max * 1.15).max(1e-3));
+            .set_secondary_coord(0.0..n, 0.0..(kib_max * 1.15).max(1e-3));
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_desc("node (topological order)")
+            .x_labels(0)
             .y_desc("predicted phone latency (ms)")
-            .x_label_formatter(&|v| format!("{}", v.floor() as usize))
             .y_label_formatter(&|v| fig(*v))
             .draw()
             .map_err(drawing)?;
         chart
             .configure_secondary_axes()
-            .y_desc("output size (KB)")
+            .y_desc("output size (KiB)")
             .label_style((FONT, 12))
             .y_label_formatter(&|v| fig(*v))
             .draw()
@@ -388,13 +633,21 @@ pub fn node_chart(report: &Annotations) -> Result<String> {
         let color = PARTS[1].1;
         chart
             .draw_secondary_series(LineSeries::new(
-                kb.iter().enumerate().map(|(i, &v)| (i as f64 + 0.5, v)),
+                kib.iter().enumerate().map(|(i, &v)| (i as f64 + 0.5, v)),
                 color.stroke_width(2),
             ))
             .map_err(drawing)?
-            .label("output size (KB)")
+            .label("output size (KiB)")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         legend(&mut chart)?;
+        // Each bar's node name and op under it, rotated; past 40 nodes, every k-th.
+        let every = nodes.len().div_ceil(40).max(1);
+        let style = TextStyle::from((FONT, 10).into_font()).transform(FontTransform::Rotate90);
+        for (i, label) in names.iter().enumerate().step_by(every) {
+            let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            root.draw(&Text::new(label.clone(), (x + 5, y + 4), style.clone()))
+                .map_err(drawing)?;
+        }
         root.present().map_err(drawing)?;
     }
     Ok(svg)
