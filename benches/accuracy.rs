@@ -275,6 +275,31 @@ fn main() {
     }
     std::fs::write(&doc_path, &doc).unwrap();
     println!("{}", doc.lines().take(14).collect::<Vec<_>>().join("\n"));
+    // The README's one line on accuracy says what this run measured, and on what machine.
+    let cpu = p
+        .provenance
+        .source
+        .split(" on ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or("this machine")
+        .to_string();
+    let worst = whole_errors.iter().copied().fold(0.0, f64::max);
+    let line = format!(
+        "<!-- accuracy -->on the machine last measured ({cpu}), median error {:.1}% against tract's measured time, every model within {:.1}%<!-- /accuracy -->",
+        100.0 * median(&mut whole_errors.clone()),
+        100.0 * worst
+    );
+    let readme_path = root.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    if let (Some(a), Some(b)) = (
+        readme.find("<!-- accuracy -->"),
+        readme.find("<!-- /accuracy -->"),
+    ) {
+        let end = b + "<!-- /accuracy -->".len();
+        let updated = format!("{}{line}{}", &readme[..a], &readme[end..]);
+        std::fs::write(&readme_path, updated).unwrap();
+    }
 }
 
 /// The findings behind the measurement method (fixed text: measured once, by hand, on the date

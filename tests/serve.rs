@@ -408,6 +408,56 @@ fn split_requests_are_served_by_triton() {
         }
     }
 
+    // A request of batch 2 to the symbolic model: the predictions scale with the batch (the
+    // table's are for batch 1), and the measured parts, of the median run, add up to its total.
+    {
+        let symbolic = cases.iter().find(|c| c.name == "symbolic").unwrap();
+        let table = symbolic.table();
+        let (name, _, one) = &symbolic.inputs[0];
+        let mut values = one
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect::<Vec<f32>>();
+        values.extend_from_within(..);
+        let mut shape = one.shape().to_vec();
+        shape[0] *= 2;
+        let two = Tensor::from_shape(&shape, &values).unwrap();
+        let file = work.join("batch2.npy");
+        npy::write_npy(&file, &two).unwrap();
+        for cut in table.cuts.iter().filter(|c| c.tail.is_some()) {
+            let o = nsplit_ok(&[
+                "run",
+                symbolic.dir.to_str().unwrap(),
+                "--server",
+                &url,
+                "--cut",
+                &cut.id,
+                "--input",
+                &format!("{name}={}", file.display()),
+                "--repeat",
+                "3",
+                "--json",
+            ]);
+            let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let (m, p) = (&report["measured"], &report["predicted"]);
+            let parts: f64 = ["head_ms", "transfer_ms", "server_ms"]
+                .iter()
+                .map(|k| m[k].as_f64().unwrap_or(0.0))
+                .sum();
+            let total = m["total_ms"].as_f64().unwrap();
+            assert!((parts - total).abs() <= 1e-9 * total.max(1.0), "{report}");
+            let server = p["server_ms"].as_f64().unwrap();
+            assert!(
+                (server / cut.cloud_ms - 2.0).abs() < 1e-3,
+                "{}: predicted server {server} ms at batch 2, the table {} at batch 1",
+                cut.id,
+                cut.cloud_ms
+            );
+        }
+    }
+
     // Two concurrent requests to the batch-capable tail are run as one batch of two.
     let symbolic = cases.iter().find(|c| c.name == "symbolic").unwrap();
     let model = "symbolic_classifier-all-cloud";

@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod bad_input;
 mod corpus;
+mod docs;
 mod emit;
 mod exports;
 mod figures;

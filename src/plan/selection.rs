@@ -50,6 +50,9 @@ pub struct SourceModel {
     /// The original's output names, in order: what head and tail compute between them.
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// The original's inputs at the sizes planned at: what the phone's figures are for.
+    #[serde(default)]
+    pub inputs: Vec<BoundaryTensor>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -309,15 +312,7 @@ impl SelectionTable {
                 let boundary: Vec<BoundaryTensor> = cut
                     .boundary(graph)
                     .into_iter()
-                    .map(|b| {
-                        let s = TensorSummary::of(&graph.tensor(b).name, a.shapes.get(b));
-                        BoundaryTensor {
-                            name: s.name,
-                            dtype: s.dtype.map(String::from),
-                            shape: s.shape,
-                            bytes: s.bytes,
-                        }
-                    })
+                    .map(|b| boundary_tensor(&graph.tensor(b).name, a.shapes.get(b)))
                     .collect();
                 let work = super::predict::side_work(graph, &plan.costs, cut, t.cloud_load);
                 CutEntry {
@@ -396,6 +391,12 @@ impl SelectionTable {
                     .outputs
                     .iter()
                     .map(|&o| a.graph.tensor(o).name.clone())
+                    .collect(),
+                inputs: a
+                    .graph
+                    .inputs
+                    .iter()
+                    .map(|&t| boundary_tensor(&a.graph.tensor(t).name, a.shapes.get(t)))
                     .collect(),
             },
             objective: t.objective,
@@ -584,6 +585,17 @@ impl Lookup<'_> {
             .and_then(|l| l.get(&cut.id))
             .copied()
             .unwrap_or(cut.objective_at_bandwidth)
+    }
+}
+
+/// A tensor as the table lists it.
+fn boundary_tensor(name: &str, info: &crate::tensor::TensorInfo) -> BoundaryTensor {
+    let s = TensorSummary::of(name, info);
+    BoundaryTensor {
+        name: s.name,
+        dtype: s.dtype.map(String::from),
+        shape: s.shape,
+        bytes: s.bytes,
     }
 }
 

@@ -172,21 +172,45 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         runs.push((head_ms, Some(request_ms), server_ms));
     }
 
+    // The median run by total, with its own parts, so that they add up to its total.
     let measured = {
-        let head_ms = median(runs.iter().map(|r| r.0));
-        let request = runs.iter().map(|r| r.1).collect::<Option<Vec<f64>>>();
-        let server = runs.iter().map(|r| r.2).collect::<Option<Vec<f64>>>();
-        let server_ms = server.clone().map(|s| median(s.into_iter()));
-        let transfer_ms = match (&request, &server) {
-            (Some(r), Some(s)) => Some(median(r.iter().zip(s).map(|(r, s)| (r - s).max(0.0)))),
+        let total = |r: &(f64, Option<f64>, Option<f64>)| r.0 + r.1.unwrap_or(0.0);
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        order.sort_by(|&a, &b| total(&runs[a]).total_cmp(&total(&runs[b])));
+        let (head_ms, request, server_ms) = runs[order[(order.len() - 1) / 2]];
+        let transfer_ms = match (request, server_ms) {
+            (Some(r), Some(s)) => Some((r - s).max(0.0)),
+            _ => None,
+        };
+        // A server time above the request's round trip (clocks apart) is capped at it.
+        let server_ms = match (request, server_ms) {
+            (Some(r), Some(s)) => Some(s.min(r)),
             _ => None,
         };
         Timings {
             head_ms,
             transfer_ms,
             server_ms,
-            total_ms: Some(median(runs.iter().map(|r| r.0 + r.1.unwrap_or(0.0)))),
+            total_ms: Some(head_ms + transfer_ms.unwrap_or(0.0) + server_ms.unwrap_or(0.0)),
         }
+    };
+    // The table's compute figures are for the sizes planned at; a request of another batch
+    // scales them by the ratio of what the phone reads (the graph inputs) and of what the server
+    // reads (the boundary), as the work of most layers grows with the batch.
+    let planned_inputs: u64 = table.model.inputs.iter().filter_map(|t| t.bytes).sum();
+    let given_inputs: u64 = values.values().map(|t| t.as_bytes().len() as u64).sum();
+    let ratio = |actual: u64, planned: u64| {
+        if actual > 0 && planned > 0 {
+            actual as f64 / planned as f64
+        } else {
+            1.0
+        }
+    };
+    let head_scale = ratio(given_inputs, planned_inputs);
+    let tail_scale = if cut.head.is_some() {
+        ratio(upload_bytes, cut.upload_bytes)
+    } else {
+        head_scale
     };
     let (at_mbps, network) = match &opts.choice {
         CutChoice::Bandwidth { mbps, network } => (Some(*mbps), network.as_deref()),
@@ -204,14 +228,15 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         });
         let served = cut.tail.is_some();
         let r = crate::plan::selection::round6;
+        let (head_ms, cloud_ms) = (r(cut.mobile_ms * head_scale), r(cut.cloud_ms * tail_scale));
         Timings {
-            head_ms: cut.mobile_ms,
+            head_ms,
             transfer_ms: transfer_ms.filter(|_| served).map(r),
-            server_ms: served.then_some(cut.cloud_ms),
+            server_ms: served.then_some(cloud_ms),
             total_ms: if served {
-                transfer_ms.map(|t| r(cut.mobile_ms + t + cut.cloud_ms))
+                transfer_ms.map(|t| r(head_ms + t + cloud_ms))
             } else {
-                Some(cut.mobile_ms)
+                Some(head_ms)
             },
         }
     };
@@ -428,20 +453,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
 impl RunReport {
     /// The report for people.
     pub fn to_text(&self) -> String {
@@ -455,7 +466,7 @@ impl RunReport {
         };
         let _ = writeln!(
             s,
-            "cut {} ({where_}), median of {} run(s)",
+            "cut {} ({where_}), the median of {} run(s)",
             self.cut, self.runs
         );
         let at = self
