@@ -138,13 +138,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 quick,
                 power_w,
             };
+            // Ticking from the start: building and fitting take tens of seconds between steps.
             let bar = indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed:>4} {bar:30} {pos}/{len} {msg}",
+                )
+                .expect("valid template"),
             );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar.set_message("starting");
             let mut profile = nsplit::cost::profiler::profile(&opts, |total, label| {
-                bar.set_length(total as u64);
-                bar.inc(1);
+                if total > 0 {
+                    bar.set_length(total as u64);
+                    bar.inc(1);
+                }
                 bar.set_message(label.to_string());
             })?;
             bar.finish_and_clear();

@@ -73,13 +73,16 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo / 1.5, (hi * 1.5).max(lo * 10.0))
 }
 
-/// Tick values for a log axis over [lo, hi]: 1, 2, 3, 4, 5, 6 and 8 times the powers of ten
-/// in range, thinned to at most 12, so that a range within a decade or two (where the lines of
-/// a small model cross) is labelled too.
+/// Tick values for a log axis over [lo, hi]: 1, 2, 3, 4, 5, 6 and 8 times the powers of ten in
+/// range, so that a range within a decade or two (where the lines of a small model cross) is
+/// labelled too; over a wider range 1, 2 and 5 times them, then the powers of ten alone (every
+/// k-th), at most 12 in all.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    const MOST: usize = 12;
+    let mantissa = |v: f64| (v / 10f64.powf(v.log10().floor())).round() as u32;
     let mut ticks = vec![];
     let mut decade = 10f64.powf(lo.log10().floor());
-    while decade <= hi {
+    while decade <= hi && ticks.len() < 10_000 {
         for m in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0] {
             let v = m * decade;
             if (lo..=hi).contains(&v) {
@@ -88,13 +91,13 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         }
         decade *= 10.0;
     }
-    while ticks.len() > 12 {
-        // Keep the powers of ten and every other value between them.
-        let mut k = 0;
-        ticks.retain(|v| {
-            k += 1;
-            k % 2 == 1 || (v.log10().fract()).abs() < 1e-9
-        });
+    if ticks.len() > MOST {
+        ticks.retain(|&v| matches!(mantissa(v), 1 | 2 | 5));
+    }
+    if ticks.len() > MOST {
+        ticks.retain(|&v| mantissa(v) == 1);
+        let step = ticks.len().div_ceil(MOST);
+        ticks = ticks.into_iter().step_by(step).collect();
     }
     ticks
 }
@@ -651,4 +654,19 @@ pub fn node_chart(report: &Annotations) -> Result<String> {
         root.present().map_err(drawing)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ticks;
+
+    #[test]
+    fn log_ticks_label_narrow_ranges_and_thin_wide_ones() {
+        assert_eq!(log_ticks(3.0, 9.0), vec![3.0, 4.0, 5.0, 6.0, 8.0]);
+        for (lo, hi) in [(0.578, 727_336.0), (1e-3, 1e12), (1e-30, 1e30), (0.9, 1.1)] {
+            let ticks = log_ticks(lo, hi);
+            assert!(ticks.len() <= 12, "{lo}..{hi}: {ticks:?}");
+            assert!(ticks.iter().all(|t| (lo..=hi).contains(t)), "{ticks:?}");
+        }
+    }
 }

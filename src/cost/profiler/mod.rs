@@ -66,7 +66,8 @@ impl Checkpoint {
 }
 
 /// Measure, fit and return the profile. `progress` is told the number of configurations and
-/// each one done.
+/// each one done, and, with a total of 0, each phase between them (building, fitting), so that
+/// a long phase is never silent.
 pub fn profile(opts: &ProfileOptions, progress: impl FnMut(usize, &str)) -> Result<DeviceProfile> {
     profile_with(opts, progress, |_| Ok(()))
 }
@@ -89,7 +90,12 @@ pub fn profile_with(
     let passes = if opts.quick { 1 } else { PASSES };
     let configs = grid::grid(opts.quick);
     let total = configs.len() * (passes + 1);
+    progress(0, "building the one-node models");
     let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
+    progress(
+        0,
+        "building the reference conv and the calibration networks",
+    );
     let mut reference = Reference::new(dir.path())?;
     // The calibration networks are timed after each part of each pass (they run in
     // milliseconds; each node's time is the typical one over them all), and the Relu chains of
@@ -106,6 +112,7 @@ pub fn profile_with(
             overhead.time()?;
         }
     }
+    progress(0, "fitting the regressions");
     let run_overhead_ms = overhead.ms();
     let reference_ms = reference.typical();
     let samples = grid.samples(run_overhead_ms, reference_ms);
@@ -132,7 +139,7 @@ pub fn profile_with(
         spread: samples.spread(),
         reference_ms: Some(reference_ms),
     };
-    progress(total, "calibration networks");
+    progress(0, "context factors from the calibration networks");
     profile.context_factors = calibration::context_factors(&profile, &calibration, reference_ms)?;
     profile.provenance.source =
         provenance_source(opts, &profile, samples.count(), passes, &reference);
