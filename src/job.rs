@@ -271,7 +271,7 @@ pub fn summary(r: &JobReport) -> String {
         t.profiles.mobile,
         t.profiles.cloud,
         match t.method {
-            crate::plan::Method::ChainScan => "chain scan",
+            crate::plan::Method::ChainScan => "prefix scan",
             crate::plan::Method::MinCut => "min cut",
         }
     );

@@ -26,9 +26,9 @@ pub fn markdown(table: &SelectionTable) -> String {
         table.profiles.cloud_provenance,
         table.cloud_load,
         if table.method == Method::ChainScan {
-            "the prefix scan (the model is a chain)"
+            "the prefix scan (each node reads the one before it, so every head closed under its inputs is a prefix)"
         } else {
-            "minimum cut (the model is a DAG)"
+            "minimum cut (heads closed under their inputs need not be prefixes)"
         }
     );
     let _ = writeln!(out, "## Per network\n");
