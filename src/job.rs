@@ -51,6 +51,11 @@ pub struct JobReport {
 
 /// Run the whole pipeline on `model` and write the results into `out`.
 pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
+    if let Some(empty) = opts.input_shapes.empty() {
+        bail!(
+            "--input-shape {empty}, an empty tensor: every node would cost 0 and nothing would be sent, so there is nothing to plan; give the sizes the model runs at"
+        );
+    }
     let mut a = Analysis::run(model, &opts.input_shapes)?;
     require_concrete_inputs(&a)?;
     let plan = plan(&a, &opts.profiles, &opts.plan)

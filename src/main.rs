@@ -85,7 +85,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             plot,
         } => {
             let profiles = profiles.resolve()?;
-            let analysis = Analysis::run(&model, &shapes.parse()?)?;
+            let shapes = shapes.parse()?;
+            if let Some(empty) = shapes.empty() {
+                eprintln!("warning: --input-shape {empty}, an empty tensor: its nodes cost 0");
+            }
+            let analysis = Analysis::run(&model, &shapes)?;
             let mut report = Annotations::of(&analysis, &profiles);
             if measure {
                 let measured = nsplit::cost::measure::measure(&analysis, 5)

@@ -122,16 +122,28 @@ fn symbolic_dims_need_input_shape() {
         ],
         &["`A`"],
     );
-    // An empty input is refused, not planned at 0 ms and "verified".
+    // An empty input is not planned (at 0 ms, and "verified"); annotate warns.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("dist");
     expect_error(
         &[
-            "annotate",
             "fixtures/symbolic_batch.onnx",
+            "--out",
+            dir.to_str().unwrap(),
             "--input-shape",
             "images=0x3x32x32",
         ],
-        &["images=0x3x32x32", "dim 0 is 0"],
+        &["images=0x3x32x32: dim 0 is 0", "nothing to plan"],
     );
+    assert!(!dir.exists());
+    let o = nsplit(&[
+        "annotate",
+        "fixtures/symbolic_batch.onnx",
+        "--input-shape",
+        "images=0x3x32x32",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: --input-shape images=0x3x32x32"));
 }
 
 /// The energy objective on a profile without a power model is refused, not planned at 0 mJ.

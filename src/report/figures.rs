@@ -50,9 +50,17 @@ fn drawing<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> Result<()> {
+    legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+/// The series' legend at `position`.
+fn legend_at<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -214,7 +222,11 @@ fn draw_panel<DB: DrawingBackend>(
         Objective::Latency => "ms",
         Objective::Energy => "mJ",
     };
-    for &b in &panel.breakpoints {
+    // Labels of breakpoints close together step down the panel, so they do not overlap.
+    let mut level = 0;
+    for (i, &b) in panel.breakpoints.iter().enumerate() {
+        let close = i > 0 && b / panel.breakpoints[i - 1] < (to / from).powf(0.08);
+        level = if close { (level + 1) % 3 } else { 0 };
         chart
             .draw_series([PathElement::new(
                 [(b, ylo), (b, yhi)],
@@ -222,10 +234,11 @@ fn draw_panel<DB: DrawingBackend>(
             )])
             .map_err(drawing)?;
         let style = (FONT, 12).into_font().color(&MARKER);
+        let at_y = yhi * (ylo / yhi).powf(0.05 * level as f64);
         chart
             .draw_series([Text::new(
                 format!("{} Mbps", fig(b)),
-                (b, yhi),
+                (b, at_y),
                 style.clone(),
             )])
             .map_err(drawing)?;
@@ -234,8 +247,9 @@ fn draw_panel<DB: DrawingBackend>(
         chart
             .draw_series([Circle::new((b, at), 3, MARKER.filled())])
             .map_err(drawing)?;
+        let below = at * (ylo / yhi).powf(0.05 * level as f64);
         chart
-            .draw_series([Text::new(format!("{} {unit}", fig(at)), (b, at), style)])
+            .draw_series([Text::new(format!("{} {unit}", fig(at)), (b, below), style)])
             .map_err(drawing)?;
     }
     for (name, mbps, cut) in &panel.marks {
@@ -271,7 +285,9 @@ fn draw_panel<DB: DrawingBackend>(
             )])
             .map_err(drawing)?;
     }
-    legend(&mut chart)
+    // Middle right: below the breakpoint labels, above where the lines of sending cuts settle
+    // at high bandwidths.
+    legend_at(&mut chart, SeriesLabelPosition::MiddleRight)
 }
 
 /// `DIR/selection.svg`: [`breakpoint_chart`] of a selection table, a panel per network (the

@@ -61,15 +61,20 @@ impl InputShapes {
             };
             let dims = crate::tensor::parse_dims(dims)
                 .map_err(|e| anyhow::anyhow!("--input-shape {name}: {e}"))?;
-            // An empty input computes nothing worth timing or sending, and every cost would be 0.
-            if let Some(axis) = dims.iter().position(|&d| d == 0) {
-                bail!(
-                    "--input-shape {item}: dim {axis} is 0, an empty tensor; give the sizes the model runs at"
-                );
-            }
             map.insert(name.to_string(), dims);
         }
         Ok(InputShapes(map))
+    }
+
+    /// The first given input with a dim of 0, described (`images=0x3x32x32: dim 0 is 0`): an
+    /// empty tensor, which a model may well run on (ONNX's own tests do), but which computes
+    /// nothing to time or send, so no plan can be made at that size.
+    pub fn empty(&self) -> Option<String> {
+        self.0.iter().find_map(|(name, dims)| {
+            let axis = dims.iter().position(|&d| d == 0)?;
+            let shape: Vec<String> = dims.iter().map(u64::to_string).collect();
+            Some(format!("{name}={}: dim {axis} is 0", shape.join("x")))
+        })
     }
 }
 
