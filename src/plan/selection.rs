@@ -415,15 +415,7 @@ impl SelectionTable {
                 from_mbps: t.sweep.from_mbps,
                 to_mbps: t.sweep.to_mbps,
                 network: sweep_network,
-                pieces: plan
-                    .breakpoints
-                    .iter()
-                    .map(|p| Piece {
-                        from_mbps: round6(p.from_mbps),
-                        to_mbps: round6(p.to_mbps),
-                        cut: ids[p.cut].clone(),
-                    })
-                    .collect(),
+                pieces: pieces(&plan.breakpoints, &ids),
             },
             networks: plan
                 .networks
@@ -433,15 +425,7 @@ impl SelectionTable {
                     buckets: n.buckets.clone(),
                     from_mbps: round6(n.from_mbps),
                     to_mbps: round6(n.to_mbps),
-                    pieces: n
-                        .pieces
-                        .iter()
-                        .map(|p| Piece {
-                            from_mbps: round6(p.from_mbps),
-                            to_mbps: round6(p.to_mbps),
-                            cut: ids[p.cut].clone(),
-                        })
-                        .collect(),
+                    pieces: pieces(&n.pieces, &ids),
                     objective_at_bandwidth: ids
                         .iter()
                         .zip(&n.lines)
@@ -586,6 +570,18 @@ impl Lookup<'_> {
             .copied()
             .unwrap_or(cut.objective_at_bandwidth)
     }
+}
+
+/// A plan's breakpoints as the table writes them, cuts by id.
+fn pieces(breakpoints: &[super::Breakpoint], ids: &[String]) -> Vec<Piece> {
+    breakpoints
+        .iter()
+        .map(|p| Piece {
+            from_mbps: round6(p.from_mbps),
+            to_mbps: round6(p.to_mbps),
+            cut: ids[p.cut].clone(),
+        })
+        .collect()
 }
 
 /// A tensor as the table lists it.
