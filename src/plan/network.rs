@@ -37,6 +37,31 @@ pub struct BandwidthBucket {
     pub radio: Radio,
 }
 
+impl BandwidthBucket {
+    /// Milliseconds to send `upload` bytes up (8·bytes/(10³·Mbps)), `download` bytes back, and,
+    /// when anything runs on the server (`replies`), the round trip: the one transfer formula the
+    /// planner's predictions and `nsplit run`'s use.
+    pub fn transfer_ms(&self, upload: u64, download: u64, replies: bool) -> f64 {
+        self.upload_ms(upload)
+            + 8e-3 * download as f64 / self.downlink_mbps
+            + if replies { self.rtt_ms } else { 0.0 }
+    }
+
+    /// Milliseconds to upload `bytes`.
+    pub fn upload_ms(&self, bytes: u64) -> f64 {
+        8e-3 * bytes as f64 / self.uplink_mbps
+    }
+
+    /// This network at another uplink, its downlink in the same ratio.
+    pub fn at_uplink(&self, mbps: f64) -> BandwidthBucket {
+        BandwidthBucket {
+            uplink_mbps: mbps,
+            downlink_mbps: mbps * self.downlink_mbps / self.uplink_mbps,
+            ..self.clone()
+        }
+    }
+}
+
 impl Radio {
     /// Power (W) while uploading at `mbps`.
     pub fn upload_w(&self, mbps: f64) -> f64 {

@@ -110,11 +110,8 @@ pub fn predict(
     for t in cut.boundary(graph) {
         upload_bytes += shapes.get(t).bytes()?;
     }
-    let up = 8e-3 * upload_bytes as f64 / bucket.uplink_mbps;
-    let down = 8e-3 * download_bytes as f64 / bucket.downlink_mbps;
-    let rtt = if replies { bucket.rtt_ms } else { 0.0 };
-    let transfer_ms = up + down + rtt;
-    let radio_mj = bucket.radio.upload_w(bucket.uplink_mbps) * up;
+    let transfer_ms = bucket.transfer_ms(upload_bytes, download_bytes, replies);
+    let radio_mj = bucket.radio.upload_w(bucket.uplink_mbps) * bucket.upload_ms(upload_bytes);
     Some(Prediction {
         mobile_ms,
         transfer_ms,

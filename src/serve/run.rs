@@ -222,9 +222,8 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             .and_then(|name| table.network(name))
             .map_or(&table.breakpoints.network, |n| &n.network);
         let transfer_ms = at_mbps.map(|b| {
-            let rtt = if cut.tail.is_some() { net.rtt_ms } else { 0.0 };
-            let down = b * net.downlink_mbps / net.uplink_mbps;
-            8e-3 * upload_bytes as f64 / b + 8e-3 * download_bytes as f64 / down + rtt
+            net.at_uplink(b)
+                .transfer_ms(upload_bytes, download_bytes, cut.tail.is_some())
         });
         let served = cut.tail.is_some();
         let r = crate::plan::selection::round6;
