@@ -341,22 +341,7 @@ pub fn summary(r: &JobReport) -> String {
             let sent: Vec<String> = c
                 .boundary
                 .iter()
-                .map(|b| {
-                    let summary = crate::tensor::TensorSummary {
-                        name: b.name.clone(),
-                        dtype: None,
-                        shape: b.shape.clone(),
-                        bytes: b.bytes,
-                    };
-                    format!(
-                        "{} {} {} ({})",
-                        b.name,
-                        b.dtype.as_deref().unwrap_or("?"),
-                        crate::report::format::shape_text(&summary),
-                        b.bytes
-                            .map_or("?".into(), crate::report::format::human_bytes)
-                    )
-                })
+                .map(|b| format!("{} {}", b.name, crate::report::format::sent_text(b)))
                 .collect();
             let _ = writeln!(out, "    {:<20} {}", c.id, sent.join(", "));
         }

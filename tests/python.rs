@@ -4,7 +4,7 @@
 //! `python3`. Where none has onnx, onnxruntime and numpy the checks are skipped loudly, except
 //! under CI (`CI` set), where a missing tool is a broken set-up and fails the run.
 
-use crate::common::{self, python_tools, root, succeed};
+use crate::common::{self, fed_inputs, python_tools, root, succeed};
 use onnx_protobuf::Message;
 use std::process::Command;
 
@@ -477,16 +477,7 @@ fn declares_a_symbol(m: &onnx_protobuf::ModelProto) -> bool {
             _ => None,
         }
     }
-    let inits: Vec<&str> = m
-        .graph
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    m.graph
-        .input
-        .iter()
-        .filter(|i| !inits.contains(&i.name.as_str()))
+    fed_inputs(m)
         .filter_map(|i| tensor_dims(i.type_.as_ref()?))
         .flat_map(|s| &s.dim)
         .any(|d| {

@@ -150,25 +150,15 @@ fn has_symbolic_input(model: &Path) -> bool {
     use onnx_protobuf::Message;
     let proto =
         onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
-    let inits: Vec<&str> = proto
-        .graph
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    proto
-        .graph
-        .input
-        .iter()
-        .filter(|i| !inits.contains(&i.name.as_str()))
-        .any(|i| {
-            nsplit::shapes::info_from_type(&i.type_)
-                .dims
-                .is_some_and(|d| {
-                    d.iter()
-                        .any(|d| !matches!(d, nsplit::tensor::Dim::Known(_)))
-                })
-        })
+    let symbolic = fed_inputs(&proto).any(|i| {
+        nsplit::shapes::info_from_type(&i.type_)
+            .dims
+            .is_some_and(|d| {
+                d.iter()
+                    .any(|d| !matches!(d, nsplit::tensor::Dim::Known(_)))
+            })
+    });
+    symbolic
 }
 
 fn check(case: &Case, work: &Path) -> Outcome {

@@ -133,11 +133,15 @@ pub struct NetworkBreakpoints {
 /// The piece a lookup at `mbps` returns, given the pieces' upper ends in increasing order: the
 /// first that reaches `mbps`, the last above the range (and the first below it). The plan's
 /// bucket choices, `nsplit select` and `nsplit run` all use this one rule.
-pub fn piece_at(to_mbps: &[f64], mbps: f64) -> usize {
-    to_mbps
-        .iter()
-        .position(|&to| mbps <= to)
-        .unwrap_or(to_mbps.len().saturating_sub(1))
+pub fn piece_at(to_mbps: impl IntoIterator<Item = f64>, mbps: f64) -> usize {
+    let mut last = 0;
+    for (i, to) in to_mbps.into_iter().enumerate() {
+        if mbps <= to {
+            return i;
+        }
+        last = i;
+    }
+    last
 }
 
 /// The planner's answer.
@@ -150,7 +154,8 @@ pub struct Plan {
     pub buckets: Vec<BucketChoice>,
     /// On the sweep network, in order of increasing bandwidth.
     pub breakpoints: Vec<Breakpoint>,
-    /// Each bucket's network swept, in the buckets' order (one per name).
+    /// Each network of the buckets swept, in the order of their first buckets (buckets that
+    /// differ only in uplink share one).
     pub networks: Vec<NetworkBreakpoints>,
     /// Tensors of unknown size: no cut sends them.
     pub unknown_size: Vec<String>,
@@ -251,7 +256,7 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     // lookup (`nsplit select --network`) returns the cut the plan prints.
     // Buckets that differ only in uplink (bare bandwidths, all on the base network's radio)
     // are one network.
-    let mut networks: Vec<Swept> = vec![];
+    let mut networks: Vec<NetworkBreakpoints> = vec![];
     let mut network_of = vec![];
     for bucket in &opts.buckets {
         let at = match networks
@@ -260,28 +265,31 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         {
             Some(i) => i,
             None => {
-                networks.push(Swept {
+                networks.push(NetworkBreakpoints {
                     network: bucket.clone(),
                     buckets: vec![],
-                    from: lo,
-                    to: hi,
+                    from_mbps: lo,
+                    to_mbps: hi,
                     pieces: vec![],
-                    inst: Instance::default(),
+                    lines: vec![],
                 });
                 networks.len() - 1
             }
         };
         let n = &mut networks[at];
-        n.from = n.from.min(bucket.uplink_mbps);
-        n.to = n.to.max(bucket.uplink_mbps);
+        n.from_mbps = n.from_mbps.min(bucket.uplink_mbps);
+        n.to_mbps = n.to_mbps.max(bucket.uplink_mbps);
         if !n.buckets.contains(&bucket.name) {
             n.buckets.push(bucket.name.clone());
         }
         network_of.push(at);
     }
+    // Each network's instance, kept for its cost lines once the cuts are known.
+    let mut instances = vec![];
     for n in &mut networks {
-        n.inst = build(&Link::along(&n.network)).0;
-        n.pieces = swept(&n.inst, method, n.from, n.to, &mut heads);
+        let inst = build(&Link::along(&n.network)).0;
+        n.pieces = swept(&inst, method, n.from_mbps, n.to_mbps, &mut heads);
+        instances.push(inst);
     }
     let bucket_heads: Vec<usize> = opts
         .buckets
@@ -289,8 +297,7 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         .zip(&network_of)
         .map(|(bucket, &at)| {
             let pieces = &networks[at].pieces;
-            let tos: Vec<f64> = pieces.iter().map(|p| p.to_mbps).collect();
-            pieces[piece_at(&tos, bucket.uplink_mbps)].cut
+            pieces[piece_at(pieces.iter().map(|p| p.to_mbps), bucket.uplink_mbps)].cut
         })
         .collect();
 
@@ -345,16 +352,14 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         breakpoints: ranked(reference),
         networks: networks
             .into_iter()
-            .map(|n| NetworkBreakpoints {
+            .zip(&instances)
+            .map(|(n, inst)| NetworkBreakpoints {
                 lines: order
                     .iter()
-                    .map(|&h| n.inst.cost(&heads[h]).expect("chosen heads are feasible"))
+                    .map(|&h| inst.cost(&heads[h]).expect("chosen heads are feasible"))
                     .collect(),
-                network: n.network,
-                buckets: n.buckets,
-                from_mbps: n.from,
-                to_mbps: n.to,
                 pieces: ranked(n.pieces),
+                ..n
             })
             .collect(),
         unknown_size,
@@ -396,16 +401,6 @@ fn swept(
         last.to_mbps = hi;
     }
     out
-}
-
-/// A network being swept, while the plan is made.
-struct Swept {
-    network: BandwidthBucket,
-    buckets: Vec<String>,
-    from: f64,
-    to: f64,
-    pieces: Vec<Breakpoint>,
-    inst: Instance,
 }
 
 /// Two buckets describe the same network, their uplinks aside.

@@ -491,10 +491,12 @@ impl SelectionTable {
             bail!("--bandwidth must be a positive number of Mbps, got {mbps}");
         }
         let lookup = self.lookup(network)?;
-        let tos: Vec<f64> = lookup.pieces.iter().map(|p| p.to_mbps).collect();
         let piece = lookup
             .pieces
-            .get(super::piece_at(&tos, mbps))
+            .get(super::piece_at(
+                lookup.pieces.iter().map(|p| p.to_mbps),
+                mbps,
+            ))
             .context("selection.json has no breakpoints")?;
         let cut = self
             .cuts

@@ -513,12 +513,23 @@ pub fn cuts_chart(
         let root = root.titled(title, (FONT, 18)).map_err(drawing)?;
         let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
         let ms_max = cuts.iter().map(|(_, p)| p.total_ms).fold(0.0, f64::max);
+        // Each bar's phone, transfer and server parts as drawn: a part too thin to see at 1%.
         let thin = 0.01 * ms_max;
+        let stacks: Vec<[f64; 3]> = cuts
+            .iter()
+            .map(|(_, p)| {
+                [p.mobile_ms, p.transfer_ms, p.cloud_ms].map(|v| {
+                    if v > 0.0 {
+                        v.max(thin)
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect();
         let mut chart = bar_panel(&left, n, ms_max, "end-to-end latency (ms)", label_room)?;
         for (k, &(part, color)) in PARTS.iter().enumerate() {
-            let shown = |v: f64| if v > 0.0 { v.max(thin) } else { 0.0 };
-            let bars = cuts.iter().enumerate().map(|(i, (_, p))| {
-                let stack = [p.mobile_ms, p.transfer_ms, p.cloud_ms].map(shown);
+            let bars = stacks.iter().enumerate().map(|(i, stack)| {
                 let base: f64 = stack[..k].iter().sum();
                 let x = i as f64;
                 Rectangle::new(
@@ -535,13 +546,8 @@ pub fn cuts_chart(
                 });
         }
         if let Some(i) = chosen_at {
-            let p = &cuts[i].1;
-            let top = [p.mobile_ms, p.transfer_ms, p.cloud_ms]
-                .map(|v| if v > 0.0 { v.max(thin) } else { 0.0 })
-                .iter()
-                .sum::<f64>();
             chart
-                .draw_series([outline(i, top)])
+                .draw_series([outline(i, stacks[i].iter().sum())])
                 .map_err(drawing)?
                 .label("chosen")
                 .legend(|(x, y)| {

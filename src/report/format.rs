@@ -1,5 +1,6 @@
 //! Formatting for people: sizes, counts, shapes and figures as the reports write them.
 
+use crate::plan::selection::BoundaryTensor;
 use crate::tensor::TensorSummary;
 
 /// `1x3x224x224`, `scalar`, or `?` for an unknown rank.
@@ -17,6 +18,22 @@ pub fn shape_text(t: &TensorSummary) -> String {
             .collect::<Vec<_>>()
             .join("x"),
     }
+}
+
+/// What a tensor a cut sends is, after its name: `float 1x120 (480 B)`.
+pub fn sent_text(b: &BoundaryTensor) -> String {
+    let summary = TensorSummary {
+        name: b.name.clone(),
+        dtype: None,
+        shape: b.shape.clone(),
+        bytes: b.bytes,
+    };
+    format!(
+        "{} {} ({})",
+        b.dtype.as_deref().unwrap_or("?"),
+        shape_text(&summary),
+        b.bytes.map_or("?".into(), human_bytes)
+    )
 }
 
 pub fn csv_field(s: &str) -> String {

@@ -1,9 +1,8 @@
 //! `selection.md`: the selection table (`selection.json`, [`SelectionTable`]) for people.
 
-use super::format::{fig, file_name, human_bytes, shape_text};
+use super::format::{fig, file_name, human_bytes, sent_text};
 use crate::plan::selection::{SelectionTable, VerificationStatus};
 use crate::plan::{Method, Objective};
-use crate::tensor::TensorSummary;
 use std::fmt::Write;
 
 /// `selection.md`: the selection table for people.
@@ -139,20 +138,7 @@ pub fn markdown(table: &SelectionTable) -> String {
     for c in table.cuts.iter().filter(|c| !c.boundary.is_empty()) {
         let _ = writeln!(out, "\nTensors `{}` sends:\n", c.id);
         for b in &c.boundary {
-            let summary = TensorSummary {
-                name: b.name.clone(),
-                dtype: None,
-                shape: b.shape.clone(),
-                bytes: b.bytes,
-            };
-            let _ = writeln!(
-                out,
-                "- `{}` {} {} ({})",
-                b.name,
-                b.dtype.as_deref().unwrap_or("?"),
-                shape_text(&summary),
-                b.bytes.map_or("?".into(), human_bytes)
-            );
+            let _ = writeln!(out, "- `{}` {}", b.name, sent_text(b));
         }
     }
     if !table.notes.is_empty() {

@@ -6,7 +6,7 @@ pub use nsplit::dev::{python, root, succeed};
 use nsplit::shapes::InputShapes;
 use nsplit::tensor::TensorInfo;
 use nsplit::Analysis;
-use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto};
+use onnx_protobuf::{type_proto, Message, ModelProto, TensorProto, ValueInfoProto};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -299,25 +299,29 @@ pub fn light_models() -> Vec<PathBuf> {
     corpus().map(|d| light_models_in(&d)).unwrap_or_default()
 }
 
-/// `--input-shape` items for the model's tensor inputs with symbolic or missing dims, from the test
-/// data's recorded inputs (or 1 for each symbolic dim where no data exists).
-pub fn input_shapes(model: &Path) -> Vec<String> {
-    let proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
+/// The graph inputs a caller feeds: those that are not initializers too (IR 3 lists the weights
+/// among the inputs).
+pub fn fed_inputs(proto: &ModelProto) -> impl Iterator<Item = &ValueInfoProto> {
     let inits: Vec<&str> = proto
         .graph
         .initializer
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    let data = model.parent().unwrap().join("test_data_set_0");
-    let mut out = vec![];
-    for (k, vi) in proto
+    proto
         .graph
         .input
         .iter()
-        .filter(|v| !inits.contains(&v.name.as_str()))
-        .enumerate()
-    {
+        .filter(move |v| !inits.contains(&v.name.as_str()))
+}
+
+/// `--input-shape` items for the model's tensor inputs with symbolic or missing dims, from the test
+/// data's recorded inputs (or 1 for each symbolic dim where no data exists).
+pub fn input_shapes(model: &Path) -> Vec<String> {
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
+    let data = model.parent().unwrap().join("test_data_set_0");
+    let mut out = vec![];
+    for (k, vi) in fed_inputs(&proto).enumerate() {
         let Some(type_proto::Value::TensorType(tt)) =
             vi.type_.as_ref().and_then(|t| t.value.as_ref())
         else {
