@@ -57,8 +57,8 @@ fn assert_every_pair_verified(dir: &std::path::Path) {
 
 /// paddle2onnx's `x: [-1, 3, ?, ?]` with a height and width that differ: sizes given for them
 /// are taken (no "two sizes for `?`"), the main job verifies every pair, and a split without
-/// sizes declares the strided convs' outputs by names of their own, never the 1 they collapse
-/// to at small sizes.
+/// sizes declares the strided convs' outputs as expressions of the `?` dims (each a size of its
+/// own), never the 1 they collapse to at small sizes.
 #[test]
 fn paddle_question_marks_are_sizes_of_their_own() {
     let model = "fixtures/paddle_style_dims.onnx";
@@ -88,9 +88,11 @@ fn paddle_question_marks_are_sizes_of_their_own() {
         ],
     );
 
-    for (at, height) in [
-        ("relu1_out", "relu1_out_dim2"),
-        ("relu2_out", "relu2_out_dim2"),
+    // Each stride-2 conv's output as tract derives it from the input's `?` dims, each a size of
+    // its own: an expression, never the 1 the convs give at 1x1.
+    for (at, height, width) in [
+        ("relu1_out", "(x_dim2+1)/2", "(x_dim3+1)/2"),
+        ("relu2_out", "(x_dim2+3)/4", "(x_dim3+3)/4"),
     ] {
         let halves = dir.path().join(at);
         let o = nsplit(&[
@@ -107,7 +109,7 @@ fn paddle_question_marks_are_sizes_of_their_own() {
             "x_dim0".to_string(),
             (if at == "relu1_out" { "8" } else { "16" }).to_string(),
             height.to_string(),
-            height.replace("dim2", "dim3"),
+            width.to_string(),
         ];
         let head = load(&halves.join("head.onnx"));
         let tail = load(&halves.join("tail.onnx"));
@@ -131,8 +133,9 @@ fn paddle_question_marks_are_sizes_of_their_own() {
 
 /// An STFT written as a Conv (window 64, hop 16) over symbolic `samples`: its frame count is
 /// `(samples - 64) / 16 + 1`, which no size under 64 shows. Split after it without sizes, the
-/// boundary's frames get a name of their own (never 0), and the split is checked at generated
-/// sizes the original runs at (the picked 1 sample does not run).
+/// boundary's frames are declared as tract's symbolic analysis derives them (never 0, never a
+/// probe's value), and the split is checked at generated sizes the original runs at (the picked
+/// 1 sample does not run).
 #[test]
 fn stft_frames_are_declared_symbolic() {
     let model = "fixtures/stft_frontend.onnx";
@@ -141,7 +144,7 @@ fn stft_frames_are_declared_symbolic() {
     let o = split_ok(model, "spectrum", halves.to_str().unwrap(), &[]);
     let text = stdout(&o);
     assert!(
-        text.contains("spectrum  float  batch_sizex16xspectrum_dim2  ? bytes"),
+        text.contains("spectrum  float  batch_sizex16x(-3+(samples)/16)  ? bytes"),
         "{text}"
     );
     assert!(
@@ -151,7 +154,7 @@ fn stft_frames_are_declared_symbolic() {
     let tail = load(&halves.join("tail.onnx"));
     assert_eq!(
         declared(find(&tail.graph.input, "spectrum")),
-        ["batch_size", "16", "spectrum_dim2"]
+        ["batch_size", "16", "-3+(samples)/16"]
     );
 
     let dist = dir.path().join("dist");
@@ -611,5 +614,110 @@ fn a_dividing_dim_expression_is_solved_from_a_given_size() {
         report["nodes"][0]["outputs"][0]["shape"],
         serde_json::json!([1, 8]),
         "{report}"
+    );
+}
+
+/// An `If` steered by a dim that is fixed for every size (`x`'s width, declared 4), as silero's
+/// decoder tests its state's: the branch that runs (a Relu) keeps `x`'s shape, the other (a
+/// Squeeze of the batch) is invalid wherever the batch is not 1, and tract, which analyses both,
+/// fails there. The condition is settled, the `If` typed after its running branch, so a cut
+/// after it is declared `N x 4` (before, its rank was unknown and the cut refused) and composes.
+#[test]
+fn an_if_settled_by_a_fixed_dim_is_typed_after_its_branch() {
+    use nsplit::proto::{attr_graph, attr_int, attr_tensor, tensor_i64};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settled_if.onnx");
+    let x = || {
+        value_info(
+            "x",
+            &TensorInfo {
+                dtype: Some(DType::FLOAT),
+                dims: Some(vec![Dim::Symbol("N".into()), Dim::Known(4)]),
+            },
+        )
+    };
+    let branch = |name: &str, nodes: Vec<onnx_protobuf::NodeProto>, out: &str| {
+        let mut g = onnx_protobuf::GraphProto {
+            name: name.into(),
+            node: nodes,
+            ..Default::default()
+        };
+        g.output.push(value_info(
+            out,
+            &TensorInfo {
+                dtype: Some(DType::FLOAT),
+                dims: None,
+            },
+        ));
+        g
+    };
+    let constant = |out: &str, dims: &[i64], v: &[i64]| {
+        node(
+            out,
+            "Constant",
+            &[],
+            &[out],
+            vec![attr_tensor("value", tensor_i64(out, dims, v))],
+        )
+    };
+    let then = branch(
+        "then",
+        vec![node("relu_then", "Relu", &["x"], &["then_out"], vec![])],
+        "then_out",
+    );
+    let els = branch(
+        "else",
+        vec![
+            constant("zero", &[1], &[0]),
+            node("squeeze", "Squeeze", &["x", "zero"], &["else_out"], vec![]),
+        ],
+        "else_out",
+    );
+    let mut graph = onnx_protobuf::GraphProto {
+        name: "settled_if".into(),
+        node: vec![
+            node("shape", "Shape", &["x"], &["shape"], vec![]),
+            constant("axis1", &[], &[1]),
+            node(
+                "width",
+                "Gather",
+                &["shape", "axis1"],
+                &["width"],
+                vec![attr_int("axis", 0)],
+            ),
+            constant("four", &[], &[4]),
+            node("is4", "Equal", &["width", "four"], &["is4"], vec![]),
+            node(
+                "branch",
+                "If",
+                &["is4"],
+                &["picked"],
+                vec![attr_graph("then_branch", then), attr_graph("else_branch", els)],
+            ),
+            node("sig", "Sigmoid", &["picked"], &["y"], vec![]),
+        ],
+        input: vec![x()],
+        ..Default::default()
+    };
+    graph.output.push(value_info(
+        "y",
+        &TensorInfo {
+            dtype: Some(DType::FLOAT),
+            dims: Some(vec![Dim::Unknown, Dim::Unknown]),
+        },
+    ));
+    let m = model(graph, 8, &[("", 17)]);
+    std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+    let path = path.to_str().unwrap();
+
+    let halves = dir.path().join("halves");
+    let o = split_ok(path, "picked", halves.to_str().unwrap(), &[]);
+    assert!(stdout(&o).contains("verified in"), "{}", stdout(&o));
+    let tail = load(&halves.join("tail.onnx"));
+    assert_eq!(declared(find(&tail.graph.input, "picked")), ["N", "4"]);
+    plan_verified(
+        path,
+        &dir.path().join("dist"),
+        &["--input-shape", "x=2x4", "--buckets", "0.1,1,10,100,1000"],
     );
 }

@@ -216,6 +216,29 @@ pub fn infer_with(
         Point::Given
     };
     let mut table = infer_at(model, graph, &first, sources, first_point)?;
+    let mut symbols = symbols;
+    let mut base_moved = false;
+    if symbols.defaulted && table.tract_problem.is_some() && rank_unknown(&table) > 0 {
+        // The model does not run at the picked sizes (an STFT window over 1 sample): the first
+        // larger size at which every rank is known is where its shapes are read.
+        for size in [16, 64, 256, 1024] {
+            let Some(larger) = symbols.larger(size, &[]) else {
+                break;
+            };
+            let inputs = larger.inputs(&declared, given, 0);
+            let Ok(there) = infer_at(model, graph, &inputs, sources, Point::Picked) else {
+                continue;
+            };
+            if rank_unknown(&there) < rank_unknown(&table) {
+                let warnings = std::mem::take(&mut symbols.warnings);
+                (symbols, table, base_moved) = (larger, there, true);
+                symbols.warnings = warnings;
+                if rank_unknown(&table) == 0 {
+                    break;
+                }
+            }
+        }
+    }
     table
         .warnings
         .splice(0..0, symbols.warnings.iter().cloned());
@@ -228,10 +251,18 @@ pub fn infer_with(
         let inputs = symbols.inputs(&declared, given, point);
         points.push(infer_at(model, graph, &inputs, sources, Point::Moved)?.info);
     }
+    let tract_ran = !table
+        .tract_problem
+        .as_deref()
+        .is_some_and(|p| p.starts_with(TRACT_NOT_RUN));
+    let proofs = match sources.tract && tract_ran {
+        true => symbolic_facts(model, graph, &symbols.named_inputs(&declared)),
+        false => vec![None; graph.tensors.len()],
+    };
     table.symbolic = (0..table.info.len())
         .map(|k| {
             let facts: Vec<&TensorInfo> = points.iter().map(|p| &p[k]).collect();
-            symbols.generalise(&graph.tensors[k].name, &facts)
+            symbols.generalise(&graph.tensors[k].name, &facts, proofs[k].as_ref())
         })
         .collect();
     for d in &declared {
@@ -280,7 +311,7 @@ pub fn infer_with(
             seconds,
         })
     };
-    table.verify_points = std::iter::once(point_of(&symbols, true))
+    table.verify_points = std::iter::once(point_of(&symbols, !base_moved))
         .chain(symbols.retries().iter().map(|s| point_of(s, false)))
         .flatten()
         .collect();
@@ -289,6 +320,36 @@ pub fn infer_with(
         table.info = table.symbolic.clone();
     }
     Ok(table)
+}
+
+/// How a tract problem begins where its analysis was not run at all.
+const TRACT_NOT_RUN: &str = "tract's analysis was not run";
+
+/// Each tensor's type as tract's symbolic analysis derives it from the inputs with their dims
+/// named; `None` where it found nothing, or after an `If` it could not settle, or a `Loop` or
+/// `Scan` (the same distrust as at concrete sizes). Best effort: a failed analysis proves
+/// nothing, and the probes alone decide.
+fn symbolic_facts(
+    model: &Model,
+    graph: &ModelGraph,
+    inputs: &HashMap<TensorId, TensorInfo>,
+) -> Vec<Option<TensorInfo>> {
+    let mut out = vec![None; graph.tensors.len()];
+    let Ok(found) = tract::analyse_symbolic(model, graph, inputs) else {
+        return out;
+    };
+    let tainted = after_control_flow(graph, &found.truths);
+    for (t, info) in found.facts {
+        if !tainted[t.0] && !graph.inputs.contains(&t) {
+            out[t.0] = Some(info);
+        }
+    }
+    out
+}
+
+/// How many tensors' ranks a table leaves unknown.
+fn rank_unknown(table: &ShapeTable) -> usize {
+    table.info.iter().filter(|i| i.dims.is_none()).count()
 }
 
 /// The points the inference runs at: the given sizes, the second verification point, and two
@@ -365,7 +426,7 @@ fn infer_at(
         .filter(|&(_, b)| b > crate::tensor::memory_limit());
     if let (true, Some((t, b))) = (sources.tract, too_large) {
         table.tract_problem = Some(format!(
-            "tract's analysis was not run: `{}` would take {}, over the memory limit of {} (NSPLIT_MEMORY_LIMIT), and tract evaluates what it can; shapes come from the declarations and our rules",
+            "{TRACT_NOT_RUN}: `{}` would take {}, over the memory limit of {} (NSPLIT_MEMORY_LIMIT), and tract evaluates what it can; shapes come from the declarations and our rules",
             graph.tensor(t).name,
             crate::tensor::human_bytes(b),
             crate::tensor::human_bytes(crate::tensor::memory_limit())
@@ -373,7 +434,7 @@ fn infer_at(
     } else if sources.tract {
         match tract::analyse(model, graph, inputs, point != Point::Moved) {
             Ok(found) => {
-                let tainted = after_control_flow(graph);
+                let tainted = after_control_flow(graph, &found.truths);
                 for (t, info) in found.facts {
                     // After control flow only the element type: both branches must give the
                     // same types, not the same shapes.
@@ -641,13 +702,22 @@ impl ShapeTable {
     }
 }
 
-/// Tensors computed by an `If`/`Loop`/`Scan` node or downstream of one. tract settles such
-/// outputs from one branch (the affine_grid conformance tests show it typing an `If` output after
-/// the wrong branch), so its facts there are not taken; value_info and our rules still apply.
-fn after_control_flow(graph: &ModelGraph) -> Vec<bool> {
+/// Tensors computed by an `If`/`Loop`/`Scan` node or downstream of one. Where an `If`'s
+/// condition is unknown, tract settles its outputs from one branch (the affine_grid conformance
+/// tests show it typing an `If` output after the wrong branch), so its facts there are not
+/// taken; value_info and our rules still apply. An `If` whose condition tract computed (`truths`:
+/// a test of a dim that is fixed at these sizes, as silero's decoder tests its state's) was
+/// typed after the branch that runs, and its outputs are taken.
+fn after_control_flow(graph: &ModelGraph, truths: &HashMap<TensorId, bool>) -> Vec<bool> {
     let mut tainted = vec![false; graph.tensors.len()];
     for (_, op) in graph.ops() {
-        let control = matches!(op.op_type.as_str(), "If" | "Loop" | "Scan");
+        let settled = op.op_type == "If"
+            && op
+                .inputs
+                .first()
+                .and_then(|t| *t)
+                .is_some_and(|c| truths.contains_key(&c));
+        let control = !settled && matches!(op.op_type.as_str(), "If" | "Loop" | "Scan");
         if control || op.reads().iter().any(|t| tainted[t.0]) {
             for t in op.outputs.iter().flatten() {
                 tainted[t.0] = true;
@@ -1325,60 +1395,111 @@ impl Symbols {
         out
     }
 
-    /// What a tensor (`name`) is for every size, from its facts at the points. A dim is a
-    /// number only where it is that number at every point; one that moves as an input symbol is
-    /// that symbol; one that moves as `a*s + b` of one symbol is named so (`2*batch`,
-    /// `seq - 1`, as the dynamo exporter writes dims); any other moving one is named after the
-    /// tensor and axis (`frames_dim2`). A name never says more than "not a fixed number": the
-    /// halves declare it, and a runtime checks only numbers.
-    fn generalise(&self, name: &str, facts: &[&TensorInfo]) -> TensorInfo {
-        // The rank from the points that know it; one that moves (a Squeeze of the batch) is not
-        // declarable. A point that knows no shape knows no dim.
+    /// The graph inputs with each symbolic dimension named, for tract's symbolic analysis: a
+    /// symbol by its name, an expression (`past + 1`) as written.
+    fn named_inputs(&self, declared: &[DeclaredInput]) -> HashMap<TensorId, TensorInfo> {
+        let mut out = HashMap::new();
+        for d in declared {
+            let mut info = d.info.clone();
+            for (axis, dim) in info.dims.iter_mut().flatten().enumerate() {
+                if matches!(dim, Dim::Known(_)) {
+                    continue;
+                }
+                let key = self.key(&d.name, axis, dim);
+                if self.exprs.contains_key(&key) {
+                    *dim = Dim::Symbol(key);
+                } else if let Some(s) = self.list.iter().find(|s| s.key == key) {
+                    *dim = Dim::Symbol(s.name.clone());
+                }
+            }
+            out.insert(d.tensor, info);
+        }
+        out
+    }
+
+    /// What a tensor (`name`) is for every size, from its facts at the points and what tract's
+    /// symbolic analysis proves of it (`proof`). A dim is a number where tract derives that
+    /// number for every size and no point says otherwise, or, where tract derives nothing, where
+    /// it is that number at every point; a dim tract derives as an expression of the input
+    /// symbols is never a number. One that moves as an input symbol is that symbol; one that
+    /// moves as `a*s + b` of one symbol is named so (`2*batch`, `seq - 1`, as the dynamo exporter
+    /// writes dims); any other moving one is named by tract's expression, or after the tensor
+    /// and axis (`frames_dim2`). A number and a proof that disagree give a name. A name never
+    /// says more than "not a fixed number": the halves declare it, and a runtime checks only
+    /// numbers.
+    fn generalise(
+        &self,
+        name: &str,
+        facts: &[&TensorInfo],
+        proof: Option<&TensorInfo>,
+    ) -> TensorInfo {
+        // The rank from the points that know it (else from the proof); one that moves (a
+        // Squeeze of the batch) is not declarable. A point that knows no shape knows no dim.
         let ranks: Vec<usize> = facts
             .iter()
             .filter_map(|f| f.dims.as_ref().map(Vec::len))
             .collect();
-        let unknown = Dim::Unknown;
-        let dims = match ranks.first() {
-            Some(&rank) if ranks.iter().all(|&r| r == rank) => Some(
-                (0..rank)
-                    .map(|axis| {
-                        let at: Vec<&Dim> = facts
-                            .iter()
-                            .map(|f| f.dims.as_ref().map_or(&unknown, |d| &d[axis]))
-                            .collect();
-                        let sizes: Option<Vec<u64>> = at
-                            .iter()
-                            .map(|d| match d {
-                                Dim::Known(v) => Some(*v),
-                                _ => None,
-                            })
-                            .collect();
-                        let fresh =
-                            || format!("{}_dim{axis}", name.replace(char::is_whitespace, "_"));
-                        let known: Vec<u64> = at
-                            .iter()
-                            .filter_map(|d| match d {
-                                Dim::Known(v) => Some(*v),
-                                _ => None,
-                            })
-                            .collect();
-                        match sizes {
-                            Some(v) if v.iter().all(|&x| x == v[0]) => Dim::Known(v[0]),
-                            Some(v) => Dim::Symbol(self.name_of(&v).unwrap_or_else(fresh)),
-                            None if at.iter().all(|d| *d == at[0]) => at[0].clone(),
-                            // Found at some points only (a window longer than the small sizes),
-                            // but different there: not a number, whatever it is elsewhere.
-                            None if known.iter().any(|&v| v != known[0]) => Dim::Symbol(fresh()),
-                            None => Dim::Unknown,
-                        }
-                    })
-                    .collect(),
-            ),
-            _ => None,
+        let proof_dims = proof.and_then(|p| p.dims.as_ref());
+        let rank = match ranks.first() {
+            Some(&rank) => ranks.iter().all(|&r| r == rank).then_some(rank),
+            None => proof_dims.map(Vec::len),
         };
+        let unknown = Dim::Unknown;
+        let dims = rank.map(|rank| {
+            let proved = |axis: usize| {
+                proof_dims
+                    .filter(|d| d.len() == rank)
+                    .map_or(&unknown, |d| &d[axis])
+            };
+            (0..rank)
+                .map(|axis| {
+                    let at: Vec<&Dim> = facts
+                        .iter()
+                        .map(|f| f.dims.as_ref().map_or(&unknown, |d| &d[axis]))
+                        .collect();
+                    let known: Vec<u64> = at
+                        .iter()
+                        .filter_map(|d| match d {
+                            Dim::Known(v) => Some(*v),
+                            _ => None,
+                        })
+                        .collect();
+                    let fresh = || format!("{}_dim{axis}", name.replace(char::is_whitespace, "_"));
+                    let expression = || match proved(axis) {
+                        Dim::Symbol(e) => e.clone(),
+                        _ => fresh(),
+                    };
+                    let all_known = known.len() == at.len();
+                    let steady = known.iter().all(|&x| x == known[0]);
+                    match proved(axis) {
+                        // Proved constant, and no point says otherwise.
+                        Dim::Known(w) if known.iter().all(|x| x == w) => Dim::Known(*w),
+                        // A proof the points contradict: not a number.
+                        Dim::Known(_) => Dim::Symbol(fresh()),
+                        // Not proved constant: a name, whatever the points say.
+                        Dim::Symbol(_) if all_known && !steady => {
+                            Dim::Symbol(self.name_of(&known).unwrap_or_else(expression))
+                        }
+                        Dim::Symbol(e) => Dim::Symbol(e.clone()),
+                        // No proof: the points decide.
+                        Dim::Unknown if all_known && steady => Dim::Known(known[0]),
+                        Dim::Unknown if all_known => {
+                            Dim::Symbol(self.name_of(&known).unwrap_or_else(fresh))
+                        }
+                        Dim::Unknown if at.iter().all(|d| *d == at[0]) => at[0].clone(),
+                        // Found at some points only, but different there: not a number,
+                        // whatever it is elsewhere.
+                        Dim::Unknown if !steady => Dim::Symbol(fresh()),
+                        Dim::Unknown => Dim::Unknown,
+                    }
+                })
+                .collect()
+        });
         TensorInfo {
-            dtype: facts.iter().find_map(|f| f.dtype),
+            dtype: facts
+                .iter()
+                .find_map(|f| f.dtype)
+                .or_else(|| proof.and_then(|p| p.dtype)),
             dims,
         }
     }

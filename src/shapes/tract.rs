@@ -10,7 +10,7 @@ use crate::load::Model;
 use crate::proto;
 use crate::tensor::{DType, Dim, TensorInfo};
 use anyhow::{anyhow, Result};
-use onnx_protobuf::{GraphProto, Message, ModelProto};
+use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto};
 use std::collections::HashMap;
 use tract_onnx::prelude::{DatumType, Framework, InferenceModelExt};
 use tract_onnx::tract_hir::infer::Factoid;
@@ -20,6 +20,10 @@ const LIFT_BYTES: u64 = 64 * 1024;
 
 pub struct TractFacts {
     pub facts: Vec<(TensorId, TensorInfo)>,
+    /// The boolean scalars whose value tract computed (an `If` condition read from a shape that
+    /// is fixed at these sizes): where it knows a condition, it typed the `If` after the branch
+    /// that runs.
+    pub truths: HashMap<TensorId, bool>,
     /// The first error tract's analysis met, if any (the facts it found are still kept).
     pub problem: Option<String>,
 }
@@ -32,21 +36,122 @@ pub fn analyse(
     inputs: &HashMap<TensorId, TensorInfo>,
     value_info: bool,
 ) -> Result<TractFacts> {
-    let bytes = analysis_model(model, graph, inputs, value_info)?.write_to_bytes()?;
+    let mut found = analyse_model(model, graph, inputs, value_info)?;
+    // At concrete sizes, a dim tract could only name (a NonZero's count) is unknown.
+    for (_, info) in &mut found.facts {
+        for d in info.dims.iter_mut().flatten() {
+            if matches!(d, Dim::Symbol(_)) {
+                *d = Dim::Unknown;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// tract's symbolic analysis: the graph inputs with their dims named (each a symbol of tract's),
+/// so that every dim tract derives is an expression over them (`TDim`). A dim that comes out as
+/// a number is constant for every size of the inputs, by tract's rules; one that comes out as an
+/// expression (`batch`, `2*S`, `(S+1)/2`) is not proven constant.
+pub fn analyse_symbolic(
+    model: &Model,
+    graph: &ModelGraph,
+    inputs: &HashMap<TensorId, TensorInfo>,
+) -> Result<TractFacts> {
+    analyse_model(model, graph, inputs, false)
+}
+
+fn analyse_model(
+    model: &Model,
+    graph: &ModelGraph,
+    inputs: &HashMap<TensorId, TensorInfo>,
+    value_info: bool,
+) -> Result<TractFacts> {
+    let mut analysed = analysis_model(model, graph, inputs, value_info)?;
     let dir = model.dir.to_str().map(String::from);
-    let (named, problem) = match analyser() {
-        Some(exe) => in_child(&exe, bytes, dir)?,
-        None => in_thread(bytes, dir)?,
+    let mut truths: HashMap<String, bool> = HashMap::new();
+    let mut rounds = 0;
+    let (named, problem) = loop {
+        let bytes = analysed.write_to_bytes()?;
+        let (named, problem) = match analyser() {
+            Some(exe) => in_child(&exe, bytes, dir.clone())?,
+            None => in_thread(bytes, dir.clone())?,
+        };
+        truths.extend(
+            named
+                .iter()
+                .filter_map(|(name, _, truth)| Some((name.clone(), (*truth)?))),
+        );
+        // tract analyses both branches of an `If` even where it knows the condition, and fails
+        // where the branch that does not run is invalid at these sizes (silero's decoder
+        // squeezes a batch of 1 in the branch for batch 1). Each `If` whose condition it
+        // computed is replaced by the branch that runs, and the model analysed again, one
+        // nesting level a round.
+        rounds += 1;
+        if problem.is_none()
+            || rounds > MAX_FOLD_ROUNDS
+            || fold_settled_ifs(&mut analysed, &truths) == 0
+        {
+            break (named, problem);
+        }
     };
     let facts = named
         .into_iter()
-        .filter_map(|(name, info)| Some((graph.tensor_id(&name)?, info)))
+        .filter_map(|(name, info, _)| Some((graph.tensor_id(&name)?, info)))
         .collect();
-    Ok(TractFacts { facts, problem })
+    let truths = truths
+        .into_iter()
+        .filter_map(|(name, b)| Some((graph.tensor_id(&name)?, b)))
+        .collect();
+    Ok(TractFacts {
+        facts,
+        truths,
+        problem,
+    })
 }
 
-/// What an analysis finds: facts by tensor name, and tract's first error.
-type Found = (Vec<(String, TensorInfo)>, Option<String>);
+/// How many times the analysis is rerun with settled `If`s folded: one nesting level a round.
+const MAX_FOLD_ROUNDS: usize = 8;
+
+/// Replace each top-level `If` whose condition is known (`truths`, by tensor name) by the nodes
+/// of the branch that runs, its outputs passed on by `Identity` nodes, as onnxruntime runs it.
+/// How many were replaced.
+fn fold_settled_ifs(model: &mut ModelProto, truths: &HashMap<String, bool>) -> usize {
+    let g = model.graph.mut_or_insert_default();
+    let mut folded = 0;
+    let mut nodes = Vec::with_capacity(g.node.len());
+    for node in std::mem::take(&mut g.node) {
+        let truth = (node.op_type == "If" && node.domain.is_empty())
+            .then(|| node.input.first().and_then(|c| truths.get(c)))
+            .flatten();
+        let branch = truth.and_then(|&t| {
+            let name = if t { "then_branch" } else { "else_branch" };
+            node.attribute.iter().find(|a| a.name == name)?.g.as_ref()
+        });
+        let Some(branch) = branch.filter(|b| b.output.len() == node.output.len()) else {
+            nodes.push(node);
+            continue;
+        };
+        folded += 1;
+        g.initializer.extend(branch.initializer.iter().cloned());
+        nodes.extend(branch.node.iter().cloned());
+        for (out, from) in node.output.iter().zip(&branch.output) {
+            if !out.is_empty() {
+                nodes.push(NodeProto {
+                    op_type: "Identity".into(),
+                    input: vec![from.name.clone()],
+                    output: vec![out.clone()],
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    g.node = nodes;
+    folded
+}
+
+/// What an analysis finds: facts by tensor name (with the value of a boolean scalar tract
+/// computed), and tract's first error.
+type Found = (Vec<(String, TensorInfo, Option<bool>)>, Option<String>);
 
 /// tract's analysis of a serialised model (`dir`: where its external data lives). A panic in
 /// tract becomes an error.
@@ -59,7 +164,7 @@ fn analyse_bytes(bytes: &[u8], dir: Option<&str>) -> Result<Found> {
         let mut facts = vec![];
         for (name, outlet) in &parsed.outlets_by_name {
             if let Ok(fact) = parsed.model.outlet_fact(*outlet) {
-                facts.push((name.clone(), info_of(fact)));
+                facts.push((name.clone(), info_of(fact), truth_of(fact)));
             }
         }
         Ok((facts, problem))
@@ -155,7 +260,7 @@ fn in_child(exe: &std::path::Path, bytes: Vec<u8>, dir: Option<String>) -> Resul
         Reply::Found { facts, problem } => Ok((
             facts
                 .into_iter()
-                .map(|f| (f.name.clone(), f.info()))
+                .map(|f| (f.name.clone(), f.info(), f.truth))
                 .collect(),
             problem,
         )),
@@ -197,12 +302,28 @@ struct Fact {
     name: String,
     dtype: Option<i32>,
     dims: Option<Vec<Option<u64>>>,
+    /// The dims tract gives as an expression over the input symbols, by axis.
+    #[serde(default)]
+    exprs: Vec<(usize, String)>,
+    #[serde(default)]
+    truth: Option<bool>,
 }
 
 impl Fact {
-    fn of(name: String, info: &TensorInfo) -> Fact {
+    fn of(name: String, info: &TensorInfo, truth: Option<bool>) -> Fact {
         Fact {
             name,
+            truth,
+            exprs: info
+                .dims
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(axis, d)| match d {
+                    Dim::Symbol(e) => Some((axis, e.clone())),
+                    _ => None,
+                })
+                .collect(),
             dtype: info.dtype.map(|d| d.0),
             dims: info.dims.as_ref().map(|d| {
                 d.iter()
@@ -220,7 +341,14 @@ impl Fact {
             dtype: self.dtype.map(DType),
             dims: self.dims.as_ref().map(|d| {
                 d.iter()
-                    .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                    .enumerate()
+                    .map(
+                        |(axis, d)| match (d, self.exprs.iter().find(|e| e.0 == axis)) {
+                            (Some(v), _) => Dim::Known(*v),
+                            (None, Some((_, e))) => Dim::Symbol(e.clone()),
+                            (None, None) => Dim::Unknown,
+                        },
+                    )
                     .collect()
             }),
         }
@@ -235,7 +363,10 @@ pub fn serve(dir: Option<&str>) -> Result<()> {
     std::io::stdin().read_to_end(&mut bytes)?;
     let reply = match analyse_bytes(&bytes, dir) {
         Ok((facts, problem)) => Reply::Found {
-            facts: facts.into_iter().map(|(n, i)| Fact::of(n, &i)).collect(),
+            facts: facts
+                .into_iter()
+                .map(|(n, i, truth)| Fact::of(n, &i, truth))
+                .collect(),
             problem,
         },
         Err(e) => Reply::Failed(format!("{e:#}")),
@@ -252,11 +383,21 @@ fn info_of(fact: &tract_onnx::prelude::InferenceFact) -> TensorInfo {
         dims.iter()
             .map(|d| match d.to_i64() {
                 Ok(v) if v >= 0 => Dim::Known(v as u64),
-                _ => Dim::Unknown,
+                Ok(_) => Dim::Unknown,
+                Err(_) => Dim::Symbol(d.to_string()),
             })
             .collect()
     });
     TensorInfo { dtype, dims }
+}
+
+/// The value of a boolean scalar whose value tract computed.
+fn truth_of(fact: &tract_onnx::prelude::InferenceFact) -> Option<bool> {
+    let value = fact.value.concretize()?;
+    if value.datum_type() != DatumType::Bool || value.len() != 1 {
+        return None;
+    }
+    value.cast_to_scalar::<bool>().ok()
 }
 
 /// tract's datum type as an ONNX element type. tract types shape arithmetic as `TDim`; in ONNX
@@ -311,8 +452,11 @@ fn analysis_model(
     };
     for &t in &graph.inputs {
         let name = &graph.tensor(t).name;
-        g.input
-            .push(match inputs.get(&t).filter(|i| i.is_complete()) {
+        g.input.push(
+            match inputs
+                .get(&t)
+                .filter(|i| i.dtype.is_some() && i.dims.is_some())
+            {
                 Some(info) => proto::value_info(name, info),
                 None => src
                     .input
@@ -320,7 +464,8 @@ fn analysis_model(
                     .find(|v| &v.name == name)
                     .cloned()
                     .unwrap_or_default(),
-            });
+            },
+        );
     }
     for init in &src.initializer {
         let info = TensorInfo::new(
