@@ -1,6 +1,6 @@
 //! Prediction accuracy on this machine: profile it (the deployment phase), then predict and
-//! measure, under tract, the fixtures and the light model-zoo nets: whole-model latency, and
-//! per node for nodes over 1 ms. Writes docs/accuracy.md.
+//! measure, under tract, the fixtures, the light model-zoo nets and a ResNet-18: whole-model
+//! latency, and per node for nodes over 1 ms. Writes docs/accuracy.md.
 //!
 //! ```text
 //! scripts/fetch-corpus.sh && cargo bench --bench accuracy
@@ -19,6 +19,26 @@ use petgraph::graph::NodeIndex;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
+
+/// ResNet-18 at its real size, seeded random weights (45 MB): written by the fixture generator
+/// into `target/zoo-bench/` the first time (fixtures/zoo.md).
+fn resnet18(root: &std::path::Path) -> PathBuf {
+    let dir = root.join("target/zoo-bench");
+    let path = dir.join("resnet18.onnx");
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
+            .arg("--zoo")
+            .arg(&dir)
+            .args(["--only", "resnet18"])
+            .status()
+            .expect("running nsplit-fixtures");
+        assert!(
+            status.success(),
+            "nsplit-fixtures --zoo --only resnet18 failed"
+        );
+    }
+    path
+}
 
 fn main() {
     let root = nsplit::dev::root();
@@ -52,6 +72,7 @@ fn main() {
     } else {
         eprintln!("corpus absent: only the fixtures are measured (run scripts/fetch-corpus.sh)");
     }
+    models.push((resnet18(&root), vec![]));
 
     let mut rows = String::new();
     let (mut whole_errors, mut node_errors) = (vec![], vec![]);

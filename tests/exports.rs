@@ -692,7 +692,10 @@ fn an_if_settled_by_a_fixed_dim_is_typed_after_its_branch() {
                 "If",
                 &["is4"],
                 &["picked"],
-                vec![attr_graph("then_branch", then), attr_graph("else_branch", els)],
+                vec![
+                    attr_graph("then_branch", then),
+                    attr_graph("else_branch", els),
+                ],
             ),
             node("sig", "Sigmoid", &["picked"], &["y"], vec![]),
         ],
