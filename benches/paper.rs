@@ -6,7 +6,7 @@
 //! cargo bench --bench paper
 //! ```
 
-use nsplit::report::paper as report;
+use nsplit::dev::paper as report;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use nsplit::report::paper as report;
+use nsplit::dev::paper as report;
 
 #[test]
 fn paper_reproduction_tables_are_current() {

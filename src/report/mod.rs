@@ -2,13 +2,11 @@
 //!
 //! - [`annotate`]: the per-node report of `nsplit annotate` (table, CSV, JSON);
 //! - [`selection`]: `selection.md`, the selection table for people;
-//! - [`paper`]: the tables of docs/paper-reproduction.md;
 //! - [`format`]: sizes, counts, shapes and figures as the reports write them.
 
 pub mod annotate;
 pub mod figures;
 pub mod format;
-pub mod paper;
 pub mod selection;
 
 pub use annotate::Annotations;

@@ -1,6 +1,10 @@
 //! Helpers the integration tests and the benchmarks share (compiled with the `dev` feature,
 //! which only the crate's own tests and benchmarks turn on): where the repository and Python are,
 //! running a command that must succeed, and the benchmarks' measurements and documents.
+//!
+//! - [`paper`]: the tables of docs/paper-reproduction.md (the paper test and bench).
+
+pub mod paper;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
