@@ -10,9 +10,9 @@
 
 use nsplit::dev as common;
 
-use nsplit::cost::measure::Measured;
 use nsplit::cost::profile::Role;
-use nsplit::cost::profiler::{profile_with, Checkpoint, ProfileOptions, PARTS};
+use nsplit::profiler::measure::Measured;
+use nsplit::profiler::{profile_with, Checkpoint, ProfileOptions, PARTS};
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
 use petgraph::graph::NodeIndex;
@@ -96,7 +96,7 @@ fn main() {
         };
         for i in order {
             if let Ok(list) = &mut timings[i] {
-                match nsplit::cost::measure::measure(&analyses[i], RUNS) {
+                match nsplit::profiler::measure::measure(&analyses[i], RUNS) {
                     Ok(m) => list.push(m),
                     Err(e) => timings[i] = Err(e),
                 }

@@ -25,14 +25,14 @@
 
 use nsplit::dev as common;
 
-use nsplit::cost::measure::{median, Measured};
 use nsplit::cost::profile::{DeviceProfile, Role};
-use nsplit::cost::profiler::{profile_with, Checkpoint, ProfileOptions, Reference};
 use nsplit::cost::Profiles;
 use nsplit::cut::{Cut, Side};
 use nsplit::emit::{write_pair, Emitter};
 use nsplit::output::{ExternalData, Staging};
 use nsplit::plan::{network, plan, BandwidthBucket, Objective, PlanOptions, Sweep};
+use nsplit::profiler::measure::{median, Measured};
+use nsplit::profiler::{profile_with, Checkpoint, ProfileOptions, Reference};
 use nsplit::runtime::{LoadedModel, Runtime};
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
@@ -372,7 +372,7 @@ impl ModelRun {
         run.contenders = run.pick_contenders(opts);
         // Per-node measured times, for the causes.
         let measured: Option<Vec<Measured>> = (0..PASSES)
-            .map(|_| nsplit::cost::measure::measure(&run.a, RUNS).ok())
+            .map(|_| nsplit::profiler::measure::measure(&run.a, RUNS).ok())
             .collect();
         run.measured_nodes = measured.map(|list| Measured::typical(&list));
         run
@@ -429,7 +429,8 @@ impl ModelRun {
         // A transfer depends on the boundary's sizes only: any profile's costs do.
         let any = DeviceProfile::resolve("x86-2core").unwrap();
         let costs = nsplit::cost::NodeCosts::predict(
-            &self.a,
+            &self.a.graph,
+            &self.a.features,
             &Profiles {
                 mobile: any.clone(),
                 cloud: any,

@@ -19,8 +19,8 @@
 //! its predictions from the same per-node costs the planner uses).
 
 use nsplit::cost::profile::Role;
-use nsplit::cost::profiler::{profile, ProfileOptions};
 use nsplit::plan::selection::SelectionTable;
+use nsplit::profiler::{profile, ProfileOptions};
 use nsplit::serve::kserve::Server;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -170,7 +170,7 @@ fn add_mid_cut(nsplit: &str, net: &Path, dir: &Path, mobile: &Path, cloud: &Path
     let profiles =
         nsplit::cost::Profiles::resolve(mobile.to_str().unwrap(), cloud.to_str().unwrap()).unwrap();
     let a = nsplit::Analysis::run(net, &Default::default()).unwrap();
-    let costs = nsplit::cost::NodeCosts::predict(&a, &profiles);
+    let costs = nsplit::cost::NodeCosts::predict(&a.graph, &a.features, &profiles);
     let n = a.graph.order.len();
     let (bytes, tensor) = (n / 3..=2 * n / 3)
         .filter_map(|k| {

@@ -9,7 +9,6 @@
 //! tensor read inside an `If`/`Loop`/`Scan` body counts as read by that node, so a cut can never
 //! pass through a subgraph.
 
-use crate::cost::weight_tensors;
 use crate::graph::{GraphNode, ModelGraph, Producer, TensorId};
 use anyhow::{bail, Result};
 use petgraph::graph::NodeIndex;
@@ -33,7 +32,7 @@ pub struct Cut {
 
 /// Op nodes that read only weights; they are copied to each side that needs them.
 pub fn constant_nodes(graph: &ModelGraph) -> Vec<bool> {
-    let weights = weight_tensors(graph);
+    let weights = graph.weight_tensors();
     let mut constant = vec![false; graph.graph.node_count()];
     for (n, op) in graph.ops() {
         constant[n.index()] = op.reads().iter().all(|t| weights[t.0]);

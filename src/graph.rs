@@ -108,6 +108,25 @@ pub struct ModelGraph {
 }
 
 impl ModelGraph {
+    /// Which tensors are weights: initializers, and outputs of nodes that read only weights
+    /// (`Constant`, or e.g. `ConstantOfShape` of a constant shape, which the model zoo's light nets
+    /// use to make their weights).
+    pub fn weight_tensors(&self) -> Vec<bool> {
+        let mut weight: Vec<bool> = self
+            .tensors
+            .iter()
+            .map(|t| t.producer == Producer::Initializer)
+            .collect();
+        for (_, op) in self.ops() {
+            if op.reads().iter().all(|t| weight[t.0]) {
+                for t in op.outputs.iter().flatten() {
+                    weight[t.0] = true;
+                }
+            }
+        }
+        weight
+    }
+
     /// Build and check the graph: a dangling tensor, a tensor produced twice or a cycle is an error.
     pub fn build(g: &GraphProto) -> Result<ModelGraph> {
         let mut b = Builder::default();

@@ -7,6 +7,7 @@
 //! (`annotations.json`). Everything is staged and verified first and moved into DIR at the end,
 //! so a failed run leaves no partial output.
 
+use crate::analysis::Analysis;
 use crate::cost::Profiles;
 use crate::emit::{write_pair, Emitter};
 use crate::output::{ExternalData, Staging};
@@ -20,7 +21,6 @@ use crate::runtime::Runtime;
 use crate::serve::triton::TailFile;
 use crate::shapes::InputShapes;
 use crate::verify::{Outcome, Reference, VerifyOptions};
-use crate::Analysis;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
     // One pair per distinct cut.
     let mut pairs = vec![];
     let source_sha256 = {
-        let crate::Analysis {
+        let crate::analysis::Analysis {
             model: m,
             graph,
             shapes,

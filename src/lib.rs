@@ -25,6 +25,7 @@
 //!
 //! [`Analysis::run`] runs the stages up to cost.
 
+pub mod analysis;
 pub mod cost;
 pub mod cut;
 #[cfg(feature = "dev")]
@@ -38,6 +39,7 @@ pub mod load;
 pub mod ops;
 pub mod output;
 pub mod plan;
+pub mod profiler;
 pub mod proto;
 pub mod report;
 pub mod runtime;
@@ -48,52 +50,4 @@ pub mod tensor;
 pub mod verify;
 pub mod warn;
 
-use anyhow::{Context, Result};
-use std::path::Path;
-
-/// A model carried through load, graph, shapes and cost.
-pub struct Analysis {
-    pub model: load::Model,
-    pub graph: graph::ModelGraph,
-    pub shapes: shapes::ShapeTable,
-    pub features: cost::Features,
-}
-
-impl Analysis {
-    /// Load `path` and run the analysis stages on it; every symbolic input dimension must be
-    /// given a size.
-    pub fn run(path: &Path, input_shapes: &shapes::InputShapes) -> Result<Analysis> {
-        Analysis::run_with(path, input_shapes, shapes::Sizes::Required)
-    }
-
-    /// Load `path` and run the analysis stages on it, with missing sizes handled as `sizes` says.
-    pub fn run_with(
-        path: &Path,
-        input_shapes: &shapes::InputShapes,
-        sizes: shapes::Sizes,
-    ) -> Result<Analysis> {
-        let model = load::Model::load(path)?;
-        let shown = path.display();
-        let graph = graph::ModelGraph::build(model.graph())
-            .with_context(|| format!("{shown}: invalid graph"))?;
-        let shapes = shapes::infer_with(
-            &model,
-            &graph,
-            input_shapes,
-            shapes::Sources::default(),
-            sizes,
-        )
-        .with_context(|| format!("{shown}"))?;
-        for warning in &shapes.warnings {
-            warn::once(&format!("{shown}: {warning}"));
-        }
-        let features =
-            cost::features(&model, &graph, &shapes).with_context(|| format!("{shown}"))?;
-        Ok(Analysis {
-            model,
-            graph,
-            shapes,
-            features,
-        })
-    }
-}
+pub use analysis::Analysis;

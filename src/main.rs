@@ -5,8 +5,8 @@ mod flags;
 use anyhow::{Context, Result};
 use clap::Parser;
 use flags::{Cli, Command, Format};
-use nsplit::cost::profiler::ProfileOptions;
 use nsplit::plan::SelectionTable;
+use nsplit::profiler::ProfileOptions;
 use nsplit::report::Annotations;
 use nsplit::split::split_at;
 use nsplit::verify::{verify, Outcome, VerifyOptions, EXIT_UNVERIFIABLE};
@@ -92,7 +92,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let analysis = Analysis::run(&model, &shapes)?;
             let mut report = Annotations::of(&analysis, &profiles);
             if measure {
-                let measured = nsplit::cost::measure::measure(&analysis, 5)
+                let measured = nsplit::profiler::measure::measure(&analysis, 5)
                     .with_context(|| format!("cannot measure {} with tract", model.display()))?;
                 report = report.with_measurements(&analysis, &measured);
             }
@@ -151,7 +151,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar.set_message("starting");
-            let mut profile = nsplit::cost::profiler::profile(&opts, |total, label| {
+            let mut profile = nsplit::profiler::profile(&opts, |total, label| {
                 if total > 0 {
                     bar.set_length(total as u64);
                     bar.inc(1);
@@ -172,7 +172,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     100.0 * s
                 ))
             );
-            if let Some(warning) = nsplit::cost::profiler::noise_warning(&profile) {
+            if let Some(warning) = nsplit::profiler::noise_warning(&profile) {
                 eprintln!("warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)

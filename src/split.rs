@@ -1,5 +1,6 @@
 //! `nsplit split`: a cut by hand, at named tensors.
 
+use crate::analysis::Analysis;
 use crate::cut::Cut;
 use crate::emit::{write_pair, Emitter, WrittenPair};
 use crate::graph::TensorId;
@@ -7,7 +8,6 @@ use crate::output::{ExternalData, Staging};
 use crate::shapes::{InputShapes, Sizes};
 use crate::tensor::TensorSummary;
 use crate::verify::{Outcome, Reference, VerifyOptions};
-use crate::Analysis;
 use anyhow::{bail, Result};
 use std::fmt::Write;
 use std::path::Path;

@@ -160,7 +160,7 @@ fn planner_objective_equals_reported_prediction() {
     let profiles = Profiles::default();
     for (name, shapes) in FIXTURES {
         let a = analyse(&fixture(name), shapes);
-        let costs = nsplit::cost::NodeCosts::predict(&a, &profiles);
+        let costs = nsplit::cost::NodeCosts::predict(&a.graph, &a.features, &profiles);
         for bucket in network::default_buckets() {
             for objective in [Objective::Latency, Objective::Energy] {
                 let (inst, items) = Instance::build(
@@ -210,7 +210,7 @@ fn chain_models_scan_and_min_cut_agree() {
     for (path, shapes) in &models {
         let shapes: Vec<&str> = shapes.iter().map(String::as_str).collect();
         let a = analyse(path, &shapes);
-        let costs = nsplit::cost::NodeCosts::predict(&a, &profiles);
+        let costs = nsplit::cost::NodeCosts::predict(&a.graph, &a.features, &profiles);
         for objective in [Objective::Latency, Objective::Energy] {
             let link = Link::sweep(&network::reference_network("lte").unwrap());
             let (inst, _) = Instance::build(&a.graph, &a.shapes, &costs, objective, 1.0, &link);

@@ -22,7 +22,7 @@
 //! tensor through the kernel's tiles: it keeps its own prediction.
 
 use super::ops::Variant;
-use super::{weight_tensors, NodeFeatures, OpClass};
+use super::{NodeFeatures, OpClass};
 use crate::graph::ModelGraph;
 use crate::ops::Attrs;
 use crate::shapes::ShapeTable;
@@ -62,7 +62,7 @@ pub fn epilogues(
     shapes: &ShapeTable,
     features: &HashMap<NodeIndex, NodeFeatures>,
 ) -> Result<HashMap<NodeIndex, Epilogue>> {
-    let weights = weight_tensors(graph);
+    let weights = graph.weight_tensors();
     let group = |p: NodeIndex| -> Result<u64> {
         let op = graph.op(p);
         match model.graph().node.get(op.index) {

@@ -6,18 +6,15 @@
 //! file under [`ops`], next to the list of ops it covers. A value that depends on an unknown shape
 //! is `None`, never a guess; an op without a rule gets a stated estimate.
 
-pub mod fit;
 pub mod fusion;
-pub mod measure;
 pub mod ops;
 pub mod predict;
 pub mod profile;
-pub mod profiler;
 
 pub use predict::{NodeCost, NodeCosts, NodePrediction};
 pub use profile::{Profiles, ALL_CLASSES};
 
-use crate::graph::{ModelGraph, OpNode, Producer, TensorId};
+use crate::graph::{ModelGraph, OpNode, TensorId};
 use crate::ops::Attrs;
 use crate::shapes::ShapeTable;
 use anyhow::{Context, Result};
@@ -118,9 +115,6 @@ impl NodeCtx<'_> {
             .flatten()
             .and_then(|t| self.shapes.get(t).concrete_dims())
     }
-    pub fn has_input(&self, i: usize) -> bool {
-        self.op.inputs.get(i).is_some_and(Option::is_some)
-    }
     pub fn output_dims(&self, i: usize) -> Option<Vec<u64>> {
         self.op
             .outputs
@@ -158,7 +152,7 @@ pub fn features(
     graph: &ModelGraph,
     shapes: &ShapeTable,
 ) -> Result<Features> {
-    let weights = weight_tensors(graph);
+    let weights = graph.weight_tensors();
     let bytes = |t: TensorId| shapes.get(t).bytes();
     let mut out = HashMap::new();
     for (n, op) in graph.ops() {
@@ -254,23 +248,4 @@ fn element_bytes(ctx: &NodeCtx) -> Option<u64> {
     let info = ctx.shapes.get(t);
     let elements = info.elements()?;
     info.bytes().filter(|_| elements > 0).map(|b| b / elements)
-}
-
-/// Which tensors are weights: initializers, and outputs of nodes that read only weights
-/// (`Constant`, or e.g. `ConstantOfShape` of a constant shape, which the model zoo's light nets
-/// use to make their weights).
-pub fn weight_tensors(graph: &ModelGraph) -> Vec<bool> {
-    let mut weight: Vec<bool> = graph
-        .tensors
-        .iter()
-        .map(|t| t.producer == Producer::Initializer)
-        .collect();
-    for (_, op) in graph.ops() {
-        if op.reads().iter().all(|t| weight[t.0]) {
-            for t in op.outputs.iter().flatten() {
-                weight[t.0] = true;
-            }
-        }
-    }
-    weight
 }

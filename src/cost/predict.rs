@@ -3,7 +3,8 @@
 //! the planner, the selection table and the annotation report.
 
 use super::profile::Profiles;
-use crate::Analysis;
+use super::Features;
+use crate::graph::ModelGraph;
 use petgraph::graph::NodeIndex;
 use std::collections::HashMap;
 
@@ -34,10 +35,11 @@ pub struct NodeCosts {
 }
 
 impl NodeCosts {
-    pub fn predict(a: &Analysis, profiles: &Profiles) -> NodeCosts {
+    /// Every op node of `graph`'s predictions from its features.
+    pub fn predict(graph: &ModelGraph, features: &Features, profiles: &Profiles) -> NodeCosts {
         let mut out = NodeCosts::default();
-        for (n, op) in a.graph.ops() {
-            let f = a.features.get(n);
+        for (n, op) in graph.ops() {
+            let f = features.get(n);
             let mobile_ms = profiles.mobile.node_latency_ms(f);
             let p = NodePrediction {
                 mobile_ms,

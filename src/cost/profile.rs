@@ -255,7 +255,7 @@ pub struct DeviceProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<f64>,
     /// The reference conv's typical time (ms) over the profiling run
-    /// ([`Reference`](crate::cost::profiler::Reference)): the machine speed every prediction
+    /// ([`Reference`](crate::profiler::Reference)): the machine speed every prediction
     /// stands for. Timing the reference again tells how far the machine now runs from that
     /// speed (a benchmark judges its measurements at the profile's speed so). Absent in
     /// profiles that were not measured.

@@ -2,11 +2,11 @@
 //! models are enough: plans depend on shapes, not weight values). `cargo bench --bench paper`
 //! writes them into the doc, and a test checks the committed doc matches.
 
+use crate::analysis::Analysis;
 use crate::cost::{NodeCosts, Profiles};
 use crate::cut::Cut;
 use crate::plan::{self, network, Instance, Link, Objective, PlanOptions, Sweep};
 use crate::report::{figures, Annotations};
-use crate::Analysis;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -343,7 +343,7 @@ fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String)
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
     for &(file, name) in DAG_NETS {
         let a = Analysis::run(&zoo.join(format!("{file}.onnx")), &Default::default()).unwrap();
-        let costs = NodeCosts::predict(&a, profiles);
+        let costs = NodeCosts::predict(&a.graph, &a.features, profiles);
         for objective in [Objective::Latency, Objective::Energy] {
             let gain = |inst: &Instance, x: f64| {
                 let (_, chain_cost) = best_single_tensor_prefix(inst, x);

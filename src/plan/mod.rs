@@ -24,9 +24,9 @@ pub use network::BandwidthBucket;
 pub use predict::Prediction;
 pub use selection::SelectionTable;
 
+use crate::analysis::Analysis;
 use crate::cost::{NodeCosts, Profiles};
 use crate::cut::Cut;
-use crate::Analysis;
 use anyhow::{bail, Result};
 use breakpoints::{lower_envelope, Line};
 use serde::{Deserialize, Serialize};
@@ -230,7 +230,7 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     if !(lo > 0.0 && lo < hi && hi.is_finite()) {
         bail!("the bandwidth range must be 0 < FROM < TO, got {lo}..{hi}");
     }
-    let costs = NodeCosts::predict(a, profiles);
+    let costs = NodeCosts::predict(&a.graph, &a.features, profiles);
     let build = |link: &Link| {
         Instance::build(
             &a.graph,

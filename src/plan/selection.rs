@@ -6,9 +6,9 @@
 //! than that, and rounded figures compare equal across machines.
 
 use super::{BandwidthBucket, Linear, Method, Objective, Plan, Prediction};
+use crate::analysis::Analysis;
 use crate::cost::Profiles;
 use crate::tensor::TensorSummary;
-use crate::Analysis;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

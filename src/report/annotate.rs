@@ -2,11 +2,10 @@
 //! `nsplit.annotations`, documented in docs/annotations.md) and a table or CSV for people.
 
 use super::format::{csv_field, human_bytes, human_count, shape_text};
-use crate::cost::weight_tensors;
+use crate::analysis::Analysis;
 use crate::cost::{NodeCosts, Profiles};
 use crate::graph::TensorId;
 use crate::tensor::TensorSummary;
-use crate::Analysis;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -113,7 +112,11 @@ pub struct Totals {
 impl Annotations {
     /// The report of `a` with the predictions of `profiles`.
     pub fn of(a: &Analysis, profiles: &Profiles) -> Annotations {
-        Annotations::with_costs(a, profiles, &NodeCosts::predict(a, profiles))
+        Annotations::with_costs(
+            a,
+            profiles,
+            &NodeCosts::predict(&a.graph, &a.features, profiles),
+        )
     }
 
     /// The report of `a` with `costs`, the predictions of `profiles`.
@@ -152,7 +155,7 @@ impl Annotations {
                 }
             })
             .collect();
-        let weights = weight_tensors(&a.graph);
+        let weights = a.graph.weight_tensors();
         let mut shape_sources = BTreeMap::new();
         for s in &a.shapes.source {
             let key = serde_json::to_value(s)
@@ -218,7 +221,7 @@ impl Annotations {
     pub fn with_measurements(
         mut self,
         a: &Analysis,
-        m: &crate::cost::measure::Measured,
+        m: &crate::profiler::measure::Measured,
     ) -> Annotations {
         for (row, (n, _)) in self.nodes.iter_mut().zip(a.graph.ops()) {
             row.measured_ms = Some(m.per_node_ms.get(&n).copied().unwrap_or(0.0));

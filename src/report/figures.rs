@@ -10,10 +10,10 @@
 
 use super::annotate::Annotations;
 use super::format::{fig, file_name};
+use crate::analysis::Analysis;
 use crate::cut::Cut;
 use crate::plan::selection::{cost_line, CostLine, SelectionTable};
 use crate::plan::{predict, BandwidthBucket, Objective, Plan, Prediction};
-use crate::Analysis;
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;

@@ -148,11 +148,6 @@ impl std::fmt::Display for Runtime {
     }
 }
 
-/// Where onnxruntime was loaded from, or why it cannot be.
-pub fn onnxruntime_library() -> std::result::Result<std::path::PathBuf, String> {
-    onnxruntime::available()
-}
-
 /// Seeded random values for a model's inputs, at `sizes` where it names the input, else at the
 /// analysed shapes: floats uniform in [-1, 1), integers in {0, 1} (a safe range for indices and
 /// ids), booleans true (masks keep everything).

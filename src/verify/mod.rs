@@ -8,9 +8,9 @@
 //! indices and ids); booleans true (masks keep everything). A model the runtime cannot load or
 //! run is reported as [`Outcome::Unverifiable`], distinct from a mismatch.
 
+use crate::analysis::Analysis;
 use crate::runtime::{random_inputs, Runtime, SampleInputs, Verifier};
 use crate::shapes::{InputShapes, Sizes};
-use crate::Analysis;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -3,12 +3,12 @@
 
 use super::grid::{bn_stats, model, op, weight};
 use super::Reference;
-use crate::cost::measure::{measure, weighted_median, Measured};
+use crate::analysis::Analysis;
 use crate::cost::profile::{in_cache_key, DeviceProfile, Figures};
 use crate::cost::OpClass;
+use crate::profiler::measure::{measure, weighted_median, Measured};
 use crate::proto::{attr_int, attr_ints, float_value_info};
 use crate::shapes::InputShapes;
-use crate::Analysis;
 use anyhow::{Context, Result};
 use onnx_protobuf::{AttributeProto, ModelProto, NodeProto, TensorProto};
 use petgraph::graph::NodeIndex;
@@ -497,7 +497,7 @@ impl Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cost::profiler::tests::analyse;
+    use crate::profiler::tests::analyse;
 
     /// A group of one op of `class`, predicted at `alone` ms (`scaled` of it by its own
     /// factor), that took `took` ms in a network.

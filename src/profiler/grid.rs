@@ -3,12 +3,12 @@
 
 use super::fitting::{Samples, Timing};
 use super::{time_model, Reference, PARTS, RUNS, WARMUP};
-use crate::cost::measure::trimmed_mean;
+use crate::analysis::Analysis;
 use crate::cost::profile::Figures;
 use crate::cost::OpClass;
+use crate::profiler::measure::trimmed_mean;
 use crate::proto::{attr_int, attr_ints, float_value_info, node, tensor_f32};
 use crate::shapes::InputShapes;
-use crate::Analysis;
 use anyhow::{Context, Result};
 use onnx_protobuf::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
@@ -701,7 +701,7 @@ pub(super) fn bn_stats(prefix: &str, c: i64) -> Vec<TensorProto> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cost::profiler::tests::analyse;
+    use crate::profiler::tests::analyse;
 
     #[test]
     fn rerun_spread_compares_the_odd_and_the_even_passes() {

@@ -8,9 +8,9 @@
 //! the fused node after the last op it absorbed), so its time goes to that conv or matmul. Time
 //! of nodes that match none (sources, constants) is reported apart.
 
+use crate::analysis::Analysis;
 use crate::graph::GraphNode;
 use crate::runtime::{random_inputs, tract, Optimise};
-use crate::Analysis;
 use anyhow::Result;
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
@@ -76,7 +76,7 @@ impl Measured {
     /// with no timed node either way, is its own.
     pub fn fusion_owners(&self, a: &Analysis) -> HashMap<NodeIndex, NodeIndex> {
         let timed = |n: &NodeIndex| self.per_node_ms.get(n).copied().unwrap_or(0.0) > 0.0;
-        let weights = crate::cost::weight_tensors(&a.graph);
+        let weights = a.graph.weight_tensors();
         // Up the kernel-side inputs, as the fusion rule reads them.
         let up_data = |mut n: NodeIndex| loop {
             let p = kernel_side_input(a, &weights, n).and_then(|t| a.graph.producer_op(t))?;
@@ -162,7 +162,7 @@ pub fn measure(a: &Analysis, runs: usize) -> Result<Measured> {
     let inputs = random_inputs(&a.graph, &a.shapes, None, 0)?;
     let mut model = tract::load(&a.model.path, Optimise::Fully)?;
     let (nodes, totals) = model.time_per_node(&inputs, runs)?;
-    let weights = crate::cost::weight_tensors(&a.graph);
+    let weights = a.graph.weight_tensors();
     let mut m = Measured {
         total_ms: median(totals),
         runs,

@@ -1,11 +1,11 @@
 //! From timings to a profile's regressions: the variables each regression reads, the fits,
 //! and the roofline fallback for classes without one.
 
-use crate::cost::fit::{fit_best, Sample};
-use crate::cost::measure::median;
 use crate::cost::ops::Variant;
 use crate::cost::profile::{Figures, Regression, Roofline, Variable};
 use crate::cost::OpClass;
+use crate::profiler::fit::{fit_best, Sample};
+use crate::profiler::measure::median;
 use std::collections::BTreeMap;
 
 /// One measured configuration: its work and its latency.

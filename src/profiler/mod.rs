@@ -7,13 +7,15 @@
 //! cross-compiles to a phone (aarch64) as it is.
 
 mod calibration;
+pub mod fit;
 mod fitting;
 mod grid;
 mod machine;
+pub mod measure;
 
-use super::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};
-use crate::cost::fit::least_squares;
-use crate::cost::measure::{median, trimmed_mean};
+use crate::cost::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};
+use crate::profiler::fit::least_squares;
+use crate::profiler::measure::{median, trimmed_mean};
 use crate::runtime::{tract, Optimise};
 use anyhow::Result;
 use calibration::Calibration;
@@ -339,8 +341,8 @@ pub fn noise_warning(p: &DeviceProfile) -> Option<String> {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use crate::analysis::Analysis;
     use crate::shapes::InputShapes;
-    use crate::Analysis;
     use onnx_protobuf::ModelProto;
 
     /// nsplit's analysis of `model`.

@@ -9,7 +9,7 @@
 //! kept non-negative (a variable whose fitted slope is negative is dropped and the
 //! rest refitted), so a prediction never falls as work grows.
 
-use super::profile::{Form, Hinge, Regression, Variable};
+use crate::cost::profile::{Form, Hinge, Regression, Variable};
 
 /// One timing: variable values and the measured latency (ms).
 #[derive(Clone, Debug)]
@@ -246,14 +246,6 @@ fn relative_sse(r: &Regression, samples: &[Sample]) -> f64 {
         .iter()
         .map(|s| ((r.predict(&s.x) - s.y) / s.y.max(1e-9)).powi(2))
         .sum()
-}
-
-/// Mean of |predicted - measured| / measured.
-pub fn mean_relative_error(r: &Regression, samples: &[Sample]) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    samples.iter().map(|s| relative_error(r, s)).sum::<f64>() / samples.len() as f64
 }
 
 /// |predicted - measured| / measured for one sample.
