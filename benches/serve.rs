@@ -19,8 +19,8 @@
 //! its predictions from the same per-node costs the planner uses).
 
 use nsplit::cost::profile::Role;
-use nsplit::plan::selection::SelectionTable;
 use nsplit::profiler::{profile, ProfileOptions};
+use nsplit::selection::SelectionTable;
 use nsplit::serve::kserve::Server;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -166,7 +166,7 @@ fn main() {
 /// `dir` and list it in its selection.json, with the planner's per-node predictions (load 1).
 fn add_mid_cut(nsplit: &str, net: &Path, dir: &Path, mobile: &Path, cloud: &Path, work: &Path) {
     use nsplit::cut::Cut;
-    use nsplit::plan::selection::{BoundaryTensor, CostLine, CutEntry, Verification};
+    use nsplit::selection::{BoundaryTensor, CostLine, CutEntry, Verification};
     let profiles =
         nsplit::cost::Profiles::resolve(mobile.to_str().unwrap(), cloud.to_str().unwrap()).unwrap();
     let a = nsplit::Analysis::run(net, &Default::default()).unwrap();

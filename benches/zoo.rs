@@ -13,7 +13,7 @@
 use nsplit::dev as common;
 
 use nsplit::plan::network;
-use nsplit::plan::selection::SelectionTable;
+use nsplit::selection::SelectionTable;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

@@ -11,13 +11,11 @@ use crate::analysis::Analysis;
 use crate::cost::Profiles;
 use crate::emit::{write_pair, Emitter};
 use crate::output::{ExternalData, Staging};
-use crate::plan::selection::{
-    CutFiles, SelectionTable, TableInputs, Verification, VerificationStatus,
-};
 use crate::plan::{plan, Plan, PlanOptions};
 use crate::report::figures;
 use crate::report::Annotations;
 use crate::runtime::Runtime;
+use crate::selection::{CutFiles, SelectionTable, TableInputs, Verification, VerificationStatus};
 use crate::serve::triton::TailFile;
 use crate::shapes::InputShapes;
 use crate::verify::{Outcome, Reference, VerifyOptions};
@@ -350,7 +348,7 @@ pub fn summary(r: &JobReport) -> String {
         out,
         "  breakpoints (the best cut from each uplink; nsplit select DIR --network NAME --bandwidth MBPS):"
     );
-    let line = |pieces: &[crate::plan::selection::Piece]| {
+    let line = |pieces: &[crate::selection::Piece]| {
         pieces
             .iter()
             .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))

@@ -43,6 +43,7 @@ pub mod profiler;
 pub mod proto;
 pub mod report;
 pub mod runtime;
+pub mod selection;
 pub mod serve;
 pub mod shapes;
 pub mod split;

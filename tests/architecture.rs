@@ -20,7 +20,7 @@ const ORDER: &[&str] = &[
     "guard", "warn", "tensor", "ops", "proto",
     // stages
     "load", "output", "graph", "shapes", "cost", "analysis", "runtime", "profiler", "cut",
-    "plan", "emit", "verify", "serve",
+    "plan", "selection", "emit", "verify", "serve",
     // reports, then the jobs
     "report", "split", "job",
     // what the crate's own tests and benchmarks share (feature `dev`)
@@ -469,7 +469,6 @@ const STILL_LONG: &[&str] = &[
     "src/report/figures.rs: fn draw_panel",
     "src/report/selection.rs: fn markdown",
     "src/plan/mod.rs: fn plan",
-    "src/plan/selection.rs: fn build",
     "src/profiler/grid.rs: fn grid",
     "src/job.rs: fn run",
     "src/job.rs: fn summary",

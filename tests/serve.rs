@@ -4,9 +4,9 @@
 //! run here; Triton's dynamic batching of a batch-capable tail; and the errors a user meets.
 
 use crate::common::{self, *};
-use nsplit::plan::selection::SelectionTable;
 use nsplit::runtime::npy;
 use nsplit::runtime::{Runtime, Verifier};
+use nsplit::selection::SelectionTable;
 use nsplit::serve::kserve::Server;
 use nsplit::serve::triton::{TritonModel, TritonOptions};
 use std::collections::HashMap;

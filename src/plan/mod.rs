@@ -17,12 +17,10 @@ pub mod instance;
 pub mod mincut;
 pub mod network;
 pub mod predict;
-pub mod selection;
 
 pub use instance::{Instance, Linear, Link, Objective};
 pub use network::BandwidthBucket;
 pub use predict::Prediction;
-pub use selection::SelectionTable;
 
 use crate::analysis::Analysis;
 use crate::cost::{NodeCosts, Profiles};
@@ -388,8 +386,8 @@ fn swept(
         .iter()
         .rev()
         .map(|p| Breakpoint {
-            from_mbps: selection::round6(1.0 / p.to),
-            to_mbps: selection::round6(1.0 / p.from),
+            from_mbps: round6(1.0 / p.to),
+            to_mbps: round6(1.0 / p.from),
             cut: intern(heads, found[p.id].clone()),
         })
         .collect();
@@ -441,4 +439,14 @@ fn tie_within(profiles: &Profiles, objective: Objective) -> f64 {
         spread = spread.max(profiles.cloud.spread.unwrap_or(0.0));
     }
     spread.max(TIE_FLOOR)
+}
+
+/// Round to 6 significant digits: how the selection table writes every figure (predictions are
+/// not more precise than that, and rounded figures compare equal across machines), and so how
+/// the plan rounds the breakpoints the table's lookup reads.
+pub fn round6(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    format!("{v:.5e}").parse().unwrap_or(v)
 }

@@ -70,7 +70,7 @@ impl Prediction {
 
     /// The figures to 6 significant digits, as the selection table writes them.
     pub fn rounded(&self) -> Prediction {
-        let r = super::selection::round6;
+        let r = super::round6;
         Prediction {
             mobile_ms: r(self.mobile_ms),
             transfer_ms: r(self.transfer_ms),

@@ -12,8 +12,8 @@ use super::annotate::Annotations;
 use super::format::{fig, file_name};
 use crate::analysis::Analysis;
 use crate::cut::Cut;
-use crate::plan::selection::{cost_line, CostLine, SelectionTable};
 use crate::plan::{predict, BandwidthBucket, Objective, Plan, Prediction};
+use crate::selection::{cost_line, CostLine, SelectionTable};
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -293,7 +293,7 @@ fn draw_panel<DB: DrawingBackend>(
 /// `DIR/selection.svg`: [`breakpoint_chart`] of a selection table, a panel per network (the
 /// breakpoint sweep's alone for a table written before networks were listed).
 pub fn selection_chart(table: &SelectionTable) -> Result<String> {
-    let inner = |pieces: &[crate::plan::selection::Piece]| -> Vec<f64> {
+    let inner = |pieces: &[crate::selection::Piece]| -> Vec<f64> {
         pieces
             .iter()
             .take(pieces.len().saturating_sub(1))

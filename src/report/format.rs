@@ -1,6 +1,6 @@
 //! Formatting for people: sizes, counts, shapes and figures as the reports write them.
 
-use crate::plan::selection::BoundaryTensor;
+use crate::selection::BoundaryTensor;
 use crate::tensor::TensorSummary;
 
 /// `1x3x224x224`, `scalar`, or `?` for an unknown rank.

@@ -1,8 +1,8 @@
 //! `selection.md`: the selection table (`selection.json`, [`SelectionTable`]) for people.
 
 use super::format::{fig, file_name, human_bytes, sent_text};
-use crate::plan::selection::{SelectionTable, VerificationStatus};
 use crate::plan::{Method, Objective};
+use crate::selection::{SelectionTable, VerificationStatus};
 use std::fmt::Write;
 
 /// `selection.md`: the selection table for people.
@@ -151,7 +151,7 @@ pub fn markdown(table: &SelectionTable) -> String {
 }
 
 /// A breakpoint table: which cut from which uplink.
-fn pieces_table(out: &mut String, pieces: &[crate::plan::selection::Piece]) {
+fn pieces_table(out: &mut String, pieces: &[crate::selection::Piece]) {
     let _ = writeln!(out, "| from Mbps | to Mbps | cut |");
     let _ = writeln!(out, "|---:|---:|---|");
     for p in pieces {

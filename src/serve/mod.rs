@@ -12,7 +12,7 @@ pub mod run;
 pub mod triton;
 
 use crate::output::Staging;
-use crate::plan::selection::SelectionTable;
+use crate::selection::SelectionTable;
 use anyhow::{Context, Result};
 use onnx_protobuf::{Message, ModelProto, ValueInfoProto};
 use std::path::Path;

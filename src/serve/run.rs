@@ -7,9 +7,9 @@
 
 use super::kserve::{ModelMetadata, ModelStats, Server};
 use super::HalfIo;
-use crate::plan::selection::{CutEntry, SelectionTable};
 use crate::runtime::npy;
 use crate::runtime::{Runtime, Verifier};
+use crate::selection::{CutEntry, SelectionTable};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -226,7 +226,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
                 .transfer_ms(upload_bytes, download_bytes, cut.tail.is_some())
         });
         let served = cut.tail.is_some();
-        let r = crate::plan::selection::round6;
+        let r = crate::selection::round6;
         let (head_ms, cloud_ms) = (r(cut.mobile_ms * head_scale), r(cut.cloud_ms * tail_scale));
         Timings {
             head_ms,

@@ -9,8 +9,8 @@
 //! `max_batch_size: 0` and its full dims (-1 for a symbolic one).
 
 use crate::output::Staging;
-use crate::plan::selection::SelectionTable;
 use crate::runtime::datatype::WireType;
+use crate::selection::SelectionTable;
 use crate::tensor::Dim;
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;

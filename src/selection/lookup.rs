@@ -1,0 +1,133 @@
+//! The run-time lookup: the pair to use at a measured uplink, on a bucket's network or the
+//! sweep's, by the planner's own rule ([`crate::plan::piece_at`]) on the table's rounded ends.
+
+use super::*;
+
+/// `nsplit select`'s answer: the pair to use at a measured uplink bandwidth. Fields in
+/// alphabetical order, as the JSON has always listed them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Selected {
+    pub bandwidth_mbps: f64,
+    pub cut: String,
+    /// Path of the head file in the output folder; null when there is none.
+    pub head: Option<String>,
+    pub in_planned_range: bool,
+    /// The network whose breakpoints answered: `--network`, or the sweep's.
+    pub network: String,
+    pub objective: Objective,
+    /// The objective predicted at the bandwidth (clamped to the planned range).
+    pub predicted: f64,
+    pub tail: Option<String>,
+}
+
+impl SelectionTable {
+    /// The answer of `nsplit select` for the table in `dir` at `mbps`, on `network` (a
+    /// bucket's name) or, without one, on the breakpoint sweep's network.
+    pub fn answer(&self, dir: &Path, mbps: f64, network: Option<&str>) -> Result<Selected> {
+        let (cut, lookup) = self.select(mbps, network)?;
+        let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
+        Ok(Selected {
+            bandwidth_mbps: mbps,
+            cut: cut.id.clone(),
+            head: file(&cut.head),
+            in_planned_range: (lookup.from_mbps..=lookup.to_mbps).contains(&mbps),
+            network: lookup.network.clone(),
+            objective: self.objective,
+            predicted: round6(
+                lookup
+                    .line(cut)
+                    .at_mbps(mbps.clamp(lookup.from_mbps, lookup.to_mbps)),
+            ),
+            tail: file(&cut.tail),
+        })
+    }
+
+    /// The cut for an uplink of `mbps` on `network` (a bucket's name; the breakpoint sweep's
+    /// network without one), from that network's breakpoints (clamped to their range).
+    pub fn select(&self, mbps: f64, network: Option<&str>) -> Result<(&CutEntry, Lookup<'_>)> {
+        if !(mbps.is_finite() && mbps > 0.0) {
+            bail!("--bandwidth must be a positive number of Mbps, got {mbps}");
+        }
+        let lookup = self.lookup(network)?;
+        let piece = lookup
+            .pieces
+            .get(crate::plan::piece_at(
+                lookup.pieces.iter().map(|p| p.to_mbps),
+                mbps,
+            ))
+            .context("selection.json has no breakpoints")?;
+        let cut = self
+            .cuts
+            .iter()
+            .find(|c| c.id == piece.cut)
+            .with_context(|| {
+                format!(
+                    "selection.json: breakpoint cut `{}` is not listed",
+                    piece.cut
+                )
+            })?;
+        Ok((cut, lookup))
+    }
+
+    /// The network a bucket named `name` is on.
+    pub fn network(&self, name: &str) -> Option<&NetworkTable> {
+        self.networks
+            .iter()
+            .find(|n| n.buckets.iter().any(|b| b == name))
+    }
+
+    /// The breakpoints of `network`, or of the sweep's network.
+    fn lookup(&self, network: Option<&str>) -> Result<Lookup<'_>> {
+        let Some(name) = network else {
+            return Ok(Lookup {
+                network: self.breakpoints.network.name.clone(),
+                from_mbps: self.breakpoints.from_mbps,
+                to_mbps: self.breakpoints.to_mbps,
+                pieces: &self.breakpoints.pieces,
+                lines: None,
+            });
+        };
+        let Some(n) = self.network(name) else {
+            let names: Vec<&str> = self
+                .networks
+                .iter()
+                .flat_map(|n| &n.buckets)
+                .map(String::as_str)
+                .collect();
+            if names.is_empty() {
+                bail!("selection.json has no per-network breakpoints (written by an older nsplit): run the main job again, or leave out --network");
+            }
+            bail!(
+                "selection.json has no network `{name}`; its networks are: {}",
+                names.join(", ")
+            );
+        };
+        Ok(Lookup {
+            network: name.to_string(),
+            from_mbps: n.from_mbps,
+            to_mbps: n.to_mbps,
+            pieces: &n.pieces,
+            lines: Some(&n.objective_at_bandwidth),
+        })
+    }
+}
+
+/// The breakpoints a lookup reads: one network's, or the sweep's.
+pub struct Lookup<'a> {
+    /// The network's name.
+    pub network: String,
+    pub from_mbps: f64,
+    pub to_mbps: f64,
+    pub pieces: &'a [Piece],
+    lines: Option<&'a std::collections::BTreeMap<String, CostLine>>,
+}
+
+impl Lookup<'_> {
+    /// `cut`'s objective line on this network.
+    pub fn line(&self, cut: &CutEntry) -> CostLine {
+        self.lines
+            .and_then(|l| l.get(&cut.id))
+            .copied()
+            .unwrap_or(cut.objective_at_bandwidth)
+    }
+}
