@@ -215,17 +215,6 @@ impl TritonArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// (Internal) tract's shape analysis of a model read on stdin, facts as JSON on stdout.
-    ///
-    /// nsplit runs its shape analysis in a child process of its own, so that an analysis that
-    /// runs away on a malformed model (past NSPLIT_TRACT_TIMEOUT, or over NSPLIT_MEMORY_LIMIT)
-    /// can be stopped.
-    #[command(hide = true)]
-    AnalyseShapes {
-        /// The folder the model's external data is relative to.
-        #[arg(long)]
-        dir: Option<String>,
-    },
     /// Print every node's op class, output tensors, FLOPs and bytes.
     ///
     /// For each node in topological order: its name, op, class (conv, matmul, pool,

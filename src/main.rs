@@ -15,6 +15,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Started by the library as the process that runs tract's shape analysis: answer and stop.
+    match nsplit::shapes::serve_tract_analysis_if_child() {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    }
     if let Some(hint) = flags::mistyped_command(std::env::args_os().nth(1).as_deref()) {
         eprintln!("error: {hint}");
         return ExitCode::from(2);
@@ -37,10 +46,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match command {
-        Command::AnalyseShapes { dir } => {
-            nsplit::shapes::serve_tract_analysis(dir.as_deref())?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Select {
             dir,
             bandwidth,

@@ -14,7 +14,7 @@ mod ops;
 mod rules;
 mod tract;
 
-pub use tract::serve as serve_tract_analysis;
+pub use tract::serve_if_child as serve_tract_analysis_if_child;
 
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;

@@ -172,9 +172,13 @@ fn analyse_bytes(bytes: &[u8], dir: Option<&str>) -> Result<Found> {
     run.unwrap_or_else(|panic| Err(anyhow!("tract panicked while analysing the model: {panic}")))
 }
 
-/// The executable that runs tract's analysis in a process of its own (`nsplit analyse-shapes`),
-/// where a runaway analysis can be stopped: `NSPLIT_ANALYSER`, else this program when it is
-/// nsplit. Without one (a library caller), the analysis runs on a thread.
+/// Set on the child process that runs tract's analysis (see [`serve_if_child`]): the folder the
+/// model's external data is relative to, empty for none.
+const CHILD_ENV: &str = "NSPLIT_TRACT_ANALYSIS_CHILD";
+
+/// The executable that runs tract's analysis in a process of its own, where a runaway analysis
+/// can be stopped: `NSPLIT_ANALYSER`, else this program when it is nsplit (whose `main` calls
+/// [`serve_if_child`] first). Without one (a library caller), the analysis runs on a thread.
 fn analyser() -> Option<std::path::PathBuf> {
     if let Some(exe) = std::env::var_os("NSPLIT_ANALYSER") {
         return Some(exe.into());
@@ -206,10 +210,7 @@ fn in_child(exe: &std::path::Path, bytes: Vec<u8>, dir: Option<String>) -> Resul
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(exe);
-    cmd.arg("analyse-shapes");
-    if let Some(d) = &dir {
-        cmd.arg("--dir").arg(d);
-    }
+    cmd.env(CHILD_ENV, dir.as_deref().unwrap_or(""));
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -286,7 +287,7 @@ fn resident_bytes(pid: u32) -> Option<u64> {
     Some(pages * 4096)
 }
 
-/// What `nsplit analyse-shapes` writes on stdout.
+/// What the analysis child writes on stdout.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Reply {
     Found {
@@ -355,9 +356,22 @@ impl Fact {
     }
 }
 
-/// The child side (`nsplit analyse-shapes`): a serialised model on stdin, the facts as JSON on
-/// stdout.
-pub fn serve(dir: Option<&str>) -> Result<()> {
+/// The child side of tract's analysis in a process of its own: a program that uses this library
+/// calls it first thing in `main` (the nsplit binary does). Started by the library as the
+/// analysis child (`NSPLIT_TRACT_ANALYSIS_CHILD` set), it reads a serialised model on stdin,
+/// writes the facts as JSON on stdout and returns `true`: the program should exit. Otherwise it
+/// returns `false` at once.
+pub fn serve_if_child() -> Result<bool> {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return Ok(false);
+    };
+    let dir = dir.to_string_lossy().into_owned();
+    serve((!dir.is_empty()).then_some(dir.as_str()))?;
+    Ok(true)
+}
+
+/// The child side: a serialised model on stdin, the facts as JSON on stdout.
+fn serve(dir: Option<&str>) -> Result<()> {
     use std::io::{Read, Write};
     let mut bytes = vec![];
     std::io::stdin().read_to_end(&mut bytes)?;
