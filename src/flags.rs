@@ -3,14 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use nsplit::cost::profile::{DeviceProfile, Role, BUILT_IN};
+use nsplit::cost::profile::{DeviceProfile, BUILT_IN};
 use nsplit::cost::Profiles;
 use nsplit::job::JobOptions;
-use nsplit::output::ExternalData;
-use nsplit::plan::{network, Objective, PlanOptions, Sweep};
-use nsplit::runtime::{SampleInputs, Verifier};
+use nsplit::plan::{network, PlanOptions, Sweep};
+use nsplit::runtime::SampleInputs;
 use nsplit::serve::run::{CutChoice, RunOptions};
-use nsplit::serve::triton::{TritonBackend, TritonOptions};
+use nsplit::serve::triton::TritonOptions;
 use nsplit::shapes::InputShapes;
 use std::path::PathBuf;
 
@@ -79,7 +78,7 @@ pub struct JobArgs {
     /// Networks to choose a cut for: names (3g, lte, wifi), uplink bandwidths in Mbps (e.g.
     /// 0.5,2,10,50; downlink taken equal, RTT and radio of --base-network), mixed, or a buckets
     /// JSON file (docs/user-guide.md).
-    #[arg(long, default_value = "3g,lte,wifi", value_name = "LIST|FILE")]
+    #[arg(long, default_value = network::DEFAULT_BUCKETS, value_name = "LIST|FILE")]
     buckets: String,
     /// What to minimise: end-to-end latency, or the phone's energy (compute + radio).
     #[arg(long, value_enum, default_value_t = Objective::Latency)]
@@ -88,11 +87,11 @@ pub struct JobArgs {
     #[arg(long, default_value_t = 1.0, value_name = "K")]
     cloud_load: f64,
     /// Uplink range (Mbps) over which the exact breakpoints are computed.
-    #[arg(long, default_value = "0.1..1000", value_name = "FROM..TO")]
+    #[arg(long, default_value = network::DEFAULT_SWEEP_RANGE, value_name = "FROM..TO")]
     range: String,
     /// The network (3g, lte, wifi) whose RTT and radio power a bare bandwidth uses, in
     /// --buckets and in the breakpoint range.
-    #[arg(long, default_value = "lte", value_name = "NETWORK")]
+    #[arg(long, default_value = network::DEFAULT_BASE_NETWORK, value_name = "NETWORK")]
     base_network: String,
     #[command(flatten)]
     shapes: ShapeArgs,
@@ -157,9 +156,9 @@ impl SampleArgs {
 /// `--mobile` and `--cloud`: the device profiles predictions come from.
 #[derive(Args)]
 pub struct ProfileArgs {
-    #[arg(long, default_value = "jetson-tk1", value_name = "NAME|FILE", help = profile_help("Mobile device", Role::Mobile))]
+    #[arg(long, default_value = nsplit::cost::profile::DEFAULT_MOBILE, value_name = "NAME|FILE", help = profile_help("Mobile device", nsplit::cost::profile::Role::Mobile))]
     mobile: String,
-    #[arg(long, default_value = "titan-x", value_name = "NAME|FILE", help = profile_help("Server", Role::Cloud))]
+    #[arg(long, default_value = nsplit::cost::profile::DEFAULT_CLOUD, value_name = "NAME|FILE", help = profile_help("Server", nsplit::cost::profile::Role::Cloud))]
     cloud: String,
 }
 
@@ -170,7 +169,7 @@ impl ProfileArgs {
 }
 
 /// The help of a profile flag, naming the built-in profiles of `role` first.
-fn profile_help(device: &str, role: Role) -> String {
+fn profile_help(device: &str, role: nsplit::cost::profile::Role) -> String {
     let (mine, others): (Vec<&str>, Vec<&str>) = BUILT_IN
         .iter()
         .map(|(name, _)| *name)
@@ -191,7 +190,7 @@ pub struct TritonArgs {
     triton_backend: TritonBackend,
     /// max_batch_size of a tail that can batch (its inputs and outputs start with the original's
     /// symbolic batch dimension); 0 turns batching off.
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    #[arg(long, default_value_t = nsplit::serve::triton::DEFAULT_MAX_BATCH, value_name = "N")]
     triton_max_batch: u32,
     /// How long Triton's dynamic batcher may hold a request waiting for others, microseconds.
     #[arg(long, default_value_t = 0, value_name = "US")]
@@ -205,7 +204,7 @@ pub struct TritonArgs {
 impl TritonArgs {
     pub fn options(&self) -> TritonOptions {
         TritonOptions {
-            backend: self.triton_backend,
+            backend: self.triton_backend.into(),
             max_batch_size: self.triton_max_batch,
             queue_delay_us: self.triton_queue_delay_us,
             name: self.triton_name.clone(),
@@ -404,10 +403,10 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Relative tolerance.
-        #[arg(long, default_value_t = 1e-4)]
+        #[arg(long, default_value_t = nsplit::verify::DEFAULT_RTOL)]
         rtol: f64,
         /// Absolute tolerance.
-        #[arg(long, default_value_t = 1e-5)]
+        #[arg(long, default_value_t = nsplit::verify::DEFAULT_ATOL)]
         atol: f64,
         /// The runtime that runs the models: onnxruntime where it is installed, else tract.
         #[arg(long, value_enum, default_value_t = Verifier::Auto)]
@@ -488,7 +487,7 @@ impl RunArgs {
             model: self.model.clone(),
             timeout: std::time::Duration::try_from_secs_f64(timeout)
                 .context("--timeout is too large")?,
-            runtime: self.runtime,
+            runtime: self.runtime.into(),
             repeat: self.repeat,
         })
     }
@@ -541,16 +540,16 @@ impl JobArgs {
             input_shapes: self.shapes.parse()?,
             profiles: self.profiles.resolve()?,
             plan: PlanOptions {
-                objective: self.objective,
+                objective: self.objective.into(),
                 cloud_load: self.cloud_load,
                 buckets: network::parse_buckets(&self.buckets, &base)?,
                 sweep: Sweep::parse(&self.range, base)
                     .with_context(|| format!("--range `{}`", self.range))?,
             },
             verify: !self.no_verify,
-            verifier: self.verifier,
+            verifier: self.verifier.into(),
             samples: self.samples.read()?,
-            external_data: self.external_data,
+            external_data: self.external_data.into(),
             progress: true,
             triton: self.triton.then(|| self.triton_opts.options()),
         };
@@ -585,4 +584,76 @@ pub fn mistyped_command(first: Option<&std::ffi::OsStr>) -> Option<String> {
             names.join(", ")
         )
     })
+}
+
+/// A choice of the library's (an enum) as the command line spells it: the same variants, each
+/// documented for `--help`, and the conversion to the library's type. The library derives no
+/// clap traits.
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident => $lib:ty { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl From<$name> for $lib {
+            fn from(choice: $name) -> $lib {
+                match choice {
+                    $($name::$variant => <$lib>::$variant),+
+                }
+            }
+        }
+    };
+}
+
+choice! {
+    /// What the planner minimises (`--objective`).
+    Objective => nsplit::plan::Objective {
+        /// End-to-end latency (ms): phone compute, upload, round trip, server compute, download.
+        Latency,
+        /// Phone energy (mJ): compute plus the radio while uploading (the paper's energy(j)).
+        Energy,
+    }
+}
+
+choice! {
+    /// Which runtime checks the halves (`--verifier`) or runs them (`nsplit run --runtime`).
+    Verifier => nsplit::runtime::Verifier {
+        /// onnxruntime where it is installed and runs the model, else tract.
+        Auto,
+        /// onnxruntime only (`$ORT_DYLIB_PATH`, or the Python onnxruntime package).
+        Onnxruntime,
+        /// tract only.
+        Tract,
+    }
+}
+
+choice! {
+    /// When halves store their weights in a separate data file (`--external-data`).
+    ExternalData => nsplit::output::ExternalData {
+        /// External when the source model used external data, or when a half exceeds 2 GiB.
+        Auto,
+        Always,
+        /// Inline, except for a half over 2 GiB, which protobuf cannot write inline.
+        Never,
+    }
+}
+
+choice! {
+    /// Which side of the split a profile describes (`nsplit profile --role`).
+    Role => nsplit::cost::profile::Role {
+        Mobile,
+        Cloud,
+    }
+}
+
+choice! {
+    /// Which Triton backend serves the tails (`--triton-backend`).
+    TritonBackend => nsplit::serve::triton::TritonBackend {
+        /// `platform: "onnxruntime_onnx"`: Triton's onnxruntime backend (GPU where the server has one).
+        Onnxruntime,
+        /// Triton's Python backend running `model.py` (onnxruntime in the server's Python).
+        Python,
+    }
 }

@@ -126,12 +126,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let input_shapes = shapes.parse()?;
             let check = VerifyOptions {
                 input_shapes: input_shapes.clone(),
-                verifier,
+                verifier: verifier.into(),
                 samples: samples.read()?,
                 ..VerifyOptions::default()
             };
             let check = (!no_verify).then_some(&check);
-            let report = split_at(&model, &at, &out, &input_shapes, external_data, check)?;
+            let report = split_at(
+                &model,
+                &at,
+                &out,
+                &input_shapes,
+                external_data.into(),
+                check,
+            )?;
             print!("{}", report.to_text());
             Ok(ExitCode::SUCCESS)
         }
@@ -143,7 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
         } => {
             let opts = ProfileOptions {
-                role,
+                role: role.into(),
                 quick,
                 power_w,
             };
@@ -198,7 +205,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seed,
                 rtol,
                 atol,
-                verifier,
+                verifier: verifier.into(),
                 samples: samples.read()?,
             };
             let half = |s: &str| (s != "-").then(|| PathBuf::from(s));

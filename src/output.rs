@@ -54,7 +54,7 @@ pub fn temp_file_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
 }
 
 /// When halves store their weights in a separate data file.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExternalData {
     /// External when the source model used external data, or when a half exceeds 2 GiB.
     Auto,

@@ -15,7 +15,7 @@ pub const FORMAT: &str = "nsplit.profile";
 pub const VERSION: u32 = 1;
 
 /// Which side of the split a profile describes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Mobile,
@@ -293,10 +293,15 @@ impl Profiles {
     }
 }
 
+/// The phone profile used when none is named: a Jetson TK1 phone-class GPU (estimated).
+pub const DEFAULT_MOBILE: &str = "jetson-tk1";
+/// The server profile used when none is named: a Titan X server GPU (estimated).
+pub const DEFAULT_CLOUD: &str = "titan-x";
+
 impl Default for Profiles {
-    /// The paper-shaped pair: Jetson TK1 phone-class GPU, Titan X server GPU (both estimated).
+    /// The paper-shaped pair, [`DEFAULT_MOBILE`] and [`DEFAULT_CLOUD`].
     fn default() -> Self {
-        Profiles::resolve("jetson-tk1", "titan-x").expect("built-in profiles are valid")
+        Profiles::resolve(DEFAULT_MOBILE, DEFAULT_CLOUD).expect("built-in profiles are valid")
     }
 }
 

@@ -125,10 +125,10 @@ pub fn triton_command(python: &Path, repo: &Path, port: u16) -> Command {
 /// network names or a file) and verification on or off.
 pub fn job_options(buckets: &str, verify: bool) -> crate::job::JobOptions {
     use crate::plan::network;
-    let lte = network::reference_network("lte").unwrap();
+    let lte = network::reference_network(network::DEFAULT_BASE_NETWORK).unwrap();
     crate::job::JobOptions {
         input_shapes: Default::default(),
-        profiles: crate::cost::Profiles::resolve("jetson-tk1", "titan-x").unwrap(),
+        profiles: crate::cost::Profiles::default(),
         plan: crate::plan::PlanOptions {
             objective: crate::plan::Objective::Latency,
             cloud_load: 1.0,

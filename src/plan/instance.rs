@@ -47,7 +47,7 @@ impl std::ops::Mul<f64> for Linear {
 }
 
 /// What the planner minimises.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// End-to-end latency (ms): phone compute, upload, round trip, server compute, download.

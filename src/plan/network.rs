@@ -92,6 +92,14 @@ pub fn default_buckets() -> Vec<BandwidthBucket> {
     ]
 }
 
+/// The networks planned for when none are named.
+pub const DEFAULT_BUCKETS: &str = "3g,lte,wifi";
+/// The network whose RTT and radio a bare bandwidth and the breakpoint sweep use when none is
+/// named.
+pub const DEFAULT_BASE_NETWORK: &str = "lte";
+/// The uplink range (Mbps) of the breakpoint sweep when none is given.
+pub const DEFAULT_SWEEP_RANGE: &str = "0.1..1000";
+
 /// The network whose RTT and radio a bandwidth given as a bare number, and the breakpoint sweep,
 /// use (its uplink is replaced; downlink is taken equal to uplink).
 pub fn reference_network(name: &str) -> Result<BandwidthBucket> {

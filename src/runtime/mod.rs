@@ -27,7 +27,7 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 
 /// Which runtime checks the halves (`--verifier`).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum Verifier {
     /// onnxruntime where it is installed and runs the model, else tract.
     #[default]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub const MODEL_PY: &str = include_str!("model.py");
 
 /// Which Triton backend serves the tails.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum TritonBackend {
     /// `platform: "onnxruntime_onnx"`: Triton's onnxruntime backend (GPU where the server has one).
     #[default]
@@ -43,11 +43,14 @@ pub struct TritonOptions {
     pub name: Option<String>,
 }
 
+/// `max_batch_size` of a batchable tail when none is given.
+pub const DEFAULT_MAX_BATCH: u32 = 8;
+
 impl Default for TritonOptions {
     fn default() -> Self {
         TritonOptions {
             backend: TritonBackend::Onnxruntime,
-            max_batch_size: 8,
+            max_batch_size: DEFAULT_MAX_BATCH,
             queue_delay_us: 0,
             name: None,
         }

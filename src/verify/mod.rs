@@ -31,13 +31,18 @@ pub struct VerifyOptions {
     pub samples: SampleInputs,
 }
 
+/// Relative tolerance of a comparison when none is given.
+pub const DEFAULT_RTOL: f64 = 1e-4;
+/// Absolute tolerance of a comparison when none is given.
+pub const DEFAULT_ATOL: f64 = 1e-5;
+
 impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             input_shapes: InputShapes::default(),
             seed: 0,
-            rtol: 1e-4,
-            atol: 1e-5,
+            rtol: DEFAULT_RTOL,
+            atol: DEFAULT_ATOL,
             verifier: Verifier::Auto,
             samples: SampleInputs::default(),
         }
