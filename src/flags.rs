@@ -657,3 +657,26 @@ choice! {
         Python,
     }
 }
+
+/// How the command line names each setting the library's messages mention (installed by
+/// `main`, [`nsplit::setting::name_with`]).
+pub fn flag_name(setting: nsplit::setting::Setting) -> &'static str {
+    use nsplit::setting::Setting;
+    match setting {
+        Setting::InputShape => "--input-shape",
+        Setting::SampleInputs => "--sample-inputs",
+        Setting::InputValue => "--input-value",
+        Setting::Buckets => "--buckets",
+        Setting::CloudLoad => "--cloud-load",
+        Setting::EnergyObjective => "--objective energy",
+        Setting::Bandwidth => "--bandwidth",
+        Setting::Network => "--network",
+        Setting::NoVerify => "--no-verify",
+        Setting::Triton => "--triton",
+        Setting::PackageTriton => "`nsplit package DIR --triton REPO`",
+        Setting::Server => "--server",
+        Setting::Timeout => "--timeout",
+        Setting::RunInput => "--input",
+        Setting::ServedModel => "--model",
+    }
+}

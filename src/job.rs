@@ -17,6 +17,7 @@ use crate::report::Annotations;
 use crate::runtime::Runtime;
 use crate::selection::{CutFiles, SelectionTable, TableInputs, Verification, VerificationStatus};
 use crate::serve::triton::TailFile;
+use crate::setting::Setting;
 use crate::shapes::InputShapes;
 use crate::verify::{Outcome, Reference, VerifyOptions};
 use anyhow::{bail, Context, Result};
@@ -51,7 +52,8 @@ pub struct JobReport {
 pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
     if let Some(empty) = opts.input_shapes.empty() {
         bail!(
-            "--input-shape {empty}, an empty tensor: every node would cost 0 and nothing would be sent, so there is nothing to plan; give the sizes the model runs at"
+            "{} {empty}, an empty tensor: every node would cost 0 and nothing would be sent, so there is nothing to plan; give the sizes the model runs at",
+            Setting::InputShape
         );
     }
     let mut a = Analysis::run(model, &opts.input_shapes)?;
@@ -168,9 +170,10 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
             // All-mobile everywhere: nothing to serve, and no repository (an earlier one would
             // serve tails this plan no longer uses).
             let _ = std::fs::remove_dir_all(out.join("triton"));
-            table.notes.push(
-                "--triton: every cut runs on the phone alone, so there is no tail to serve and no Triton repository was written".into(),
-            );
+            table.notes.push(format!(
+                "{}: every cut runs on the phone alone, so there is no tail to serve and no Triton repository was written",
+                Setting::Triton
+            ));
             vec![]
         } else {
             crate::serve::triton::write_repository(&table, &tails, &mut staging, "triton/", triton)
@@ -179,9 +182,11 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         crate::serve::name_models(&mut table, &names);
     }
     if opts.triton.is_none() && out.join("triton").is_dir() {
-        table.notes.push(
-            "triton/ holds the Triton repository of an earlier run, left as it was: its tails may not be this run's, so selection.json names none of its models; `nsplit package DIR DIR/triton` (or --triton) writes it again".into(),
-        );
+        table.notes.push(format!(
+            "triton/ holds the Triton repository of an earlier run, left as it was: its tails may not be this run's, so selection.json names none of its models; {} with REPO = DIR/triton (or {} with the main job) writes it again",
+            Setting::PackageTriton,
+            Setting::Triton
+        ));
     }
     staging.write_text("selection.json", &table.to_json())?;
     staging.write_text("selection.svg", &figures::selection_chart(&table)?)?;
@@ -217,9 +222,10 @@ fn require_concrete_inputs(a: &Analysis) -> Result<()> {
         if info.concrete_dims().is_none() {
             let name = &a.graph.tensor(t).name;
             bail!(
-                "{}: input `{name}` has shape {}, which is not fixed; give it with --input-shape {name}=DIMS (e.g. 1x3x224x224)",
+                "{}: input `{name}` has shape {}, which is not fixed; give it with {} {name}=DIMS (e.g. 1x3x224x224)",
                 a.model.path.display(),
-                info.shape_string()
+                info.shape_string(),
+                Setting::InputShape
             );
         }
     }

@@ -45,6 +45,7 @@ pub mod report;
 pub mod runtime;
 pub mod selection;
 pub mod serve;
+pub mod setting;
 pub mod shapes;
 pub mod split;
 pub mod tensor;

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The library's messages name settings; the command line names them by their flags.
+    nsplit::setting::name_with(flags::flag_name);
     // Started by the library as the process that runs tract's shape analysis: answer and stop.
     match nsplit::shapes::serve_tract_analysis_if_child() {
         Ok(true) => return ExitCode::SUCCESS,

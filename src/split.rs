@@ -5,6 +5,7 @@ use crate::cut::Cut;
 use crate::emit::{write_pair, Emitter, WrittenPair};
 use crate::graph::TensorId;
 use crate::output::{ExternalData, Staging};
+use crate::setting::Setting;
 use crate::shapes::{InputShapes, Sizes};
 use crate::tensor::TensorSummary;
 use crate::verify::{Outcome, Reference, VerifyOptions};
@@ -91,14 +92,16 @@ fn check(
     let outcome = reference.check(head.as_deref(), tail.as_deref(), opts)?;
     match outcome {
         Outcome::Compared { .. } if !outcome.passed() => bail!(
-            "cut {}: head then tail does not compute what {} computes; nothing was written (--no-verify writes the halves unchecked)\n{}",
+            "cut {}: head then tail does not compute what {} computes; nothing was written ({} writes the halves unchecked)\n{}",
             pair.cut_id,
             model.display(),
+            Setting::NoVerify,
             outcome.to_text().trim_end()
         ),
         Outcome::Rejected(why) => bail!(
-            "cut {}: {why}; nothing was written (--no-verify writes the halves unchecked)",
-            pair.cut_id
+            "cut {}: {why}; nothing was written ({} writes the halves unchecked)",
+            pair.cut_id,
+            Setting::NoVerify
         ),
         outcome => Ok(outcome),
     }

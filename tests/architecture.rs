@@ -17,7 +17,7 @@ use syn::visit::Visit;
 #[rustfmt::skip]
 const ORDER: &[&str] = &[
     // foundations
-    "guard", "warn", "tensor", "ops", "proto",
+    "guard", "warn", "setting", "tensor", "ops", "proto",
     // stages
     "load", "output", "graph", "shapes", "cost", "analysis", "runtime", "profiler", "cut",
     "plan", "selection", "emit", "verify", "serve",

@@ -25,6 +25,7 @@ pub use predict::Prediction;
 use crate::analysis::Analysis;
 use crate::cost::{NodeCosts, Profiles};
 use crate::cut::Cut;
+use crate::setting::Setting;
 use anyhow::{bail, Result};
 use breakpoints::{lower_envelope, Line};
 use serde::{Deserialize, Serialize};
@@ -214,13 +215,15 @@ pub fn best_head(inst: &Instance, method: Method, x: f64) -> Vec<bool> {
 pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Plan> {
     if !(opts.cloud_load.is_finite() && opts.cloud_load > 0.0) {
         bail!(
-            "--cloud-load must be a positive number, got {}",
+            "{} must be a positive number, got {}",
+            Setting::CloudLoad,
             opts.cloud_load
         );
     }
     if opts.objective == Objective::Energy && profiles.mobile.power_w.is_empty() {
         bail!(
-            "--objective energy needs the phone's power, and the mobile profile `{}` has no power model (`power_w`): use a phone profile (jetson-tk1, jetson-tk1-cpu, x86-2core) or add `power_w` to it (docs/profiles.md)",
+            "{} needs the phone's power, and the mobile profile `{}` has no power model (`power_w`): use a phone profile (jetson-tk1, jetson-tk1-cpu, x86-2core) or add `power_w` to it (docs/profiles.md)",
+            Setting::EnergyObjective,
             profiles.mobile.name
         );
     }

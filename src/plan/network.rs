@@ -5,6 +5,7 @@
 //! throughput and power coefficients; downlink throughput and round-trip time are not in its
 //! table, so the defaults below state where theirs come from.
 
+use crate::setting::Setting;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -132,7 +133,10 @@ pub fn parse_buckets(spec: &str, like: &BandwidthBucket) -> Result<Vec<Bandwidth
                 out.push(at_bandwidth(mbps, like));
             } else {
                 out.push(reference_network(item).with_context(|| {
-                    format!("--buckets `{item}`: not a number of Mbps, a network name or a file")
+                    format!(
+                        "{} `{item}`: not a number of Mbps, a network name or a file",
+                        Setting::Buckets
+                    )
                 })?);
             }
         }

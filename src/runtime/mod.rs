@@ -16,6 +16,7 @@ pub mod tract;
 pub use samples::SampleInputs;
 
 use crate::graph::ModelGraph;
+use crate::setting::Setting;
 use crate::shapes::{InputShapes, ShapeTable};
 use crate::tensor::DType;
 use anyhow::{anyhow, Result};
@@ -166,7 +167,10 @@ pub fn random_inputs(
             .and_then(|s| s.0.get(name).cloned())
             .or_else(|| info.concrete_dims())
             .ok_or_else(|| {
-                anyhow!("input `{name}` has no concrete shape; give one with --input-shape")
+                anyhow!(
+                    "input `{name}` has no concrete shape; give one with {}",
+                    Setting::InputShape
+                )
             })?
             .iter()
             .map(|&d| d as usize)

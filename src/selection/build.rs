@@ -5,6 +5,7 @@ use super::*;
 use crate::analysis::Analysis;
 use crate::cost::Profiles;
 use crate::plan::{Plan, Sweep};
+use crate::setting::Setting;
 use crate::tensor::TensorSummary;
 
 /// What the emitter wrote for a cut: file names and the verification outcome.
@@ -182,7 +183,8 @@ fn notes(plan: &Plan) -> Vec<String> {
     let mut notes = vec![];
     if !plan.unknown_size.is_empty() {
         notes.push(format!(
-            "no cut sends these tensors, whose size is unknown (fix input shapes with --input-shape to allow it): {}",
+            "no cut sends these tensors, whose size is unknown (fix input shapes with {} to allow it): {}",
+            Setting::InputShape,
             plan.unknown_size.join(", ")
         ));
     }

@@ -2,6 +2,7 @@
 //! sweep's, by the planner's own rule ([`crate::plan::piece_at`]) on the table's rounded ends.
 
 use super::*;
+use crate::setting::Setting;
 
 /// `nsplit select`'s answer: the pair to use at a measured uplink bandwidth. Fields in
 /// alphabetical order, as the JSON has always listed them.
@@ -46,7 +47,10 @@ impl SelectionTable {
     /// network without one), from that network's breakpoints (clamped to their range).
     pub fn select(&self, mbps: f64, network: Option<&str>) -> Result<(&CutEntry, Lookup<'_>)> {
         if !(mbps.is_finite() && mbps > 0.0) {
-            bail!("--bandwidth must be a positive number of Mbps, got {mbps}");
+            bail!(
+                "{} must be a positive number of Mbps, got {mbps}",
+                Setting::Bandwidth
+            );
         }
         let lookup = self.lookup(network)?;
         let piece = lookup
@@ -95,7 +99,7 @@ impl SelectionTable {
                 .map(String::as_str)
                 .collect();
             if names.is_empty() {
-                bail!("selection.json has no per-network breakpoints (written by an older nsplit): run the main job again, or leave out --network");
+                bail!("selection.json has no per-network breakpoints (written by an older nsplit): run the main job again, or leave out {}", Setting::Network);
             }
             bail!(
                 "selection.json has no network `{name}`; its networks are: {}",

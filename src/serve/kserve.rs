@@ -7,6 +7,7 @@
 //! the server does not have, or the server's own message for a request it refused.
 
 use crate::runtime::datatype::WireType;
+use crate::setting::Setting;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -62,7 +63,10 @@ impl Server {
     pub fn new(url: &str, timeout: Duration) -> Result<Server> {
         let url = url.trim_end_matches('/').to_string();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("--server `{url}`: give the server's URL, e.g. http://127.0.0.1:8000");
+            bail!(
+                "{} `{url}`: give the server's URL, e.g. http://127.0.0.1:8000",
+                Setting::Server
+            );
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -222,8 +226,9 @@ impl Server {
         let url = &self.url;
         match e {
             ureq::Error::Timeout(_) => anyhow!(
-                "the inference server at {url} did not answer within {:.3} s (--timeout)",
-                self.timeout.as_secs_f64()
+                "the inference server at {url} did not answer within {:.3} s ({})",
+                self.timeout.as_secs_f64(),
+                Setting::Timeout
             ),
             ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => anyhow!(
                 "cannot connect to the inference server at {url}: {e} (is it running and listening there?)"
@@ -233,8 +238,9 @@ impl Server {
                     "cannot connect to the inference server at {url}: connection refused (is it running and listening there?)"
                 ),
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow!(
-                    "the inference server at {url} did not answer within {:.3} s (--timeout)",
-                    self.timeout.as_secs_f64()
+                    "the inference server at {url} did not answer within {:.3} s ({})",
+                    self.timeout.as_secs_f64(),
+                    Setting::Timeout
                 ),
                 _ => anyhow!("the inference server at {url}: {io}"),
             },

@@ -10,6 +10,7 @@ use super::HalfIo;
 use crate::runtime::npy;
 use crate::runtime::{Runtime, Verifier};
 use crate::selection::{CutEntry, SelectionTable};
+use crate::setting::Setting;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -92,9 +93,9 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let cut = choose(&table, &opts.choice)?;
     let mut values = HashMap::new();
     for (name, file) in &opts.inputs {
-        let t = npy::read_npy(file).with_context(|| format!("--input {name}"))?;
+        let t = npy::read_npy(file).with_context(|| format!("{} {name}", Setting::RunInput))?;
         if values.insert(name.clone(), t).is_some() {
-            bail!("--input {name} is given twice");
+            bail!("{} {name} is given twice", Setting::RunInput);
         }
     }
     // Each half's declared inputs and outputs, read once.
@@ -153,7 +154,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             .map(|i| {
                 let v = head_out.get(&i.name).or_else(|| values.get(&i.name));
                 v.map(|v| (i.name.clone(), v)).ok_or_else(|| {
-                    anyhow!("model `{}` on {} takes `{}`, which neither the head computes nor an --input gives", tail.name, tail.server.url, i.name)
+                    anyhow!("model `{}` on {} takes `{}`, which neither the head computes nor an {} gives", tail.name, tail.server.url, i.name, Setting::RunInput)
                 })
             })
             .collect::<Result<_>>()?;
@@ -301,13 +302,14 @@ fn check_inputs(
     if !missing.is_empty() {
         let list: Vec<String> = missing
             .iter()
-            .map(|n| format!("--input {n}=FILE.npy"))
+            .map(|n| format!("{} {n}=FILE.npy", Setting::RunInput))
             .collect();
         bail!("cut {} needs the input(s) {}", cut.id, list.join(" "));
     }
     if let Some(extra) = values.keys().find(|n| !needed.contains(n)) {
         bail!(
-            "--input {extra}: cut {} reads no input of that name; it reads {}",
+            "{} {extra}: cut {} reads no input of that name; it reads {}",
+            Setting::RunInput,
             cut.id,
             needed.join(", ")
         );
@@ -327,15 +329,18 @@ impl Tail {
     fn connect(cut: &CutEntry, tail: &HalfIo, opts: &RunOptions) -> Result<Tail> {
         let url = opts.server.as_deref().with_context(|| {
             format!(
-                "cut {} runs its tail on a server: give it with --server URL",
-                cut.id
+                "cut {} runs its tail on a server: give it with {} URL",
+                cut.id,
+                Setting::Server
             )
         })?;
         let name = match (&opts.model, &cut.triton_model) {
             (Some(m), _) | (None, Some(m)) => m.clone(),
             (None, None) => bail!(
-                "selection.json names no served model for cut {}: write a Triton repository with `nsplit package DIR --triton REPO`, or name the model with --model",
-                cut.id
+                "selection.json names no served model for cut {}: write a Triton repository with {}, or name the model with {}",
+                cut.id,
+                Setting::PackageTriton,
+                Setting::ServedModel
             ),
         };
         let server = Server::new(url, opts.timeout)?;

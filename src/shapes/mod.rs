@@ -18,6 +18,7 @@ pub use tract::serve_if_child as serve_tract_analysis_if_child;
 
 use crate::graph::{ModelGraph, TensorId};
 use crate::load::Model;
+use crate::setting::Setting;
 use crate::tensor::{DType, Dim, TensorInfo};
 use anyhow::{bail, Context, Result};
 use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
@@ -57,10 +58,13 @@ impl InputShapes {
         let mut map = BTreeMap::new();
         for item in items {
             let Some((name, dims)) = item.rsplit_once('=') else {
-                bail!("--input-shape `{item}` must be NAME=DIMS, e.g. input=1x3x224x224");
+                bail!(
+                    "{} `{item}` must be NAME=DIMS, e.g. input=1x3x224x224",
+                    Setting::InputShape
+                );
             };
             let dims = crate::tensor::parse_dims(dims)
-                .map_err(|e| anyhow::anyhow!("--input-shape {name}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("{} {name}: {e}", Setting::InputShape))?;
             map.insert(name.to_string(), dims);
         }
         Ok(InputShapes(map))
@@ -760,7 +764,8 @@ fn declared_inputs(
                 .map(|&t| graph.tensor(t).name.as_str())
                 .collect();
             bail!(
-                "--input-shape names `{name}`, which is not a graph input; the inputs are: {}",
+                "{} names `{name}`, which is not a graph input; the inputs are: {}",
+                Setting::InputShape,
                 names.join(", ")
             );
         }
@@ -784,7 +789,8 @@ fn declared_inputs(
                     .all(|(d, v)| !matches!(d, Dim::Known(k) if k != v));
             if !compatible {
                 bail!(
-                    "--input-shape {name}={}: the model declares `{name}` as {}",
+                    "{} {name}={}: the model declares `{name}` as {}",
+                    Setting::InputShape,
                     dims.iter()
                         .map(u64::to_string)
                         .collect::<Vec<_>>()
@@ -1014,8 +1020,9 @@ impl Symbols {
             let Some(dims) = &d.info.dims else {
                 if !given.0.contains_key(&d.name) && sizes != Sizes::Optional {
                     bail!(
-                        "input `{}` has no declared shape; give it one with --input-shape {}=DIMS",
+                        "input `{}` has no declared shape; give it one with {} {}=DIMS",
                         d.name,
+                        Setting::InputShape,
                         d.name
                     );
                 }
@@ -1042,9 +1049,10 @@ impl Symbols {
                             })
                             .collect();
                         bail!(
-                            "input `{}` has symbolic dimension `{dim}` (shape {}); give it a size with --input-shape {}={}",
+                            "input `{}` has symbolic dimension `{dim}` (shape {}); give it a size with {} {}={}",
                             d.name,
                             d.info.shape_string(),
+                            Setting::InputShape,
                             d.name,
                             example.join("x")
                         );
@@ -1063,7 +1071,11 @@ impl Symbols {
                 };
                 let at = Symbols::points(first, symbols.list.len() as u64, batch_like[&key])
                     .ok_or_else(|| {
-                        anyhow::anyhow!("--input-shape {}: size {first} is too large", d.name)
+                        anyhow::anyhow!(
+                            "{} {}: size {first} is too large",
+                            Setting::InputShape,
+                            d.name
+                        )
                     })?;
                 symbols.list.push(Symbol {
                     at,
@@ -1141,9 +1153,10 @@ impl Symbols {
                 .find(|e| e.vars().contains(open[0]))
                 .expect("a var of an expression");
             bail!(
-                "the symbol `{}` of the input dimension `{}` has no size; give a size to an input that has it with --input-shape",
+                "the symbol `{}` of the input dimension `{}` has no size; give a size to an input that has it with {}",
                 open[0],
-                e.text
+                e.text,
+                Setting::InputShape
             );
         }
         // Picked: the smallest size from 1 up at which every expression is a whole size.
@@ -1199,7 +1212,8 @@ impl Symbols {
                     .filter_map(|v| Some(format!("{v} = {}", self.size_at(v, 0)?)))
                     .collect();
                 bail!(
-                    "--input-shape {}: the model declares this dimension `{}`, which is {} where {}, not {size}",
+                    "{} {}: the model declares this dimension `{}`, which is {} where {}, not {size}",
+                    Setting::InputShape,
                     d.name,
                     e.text,
                     at.map_or("not a size".into(), |a| a.to_string()),

@@ -10,6 +10,7 @@
 
 use crate::analysis::Analysis;
 use crate::runtime::{random_inputs, Runtime, SampleInputs, Verifier};
+use crate::setting::Setting;
 use crate::shapes::{InputShapes, Sizes};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -229,7 +230,11 @@ impl Reference {
         }
         let mut why = problems.join("; ");
         if opts.samples.samples.is_empty() {
-            why += " (on random inputs: a model steered by an input's value needs real ones, --sample-inputs FILE.npz or --input-value NAME=VALUE)";
+            why += &format!(
+                " (on random inputs: a model steered by an input's value needs real ones, {} FILE.npz or {} NAME=VALUE)",
+                Setting::SampleInputs,
+                Setting::InputValue
+            );
         }
         Ok(Err(why))
     }
@@ -401,8 +406,9 @@ impl Reference {
             }
             if at_point.iter().all(|d| d.elements == 0) {
                 notes.push(format!(
-                    "at {}: every output is empty, so nothing was compared there (give sizes with --input-shape)",
-                    point.sizes
+                    "at {}: every output is empty, so nothing was compared there (give sizes with {})",
+                    point.sizes,
+                    Setting::InputShape
                 ));
             }
             at_point.sort_by(|a, b| a.name.cmp(&b.name));
@@ -410,12 +416,13 @@ impl Reference {
         }
         if !diffs.is_empty() && diffs.iter().all(|d| d.elements == 0) {
             return Ok(Outcome::Unverifiable(format!(
-                "every output is empty at every size tried ({}); nothing was compared: give sizes with --input-shape",
+                "every output is empty at every size tried ({}); nothing was compared: give sizes with {}",
                 self.points
                     .iter()
                     .map(|p| p.sizes.as_str())
                     .collect::<Vec<_>>()
-                    .join("; ")
+                    .join("; "),
+                Setting::InputShape
             )));
         }
         Ok(Outcome::Compared {
