@@ -95,7 +95,48 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
         emitter.source_sha256.clone()
     };
 
-    // Check each staged pair against the original.
+    let files = verify_pairs(&a, model, opts, pairs, &staging, &bar)?;
+    bar.finish_and_clear();
+
+    let mut table = SelectionTable::build(TableInputs {
+        analysis: &a,
+        profiles: &opts.profiles,
+        plan: &plan,
+        objective: opts.plan.objective,
+        cloud_load: opts.plan.cloud_load,
+        sweep: &opts.plan.sweep,
+        source_sha256,
+        files,
+    });
+    serve_tails(&mut table, &mut staging, out, opts.triton.as_ref())?;
+    staging.write_text("selection.json", &table.to_json())?;
+    staging.write_text("selection.svg", &figures::selection_chart(&table)?)?;
+    staging.write_text("cuts.svg", &cuts_chart(&a, &plan, &opts.plan)?)?;
+    staging.write_text("selection.md", &crate::report::selection::markdown(&table))?;
+    staging.write_text(
+        "annotations.json",
+        &Annotations::with_costs(&a, &opts.profiles, &plan.costs).to_json(),
+    )?;
+    staging.commit()?;
+    if let Some(previous) = previous {
+        remove_stale_pairs(out, &previous, &table);
+    }
+    Ok(JobReport {
+        out: out.to_path_buf(),
+        table,
+    })
+}
+
+/// Check each staged pair against the original (run once), or mark it skipped: what the table
+/// says of each pair. A pair that computes something else is an error (a bug in nsplit).
+fn verify_pairs(
+    a: &Analysis,
+    model: &Path,
+    opts: &JobOptions,
+    pairs: Vec<(String, Option<String>, Option<String>)>,
+    staging: &Staging,
+    bar: &ProgressBar,
+) -> Result<Vec<CutFiles>> {
     let mut files = vec![];
     let reference = if opts.verify {
         bar.set_message("running the original");
@@ -105,7 +146,7 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
             samples: opts.samples.clone(),
             ..VerifyOptions::default()
         };
-        Some((Reference::new(&a, &vopts)?, vopts))
+        Some((Reference::new(a, &vopts)?, vopts))
     } else {
         None
     };
@@ -152,20 +193,19 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
             verification,
         });
     }
-    bar.finish_and_clear();
+    Ok(files)
+}
 
-    let mut table = SelectionTable::build(TableInputs {
-        analysis: &a,
-        profiles: &opts.profiles,
-        plan: &plan,
-        objective: opts.plan.objective,
-        cloud_load: opts.plan.cloud_load,
-        sweep: &opts.plan.sweep,
-        source_sha256,
-        files,
-    });
-    if let Some(triton) = &opts.triton {
-        let tails = TailFile::of_table(&table, |file| staging.staged(file));
+/// With `triton`, the tails' Triton repository (`triton/`) and the models' names in the
+/// table; a note where there is no tail to serve, or where an earlier run's repository is left.
+fn serve_tails(
+    table: &mut SelectionTable,
+    staging: &mut Staging,
+    out: &Path,
+    triton: Option<&crate::serve::triton::TritonOptions>,
+) -> Result<()> {
+    if let Some(triton) = triton {
+        let tails = TailFile::of_table(table, |file| staging.staged(file));
         let names = if tails.is_empty() {
             // All-mobile everywhere: nothing to serve, and no repository (an earlier one would
             // serve tails this plan no longer uses).
@@ -176,34 +216,19 @@ pub fn run(model: &Path, out: &Path, opts: &JobOptions) -> Result<JobReport> {
             ));
             vec![]
         } else {
-            crate::serve::triton::write_repository(&table, &tails, &mut staging, "triton/", triton)
+            crate::serve::triton::write_repository(table, &tails, staging, "triton/", triton)
                 .context("cannot write the Triton repository")?
         };
-        crate::serve::name_models(&mut table, &names);
+        crate::serve::name_models(table, &names);
     }
-    if opts.triton.is_none() && out.join("triton").is_dir() {
+    if triton.is_none() && out.join("triton").is_dir() {
         table.notes.push(format!(
             "triton/ holds the Triton repository of an earlier run, left as it was: its tails may not be this run's, so selection.json names none of its models; {} with REPO = DIR/triton (or {} with the main job) writes it again",
             Setting::PackageTriton,
             Setting::Triton
         ));
     }
-    staging.write_text("selection.json", &table.to_json())?;
-    staging.write_text("selection.svg", &figures::selection_chart(&table)?)?;
-    staging.write_text("cuts.svg", &cuts_chart(&a, &plan, &opts.plan)?)?;
-    staging.write_text("selection.md", &crate::report::selection::markdown(&table))?;
-    staging.write_text(
-        "annotations.json",
-        &Annotations::with_costs(&a, &opts.profiles, &plan.costs).to_json(),
-    )?;
-    staging.commit()?;
-    if let Some(previous) = previous {
-        remove_stale_pairs(out, &previous, &table);
-    }
-    Ok(JobReport {
-        out: out.to_path_buf(),
-        table,
-    })
+    Ok(())
 }
 
 /// `cuts.svg`: every cut of the plan, with all-mobile and all-cloud, on the middle network of
@@ -284,6 +309,64 @@ pub fn summary(r: &JobReport) -> String {
             crate::plan::Method::MinCut => "min cut",
         }
     );
+    bucket_rows(&mut out, t);
+    let sending: Vec<_> = t.cuts.iter().filter(|c| !c.boundary.is_empty()).collect();
+    if !sending.is_empty() {
+        let _ = writeln!(
+            out,
+            "  cuts (h<nodes on the phone>-<hash of which nodes>) and what each sends:"
+        );
+        for c in sending {
+            let sent: Vec<String> = c
+                .boundary
+                .iter()
+                .map(|b| format!("{} {}", b.name, crate::report::format::sent_text(b)))
+                .collect();
+            let _ = writeln!(out, "    {:<20} {}", c.id, sent.join(", "));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  breakpoints (the best cut from each uplink; nsplit select DIR --network NAME --bandwidth MBPS):"
+    );
+    let line = |pieces: &[crate::selection::Piece]| {
+        pieces
+            .iter()
+            .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for n in &t.networks {
+        let _ = writeln!(out, "    {}: {}", n.buckets.join(", "), line(&n.pieces));
+    }
+    let _ = writeln!(
+        out,
+        "wrote {}: {} pair(s) ({}), selection.json, selection.md, annotations.json",
+        r.out.display(),
+        t.cuts.len(),
+        verified_text(t)
+    );
+    for c in t
+        .cuts
+        .iter()
+        .filter(|c| c.verification.status == VerificationStatus::Unverified)
+    {
+        let _ = writeln!(
+            out,
+            "  {} unverified: {}",
+            c.id,
+            c.verification.reason.as_deref().unwrap_or("")
+        );
+    }
+    for n in &t.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}
+
+/// The summary's table: per bucket, its cut, predictions and ratios against the baselines.
+fn bucket_rows(out: &mut String, t: &SelectionTable) {
+    use std::fmt::Write;
     let energy = t.objective == crate::plan::Objective::Energy;
     // The ratios are of the objective: times faster, or times less phone energy.
     let ratio = |base: f64, chosen: f64| -> String {
@@ -335,35 +418,10 @@ pub fn summary(r: &JobReport) -> String {
             "faster"
         }
     );
-    let sending: Vec<_> = t.cuts.iter().filter(|c| !c.boundary.is_empty()).collect();
-    if !sending.is_empty() {
-        let _ = writeln!(
-            out,
-            "  cuts (h<nodes on the phone>-<hash of which nodes>) and what each sends:"
-        );
-        for c in sending {
-            let sent: Vec<String> = c
-                .boundary
-                .iter()
-                .map(|b| format!("{} {}", b.name, crate::report::format::sent_text(b)))
-                .collect();
-            let _ = writeln!(out, "    {:<20} {}", c.id, sent.join(", "));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "  breakpoints (the best cut from each uplink; nsplit select DIR --network NAME --bandwidth MBPS):"
-    );
-    let line = |pieces: &[crate::selection::Piece]| {
-        pieces
-            .iter()
-            .map(|p| format!("{} from {} Mbps", p.cut, p.from_mbps))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for n in &t.networks {
-        let _ = writeln!(out, "    {}: {}", n.buckets.join(", "), line(&n.pieces));
-    }
+}
+
+/// How many pairs each runtime verified (`2 verified by onnxruntime`).
+fn verified_text(t: &SelectionTable) -> String {
     let mut verified: Vec<String> = vec![];
     for runtime in [Runtime::Onnxruntime, Runtime::Tract] {
         let n = t
@@ -379,27 +437,5 @@ pub fn summary(r: &JobReport) -> String {
     if verified.is_empty() {
         verified.push("0 verified".into());
     }
-    let _ = writeln!(
-        out,
-        "wrote {}: {} pair(s) ({}), selection.json, selection.md, annotations.json",
-        r.out.display(),
-        t.cuts.len(),
-        verified.join(", ")
-    );
-    for c in t
-        .cuts
-        .iter()
-        .filter(|c| c.verification.status == VerificationStatus::Unverified)
-    {
-        let _ = writeln!(
-            out,
-            "  {} unverified: {}",
-            c.id,
-            c.verification.reason.as_deref().unwrap_or("")
-        );
-    }
-    for n in &t.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
-    out
+    verified.join(", ")
 }

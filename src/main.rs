@@ -90,31 +90,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             profiles,
             measure,
             plot,
-        } => {
-            let profiles = profiles.resolve()?;
-            let shapes = shapes.parse()?;
-            if let Some(empty) = shapes.empty() {
-                eprintln!("warning: --input-shape {empty}, an empty tensor: its nodes cost 0");
-            }
-            let analysis = Analysis::run(&model, &shapes)?;
-            let mut report = Annotations::of(&analysis, &profiles);
-            if measure {
-                let measured = nsplit::profiler::measure::measure(&analysis, 5)
-                    .with_context(|| format!("cannot measure {} with tract", model.display()))?;
-                report = report.with_measurements(&analysis, &measured);
-            }
-            if let Some(plot) = &plot {
-                let svg = nsplit::report::figures::node_chart(&report)?;
-                nsplit::output::write_file(plot, svg.as_bytes())?;
-            }
-            let text = match format {
-                Format::Table => report.to_table(),
-                Format::Json => report.to_json(),
-                Format::Csv => report.to_csv(),
-            };
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => annotate(
+            &model,
+            &shapes.parse()?,
+            format,
+            &profiles.resolve()?,
+            measure,
+            plot.as_deref(),
+        ),
         Command::Split {
             model,
             at,
@@ -156,40 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 quick,
                 power_w,
             };
-            // Ticking from the start: building and fitting take tens of seconds between steps.
-            let bar = indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {elapsed:>4} {bar:30} {pos}/{len} {msg}",
-                )
-                .expect("valid template"),
-            );
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            bar.set_message("starting");
-            let mut profile = nsplit::profiler::profile(&opts, |total, label| {
-                if total > 0 {
-                    bar.set_length(total as u64);
-                    bar.inc(1);
-                }
-                bar.set_message(label.to_string());
-            })?;
-            bar.finish_and_clear();
-            if let Some(name) = name {
-                profile.name = name;
-            }
-            profile.write(&out)?;
-            eprintln!(
-                "wrote {} ({} regressions{})",
-                out.display(),
-                profile.regressions.len(),
-                profile.spread.map_or(String::new(), |s| format!(
-                    ", rerun spread {:.1}%",
-                    100.0 * s
-                ))
-            );
-            if let Some(warning) = nsplit::profiler::noise_warning(&profile) {
-                eprintln!("warning: {warning}");
-            }
-            Ok(ExitCode::SUCCESS)
+            profile(&opts, name, &out)
         }
         Command::Verify {
             original,
@@ -210,19 +160,95 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 verifier: verifier.into(),
                 samples: samples.read()?,
             };
-            let half = |s: &str| (s != "-").then(|| PathBuf::from(s));
-            let outcome = verify(
-                &original,
-                half(&head).as_deref(),
-                half(&tail).as_deref(),
-                &opts,
-            )?;
-            print!("{}", outcome.to_text());
-            Ok(match outcome {
-                Outcome::Unverifiable(_) => ExitCode::from(EXIT_UNVERIFIABLE),
-                o if o.passed() => ExitCode::SUCCESS,
-                _ => ExitCode::from(1),
-            })
+            check_pair(&original, &head, &tail, &opts)
         }
     }
+}
+
+/// `nsplit annotate`: the per-node report, measured where asked, plotted where asked.
+fn annotate(
+    model: &std::path::Path,
+    shapes: &nsplit::shapes::InputShapes,
+    format: Format,
+    profiles: &nsplit::cost::Profiles,
+    measure: bool,
+    plot: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    if let Some(empty) = shapes.empty() {
+        eprintln!("warning: --input-shape {empty}, an empty tensor: its nodes cost 0");
+    }
+    let analysis = Analysis::run(model, shapes)?;
+    let mut report = Annotations::of(&analysis, profiles);
+    if measure {
+        let measured = nsplit::profiler::measure::measure(&analysis, 5)
+            .with_context(|| format!("cannot measure {} with tract", model.display()))?;
+        report = report.with_measurements(&analysis, &measured);
+    }
+    if let Some(plot) = plot {
+        let svg = nsplit::report::figures::node_chart(&report)?;
+        nsplit::output::write_file(plot, svg.as_bytes())?;
+    }
+    let text = match format {
+        Format::Table => report.to_table(),
+        Format::Json => report.to_json(),
+        Format::Csv => report.to_csv(),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nsplit profile`: profile this machine, with a progress bar, and write the profile.
+fn profile(opts: &ProfileOptions, name: Option<String>, out: &std::path::Path) -> Result<ExitCode> {
+    // Ticking from the start: building and fitting take tens of seconds between steps.
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed:>4} {bar:30} {pos}/{len} {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.set_message("starting");
+    let mut profile = nsplit::profiler::profile(opts, |total, label| {
+        if total > 0 {
+            bar.set_length(total as u64);
+            bar.inc(1);
+        }
+        bar.set_message(label.to_string());
+    })?;
+    bar.finish_and_clear();
+    if let Some(name) = name {
+        profile.name = name;
+    }
+    profile.write(out)?;
+    eprintln!(
+        "wrote {} ({} regressions{})",
+        out.display(),
+        profile.regressions.len(),
+        profile.spread.map_or(String::new(), |s| format!(
+            ", rerun spread {:.1}%",
+            100.0 * s
+        ))
+    );
+    if let Some(warning) = nsplit::profiler::noise_warning(&profile) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nsplit verify`: head then tail (`-` for none) against the original; the exit code says
+/// whether they matched, differed, or could not be compared.
+fn check_pair(
+    original: &std::path::Path,
+    head: &str,
+    tail: &str,
+    opts: &VerifyOptions,
+) -> Result<ExitCode> {
+    let half = |s: &str| (s != "-").then(|| PathBuf::from(s));
+    let outcome = verify(original, half(head).as_deref(), half(tail).as_deref(), opts)?;
+    print!("{}", outcome.to_text());
+    Ok(match outcome {
+        Outcome::Unverifiable(_) => ExitCode::from(EXIT_UNVERIFIABLE),
+        o if o.passed() => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
 }

@@ -459,20 +459,8 @@ const MAX_FN_LINES: usize = 120;
 /// that is split must leave it, and no other may join it). `grid` is the profiler's table of
 /// configurations, data more than steps.
 const STILL_LONG: &[&str] = &[
-    "src/shapes/ops/movement.rs: fn infer",
-    "src/shapes/mod.rs: fn infer_with",
-    "src/shapes/mod.rs: fn of",
-    "src/shapes/mod.rs: fn settle_expressions",
-    "src/serve/run.rs: fn run",
     "src/dev/paper.rs: fn scenario",
-    "src/report/annotate.rs: fn to_table",
-    "src/report/figures.rs: fn draw_panel",
-    "src/report/selection.rs: fn markdown",
-    "src/plan/mod.rs: fn plan",
     "src/profiler/grid.rs: fn grid",
-    "src/job.rs: fn run",
-    "src/job.rs: fn summary",
-    "src/main.rs: fn run",
 ];
 
 #[test]

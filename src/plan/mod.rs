@@ -213,24 +213,8 @@ pub fn best_head(inst: &Instance, method: Method, x: f64) -> Vec<bool> {
 
 /// Choose a cut per bucket and compute the breakpoints.
 pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Plan> {
-    if !(opts.cloud_load.is_finite() && opts.cloud_load > 0.0) {
-        bail!(
-            "{} must be a positive number, got {}",
-            Setting::CloudLoad,
-            opts.cloud_load
-        );
-    }
-    if opts.objective == Objective::Energy && profiles.mobile.power_w.is_empty() {
-        bail!(
-            "{} needs the phone's power, and the mobile profile `{}` has no power model (`power_w`): use a phone profile (jetson-tk1, jetson-tk1-cpu, x86-2core) or add `power_w` to it (docs/profiles.md)",
-            Setting::EnergyObjective,
-            profiles.mobile.name
-        );
-    }
+    check_options(profiles, opts)?;
     let (lo, hi) = (opts.sweep.from_mbps, opts.sweep.to_mbps);
-    if !(lo > 0.0 && lo < hi && hi.is_finite()) {
-        bail!("the bandwidth range must be 0 < FROM < TO, got {lo}..{hi}");
-    }
     let costs = NodeCosts::predict(&a.graph, &a.features, profiles);
     let build = |link: &Link| {
         Instance::build(
@@ -255,36 +239,7 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     // Each bucket's network swept on its own (RTT, radio, downlink ratio), over the range and
     // its own uplink; the bucket's choice is what that sweep gives at its uplink, so the app's
     // lookup (`nsplit select --network`) returns the cut the plan prints.
-    // Buckets that differ only in uplink (bare bandwidths, all on the base network's radio)
-    // are one network.
-    let mut networks: Vec<NetworkBreakpoints> = vec![];
-    let mut network_of = vec![];
-    for bucket in &opts.buckets {
-        let at = match networks
-            .iter()
-            .position(|n| same_network(&n.network, bucket))
-        {
-            Some(i) => i,
-            None => {
-                networks.push(NetworkBreakpoints {
-                    network: bucket.clone(),
-                    buckets: vec![],
-                    from_mbps: lo,
-                    to_mbps: hi,
-                    pieces: vec![],
-                    lines: vec![],
-                });
-                networks.len() - 1
-            }
-        };
-        let n = &mut networks[at];
-        n.from_mbps = n.from_mbps.min(bucket.uplink_mbps);
-        n.to_mbps = n.to_mbps.max(bucket.uplink_mbps);
-        if !n.buckets.contains(&bucket.name) {
-            n.buckets.push(bucket.name.clone());
-        }
-        network_of.push(at);
-    }
+    let (mut networks, network_of) = networks_of(&opts.buckets, lo, hi);
     // Each network's instance, kept for its cost lines once the cuts are known.
     let mut instances = vec![];
     for n in &mut networks {
@@ -369,6 +324,69 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         costs,
         tie_within: tie_within(profiles, opts.objective),
     })
+}
+
+/// The options a plan cannot be made with: a server load that is no positive number, the energy
+/// objective without the phone's power, a bandwidth range that is empty.
+fn check_options(profiles: &Profiles, opts: &PlanOptions) -> Result<()> {
+    if !(opts.cloud_load.is_finite() && opts.cloud_load > 0.0) {
+        bail!(
+            "{} must be a positive number, got {}",
+            Setting::CloudLoad,
+            opts.cloud_load
+        );
+    }
+    if opts.objective == Objective::Energy && profiles.mobile.power_w.is_empty() {
+        bail!(
+            "{} needs the phone's power, and the mobile profile `{}` has no power model (`power_w`): use a phone profile (jetson-tk1, jetson-tk1-cpu, x86-2core) or add `power_w` to it (docs/profiles.md)",
+            Setting::EnergyObjective,
+            profiles.mobile.name
+        );
+    }
+    let (lo, hi) = (opts.sweep.from_mbps, opts.sweep.to_mbps);
+    if !(lo > 0.0 && lo < hi && hi.is_finite()) {
+        bail!("the bandwidth range must be 0 < FROM < TO, got {lo}..{hi}");
+    }
+    Ok(())
+}
+
+/// The networks of `buckets`, each over [lo, hi] widened to its buckets' uplinks (not yet
+/// swept), and each bucket's network. Buckets that differ only in uplink (bare bandwidths, all
+/// on the base network's radio) are one network.
+fn networks_of(
+    buckets: &[BandwidthBucket],
+    lo: f64,
+    hi: f64,
+) -> (Vec<NetworkBreakpoints>, Vec<usize>) {
+    let mut networks: Vec<NetworkBreakpoints> = vec![];
+    let mut network_of = vec![];
+    for bucket in buckets {
+        let at = match networks
+            .iter()
+            .position(|n| same_network(&n.network, bucket))
+        {
+            Some(i) => i,
+            None => {
+                networks.push(NetworkBreakpoints {
+                    network: bucket.clone(),
+                    buckets: vec![],
+                    from_mbps: lo,
+                    to_mbps: hi,
+                    pieces: vec![],
+                    lines: vec![],
+                });
+                networks.len() - 1
+            }
+        };
+        let n = &mut networks[at];
+        n.from_mbps = n.from_mbps.min(bucket.uplink_mbps);
+        n.to_mbps = n.to_mbps.max(bucket.uplink_mbps);
+        if !n.buckets.contains(&bucket.name) {
+            n.buckets.push(bucket.name.clone());
+        }
+        network_of.push(at);
+    }
+    (networks, network_of)
 }
 
 /// The best heads of `inst` over uplinks [lo, hi] Mbps, as pieces in increasing bandwidth whose

@@ -337,6 +337,12 @@ impl Annotations {
         for r in &rows {
             line(&mut out, r);
         }
+        self.totals_text(&mut out);
+        out
+    }
+
+    /// The table's closing lines: totals, what is left out, the predictions, what is unknown.
+    fn totals_text(&self, out: &mut String) {
         let t = &self.totals;
         let _ = writeln!(
             out,
@@ -398,6 +404,5 @@ impl Annotations {
                 }
             );
         }
-        out
     }
 }

@@ -252,6 +252,21 @@ fn draw_panel<DB: DrawingBackend>(
             .draw_series([Text::new(format!("{} {unit}", fig(at)), (b, below), style)])
             .map_err(drawing)?;
     }
+    draw_marks(&mut chart, panel, colour, (ylo, yhi), &best)?;
+    // Middle right: below the breakpoint labels, above where the lines of sending cuts settle
+    // at high bandwidths.
+    legend_at(&mut chart, SeriesLabelPosition::MiddleRight)
+}
+
+/// Each bucket's uplink in a panel: a dashed line, its choice's point, and its name.
+fn draw_marks<DB: DrawingBackend, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    panel: &Panel,
+    colour: &dyn Fn(&str) -> RGBColor,
+    (ylo, yhi): (f64, f64),
+    best: &dyn Fn(f64) -> f64,
+) -> Result<()> {
+    let (from, to) = panel.range;
     for (name, mbps, cut) in &panel.marks {
         if !(from..=to).contains(mbps) {
             continue;
@@ -285,9 +300,7 @@ fn draw_panel<DB: DrawingBackend>(
             )])
             .map_err(drawing)?;
     }
-    // Middle right: below the breakpoint labels, above where the lines of sending cuts settle
-    // at high bandwidths.
-    legend_at(&mut chart, SeriesLabelPosition::MiddleRight)
+    Ok(())
 }
 
 /// `DIR/selection.svg`: [`breakpoint_chart`] of a selection table, a panel per network (the

@@ -30,6 +30,51 @@ pub fn markdown(table: &SelectionTable) -> String {
             "minimum cut (heads closed under their inputs need not be prefixes)"
         }
     );
+    networks_section(&mut out, table);
+    let _ = writeln!(
+        out,
+        "\n## Breakpoints\n\nThe best cut as the uplink varies, on each network (its RTT and radio, the downlink in the same ratio to the uplink). `nsplit select DIR --network NAME --bandwidth MBPS` reads these tables; each network's row above is its table at the network's own uplink. Each cut's predicted objective against the uplink, with the breakpoints marked: [selection.svg](selection.svg); every cut's latency and energy on one network: [cuts.svg](cuts.svg).\n"
+    );
+    for n in &table.networks {
+        let net = &n.network;
+        let _ = writeln!(
+            out,
+            "### {}\n\nRTT {} ms, {} radio, downlink {}x the uplink.\n",
+            n.buckets.join(", "),
+            net.rtt_ms,
+            net.radio.name,
+            fig(net.downlink_mbps / net.uplink_mbps)
+        );
+        pieces_table(&mut out, &n.pieces);
+    }
+    let bp = &table.breakpoints;
+    let _ = writeln!(
+        out,
+        "### Without --network\n\n`nsplit select DIR --bandwidth MBPS` alone: {} to {} Mbps, RTT {} ms, {} radio, downlink equal to uplink.\n",
+        fig(bp.from_mbps),
+        fig(bp.to_mbps),
+        bp.network.rtt_ms,
+        bp.network.radio.name
+    );
+    pieces_table(&mut out, &bp.pieces);
+    cuts_section(&mut out, table);
+    for c in table.cuts.iter().filter(|c| !c.boundary.is_empty()) {
+        let _ = writeln!(out, "\nTensors `{}` sends:\n", c.id);
+        for b in &c.boundary {
+            let _ = writeln!(out, "- `{}` {}", b.name, sent_text(b));
+        }
+    }
+    if !table.notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for n in &table.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+/// `## Per network`: each bucket's cut and predictions, and what the columns mean.
+fn networks_section(out: &mut String, table: &SelectionTable) {
     let _ = writeln!(out, "## Per network\n");
     let _ = writeln!(
         out,
@@ -71,32 +116,10 @@ pub fn markdown(table: &SelectionTable) -> String {
         "\nA cut's id is `h<nodes on the phone>-<hash of which nodes>` (`all-mobile` and `all-cloud` name the ends). Speedup: how many times faster than running everything on that side; energy saved: the phone's energy against all-cloud's.\n\nNext best: this table's runner-up cut on that network and how much worse it is predicted; below {:.0}% (the profiles' run-to-run spread, at least 10%) it is a near tie, and the two may measure in either order.",
         100.0 * table.tie_within
     );
-    let _ = writeln!(
-        out,
-        "\n## Breakpoints\n\nThe best cut as the uplink varies, on each network (its RTT and radio, the downlink in the same ratio to the uplink). `nsplit select DIR --network NAME --bandwidth MBPS` reads these tables; each network's row above is its table at the network's own uplink. Each cut's predicted objective against the uplink, with the breakpoints marked: [selection.svg](selection.svg); every cut's latency and energy on one network: [cuts.svg](cuts.svg).\n"
-    );
-    for n in &table.networks {
-        let net = &n.network;
-        let _ = writeln!(
-            out,
-            "### {}\n\nRTT {} ms, {} radio, downlink {}x the uplink.\n",
-            n.buckets.join(", "),
-            net.rtt_ms,
-            net.radio.name,
-            fig(net.downlink_mbps / net.uplink_mbps)
-        );
-        pieces_table(&mut out, &n.pieces);
-    }
-    let bp = &table.breakpoints;
-    let _ = writeln!(
-        out,
-        "### Without --network\n\n`nsplit select DIR --bandwidth MBPS` alone: {} to {} Mbps, RTT {} ms, {} radio, downlink equal to uplink.\n",
-        fig(bp.from_mbps),
-        fig(bp.to_mbps),
-        bp.network.rtt_ms,
-        bp.network.radio.name
-    );
-    pieces_table(&mut out, &bp.pieces);
+}
+
+/// `## Cuts`: each pair's files, sides, upload, predictions and verification.
+fn cuts_section(out: &mut String, table: &SelectionTable) {
     let _ = writeln!(out, "## Cuts\n");
     let _ = writeln!(
         out,
@@ -135,19 +158,6 @@ pub fn markdown(table: &SelectionTable) -> String {
             verified.replace('|', "\\|")
         );
     }
-    for c in table.cuts.iter().filter(|c| !c.boundary.is_empty()) {
-        let _ = writeln!(out, "\nTensors `{}` sends:\n", c.id);
-        for b in &c.boundary {
-            let _ = writeln!(out, "- `{}` {}", b.name, sent_text(b));
-        }
-    }
-    if !table.notes.is_empty() {
-        let _ = writeln!(out, "\n## Notes\n");
-        for n in &table.notes {
-            let _ = writeln!(out, "- {n}");
-        }
-    }
-    out
 }
 
 /// A breakpoint table: which cut from which uplink.

@@ -173,28 +173,74 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         runs.push((head_ms, Some(request_ms), server_ms));
     }
 
-    // The median run by total, with its own parts, so that they add up to its total.
-    let measured = {
-        let total = |r: &(f64, Option<f64>, Option<f64>)| r.0 + r.1.unwrap_or(0.0);
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by(|&a, &b| total(&runs[a]).total_cmp(&total(&runs[b])));
-        let (head_ms, request, server_ms) = runs[order[(order.len() - 1) / 2]];
-        let transfer_ms = match (request, server_ms) {
-            (Some(r), Some(s)) => Some((r - s).max(0.0)),
-            _ => None,
-        };
-        // A server time above the request's round trip (clocks apart) is capped at it.
-        let server_ms = match (request, server_ms) {
-            (Some(r), Some(s)) => Some(s.min(r)),
-            _ => None,
-        };
-        Timings {
-            head_ms,
-            transfer_ms,
-            server_ms,
-            total_ms: Some(head_ms + transfer_ms.unwrap_or(0.0) + server_ms.unwrap_or(0.0)),
-        }
+    let measured = median_run(&runs);
+    let (at_mbps, predicted) = predicted_timings(
+        &table,
+        cut,
+        &opts.choice,
+        &values,
+        upload_bytes,
+        download_bytes,
+    );
+    Ok(RunReport {
+        cut: cut.id.clone(),
+        server: tail.as_ref().map(|t| t.server.url.clone()),
+        model: tail.as_ref().map(|t| t.name.clone()),
+        head_runtime: head.as_ref().map(|h| h.0),
+        runs: runs.len(),
+        upload_bytes,
+        download_bytes,
+        measured,
+        predicted,
+        predicted_at_mbps: at_mbps,
+        outputs: outputs
+            .iter()
+            .map(|(name, t)| TensorDescription {
+                name: name.clone(),
+                datatype: crate::runtime::datatype::WireType::of_datum(t.datum_type())
+                    .map_or(format!("{:?}", t.datum_type()), |w| w.kserve.to_string()),
+                shape: t.shape().to_vec(),
+            })
+            .collect(),
+        values: outputs,
+    })
+}
+
+/// The median run by total, with its own parts, so that they add up to its total: (head ms,
+/// request ms, server ms) per run.
+fn median_run(runs: &[(f64, Option<f64>, Option<f64>)]) -> Timings {
+    let total = |r: &(f64, Option<f64>, Option<f64>)| r.0 + r.1.unwrap_or(0.0);
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| total(&runs[a]).total_cmp(&total(&runs[b])));
+    let (head_ms, request, server_ms) = runs[order[(order.len() - 1) / 2]];
+    let transfer_ms = match (request, server_ms) {
+        (Some(r), Some(s)) => Some((r - s).max(0.0)),
+        _ => None,
     };
+    // A server time above the request's round trip (clocks apart) is capped at it.
+    let server_ms = match (request, server_ms) {
+        (Some(r), Some(s)) => Some(s.min(r)),
+        _ => None,
+    };
+    Timings {
+        head_ms,
+        transfer_ms,
+        server_ms,
+        total_ms: Some(head_ms + transfer_ms.unwrap_or(0.0) + server_ms.unwrap_or(0.0)),
+    }
+}
+
+/// What the table predicts for this request: its compute scaled to the request's batch, and,
+/// where the pair was chosen by bandwidth, the transfer on the network the lookup read; with
+/// that bandwidth.
+fn predicted_timings(
+    table: &SelectionTable,
+    cut: &CutEntry,
+    choice: &CutChoice,
+    values: &HashMap<String, Tensor>,
+    upload_bytes: u64,
+    download_bytes: u64,
+) -> (Option<f64>, Timings) {
     // The table's compute figures are for the sizes planned at; a request of another batch
     // scales them by the ratio of what the phone reads (the graph inputs) and of what the server
     // reads (the boundary), as the work of most layers grows with the batch.
@@ -213,7 +259,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     } else {
         head_scale
     };
-    let (at_mbps, network) = match &opts.choice {
+    let (at_mbps, network) = match choice {
         CutChoice::Bandwidth { mbps, network } => (Some(*mbps), network.as_deref()),
         CutChoice::Id(_) => (None, None),
     };
@@ -240,28 +286,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             },
         }
     };
-    Ok(RunReport {
-        cut: cut.id.clone(),
-        server: tail.as_ref().map(|t| t.server.url.clone()),
-        model: tail.as_ref().map(|t| t.name.clone()),
-        head_runtime: head.as_ref().map(|h| h.0),
-        runs: runs.len(),
-        upload_bytes,
-        download_bytes,
-        measured,
-        predicted,
-        predicted_at_mbps: at_mbps,
-        outputs: outputs
-            .iter()
-            .map(|(name, t)| TensorDescription {
-                name: name.clone(),
-                datatype: crate::runtime::datatype::WireType::of_datum(t.datum_type())
-                    .map_or(format!("{:?}", t.datum_type()), |w| w.kserve.to_string()),
-                shape: t.shape().to_vec(),
-            })
-            .collect(),
-        values: outputs,
-    })
+    (at_mbps, predicted)
 }
 
 fn choose<'a>(table: &'a SelectionTable, choice: &CutChoice) -> Result<&'a CutEntry> {

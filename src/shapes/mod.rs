@@ -219,30 +219,9 @@ pub fn infer_with(
     } else {
         Point::Given
     };
-    let mut table = infer_at(model, graph, &first, sources, first_point)?;
-    let mut symbols = symbols;
-    let mut base_moved = false;
-    if symbols.defaulted && table.tract_problem.is_some() && rank_unknown(&table) > 0 {
-        // The model does not run at the picked sizes (an STFT window over 1 sample): the first
-        // larger size at which every rank is known is where its shapes are read.
-        for size in [16, 64, 256, 1024] {
-            let Some(larger) = symbols.larger(size, &[]) else {
-                break;
-            };
-            let inputs = larger.inputs(&declared, given, 0);
-            let Ok(there) = infer_at(model, graph, &inputs, sources, Point::Picked) else {
-                continue;
-            };
-            if rank_unknown(&there) < rank_unknown(&table) {
-                let warnings = std::mem::take(&mut symbols.warnings);
-                (symbols, table, base_moved) = (larger, there, true);
-                symbols.warnings = warnings;
-                if rank_unknown(&table) == 0 {
-                    break;
-                }
-            }
-        }
-    }
+    let table = infer_at(model, graph, &first, sources, first_point)?;
+    let (symbols, mut table, base_moved) =
+        read_where_it_runs(model, graph, given, sources, &declared, symbols, table);
     table
         .warnings
         .splice(0..0, symbols.warnings.iter().cloned());
@@ -273,6 +252,23 @@ pub fn infer_with(
         // A graph input is what it declares, for every size.
         table.symbolic[d.tensor.0] = d.info.clone();
     }
+    table.verify_points = verify_points(graph, given, &declared, &symbols, base_moved);
+    if !symbols.all_given {
+        // Sizes were optional and some were not given: report no invented size.
+        table.info = table.symbolic.clone();
+    }
+    Ok(table)
+}
+
+/// Where verification runs: the table's own point (or, where the shapes were read at a larger
+/// base, that base's sizes) and the retries' first points, each with its second points.
+fn verify_points(
+    graph: &ModelGraph,
+    given: &InputShapes,
+    declared: &[DeclaredInput],
+    symbols: &Symbols,
+    base_moved: bool,
+) -> Vec<VerifyPoints> {
     let sizes_of = |inputs: &HashMap<TensorId, TensorInfo>| {
         InputShapes(
             inputs
@@ -295,12 +291,12 @@ pub fn infer_with(
             .is_some_and(|b| b <= crate::tensor::memory_limit())
     };
     let point_of = |symbols: &Symbols, first: bool| {
-        let at_first = symbols.inputs(&declared, given, 0);
+        let at_first = symbols.inputs(declared, given, 0);
         let first_sizes = sizes_of(&at_first);
         let seconds = symbols
             .seconds()
             .iter()
-            .map(|s| s.inputs(&declared, given, 1))
+            .map(|s| s.inputs(declared, given, 1))
             .filter(|inputs| fits(inputs))
             .map(|inputs| sizes_of(&inputs))
             .fold(vec![], |mut all: Vec<InputShapes>, p| {
@@ -315,15 +311,47 @@ pub fn infer_with(
             seconds,
         })
     };
-    table.verify_points = std::iter::once(point_of(&symbols, !base_moved))
+    std::iter::once(point_of(symbols, !base_moved))
         .chain(symbols.retries().iter().map(|s| point_of(s, false)))
         .flatten()
-        .collect();
-    if !symbols.all_given {
-        // Sizes were optional and some were not given: report no invented size.
-        table.info = table.symbolic.clone();
+        .collect()
+}
+
+/// Where the picked sizes (1) leave ranks unknown because tract fails there (the model does not
+/// run at them: an STFT window over 1 sample), the symbols and table at the first larger size
+/// (16, 64, 256, 1024) that leaves no rank unknown, else the one that leaves fewest; and whether
+/// the base moved.
+fn read_where_it_runs(
+    model: &Model,
+    graph: &ModelGraph,
+    given: &InputShapes,
+    sources: Sources,
+    declared: &[DeclaredInput],
+    mut symbols: Symbols,
+    mut table: ShapeTable,
+) -> (Symbols, ShapeTable, bool) {
+    let mut moved = false;
+    if !(symbols.defaulted && table.tract_problem.is_some() && rank_unknown(&table) > 0) {
+        return (symbols, table, moved);
     }
-    Ok(table)
+    for size in [16, 64, 256, 1024] {
+        let Some(larger) = symbols.larger(size, &[]) else {
+            break;
+        };
+        let inputs = larger.inputs(declared, given, 0);
+        let Ok(there) = infer_at(model, graph, &inputs, sources, Point::Picked) else {
+            continue;
+        };
+        if rank_unknown(&there) < rank_unknown(&table) {
+            let warnings = std::mem::take(&mut symbols.warnings);
+            (symbols, table, moved) = (larger, there, true);
+            symbols.warnings = warnings;
+            if rank_unknown(&table) == 0 {
+                break;
+            }
+        }
+    }
+    (symbols, table, moved)
 }
 
 /// How a tract problem begins where its analysis was not run at all.
@@ -940,6 +968,64 @@ impl DimExpr {
 const NAMES_NOTHING: &str = "?";
 
 impl Symbols {
+    /// The size the given sizes settle each dim name at (name, size, the input that gave it). A
+    /// name the model gives dims that the sizes set apart (two sizes for one name) is a hint
+    /// the sizes overrule: it is split (each of its dims a symbol of its own), with a warning.
+    fn settle_given_names(
+        &mut self,
+        declared: &[DeclaredInput],
+        given: &InputShapes,
+    ) -> Vec<(String, u64, String)> {
+        let mut seen: Vec<(String, u64, String)> = vec![];
+        for d in declared.iter().filter(|d| d.is_tensor) {
+            let (Some(dims), Some(g)) = (&d.info.dims, given.0.get(&d.name)) else {
+                continue;
+            };
+            for (axis, dim) in dims.iter().enumerate() {
+                let Dim::Symbol(name) = dim else {
+                    continue;
+                };
+                if self.exprs.contains_key(name) {
+                    continue;
+                }
+                match seen.iter().find(|s| &s.0 == name) {
+                    Some((_, size, by)) if *size != g[axis] && !self.split.contains(name) => {
+                        self.warnings.push(format!(
+                            "the model names dims of `{by}` and `{}` `{name}`, but the sizes given differ ({size} and {}); taking the sizes, each such dim a size of its own",
+                            d.name, g[axis]
+                        ));
+                        self.split.insert(name.clone());
+                    }
+                    Some(_) => {}
+                    None => seen.push((name.clone(), g[axis], d.name.clone())),
+                }
+            }
+        }
+        seen
+    }
+
+    /// Which symbols are a batch: axis 0 of every input they size (and no variable of an
+    /// expression).
+    fn batch_like(&self, declared: &[DeclaredInput]) -> HashMap<String, bool> {
+        let mut batch_like: HashMap<String, bool> = HashMap::new();
+        for d in declared.iter().filter(|d| d.is_tensor) {
+            let Some(dims) = &d.info.dims else { continue };
+            for (axis, dim) in dims.iter().enumerate() {
+                if !matches!(dim, Dim::Known(_)) {
+                    let key = self.key(&d.name, axis, dim);
+                    let here = axis == 0 && dims.len() > 1;
+                    *batch_like.entry(key).or_insert(here) &= here;
+                }
+            }
+        }
+        for e in self.exprs.values() {
+            for v in e.vars() {
+                batch_like.insert(v, false);
+            }
+        }
+        batch_like
+    }
+
     /// Settle each symbol's size once, from any input `--input-shape` gives it for, else 1 or an
     /// error as `sizes` says. A name the model gives dims that the given sizes set apart (two
     /// sizes for one name) is a hint the sizes overrule: each of its dims is its own symbol.
@@ -975,47 +1061,8 @@ impl Symbols {
                 symbols.exprs.insert(p.to_string(), e);
             }
         }
-        let mut seen: Vec<(String, u64, String)> = vec![];
-        for d in declared.iter().filter(|d| d.is_tensor) {
-            let (Some(dims), Some(g)) = (&d.info.dims, given.0.get(&d.name)) else {
-                continue;
-            };
-            for (axis, dim) in dims.iter().enumerate() {
-                let Dim::Symbol(name) = dim else {
-                    continue;
-                };
-                if symbols.exprs.contains_key(name) {
-                    continue;
-                }
-                match seen.iter().find(|s| &s.0 == name) {
-                    Some((_, size, by)) if *size != g[axis] && !symbols.split.contains(name) => {
-                        symbols.warnings.push(format!(
-                            "the model names dims of `{by}` and `{}` `{name}`, but the sizes given differ ({size} and {}); taking the sizes, each such dim a size of its own",
-                            d.name, g[axis]
-                        ));
-                        symbols.split.insert(name.clone());
-                    }
-                    Some(_) => {}
-                    None => seen.push((name.clone(), g[axis], d.name.clone())),
-                }
-            }
-        }
-        let mut batch_like: HashMap<String, bool> = HashMap::new();
-        for d in declared.iter().filter(|d| d.is_tensor) {
-            let Some(dims) = &d.info.dims else { continue };
-            for (axis, dim) in dims.iter().enumerate() {
-                if !matches!(dim, Dim::Known(_)) {
-                    let key = symbols.key(&d.name, axis, dim);
-                    let here = axis == 0 && dims.len() > 1;
-                    *batch_like.entry(key).or_insert(here) &= here;
-                }
-            }
-        }
-        for e in symbols.exprs.values() {
-            for v in e.vars() {
-                batch_like.insert(v, false);
-            }
-        }
+        let seen = symbols.settle_given_names(declared, given);
+        let batch_like = symbols.batch_like(declared);
         for d in declared.iter().filter(|d| d.is_tensor) {
             let Some(dims) = &d.info.dims else {
                 if !given.0.contains_key(&d.name) && sizes != Sizes::Optional {
@@ -1160,27 +1207,9 @@ impl Symbols {
             );
         }
         // Picked: the smallest size from 1 up at which every expression is a whole size.
-        let whole = |found: &HashMap<String, u64>, list: &[Symbol]| {
-            self.exprs.values().all(|e| {
-                e.eval(|v| {
-                    list.iter()
-                        .find(|s| s.key == v)
-                        .map(|s| s.at[0])
-                        .or_else(|| found.get(v).copied())
-                })
-                .is_some_and(|x| x >= 1)
-            })
-        };
         let mut size = 1;
         if !open.is_empty() {
-            while size < 64 {
-                let mut trial = found.clone();
-                trial.extend(open.iter().map(|v| ((*v).clone(), size)));
-                if whole(&trial, &self.list) {
-                    break;
-                }
-                size += 1;
-            }
+            size = self.smallest_whole_size(&found, &open);
             self.defaulted = true;
             self.all_given &= sizes == Sizes::DefaultOne;
         }
@@ -1200,8 +1229,16 @@ impl Symbols {
             });
         }
         open.clear();
-        // Sizes given for an expression must be what it is at its symbols' sizes.
-        for (d, dim, size) in dims_given().flatten() {
+        self.check_given_expressions(dims_given().flatten())
+    }
+
+    /// Sizes given for an expression (`dims`: input, dim, size) must be what it is at its
+    /// symbols' sizes; one that is not is an error naming the expression.
+    fn check_given_expressions<'d>(
+        &self,
+        dims: impl Iterator<Item = (&'d DeclaredInput, &'d Dim, u64)>,
+    ) -> Result<()> {
+        for (d, dim, size) in dims {
             let Dim::Symbol(p) = dim else { continue };
             let Some(e) = self.exprs.get(p) else { continue };
             let at = e.eval(|v| self.size_at(v, 0));
@@ -1222,6 +1259,33 @@ impl Symbols {
             }
         }
         Ok(())
+    }
+
+    /// The smallest size from 1 (below 64) at which, with `open` at that size and the rest at
+    /// `found`'s or the symbols' own, every expression is a whole size (at least 1).
+    fn smallest_whole_size(&self, found: &HashMap<String, u64>, open: &[&String]) -> u64 {
+        let whole = |trial: &HashMap<String, u64>| {
+            self.exprs.values().all(|e| {
+                e.eval(|v| {
+                    self.list
+                        .iter()
+                        .find(|s| s.key == v)
+                        .map(|s| s.at[0])
+                        .or_else(|| trial.get(v).copied())
+                })
+                .is_some_and(|x| x >= 1)
+            })
+        };
+        let mut size = 1;
+        while size < 64 {
+            let mut trial = found.clone();
+            trial.extend(open.iter().map(|v| ((*v).clone(), size)));
+            if whole(&trial) {
+                break;
+            }
+            size += 1;
+        }
+        size
     }
 
     /// The size of a symbol or expression (by its key) at a point.

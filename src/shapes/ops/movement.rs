@@ -11,136 +11,155 @@ pub fn infer(c: &RuleCtx) -> Result<Outputs> {
     let op = c.op.op_type.as_str();
     match op {
         "Identity" | "Trilu" | "ReverseSequence" => Ok(same_as_input(c)),
-        "Dropout" => {
-            let (Some(dt), Some(d)) = (c.dtype(0), c.dims(0)) else {
-                return Ok(vec![]);
-            };
-            // The mask is bool from opset 10; before, it had the input's type.
-            let mask = if c.opset >= 10 { DType::BOOL } else { dt };
-            Ok(vec![
-                (0, TensorInfo::new(dt, d.clone())),
-                (1, TensorInfo::new(mask, d)),
-            ])
-        }
-        "Cast" => {
-            let to = c.attrs.int("to")?;
-            let dt = match to {
-                // Types newer than this build are let through: only 0 (undefined) and values
-                // that are no type number at all are refused.
-                Some(v) if v > 0 && v <= i32::MAX as i64 => DType(v as i32),
-                Some(v) => bail!(c
-                    .attrs
-                    .error(format!("`to` = {v} is not an ONNX element type"))),
-                None => bail!(c.attrs.error("the required attribute `to` is missing")),
-            };
-            Ok(one(Some(dt), c.dims(0)))
-        }
+        "Dropout" => dropout(c),
+        "Cast" => cast(c),
         "CastLike" => Ok(one(c.dtype(1), c.dims(0))),
-        "EyeLike" => {
-            let dt = match c.attrs.int("dtype")? {
-                Some(v) if v > 0 && v <= i32::MAX as i64 => Some(DType(v as i32)),
-                Some(v) => bail!(c
-                    .attrs
-                    .error(format!("`dtype` = {v} is not an ONNX element type"))),
-                None => c.dtype(0),
-            };
-            if let Some(r) = c.rank(0).filter(|&r| r != 2) {
-                bail!(c.attrs.error(format!(
-                    "its input has rank {r}, but EyeLike takes a 2-D input"
-                )));
-            }
-            Ok(one(dt, c.dims(0)))
-        }
+        "EyeLike" => eye_like(c),
         "Flatten" => flatten(c),
         "Reshape" => reshape(c),
         "Transpose" => transpose(c),
         "Concat" => concat(c),
         "Squeeze" | "Unsqueeze" => squeeze(c, op == "Squeeze"),
         "Slice" => slice(c),
-        "Shape" => {
-            // Opset 15 slices the shape with `start`/`end`, clamped to [0, rank].
-            let Some(rank) = c.rank(0).map(|r| r as i64) else {
-                return Ok(vec![]);
-            };
-            let clamp = |v: i64| if v < 0 { v.saturating_add(rank) } else { v }.clamp(0, rank);
-            let start = clamp(c.attrs.int_or("start", 0)?);
-            let end = clamp(c.attrs.int_or("end", rank)?);
-            Ok(one(
-                Some(DType::INT64),
-                Some(vec![(end - start).max(0) as u64]),
-            ))
-        }
+        "Shape" => shape_of(c),
         "Size" => Ok(one(Some(DType::INT64), Some(vec![]))),
-        "Gather" => {
-            let Some(r) = c.rank(0) else {
-                return Ok(vec![]);
-            };
-            let a = c.attrs.axis("axis", 0, r, false)?;
-            let (Some(d), Some(idx)) = (c.dims(0), c.dims(1)) else {
-                return Ok(vec![]);
-            };
-            Ok(one(
-                c.dtype(0),
-                Some([&d[..a], &idx[..], &d[a + 1..]].concat()),
-            ))
-        }
+        "Gather" => gather(c),
         "Constant" => constant(c),
+        "ConstantOfShape" => constant_of_shape(c),
+        "OneHot" | "Split" | "GatherElements" | "ScatterElements" | "TopK" | "CumSum"
+        | "Compress" | "DepthToSpace" | "SpaceToDepth" => {
+            check_attributes(c, op)?;
+            Ok(vec![])
+        }
+        _ => Ok(vec![]),
+    }
+}
+
+fn dropout(c: &RuleCtx) -> Result<Outputs> {
+    let (Some(dt), Some(d)) = (c.dtype(0), c.dims(0)) else {
+        return Ok(vec![]);
+    };
+    // The mask is bool from opset 10; before, it had the input's type.
+    let mask = if c.opset >= 10 { DType::BOOL } else { dt };
+    Ok(vec![
+        (0, TensorInfo::new(dt, d.clone())),
+        (1, TensorInfo::new(mask, d)),
+    ])
+}
+
+fn cast(c: &RuleCtx) -> Result<Outputs> {
+    let dt = match c.attrs.int("to")? {
+        // Types newer than this build are let through: only 0 (undefined) and values that are
+        // no type number at all are refused.
+        Some(v) if v > 0 && v <= i32::MAX as i64 => DType(v as i32),
+        Some(v) => bail!(c
+            .attrs
+            .error(format!("`to` = {v} is not an ONNX element type"))),
+        None => bail!(c.attrs.error("the required attribute `to` is missing")),
+    };
+    Ok(one(Some(dt), c.dims(0)))
+}
+
+fn eye_like(c: &RuleCtx) -> Result<Outputs> {
+    let dt = match c.attrs.int("dtype")? {
+        Some(v) if v > 0 && v <= i32::MAX as i64 => Some(DType(v as i32)),
+        Some(v) => bail!(c
+            .attrs
+            .error(format!("`dtype` = {v} is not an ONNX element type"))),
+        None => c.dtype(0),
+    };
+    if let Some(r) = c.rank(0).filter(|&r| r != 2) {
+        bail!(c.attrs.error(format!(
+            "its input has rank {r}, but EyeLike takes a 2-D input"
+        )));
+    }
+    Ok(one(dt, c.dims(0)))
+}
+
+fn shape_of(c: &RuleCtx) -> Result<Outputs> {
+    // Opset 15 slices the shape with `start`/`end`, clamped to [0, rank].
+    let Some(rank) = c.rank(0).map(|r| r as i64) else {
+        return Ok(vec![]);
+    };
+    let clamp = |v: i64| if v < 0 { v.saturating_add(rank) } else { v }.clamp(0, rank);
+    let start = clamp(c.attrs.int_or("start", 0)?);
+    let end = clamp(c.attrs.int_or("end", rank)?);
+    Ok(one(
+        Some(DType::INT64),
+        Some(vec![(end - start).max(0) as u64]),
+    ))
+}
+
+fn gather(c: &RuleCtx) -> Result<Outputs> {
+    let Some(r) = c.rank(0) else {
+        return Ok(vec![]);
+    };
+    let a = c.attrs.axis("axis", 0, r, false)?;
+    let (Some(d), Some(idx)) = (c.dims(0), c.dims(1)) else {
+        return Ok(vec![]);
+    };
+    Ok(one(
+        c.dtype(0),
+        Some([&d[..a], &idx[..], &d[a + 1..]].concat()),
+    ))
+}
+
+fn constant_of_shape(c: &RuleCtx) -> Result<Outputs> {
+    let dt = c
+        .node
+        .attribute
+        .iter()
+        .find(|a| a.name == "value")
+        .and_then(|a| a.t.as_ref())
+        .map_or(DType::FLOAT, |t| DType(t.data_type));
+    let dims = match c.const_ints(0) {
+        Some(s) => {
+            if let Some(bad) = s.iter().find(|&&v| v < 0) {
+                bail!(c
+                    .attrs
+                    .error(format!("the shape {s:?} has a negative dimension {bad}")));
+            }
+            let d: Vec<u64> = s.iter().map(|&v| v as u64).collect();
+            c.product(&d, 0)?;
+            Some(d.into_iter().map(Dim::Known).collect())
+        }
+        None => None,
+    };
+    // The type is known from the attribute (float when absent) even when the shape is not.
+    Ok(vec![(
+        0,
+        TensorInfo {
+            dtype: Some(dt),
+            dims,
+        },
+    )])
+}
+
+/// The attributes of ops whose shapes are left to tract, checked against the input's rank.
+fn check_attributes(c: &RuleCtx, op: &str) -> Result<()> {
+    match op {
         "OneHot" => {
             // The output has one more axis than the indices; `axis` may name any of them.
             if let Some(r) = c.rank(0) {
                 c.attrs.axis("axis", -1, r + 1, false)?;
             }
-            Ok(vec![])
-        }
-        "Split" | "GatherElements" | "ScatterElements" | "TopK" | "CumSum" => {
-            if let Some(r) = c.rank(0).filter(|&r| r > 0) {
-                let default = if op == "TopK" { -1 } else { 0 };
-                c.attrs.axis("axis", default, r, false)?;
-            }
-            Ok(vec![])
         }
         "Compress" => {
             if let (Some(r), Some(_)) = (c.rank(0), c.attrs.int("axis")?) {
                 c.attrs.axis("axis", 0, r, false)?;
             }
-            Ok(vec![])
         }
         "DepthToSpace" | "SpaceToDepth" => {
             c.attrs.positive_int("blocksize", 1)?;
-            Ok(vec![])
         }
-        "ConstantOfShape" => {
-            let dt = c
-                .node
-                .attribute
-                .iter()
-                .find(|a| a.name == "value")
-                .and_then(|a| a.t.as_ref())
-                .map_or(DType::FLOAT, |t| DType(t.data_type));
-            let dims = match c.const_ints(0) {
-                Some(s) => {
-                    if let Some(bad) = s.iter().find(|&&v| v < 0) {
-                        bail!(c
-                            .attrs
-                            .error(format!("the shape {s:?} has a negative dimension {bad}")));
-                    }
-                    let d: Vec<u64> = s.iter().map(|&v| v as u64).collect();
-                    c.product(&d, 0)?;
-                    Some(d.into_iter().map(Dim::Known).collect())
-                }
-                None => None,
-            };
-            // The type is known from the attribute (float when absent) even when the shape is not.
-            Ok(vec![(
-                0,
-                TensorInfo {
-                    dtype: Some(dt),
-                    dims,
-                },
-            )])
+        _ => {
+            if let Some(r) = c.rank(0).filter(|&r| r > 0) {
+                let default = if op == "TopK" { -1 } else { 0 };
+                c.attrs.axis("axis", default, r, false)?;
+            }
         }
-        _ => Ok(vec![]),
     }
+    Ok(())
 }
 
 /// The largest rank a rule builds from a tensor's length rather than from stored data.
