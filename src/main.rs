@@ -57,19 +57,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Package { dir, triton, opts } => {
-            let names = nsplit::serve::package(&dir, &triton, &opts.options())?;
-            for (cut, model) in &names {
-                println!("{cut}: {}", triton.join(model).display());
-            }
-            eprintln!(
-                "wrote {} model(s) into {}; {} names them",
-                names.len(),
-                triton.display(),
-                dir.join("selection.json").display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Package { dir, triton, opts } => package(&dir, &triton, &opts.options()),
         Command::Run(args) => {
             let opts = args.options()?;
             let report = nsplit::serve::run::run(&args.dir, &opts)?;
@@ -251,4 +239,23 @@ fn check_pair(
         o if o.passed() => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
+}
+
+/// `nsplit package`: the Triton repository of an output folder's tails.
+fn package(
+    dir: &std::path::Path,
+    triton: &std::path::Path,
+    opts: &nsplit::serve::triton::TritonOptions,
+) -> Result<ExitCode> {
+    let names = nsplit::serve::package(dir, triton, opts)?;
+    for (cut, model) in &names {
+        println!("{cut}: {}", triton.join(model).display());
+    }
+    eprintln!(
+        "wrote {} model(s) into {}; {} names them",
+        names.len(),
+        triton.display(),
+        dir.join("selection.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
