@@ -6,7 +6,7 @@
 //! model ([`Instance::build`]) or by hand (tests, benchmarks); the chain scan, the min-cut and
 //! brute force all read the same instance, so they can be compared exactly.
 
-use super::network::BandwidthBucket;
+use super::network::{BandwidthBucket, MS_PER_BYTE_AT_1_MBPS};
 use crate::cost::NodeCosts;
 use crate::graph::{ModelGraph, Producer, TensorId};
 use crate::shapes::ShapeTable;
@@ -106,14 +106,14 @@ impl Link {
     pub fn upload_ms(&self, bytes: u64) -> Linear {
         Linear {
             a: 0.0,
-            b: 8e-3 * bytes as f64,
+            b: MS_PER_BYTE_AT_1_MBPS * bytes as f64,
         }
     }
 
     pub fn download_ms(&self, bytes: u64) -> Linear {
         match self.downlink {
             Downlink::Fixed(mbps) => Linear {
-                a: 8e-3 * bytes as f64 / mbps,
+                a: MS_PER_BYTE_AT_1_MBPS * bytes as f64 / mbps,
                 b: 0.0,
             },
             Downlink::SameAsUplink => self.upload_ms(bytes),
@@ -124,6 +124,7 @@ impl Link {
     /// Radio energy (mJ) to upload `bytes`: (α_u·B + β) mW × 8e-3·bytes/B ms
     /// = 8e-6·bytes·(α_u + β·x) mJ.
     pub fn upload_mj(&self, bytes: u64) -> Linear {
+        // MS_PER_BYTE_AT_1_MBPS, and mW x ms = µJ: 10⁻³ more for mJ.
         let k = 8e-6 * bytes as f64;
         Linear {
             a: k * self.alpha_u_mw_per_mbps,

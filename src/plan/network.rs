@@ -38,19 +38,24 @@ pub struct BandwidthBucket {
     pub radio: Radio,
 }
 
+/// Milliseconds one byte takes at 1 Mbps (8 bits / 10⁶ bit/s = 8·10⁻³ ms): every transfer time
+/// is this times bytes over Mbps, here and in the planner's lines in 1/bandwidth
+/// ([`super::Link`]).
+pub const MS_PER_BYTE_AT_1_MBPS: f64 = 8e-3;
+
 impl BandwidthBucket {
     /// Milliseconds to send `upload` bytes up (8·bytes/(10³·Mbps)), `download` bytes back, and,
     /// when anything runs on the server (`replies`), the round trip: the one transfer formula the
     /// planner's predictions and `nsplit run`'s use.
     pub fn transfer_ms(&self, upload: u64, download: u64, replies: bool) -> f64 {
         self.upload_ms(upload)
-            + 8e-3 * download as f64 / self.downlink_mbps
+            + MS_PER_BYTE_AT_1_MBPS * download as f64 / self.downlink_mbps
             + if replies { self.rtt_ms } else { 0.0 }
     }
 
     /// Milliseconds to upload `bytes`.
     pub fn upload_ms(&self, bytes: u64) -> f64 {
-        8e-3 * bytes as f64 / self.uplink_mbps
+        MS_PER_BYTE_AT_1_MBPS * bytes as f64 / self.uplink_mbps
     }
 
     /// This network at another uplink, its downlink in the same ratio.
