@@ -26,9 +26,11 @@ fn resnet18(root: &std::path::Path) -> PathBuf {
     let dir = root.join("target/zoo-bench");
     let path = dir.join("resnet18.onnx");
     if !path.exists() {
+        // Written beside and renamed into place: an interrupted run leaves no half a model.
+        let staging = dir.join("staging");
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
             .arg("--zoo")
-            .arg(&dir)
+            .arg(&staging)
             .args(["--only", "resnet18"])
             .status()
             .expect("running nsplit-fixtures");
@@ -36,6 +38,7 @@ fn resnet18(root: &std::path::Path) -> PathBuf {
             status.success(),
             "nsplit-fixtures --zoo --only resnet18 failed"
         );
+        std::fs::rename(staging.join("resnet18.onnx"), &path).unwrap();
     }
     path
 }

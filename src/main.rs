@@ -78,14 +78,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             profiles,
             measure,
             plot,
-        } => annotate(
-            &model,
-            &shapes.parse()?,
-            format,
-            &profiles.resolve()?,
-            measure,
-            plot.as_deref(),
-        ),
+        } => {
+            let profiles = profiles.resolve()?;
+            annotate(
+                &model,
+                &shapes.parse()?,
+                format,
+                &profiles,
+                measure,
+                plot.as_deref(),
+            )
+        }
         Command::Split {
             model,
             at,

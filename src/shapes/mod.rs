@@ -359,8 +359,9 @@ const TRACT_NOT_RUN: &str = "tract's analysis was not run";
 
 /// Each tensor's type as tract's symbolic analysis derives it from the inputs with their dims
 /// named; `None` where it found nothing, or after an `If` it could not settle, or a `Loop` or
-/// `Scan` (the same distrust as at concrete sizes). Best effort: a failed analysis proves
-/// nothing, and the probes alone decide.
+/// `Scan` (the same distrust as at concrete sizes). Best effort: what tract found before a
+/// problem is kept (each fact follows from its rules), a run that failed proves nothing, and
+/// where nothing is proved the probes alone decide.
 fn symbolic_facts(
     model: &Model,
     graph: &ModelGraph,
@@ -370,7 +371,7 @@ fn symbolic_facts(
     let Ok(found) = tract::analyse_symbolic(model, graph, inputs) else {
         return out;
     };
-    let tainted = after_control_flow(graph, &found.truths);
+    let tainted = after_control_flow(graph, &found.settled);
     for (t, info) in found.facts {
         if !tainted[t.0] && !graph.inputs.contains(&t) {
             out[t.0] = Some(info);
@@ -466,7 +467,7 @@ fn infer_at(
     } else if sources.tract {
         match tract::analyse(model, graph, inputs, point != Point::Moved) {
             Ok(found) => {
-                let tainted = after_control_flow(graph, &found.truths);
+                let tainted = after_control_flow(graph, &found.settled);
                 for (t, info) in found.facts {
                     // After control flow only the element type: both branches must give the
                     // same types, not the same shapes.
@@ -737,10 +738,10 @@ impl ShapeTable {
 /// Tensors computed by an `If`/`Loop`/`Scan` node or downstream of one. Where an `If`'s
 /// condition is unknown, tract settles its outputs from one branch (the affine_grid conformance
 /// tests show it typing an `If` output after the wrong branch), so its facts there are not
-/// taken; value_info and our rules still apply. An `If` whose condition tract computed (`truths`:
+/// taken; value_info and our rules still apply. An `If` whose condition tract computed (`settled`:
 /// a test of a dim that is fixed at these sizes, as silero's decoder tests its state's) was
-/// typed after the branch that runs, and its outputs are taken.
-fn after_control_flow(graph: &ModelGraph, truths: &HashMap<TensorId, bool>) -> Vec<bool> {
+/// folded into the branch that runs before tract's last analysis, and its outputs are taken.
+fn after_control_flow(graph: &ModelGraph, settled: &HashSet<TensorId>) -> Vec<bool> {
     let mut tainted = vec![false; graph.tensors.len()];
     for (_, op) in graph.ops() {
         let settled = op.op_type == "If"
@@ -748,7 +749,7 @@ fn after_control_flow(graph: &ModelGraph, truths: &HashMap<TensorId, bool>) -> V
                 .inputs
                 .first()
                 .and_then(|t| *t)
-                .is_some_and(|c| truths.contains_key(&c));
+                .is_some_and(|c| settled.contains(&c));
         let control = !settled && matches!(op.op_type.as_str(), "If" | "Loop" | "Scan");
         if control || op.reads().iter().any(|t| tainted[t.0]) {
             for t in op.outputs.iter().flatten() {

@@ -11,7 +11,7 @@ use crate::proto;
 use crate::tensor::{DType, Dim, TensorInfo};
 use anyhow::{anyhow, Result};
 use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tract_onnx::prelude::{DatumType, Framework, InferenceModelExt};
 use tract_onnx::tract_hir::infer::Factoid;
 
@@ -20,10 +20,10 @@ const LIFT_BYTES: u64 = 64 * 1024;
 
 pub struct TractFacts {
     pub facts: Vec<(TensorId, TensorInfo)>,
-    /// The boolean scalars whose value tract computed (an `If` condition read from a shape that
-    /// is fixed at these sizes): where it knows a condition, it typed the `If` after the branch
-    /// that runs.
-    pub truths: HashMap<TensorId, bool>,
+    /// The conditions of the model's `If`s that tract computed (a test of a shape that is fixed
+    /// at these sizes) and that were folded into the branch that runs, with nothing unsettled
+    /// inside: their outputs are typed after that branch alone.
+    pub settled: HashSet<TensorId>,
     /// The first error tract's analysis met, if any (the facts it found are still kept).
     pub problem: Option<String>,
 }
@@ -68,29 +68,25 @@ fn analyse_model(
 ) -> Result<TractFacts> {
     let mut analysed = analysis_model(model, graph, inputs, value_info)?;
     let dir = model.dir.to_str().map(String::from);
-    let mut truths: HashMap<String, bool> = HashMap::new();
+    let mut folding = Folding::default();
     let mut rounds = 0;
+    // tract analyses both branches of an `If` even where it knows the condition: it fails where
+    // the branch that does not run is invalid at these sizes (silero's decoder squeezes a batch
+    // of 1 in the branch for batch 1), and facts of that branch can reach the outputs. So each
+    // `If` whose condition it computed is replaced by the branch that runs, and the model
+    // analysed again, one nesting level a round; only such folded `If`s are trusted.
     let (named, problem) = loop {
         let bytes = analysed.write_to_bytes()?;
         let (named, problem) = match analyser() {
             Some(exe) => in_child(&exe, bytes, dir.clone())?,
             None => in_thread(bytes, dir.clone())?,
         };
-        truths.extend(
-            named
-                .iter()
-                .filter_map(|(name, _, truth)| Some((name.clone(), (*truth)?))),
-        );
-        // tract analyses both branches of an `If` even where it knows the condition, and fails
-        // where the branch that does not run is invalid at these sizes (silero's decoder
-        // squeezes a batch of 1 in the branch for batch 1). Each `If` whose condition it
-        // computed is replaced by the branch that runs, and the model analysed again, one
-        // nesting level a round.
+        let truths: HashMap<String, bool> = named
+            .iter()
+            .filter_map(|(name, _, truth)| Some((name.clone(), (*truth)?)))
+            .collect();
         rounds += 1;
-        if problem.is_none()
-            || rounds > MAX_FOLD_ROUNDS
-            || fold_settled_ifs(&mut analysed, &truths) == 0
-        {
+        if rounds > MAX_FOLD_ROUNDS || folding.fold(&mut analysed, &truths) == 0 {
             break (named, problem);
         }
     };
@@ -98,13 +94,13 @@ fn analyse_model(
         .into_iter()
         .filter_map(|(name, info, _)| Some((graph.tensor_id(&name)?, info)))
         .collect();
-    let truths = truths
-        .into_iter()
-        .filter_map(|(name, b)| Some((graph.tensor_id(&name)?, b)))
-        .collect();
     Ok(TractFacts {
         facts,
-        truths,
+        settled: folding
+            .settled(&analysed)
+            .iter()
+            .filter_map(|cond| graph.tensor_id(cond))
+            .collect(),
         problem,
     })
 }
@@ -112,41 +108,110 @@ fn analyse_model(
 /// How many times the analysis is rerun with settled `If`s folded: one nesting level a round.
 const MAX_FOLD_ROUNDS: usize = 8;
 
-/// Replace each top-level `If` whose condition is known (`truths`, by tensor name) by the nodes
-/// of the branch that runs, its outputs passed on by `Identity` nodes, as onnxruntime runs it.
-/// How many were replaced.
-fn fold_settled_ifs(model: &mut ModelProto, truths: &HashMap<String, bool>) -> usize {
-    let g = model.graph.mut_or_insert_default();
-    let mut folded = 0;
-    let mut nodes = Vec::with_capacity(g.node.len());
-    for node in std::mem::take(&mut g.node) {
-        let truth = (node.op_type == "If" && node.domain.is_empty())
-            .then(|| node.input.first().and_then(|c| truths.get(c)))
-            .flatten();
-        let branch = truth.and_then(|&t| {
-            let name = if t { "then_branch" } else { "else_branch" };
-            node.attribute.iter().find(|a| a.name == name)?.g.as_ref()
-        });
-        let Some(branch) = branch.filter(|b| b.output.len() == node.output.len()) else {
-            nodes.push(node);
-            continue;
-        };
-        folded += 1;
-        g.initializer.extend(branch.initializer.iter().cloned());
-        nodes.extend(branch.node.iter().cloned());
-        for (out, from) in node.output.iter().zip(&branch.output) {
-            if !out.is_empty() {
-                nodes.push(NodeProto {
-                    op_type: "Identity".into(),
-                    input: vec![from.name.clone()],
-                    output: vec![out.clone()],
-                    ..Default::default()
-                });
+/// The `If`s folded into the branch that runs, and where each inlined name came from.
+#[derive(Default)]
+struct Folding {
+    /// The conditions (tensor names) of the model's own (top-level) `If`s that were folded.
+    folded: HashSet<String>,
+    /// Each name an inlined node defines -> the condition of the top-level `If` it came from.
+    origin: HashMap<String, String>,
+}
+
+impl Folding {
+    /// Replace each `If` of the graph whose condition is known (`truths`, by tensor name) by
+    /// the nodes of the branch that runs, its outputs passed on by `Identity` nodes, as
+    /// onnxruntime runs it. A branch that would define a name the graph already has (names may
+    /// repeat across sibling branches) is left as it is. How many were replaced.
+    fn fold(&mut self, model: &mut ModelProto, truths: &HashMap<String, bool>) -> usize {
+        let g = model.graph.mut_or_insert_default();
+        let mut defined: HashSet<String> = g
+            .input
+            .iter()
+            .map(|v| v.name.clone())
+            .chain(g.initializer.iter().map(|t| t.name.clone()))
+            .chain(g.node.iter().flat_map(|n| n.output.iter().cloned()))
+            .collect();
+        let mut folded = 0;
+        let mut nodes = Vec::with_capacity(g.node.len());
+        for node in std::mem::take(&mut g.node) {
+            let truth = (node.op_type == "If" && node.domain.is_empty())
+                .then(|| node.input.first().and_then(|c| truths.get(c)))
+                .flatten();
+            let branch = truth.and_then(|&t| {
+                let name = if t { "then_branch" } else { "else_branch" };
+                node.attribute.iter().find(|a| a.name == name)?.g.as_ref()
+            });
+            let branch = branch.filter(|b| b.output.len() == node.output.len());
+            let Some(branch) = branch.filter(|b| {
+                branch_defines(b).all(|name| name.is_empty() || !defined.contains(name))
+            }) else {
+                nodes.push(node);
+                continue;
+            };
+            folded += 1;
+            let cond = node.input[0].clone();
+            let origin = match node.output.first().and_then(|o| self.origin.get(o)) {
+                Some(outer) => outer.clone(),
+                None => {
+                    self.folded.insert(cond.clone());
+                    cond
+                }
+            };
+            for name in branch_defines(branch) {
+                defined.insert(name.to_string());
+                self.origin.insert(name.to_string(), origin.clone());
+            }
+            g.initializer.extend(branch.initializer.iter().cloned());
+            g.sparse_initializer
+                .extend(branch.sparse_initializer.iter().cloned());
+            nodes.extend(branch.node.iter().cloned());
+            for (out, from) in node.output.iter().zip(&branch.output) {
+                if !out.is_empty() && out != &from.name {
+                    nodes.push(NodeProto {
+                        op_type: "Identity".into(),
+                        input: vec![from.name.clone()],
+                        output: vec![out.clone()],
+                        ..Default::default()
+                    });
+                }
             }
         }
+        g.node = nodes;
+        folded
     }
-    g.node = nodes;
-    folded
+
+    /// The conditions of the top-level `If`s folded with nothing left unsettled inside: a
+    /// control-flow node inlined from one of them and not folded in turn (an `If` tract could
+    /// not settle, a `Loop`, a `Scan`) leaves its facts as doubtful as before.
+    fn settled(&self, model: &ModelProto) -> HashSet<String> {
+        let doubtful: HashSet<&String> = model
+            .graph
+            .node
+            .iter()
+            .filter(|n| matches!(n.op_type.as_str(), "If" | "Loop" | "Scan"))
+            .filter_map(|n| self.origin.get(n.output.first()?))
+            .collect();
+        self.folded
+            .iter()
+            .filter(|c| !doubtful.contains(c))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The names a branch defines: its nodes' outputs and its initializers.
+fn branch_defines(branch: &GraphProto) -> impl Iterator<Item = &str> {
+    branch
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(String::as_str))
+        .chain(branch.initializer.iter().map(|t| t.name.as_str()))
+        .chain(
+            branch
+                .sparse_initializer
+                .iter()
+                .filter_map(|t| t.values.as_ref().map(|v| v.name.as_str())),
+        )
 }
 
 /// What an analysis finds: facts by tensor name (with the value of a boolean scalar tract
