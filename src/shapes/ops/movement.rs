@@ -326,9 +326,11 @@ fn slice(c: &RuleCtx) -> Result<Outputs> {
 
 fn transpose(c: &RuleCtx) -> Result<Outputs> {
     let rank = c.rank(0);
+    // An explicit `perm`, empty included, is the permutation (onnx's inference reads `[]` as
+    // rank 0, onnxruntime refuses it on a rank-3 input); only an absent one reverses.
     let perm = match c.attrs.ints("perm")? {
-        Some(p) if !p.is_empty() => p.to_vec(),
-        _ => match rank {
+        Some(p) => p.to_vec(),
+        None => match rank {
             Some(r) => (0..r as i64).rev().collect(),
             None => return Ok(vec![]),
         },
