@@ -361,23 +361,35 @@ fn a_planted_violation_is_reported() {
 #[derive(Default)]
 struct Idents(BTreeMap<String, usize>);
 
+impl Idents {
+    fn walk(&mut self, tokens: TokenStream) {
+        for t in tokens {
+            match t {
+                TokenTree::Ident(i) => *self.0.entry(i.to_string()).or_default() += 1,
+                TokenTree::Group(g) => self.walk(g.stream()),
+                _ => {}
+            }
+        }
+    }
+}
+
 impl<'ast> Visit<'ast> for Idents {
     fn visit_ident(&mut self, i: &'ast proc_macro2::Ident) {
         *self.0.entry(i.to_string()).or_default() += 1;
     }
 
+    /// Macro arguments are tokens to syn: read every name in them.
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
-        fn walk(tokens: TokenStream, out: &mut Idents) {
-            for t in tokens {
-                match t {
-                    TokenTree::Ident(i) => *out.0.entry(i.to_string()).or_default() += 1,
-                    TokenTree::Group(g) => walk(g.stream(), out),
-                    _ => {}
-                }
-            }
-        }
-        walk(m.tokens.clone(), self);
+        self.walk(m.tokens.clone());
         syn::visit::visit_macro(self, m);
+    }
+
+    /// So are attributes' (`#[arg(default_value = network::DEFAULT_BUCKETS)]`).
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        if let syn::Meta::List(list) = &a.meta {
+            self.walk(list.tokens.clone());
+        }
+        syn::visit::visit_attribute(self, a);
     }
 }
 
@@ -479,10 +491,7 @@ const MAX_FN_LINES: usize = 120;
 /// The functions allowed over [`MAX_FN_LINES`]: tables of data, not steps (`grid` lists the
 /// profiler's configurations). The list may only shrink: a function that leaves it must be
 /// taken out, and no other may join it.
-const STILL_LONG: &[&str] = &[
-    "src/dev/paper.rs: fn scenario",
-    "src/profiler/grid.rs: fn grid",
-];
+const STILL_LONG: &[&str] = &["src/profiler/grid.rs: fn grid"];
 
 #[test]
 fn no_function_is_over_120_lines() {
