@@ -298,7 +298,6 @@ fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String)
         }
         per_net.push(net);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
     let _ = writeln!(
         out,
@@ -318,9 +317,12 @@ fn scenario(zoo: &Path, profiles: &Profiles, round_trip: bool, out: &mut String)
     }
 }
 
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
 /// Per network of the paper, what its latency speedup is made of.
 fn speedup_table(per_net: &[NetSummary], out: &mut String) {
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let _ = writeln!(out, "\n### Per network: what the speedup is made of\n");
     let _ = writeln!(
         out,
