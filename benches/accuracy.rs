@@ -1,9 +1,12 @@
 //! Prediction accuracy on this machine: profile it (the deployment phase), then predict and
-//! measure, under tract, the fixtures, the light model-zoo nets and a ResNet-18: whole-model
-//! latency, and per node for nodes over 1 ms. Writes docs/accuracy.md.
+//! measure, in one runtime, the fixtures, the light model-zoo nets and a ResNet-18 (with
+//! onnxruntime, also a MobileNetV2 and real models where `corpus/real-models` is fetched):
+//! whole-model latency, and per node for nodes over 1 ms. Writes docs/accuracy.md (tract) or
+//! docs/accuracy-onnxruntime.md.
 //!
 //! ```text
 //! scripts/fetch-corpus.sh && cargo bench --bench accuracy
+//! cargo bench --bench accuracy -- --runtime onnxruntime    # or NSPLIT_ACCURACY_RUNTIME=onnxruntime
 //! ```
 //! Run it on a quiet machine: the profile and the measurements share the cores with anything
 //! else running.
@@ -13,6 +16,7 @@ use nsplit::dev as common;
 use nsplit::cost::profile::Role;
 use nsplit::profiler::measure::Measured;
 use nsplit::profiler::{profile_with, Checkpoint, ProfileOptions, PARTS};
+use nsplit::runtime::Runtime;
 use nsplit::shapes::InputShapes;
 use nsplit::Analysis;
 use petgraph::graph::NodeIndex;
@@ -20,34 +24,64 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
-/// ResNet-18 at its real size, seeded random weights (45 MB): written by the fixture generator
-/// into `target/zoo-bench/` the first time (fixtures/zoo.md).
-fn resnet18(root: &std::path::Path) -> PathBuf {
+/// A zoo network at its real size, seeded random weights (ResNet-18: 45 MB): written by the
+/// fixture generator into `target/zoo-bench/` the first time (fixtures/zoo.md).
+fn zoo(root: &std::path::Path, name: &str) -> PathBuf {
     let dir = root.join("target/zoo-bench");
-    let path = dir.join("resnet18.onnx");
+    let path = dir.join(format!("{name}.onnx"));
     if !path.exists() {
         // Written beside and renamed into place: an interrupted run leaves no half a model.
         let staging = dir.join("staging");
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
             .arg("--zoo")
             .arg(&staging)
-            .args(["--only", "resnet18"])
+            .args(["--only", name])
             .status()
             .expect("running nsplit-fixtures");
         assert!(
             status.success(),
-            "nsplit-fixtures --zoo --only resnet18 failed"
+            "nsplit-fixtures --zoo --only {name} failed"
         );
-        std::fs::rename(staging.join("resnet18.onnx"), &path).unwrap();
+        std::fs::rename(staging.join(format!("{name}.onnx")), &path).unwrap();
     }
     path
 }
 
+/// The runtime to profile and measure in: `--runtime NAME` after `--`, else
+/// `$NSPLIT_ACCURACY_RUNTIME`, else tract.
+fn bench_runtime() -> Runtime {
+    let args: Vec<String> = std::env::args().collect();
+    let named = args
+        .iter()
+        .position(|a| a == "--runtime")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("NSPLIT_ACCURACY_RUNTIME").ok());
+    match named.as_deref() {
+        None | Some("tract") => Runtime::Tract,
+        Some("onnxruntime") => Runtime::Onnxruntime,
+        Some(other) => panic!("--runtime {other}: tract or onnxruntime"),
+    }
+}
+
+/// Real models (scripts/fetch-real-models.sh) timed with onnxruntime, with the sizes they take:
+/// a face landmark CNN, a detector and a speech activity detector, none of them in the grid's
+/// or the calibration's families by design.
+const REAL_MODELS: [(&str, &[&str]); 3] = [
+    ("mtcnn-onet.onnx", &[]),
+    ("nudenet-320n.onnx", &[]),
+    ("captcha-crnn.onnx", &[]),
+];
+
 fn main() {
     let root = nsplit::dev::root();
+    let runtime = bench_runtime();
+    let tag = match runtime {
+        Runtime::Tract => String::new(),
+        other => format!("-{other}"),
+    };
     // NSPLIT_ACCURACY_PROFILE=FILE reuses a profile (e.g. the last run's, saved below) to iterate
     // on predictions without re-profiling; the doc then names that profile's provenance.
-    let saved = root.join("target/accuracy-profile.json");
+    let saved = root.join(format!("target/accuracy-profile{tag}.json"));
     let mut models: Vec<(PathBuf, Vec<String>)> = [
         "lenet.onnx",
         "resnet_block.onnx",
@@ -75,7 +109,19 @@ fn main() {
     } else {
         eprintln!("corpus absent: only the fixtures are measured (run scripts/fetch-corpus.sh)");
     }
-    models.push((resnet18(&root), vec![]));
+    models.push((zoo(&root, "resnet18"), vec![]));
+    if runtime == Runtime::Onnxruntime {
+        models.push((zoo(&root, "mobilenet_v2"), vec![]));
+        let real = root.join("corpus/real-models");
+        for (file, shapes) in REAL_MODELS {
+            if real.join(file).exists() {
+                models.push((
+                    real.join(file),
+                    shapes.iter().map(|s| s.to_string()).collect(),
+                ));
+            }
+        }
+    }
 
     let mut rows = String::new();
     let (mut whole_errors, mut node_errors) = (vec![], vec![]);
@@ -99,7 +145,7 @@ fn main() {
         };
         for i in order {
             if let Ok(list) = &mut timings[i] {
-                match nsplit::profiler::measure::measure(&analyses[i], RUNS) {
+                match nsplit::profiler::measure::measure(&analyses[i], runtime, RUNS) {
                     Ok(m) => list.push(m),
                     Err(e) => timings[i] = Err(e),
                 }
@@ -119,6 +165,7 @@ fn main() {
                     role: Role::Cloud,
                     quick: false,
                     power_w: 0.0,
+                    runtime,
                 },
                 |_, _| {},
                 &mut pass,
@@ -138,7 +185,7 @@ fn main() {
             Err(e) => {
                 let _ = writeln!(
                     rows,
-                    "| {} | — | — | — | tract cannot run it: {e:#} |",
+                    "| {} | — | — | — | {runtime} cannot run it: {e:#} |",
                     name(path)
                 );
                 continue;
@@ -193,9 +240,23 @@ fn main() {
     };
     let within = |v: &[f64], t: f64| v.iter().filter(|e| **e <= t).count();
     let mut doc = String::new();
-    let _ = writeln!(doc, "# Prediction accuracy\n");
-    let _ = writeln!(doc, "Generated by `cargo bench --bench accuracy` (do not edit by hand). The machine was profiled by");
-    let _ = writeln!(doc, "`nsplit profile` in the same run; predictions use that profile; measurements are tract runs");
+    let command = match runtime {
+        Runtime::Tract => "cargo bench --bench accuracy".to_string(),
+        other => format!("cargo bench --bench accuracy -- --runtime {other}"),
+    };
+    let _ = writeln!(
+        doc,
+        "# Prediction accuracy{}\n",
+        match runtime {
+            Runtime::Tract => String::new(),
+            other => format!(" in {other}"),
+        }
+    );
+    let _ = writeln!(
+        doc,
+        "Generated by `{command}` (do not edit by hand). The machine was profiled by"
+    );
+    let _ = writeln!(doc, "`nsplit profile --runtime {runtime}` in the same run; predictions use that profile; measurements are {runtime} runs");
     let _ = writeln!(
         doc,
         "(the trimmed mean of {} short passes, each the median of {RUNS} runs after a warm-up, one after each quarter\nof each of the profiler's {PASSES} passes over its grid) of the same models on the same machine.\n",
@@ -216,10 +277,10 @@ fn main() {
         "| model | predicted ms | measured ms | error | note |\n|---|---|---|---|---|\n{rows}"
     );
     let _ = writeln!(doc, "## Nodes over 1 ms\n");
-    let _ = writeln!(doc, "A node tract fused into another (measured at zero) is predicted together with the node that");
+    let _ = writeln!(doc, "A node {runtime} fused into another (measured at zero) is predicted together with the node that");
     let _ = writeln!(
         doc,
-        "absorbed it: the rows compare fusion groups, named after the node tract kept.\n"
+        "absorbed it: the rows compare fusion groups, named after the node {runtime} kept.\n"
     );
     let _ = writeln!(
         doc,
@@ -229,72 +290,76 @@ fn main() {
         100.0 * median(&mut node_errors.clone()),
     );
     let _ = writeln!(doc, "| model | node | class | predicted ms | measured ms | error |\n|---|---|---|---|---|---|\n{node_rows}");
-    let factors = p.context_factors_text();
-    let cache = p
-        .cache_mb
-        .map_or("not known here: factors in full".to_string(), |mb| {
-            format!("{mb:.1} MB")
-        });
-    let _ = writeln!(
-        doc,
-        "## How the model is built\n\n\
-         - **One regression per kernel, not per ONNX op.** Ops a runtime runs on a different kernel are\n  \
-         variants with their own fits (docs/profiles.md): pointwise, depthwise and tract's direct spatial\n  \
-         convolutions, thin first layers, element-by-element broadcasts, GRUs with `linear_before_reset`,\n  \
-         global and average pools, LRN, Concat.\n\
-         - **Variables that follow the work**: FLOPs and bytes, plus a convolution's patch bytes (its\n  \
-         im2col matrix: a narrow conv pays the gather per FLOP) and a hinge in the bytes read where a working\n  \
-         set falls out of cache (fully connected layers past ~16 MB of weights run at DRAM speed). Each form\n  \
-         (linear, log, hinged) is scored by 4-fold cross-validation.\n\
-         - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a matmul or a 1x1 conv, and\n  \
-         a BatchNormalization or per-channel scale after any conv (folded into its weights), run inside\n  \
-         that kernel and are predicted at zero; a fused residual sum keeps its own prediction.\n\
-         - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
-         once per model.\n\
-         - **Context factors**: ops run slower inside a network than alone (the caches full of the previous\n  \
-         ops' data, much of it dirty), memory-bound ones most. Four calibration networks (a small CNN, a\n  \
-         classifier with an LRN and 220 MB of fully connected weights, a residual net, a micro CNN; none of\n  \
-         the models below) are timed per fusion group in place against their predictions, giving one factor\n  \
-         per kernel and class and one per class (`in_cache:<class>`) for ops whose data stays in cache; an\n  \
-         op takes the one or the other in proportion to its bytes over the L2 cache ({cache}). Here: {factors}.\n\
-         - **The typical of short medians at the machine's typical speed**: the grid in six passes of a\n  \
-         warm-up and 3 runs, alternately forwards and backwards, each sample the trimmed mean of its six\n  \
-         medians (the fastest and the slowest sixth dropped), each median scaled by a reference conv's\n  \
-         typical time over its time around it; the calibration networks and the models below timed after\n  \
-         each quarter of each pass (24 times). Each regression is the simplest form within one standard\n  \
-         error of the best by cross-validation.\n\
-         - **Views take no time**: a Reshape, Flatten, Squeeze, Unsqueeze or Identity reuses its input's\n  \
-         buffer under another shape.\n"
-    );
-    let _ = writeln!(doc, "{WHY}");
-    let _ = writeln!(
-        doc,
-        "## Where we miss, and why\n\n\
-         - **Fusion the rule does not know.** tract fuses a BatchNormalization chain into some 1x1 convs\n  \
-         and not others (inception's shared-input branches run it apart), and it fuses ResNet's residual\n  \
-         sum into the expansion conv at ~1.5 ms more than the same conv without it; per-node rows around\n  \
-         those convs miss by 30-60% in opposite directions, the sums of their groups much less.\n\
-         - **The context factors are one number per kernel or class**, measured on four small networks.\n  \
-         DenseNet's `[C, 1, 1]` broadcast chains run 2x slower inside the network than alone; the\n  \
-         broadcast factor covers that as far as the calibration CNN shows it. The many small elementwise\n  \
-         and normalisation ops of Inception v2 and ShuffleNet, whose data stays in cache, run 5-10% slower\n  \
-         in those networks than their class factors say (both 8-11% under on AMD EPYC).\n\
-         - **First layers** (3 input channels, 3x3 to 11x11 kernels, strides 2-4) are thin products whose\n  \
-         time is mostly writing their output; they still miss by 20-30%.\n\
-         - **Microsecond models.** The smallest fixtures run in 3-30 us, where a regression's intercept\n  \
-         is most of the answer; they miss by a few microseconds at most.\n\
-         - **Models under a millisecond** (LeNet, the inception and ResNet blocks, the one-Gemm fixtures)\n  \
-         were measured up to 50% apart from one run to the next on a noisy Intel Xeon (the inception block\n  \
-         0.44-0.66 ms), more than their predictions moved: one to three of them missed by over 25% in some\n  \
-         runs, in either direction. On a quiet AMD EPYC they measure within 2% from run to run and miss by\n  \
-         13% at most (the LSTM fixture, over). Each regeneration re-profiles.\n\n\
-         Next steps: fusion patterns from tract's own optimised graph rather than a rule, and per-node\n\
-         timings averaged over several profiles."
-    );
+    if runtime == Runtime::Tract {
+        let factors = p.context_factors_text();
+        let cache = p
+            .cache_mb
+            .map_or("not known here: factors in full".to_string(), |mb| {
+                format!("{mb:.1} MB")
+            });
+        let _ = writeln!(
+            doc,
+            "## How the model is built\n\n\
+             - **One regression per kernel, not per ONNX op.** Ops a runtime runs on a different kernel are\n  \
+             variants with their own fits (docs/profiles.md): pointwise, depthwise and tract's direct spatial\n  \
+             convolutions, thin first layers, element-by-element broadcasts, GRUs with `linear_before_reset`,\n  \
+             global and average pools, LRN, Concat.\n\
+             - **Variables that follow the work**: FLOPs and bytes, plus a convolution's patch bytes (its\n  \
+             im2col matrix: a narrow conv pays the gather per FLOP) and a hinge in the bytes read where a working\n  \
+             set falls out of cache (fully connected layers past ~16 MB of weights run at DRAM speed). Each form\n  \
+             (linear, log, hinged) is scored by 4-fold cross-validation.\n\
+             - **Epilogue fusion**: a BatchNormalization, Relu or arithmetic after a matmul or a 1x1 conv, and\n  \
+             a BatchNormalization or per-channel scale after any conv (folded into its weights), run inside\n  \
+             that kernel and are predicted at zero; a fused residual sum keeps its own prediction.\n\
+             - **Overheads apart**: a run's own overhead is measured and taken out of every sample, then added\n  \
+             once per model.\n\
+             - **Context factors**: ops run slower inside a network than alone (the caches full of the previous\n  \
+             ops' data, much of it dirty), memory-bound ones most. Four calibration networks (a small CNN, a\n  \
+             classifier with an LRN and 220 MB of fully connected weights, a residual net, a micro CNN; none of\n  \
+             the models below) are timed per fusion group in place against their predictions, giving one factor\n  \
+             per kernel and class and one per class (`in_cache:<class>`) for ops whose data stays in cache; an\n  \
+             op takes the one or the other in proportion to its bytes over the L2 cache ({cache}). Here: {factors}.\n\
+             - **The typical of short medians at the machine's typical speed**: the grid in six passes of a\n  \
+             warm-up and 3 runs, alternately forwards and backwards, each sample the trimmed mean of its six\n  \
+             medians (the fastest and the slowest sixth dropped), each median scaled by a reference conv's\n  \
+             typical time over its time around it; the calibration networks and the models below timed after\n  \
+             each quarter of each pass (24 times). Each regression is the simplest form within one standard\n  \
+             error of the best by cross-validation.\n\
+             - **Views take no time**: a Reshape, Flatten, Squeeze, Unsqueeze or Identity reuses its input's\n  \
+             buffer under another shape.\n"
+        );
+        let _ = writeln!(doc, "{WHY}");
+        let _ = writeln!(
+            doc,
+            "## Where we miss, and why\n\n\
+             - **Fusion the rule does not know.** tract fuses a BatchNormalization chain into some 1x1 convs\n  \
+             and not others (inception's shared-input branches run it apart), and it fuses ResNet's residual\n  \
+             sum into the expansion conv at ~1.5 ms more than the same conv without it; per-node rows around\n  \
+             those convs miss by 30-60% in opposite directions, the sums of their groups much less.\n\
+             - **The context factors are one number per kernel or class**, measured on four small networks.\n  \
+             DenseNet's `[C, 1, 1]` broadcast chains run 2x slower inside the network than alone; the\n  \
+             broadcast factor covers that as far as the calibration CNN shows it. The many small elementwise\n  \
+             and normalisation ops of Inception v2 and ShuffleNet, whose data stays in cache, run 5-10% slower\n  \
+             in those networks than their class factors say (both 8-11% under on AMD EPYC).\n\
+             - **First layers** (3 input channels, 3x3 to 11x11 kernels, strides 2-4) are thin products whose\n  \
+             time is mostly writing their output; they still miss by 20-30%.\n\
+             - **Microsecond models.** The smallest fixtures run in 3-30 us, where a regression's intercept\n  \
+             is most of the answer; they miss by a few microseconds at most.\n\
+             - **Models under a millisecond** (LeNet, the inception and ResNet blocks, the one-Gemm fixtures)\n  \
+             were measured up to 50% apart from one run to the next on a noisy Intel Xeon (the inception block\n  \
+             0.44-0.66 ms), more than their predictions moved: one to three of them missed by over 25% in some\n  \
+             runs, in either direction. On a quiet AMD EPYC they measure within 2% from run to run and miss by\n  \
+             13% at most (the LSTM fixture, over). Each regeneration re-profiles.\n\n\
+             Next steps: fusion patterns from tract's own optimised graph rather than a rule, and per-node\n\
+             timings averaged over several profiles."
+        );
+    } else {
+        let _ = writeln!(doc, "{ONNXRUNTIME}");
+    }
     // The regret benchmark's section is its own: kept as it is.
-    let doc_path = root.join("docs/accuracy.md");
+    let doc_path = root.join(format!("docs/accuracy{tag}.md"));
     let regret = common::section(&doc_path, "regret");
-    if !regret.is_empty() {
+    if runtime == Runtime::Tract && !regret.is_empty() {
         let _ = write!(doc, "\n\n{regret}\n");
     }
     std::fs::write(&doc_path, &doc).unwrap();
@@ -310,17 +375,18 @@ fn main() {
         .to_string();
     let worst = whole_errors.iter().copied().fold(0.0, f64::max);
     let line = format!(
-        "<!-- accuracy -->on the machine last measured ({cpu}), median error {:.1}% against tract's measured time, every model within {:.1}%<!-- /accuracy -->",
+        "<!-- accuracy{tag} -->on the machine last measured ({cpu}), median error {:.1}% against {runtime}'s measured time, every model within {:.1}%<!-- /accuracy{tag} -->",
         100.0 * median(&mut whole_errors.clone()),
         100.0 * worst
     );
+    let (open, close) = (
+        format!("<!-- accuracy{tag} -->"),
+        format!("<!-- /accuracy{tag} -->"),
+    );
     let readme_path = root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).unwrap();
-    if let (Some(a), Some(b)) = (
-        readme.find("<!-- accuracy -->"),
-        readme.find("<!-- /accuracy -->"),
-    ) {
-        let end = b + "<!-- /accuracy -->".len();
+    if let (Some(a), Some(b)) = (readme.find(&open), readme.find(&close)) {
+        let end = b + close.len();
         let updated = format!("{}{line}{}", &readme[..a], &readme[end..]);
         std::fs::write(&readme_path, updated).unwrap();
     }
@@ -709,3 +775,16 @@ fn fusion_groups(
 fn name(p: &std::path::Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
+
+/// What docs/accuracy-onnxruntime.md says after its tables (fixed text).
+const ONNXRUNTIME: &str = "## How onnxruntime differs from tract here
+
+The same profiler, grid, calibration networks and cost rules as docs/accuracy.md, with every
+model (one-node grid models, the reference conv, the overhead chains, the calibration networks
+and the models above) run by onnxruntime on one thread with every graph optimisation, as Triton's
+onnxruntime backend runs a tail. Per-node times come from onnxruntime's own profiler: a kernel is
+named after its ONNX node, or after the output of the last node it absorbed (`<output>_nchwc`, a
+conv in the blocked layout its x86 kernels use); the layout changes it inserts around them
+(`ReorderInput`, `ReorderOutput`) belong to no node and count in the whole model only. A
+one-node conv pays a layout change on each side that a network pays once: the conv context
+factor, measured on the calibration networks, takes that back.";

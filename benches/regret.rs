@@ -137,7 +137,7 @@ fn main() {
     let mut runs: Vec<ModelRun> = models.iter().map(|m| ModelRun::prepare(m, &opts)).collect();
     // The machine's speed around each timed run, to judge every run at the profile's speed.
     let reference_dir = tempfile::tempdir().unwrap();
-    let mut reference = Reference::new(reference_dir.path()).unwrap();
+    let mut reference = Reference::new(reference_dir.path(), Runtime::Tract).unwrap();
     // The profile, the contenders timed in rounds between its passes.
     let mut rounds = |at: Checkpoint| -> anyhow::Result<()> {
         if at.end_of_pass {
@@ -161,6 +161,7 @@ fn main() {
                 role: Role::Mobile,
                 quick: false,
                 power_w: 5.0,
+                runtime: Runtime::Tract,
             };
             let p = profile_with(&opts, |_, _| {}, &mut rounds).unwrap();
             p.write(&saved).unwrap();
@@ -372,7 +373,7 @@ impl ModelRun {
         run.contenders = run.pick_contenders(opts);
         // Per-node measured times, for the causes.
         let measured: Option<Vec<Measured>> = (0..PASSES)
-            .map(|_| nsplit::profiler::measure::measure(&run.a, RUNS).ok())
+            .map(|_| nsplit::profiler::measure::measure(&run.a, Runtime::Tract, RUNS).ok())
             .collect();
         run.measured_nodes = measured.map(|list| Measured::typical(&list));
         run

@@ -20,6 +20,7 @@
 
 use nsplit::cost::profile::Role;
 use nsplit::profiler::{profile, ProfileOptions};
+use nsplit::runtime::Runtime;
 use nsplit::selection::SelectionTable;
 use nsplit::serve::kserve::Server;
 use serde_json::Value;
@@ -48,6 +49,7 @@ fn main() {
         role: Role::Mobile,
         quick: true,
         power_w: 5.0,
+        runtime: Runtime::Tract,
     };
     let mut p = profile(&opts, |_, _| {}).unwrap();
     p.name = "this-machine".into();

@@ -237,10 +237,15 @@ pub enum Command {
         format: Format,
         #[command(flatten)]
         profiles: ProfileArgs,
-        /// Also run the model here with tract and report measured time per node (the median
-        /// of 5 runs after a warm-up) beside the predictions, and the whole-model time.
+        /// Also run the model here and report measured time per node (the median of 5 runs
+        /// after a warm-up) beside the predictions, and the whole-model time.
         #[arg(long)]
         measure: bool,
+        /// The runtime --measure runs the model in: compare a profile with the runtime it was
+        /// taken in (the profile's `runtime` field). onnxruntime's per-node times come from its
+        /// own profiler, under the names of the nodes its optimiser made.
+        #[arg(long, value_enum, default_value_t = Runtime::Tract, requires = "measure")]
+        runtime: Runtime,
         /// Also draw, as SVG into FILE, each node's predicted phone latency and output size
         /// (the paper's per-layer figure).
         #[arg(long, value_name = "FILE.svg")]
@@ -325,9 +330,16 @@ pub enum Command {
         /// Active power (W) assumed for every op class of a mobile profile.
         #[arg(long, default_value_t = 5.0)]
         power_w: f64,
-        /// The profile's name, shown in reports (default `measured-<architecture>`).
+        /// The profile's name, shown in reports (default `measured-<architecture>`, with
+        /// `-onnxruntime` after it for that runtime).
         #[arg(long)]
         name: Option<String>,
+        /// The runtime that times the models: the one that will run this side's halves.
+        /// Profile a server for Triton (whose backends run onnxruntime) with onnxruntime: on
+        /// the nets measured here it runs them 1.4-5x faster than tract. The profile records
+        /// the runtime and its version.
+        #[arg(long, value_enum, default_value_t = Runtime::Tract)]
+        runtime: Runtime,
     },
     /// Which pair an app should use at a measured uplink bandwidth (the run-time lookup).
     ///
@@ -418,7 +430,7 @@ pub enum Command {
 
 /// `nsplit run`'s arguments.
 #[derive(Args)]
-#[command(group(ArgGroup::new("which").required(true).args(["bandwidth", "cut"])))]
+#[command(group(ArgGroup::new("which").required(true).args(["bandwidth", "cut", "calibrate"])))]
 pub struct RunArgs {
     /// An output folder of `nsplit MODEL --out DIR`, with served tails (`nsplit package`).
     pub dir: PathBuf,
@@ -437,6 +449,13 @@ pub struct RunArgs {
     /// Run this cut (an id from selection.json).
     #[arg(long, value_name = "ID")]
     cut: Option<String>,
+    /// Measure what a request costs beyond the network: run every cut with a served tail in
+    /// turn (--repeat requests each), fit a constant per request and a cost per MB to each
+    /// request's round trip less the server's time, and write the table's buckets with that
+    /// cost (`protocol`) to FILE, to plan with `--buckets FILE`. Run it where the network
+    /// itself takes no time (the server on loopback or on the LAN).
+    #[arg(long, value_name = "BUCKETS.json")]
+    pub calibrate: Option<PathBuf>,
     /// The served model's name, where it is not the one selection.json names.
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
@@ -482,7 +501,8 @@ impl RunArgs {
                     network: self.network.clone(),
                 },
                 (None, Some(c)) => CutChoice::Id(c.clone()),
-                (None, None) => unreachable!("clap requires --bandwidth or --cut"),
+                // --calibrate: each served cut in turn, set by the calibration.
+                (None, None) => CutChoice::Id(String::new()),
             },
             model: self.model.clone(),
             timeout: std::time::Duration::try_from_secs_f64(timeout)
@@ -626,6 +646,18 @@ choice! {
         Onnxruntime,
         /// tract only.
         Tract,
+    }
+}
+
+choice! {
+    /// Which runtime times the models (`nsplit profile --runtime`, `annotate --measure
+    /// --runtime`): the one that will run the halves on that side.
+    Runtime => nsplit::runtime::Runtime {
+        /// tract, in nsplit itself: what a Rust app runs, and what cross-compiles to a phone.
+        Tract,
+        /// onnxruntime through its library (`$ORT_DYLIB_PATH`, or the Python onnxruntime
+        /// package): what Triton and onnxruntime mobile run.
+        Onnxruntime,
     }
 }
 

@@ -58,25 +58,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Package { dir, triton, opts } => package(&dir, &triton, &opts.options()),
-        Command::Run(args) => {
-            let opts = args.options()?;
-            let report = nsplit::serve::run::run(&args.dir, &opts)?;
-            if let Some(out) = &args.out {
-                nsplit::runtime::npy::write_npz(out, &report.values)?;
-            }
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.to_text());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run(args) => run_pair(&args),
         Command::Annotate {
             model,
             shapes,
             format,
             profiles,
             measure,
+            runtime,
             plot,
         } => {
             let profiles = profiles.resolve()?;
@@ -85,7 +74,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &shapes.parse()?,
                 format,
                 &profiles,
-                measure,
+                measure.then_some(runtime.into()),
                 plot.as_deref(),
             )
         }
@@ -124,11 +113,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quick,
             power_w,
             name,
+            runtime,
         } => {
             let opts = ProfileOptions {
                 role: role.into(),
                 quick,
                 power_w,
+                runtime: runtime.into(),
             };
             profile(&opts, name, &out)
         }
@@ -156,13 +147,56 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `nsplit run`: one request (or, with `--calibrate`, every served cut in turn).
+fn run_pair(args: &flags::RunArgs) -> Result<ExitCode> {
+    let opts = args.options()?;
+    if let Some(file) = &args.calibrate {
+        return calibrate(&args.dir, &opts, file, args.json);
+    }
+    let report = nsplit::serve::run::run(&args.dir, &opts)?;
+    if let Some(out) = &args.out {
+        nsplit::runtime::npy::write_npz(out, &report.values)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nsplit run --calibrate FILE`: measure the protocol's cost and write the table's buckets
+/// with it.
+fn calibrate(
+    dir: &std::path::Path,
+    opts: &nsplit::serve::run::RunOptions,
+    file: &std::path::Path,
+    json: bool,
+) -> Result<ExitCode> {
+    let calibration = nsplit::serve::calibrate::calibrate(dir, opts)?;
+    let table = nsplit::selection::SelectionTable::load(dir)?;
+    let buckets = calibration.buckets_file(&table);
+    nsplit::output::write_file(file, buckets.to_json().as_bytes())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&calibration)?);
+    } else {
+        print!("{}", calibration.to_text());
+        println!(
+            "wrote {}: plan with --buckets {} to count it",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `nsplit annotate`: the per-node report, measured where asked, plotted where asked.
 fn annotate(
     model: &std::path::Path,
     shapes: &nsplit::shapes::InputShapes,
     format: Format,
     profiles: &nsplit::cost::Profiles,
-    measure: bool,
+    measure: Option<nsplit::runtime::Runtime>,
     plot: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
     if let Some(empty) = shapes.empty() {
@@ -170,10 +204,10 @@ fn annotate(
     }
     let analysis = Analysis::run(model, shapes)?;
     let mut report = Annotations::of(&analysis, profiles);
-    if measure {
-        let measured = nsplit::profiler::measure::measure(&analysis, 5)
-            .with_context(|| format!("cannot measure {} with tract", model.display()))?;
-        report = report.with_measurements(&analysis, &measured);
+    if let Some(runtime) = measure {
+        let measured = nsplit::profiler::measure::measure(&analysis, runtime, 5)
+            .with_context(|| format!("cannot measure {} with {runtime}", model.display()))?;
+        report = report.with_measurements(&analysis, &measured, runtime);
     }
     if let Some(plot) = plot {
         let svg = nsplit::report::figures::node_chart(&report)?;

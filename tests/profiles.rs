@@ -304,6 +304,11 @@ fn quick_profile_runs_and_loads() {
     );
     assert_eq!(p.role, nsplit::cost::profile::Role::Cloud);
     assert_eq!(p.name, "bench-server");
+    assert_eq!(
+        p.runtime.as_deref(),
+        Some("tract-onnx 0.23 (1 thread, optimised)")
+    );
+    assert!(p.provenance.source.contains("timed with tract-onnx 0.23"));
     for class in ["conv", "matmul", "pool", "activation", "norm", "recurrent"] {
         let r = p
             .regressions
@@ -365,4 +370,80 @@ fn quick_profile_runs_and_loads() {
         out.to_str().unwrap(),
     ]);
     assert!(out.status.success());
+}
+
+/// A profile taken in onnxruntime says so, fits what it times, and `annotate --measure
+/// --runtime onnxruntime` traces onnxruntime's kernels (named after fused outputs, `_nchwc`) to
+/// the model's nodes.
+#[test]
+fn quick_onnxruntime_profile_names_its_runtime_and_measures_per_node() {
+    if python_tools("the onnxruntime profile").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ort.json");
+    let run = nsplit(&[
+        "profile",
+        "--quick",
+        "--runtime",
+        "onnxruntime",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = DeviceProfile::resolve(out.to_str().unwrap()).unwrap();
+    assert_eq!(
+        p.name,
+        format!("measured-{}-onnxruntime", std::env::consts::ARCH)
+    );
+    let runtime = p.runtime.clone().unwrap();
+    assert!(
+        runtime.starts_with("onnxruntime 1.") && runtime.contains("1 thread"),
+        "{runtime}"
+    );
+    assert!(p.provenance.source.contains("timed with onnxruntime 1."));
+    for class in ["conv", "matmul", "pool", "activation", "norm"] {
+        let r = &p.regressions[class];
+        assert!(r.samples >= 4 && r.coefficients.iter().all(|c| c.is_finite()));
+    }
+    assert!(
+        p.context_factors.contains_key("conv"),
+        "{:?}",
+        p.context_factors
+    );
+
+    let v = annotate_json(
+        "fixtures/resnet_block.onnx",
+        &[
+            "--mobile",
+            out.to_str().unwrap(),
+            "--measure",
+            "--runtime",
+            "onnxruntime",
+        ],
+        &[],
+    );
+    assert_eq!(v["totals"]["measured_runtime"], "onnxruntime");
+    let total = v["totals"]["measured_ms"].as_f64().unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    let per_node: f64 = nodes.iter().filter_map(|n| n["measured_ms"].as_f64()).sum();
+    // Every kernel but onnxruntime's layout changes is traced to a node: the nodes hold most of
+    // the run, and none twice (the kernels are timed with onnxruntime's profiler on, the run
+    // without it: a little apart).
+    assert!(
+        per_node > 0.5 * total && per_node <= total * 1.5,
+        "nodes {per_node} ms of a {total} ms run"
+    );
+    let timed = |name: &str| {
+        nodes.iter().find(|n| n["name"] == name).unwrap()["measured_ms"]
+            .as_f64()
+            .unwrap()
+    };
+    // The stem conv and its Relu run as one kernel named after the Relu's output.
+    assert!(timed("stem_relu") + timed("stem_conv") > 0.0);
+    assert!(timed("fc") > 0.0);
 }

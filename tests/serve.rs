@@ -408,6 +408,75 @@ fn split_requests_are_served_by_triton() {
         }
     }
 
+    // The protocol's cost, measured (`--calibrate`): every served cut of the ResNet block in
+    // turn, a buckets file with the cost in each of the table's buckets, and a table planned
+    // with it that charges it to every cut with a server part.
+    {
+        let case = cases.iter().find(|c| c.name == "resnet_block").unwrap();
+        let table = case.table();
+        let file = work.join("calibrated.json");
+        let mut args: Vec<String> = [
+            "run",
+            case.dir.to_str().unwrap(),
+            "--server",
+            &url,
+            "--calibrate",
+            file.to_str().unwrap(),
+            "--repeat",
+            "3",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(case.input_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = nsplit_ok(&args);
+        let cal: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let served = table.cuts.iter().filter(|c| c.tail.is_some()).count();
+        let samples = cal["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), served, "one sample per served cut: {cal}");
+        for s in samples {
+            // A request over HTTP costs something beyond the server's own time.
+            assert!(s["overhead_ms"].as_f64().unwrap() > 0.0, "{s}");
+            assert!(s["bytes"].as_u64().unwrap() > 0, "{s}");
+        }
+        let protocol: nsplit::plan::network::Protocol =
+            serde_json::from_value(cal["protocol"].clone()).unwrap();
+        assert!(
+            protocol.request_ms >= 0.0 && protocol.ms_per_mb >= 0.0 && !protocol.is_free(),
+            "{protocol:?}"
+        );
+        let buckets = nsplit::plan::network::load_buckets(&file).unwrap();
+        let names: Vec<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
+        let planned: Vec<&str> = table
+            .buckets
+            .iter()
+            .map(|b| b.network.name.as_str())
+            .collect();
+        assert_eq!(names, planned);
+        assert!(buckets.iter().all(|b| b.protocol == protocol));
+
+        let again = work.join("resnet_block-calibrated");
+        plan_into(&case.model, &again, Some(&file), &[]);
+        let calibrated = SelectionTable::load(&again).unwrap();
+        for (before, after) in table.buckets.iter().zip(&calibrated.buckets) {
+            let (Some(b), Some(a)) = (&before.all_cloud, &after.all_cloud) else {
+                continue;
+            };
+            let bytes = a.upload_bytes + a.download_bytes;
+            let expected = protocol.request_ms + protocol.bytes_ms(bytes);
+            // The table writes six significant digits.
+            let rounding = 1e-5 * (a.transfer_ms + b.transfer_ms) + 1e-6;
+            assert!(
+                (a.transfer_ms - b.transfer_ms - expected).abs() <= rounding,
+                "{}: all-cloud transfer {} ms, {} ms before, the protocol {expected} ms",
+                after.network.name,
+                a.transfer_ms,
+                b.transfer_ms
+            );
+        }
+    }
+
     // A request of batch 2 to the symbolic model: the predictions scale with the batch (the
     // table's are for batch 1), and the measured parts, of the median run, add up to its total.
     {

@@ -224,6 +224,12 @@ pub struct DeviceProfile {
     pub name: String,
     pub role: Role,
     pub provenance: Provenance,
+    /// The runtime whose times the profile stands for, and its version: a measured profile's
+    /// (`tract-onnx 0.23 (1 thread, optimised)`, `onnxruntime 1.22.0 (CPU, 1 thread, every graph
+    /// optimisation)`), a built-in one's (the paper's Caffe). A table is only as right as this is
+    /// the runtime that runs the halves. Absent in profiles before 2026-12-07.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// Regressions by op class name (`conv`, `matmul`, ...), or by `op:<OpType>` for an op whose
     /// cost differs from its class's (`op:LRN` among the norms); the op's own one wins.
     #[serde(default)]

@@ -6,7 +6,7 @@
 //! model ([`Instance::build`]) or by hand (tests, benchmarks); the chain scan, the min-cut and
 //! brute force all read the same instance, so they can be compared exactly.
 
-use super::network::{BandwidthBucket, MS_PER_BYTE_AT_1_MBPS};
+use super::network::{BandwidthBucket, Protocol, MS_PER_BYTE_AT_1_MBPS};
 use crate::cost::NodeCosts;
 use crate::graph::{ModelGraph, Producer, TensorId};
 use crate::shapes::ShapeTable;
@@ -70,6 +70,9 @@ pub enum Downlink {
 #[derive(Clone, Debug)]
 pub struct Link {
     pub rtt_ms: f64,
+    /// What each request and each byte cost beyond the network (added to the round trip and to
+    /// each transfer's constant part: it does not change with the bandwidth).
+    pub protocol: Protocol,
     pub downlink: Downlink,
     pub alpha_u_mw_per_mbps: f64,
     pub beta_mw: f64,
@@ -79,6 +82,7 @@ impl Link {
     pub fn of_bucket(b: &BandwidthBucket) -> Link {
         Link {
             rtt_ms: b.rtt_ms,
+            protocol: b.protocol,
             downlink: Downlink::Fixed(b.downlink_mbps),
             alpha_u_mw_per_mbps: b.radio.alpha_u_mw_per_mbps,
             beta_mw: b.radio.beta_mw,
@@ -102,22 +106,34 @@ impl Link {
         }
     }
 
-    /// Milliseconds to upload `bytes`: 8·bytes/(10⁶·B) s = 8e-3·bytes·x ms.
+    /// Milliseconds to upload `bytes`: 8·bytes/(10⁶·B) s = 8e-3·bytes·x ms, plus the
+    /// protocol's cost of the bytes.
     pub fn upload_ms(&self, bytes: u64) -> Linear {
         Linear {
-            a: 0.0,
+            a: self.protocol.bytes_ms(bytes),
             b: MS_PER_BYTE_AT_1_MBPS * bytes as f64,
         }
     }
 
+    /// Milliseconds to download `bytes`, plus the protocol's cost of the bytes.
     pub fn download_ms(&self, bytes: u64) -> Linear {
-        match self.downlink {
+        let over_the_air = match self.downlink {
             Downlink::Fixed(mbps) => Linear {
                 a: MS_PER_BYTE_AT_1_MBPS * bytes as f64 / mbps,
                 b: 0.0,
             },
-            Downlink::SameAsUplink => self.upload_ms(bytes),
-            Downlink::TimesUplink(ratio) => self.upload_ms(bytes) * (1.0 / ratio),
+            Downlink::SameAsUplink => Linear {
+                a: 0.0,
+                b: MS_PER_BYTE_AT_1_MBPS * bytes as f64,
+            },
+            Downlink::TimesUplink(ratio) => Linear {
+                a: 0.0,
+                b: MS_PER_BYTE_AT_1_MBPS * bytes as f64 / ratio,
+            },
+        };
+        Linear {
+            a: over_the_air.a + self.protocol.bytes_ms(bytes),
+            ..over_the_air
         }
     }
 
@@ -250,7 +266,7 @@ impl Instance {
         }
         if latency {
             inst.rtt = Linear {
-                a: link.rtt_ms,
+                a: link.rtt_ms + link.protocol.request_ms,
                 b: 0.0,
             };
         }

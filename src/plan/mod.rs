@@ -426,6 +426,7 @@ fn swept(
 fn same_network(a: &BandwidthBucket, b: &BandwidthBucket) -> bool {
     a.radio == b.radio
         && a.rtt_ms == b.rtt_ms
+        && a.protocol == b.protocol
         && a.downlink_mbps / a.uplink_mbps == b.downlink_mbps / b.uplink_mbps
 }
 

@@ -36,6 +36,38 @@ pub struct BandwidthBucket {
     /// Paid once whenever anything runs on the server.
     pub rtt_ms: f64,
     pub radio: Radio,
+    /// What a request costs beyond the network's time (serialising, the protocol, the server's
+    /// front end): measured against a real server by `nsplit run --calibrate`. None when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Protocol::is_free")]
+    pub protocol: Protocol,
+}
+
+/// The cost of a request to the inference server beyond the bytes over the bandwidth and the
+/// round trip: a constant per request and a cost per MB sent and received (encoding the tensors,
+/// HTTP, copies into and out of the server). Over loopback, with this machine on both sides, a
+/// KServe v2 request to Triton cost about 0.4 ms plus 1.6 ms/MB (docs/performance.md): for a
+/// tail of a millisecond, as much as the compute. It slows the request, not the radio: the
+/// energy objective leaves it out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocol {
+    /// Paid once per request (ms).
+    pub request_ms: f64,
+    /// Paid per 10^6 bytes sent or received (ms).
+    pub ms_per_mb: f64,
+}
+
+impl Protocol {
+    /// No cost: the paper's model, where a transfer is its bytes over the bandwidth.
+    pub fn is_free(&self) -> bool {
+        self.request_ms == 0.0 && self.ms_per_mb == 0.0
+    }
+
+    /// The cost (ms) of moving `bytes` through the protocol.
+    pub fn bytes_ms(&self, bytes: u64) -> f64 {
+        self.ms_per_mb * bytes as f64 / 1e6
+    }
 }
 
 /// Milliseconds one byte takes at 1 Mbps (8 bits / 10⁶ bit/s = 8·10⁻³ ms): every transfer time
@@ -48,9 +80,15 @@ impl BandwidthBucket {
     /// when anything runs on the server (`replies`), the round trip: the one transfer formula the
     /// planner's predictions and `nsplit run`'s use.
     pub fn transfer_ms(&self, upload: u64, download: u64, replies: bool) -> f64 {
+        let request = if replies {
+            self.rtt_ms + self.protocol.request_ms
+        } else {
+            0.0
+        };
         self.upload_ms(upload)
             + MS_PER_BYTE_AT_1_MBPS * download as f64 / self.downlink_mbps
-            + if replies { self.rtt_ms } else { 0.0 }
+            + self.protocol.bytes_ms(upload + download)
+            + request
     }
 
     /// Milliseconds to upload `bytes`.
@@ -90,6 +128,7 @@ pub fn default_buckets() -> Vec<BandwidthBucket> {
             alpha_d_mw_per_mbps: ad,
             beta_mw: b,
         },
+        protocol: Protocol::default(),
     };
     vec![
         bucket("3g", 1.1, 2.2, 150.0, 868.98, 122.12, 817.88),
@@ -208,6 +247,8 @@ fn validate(buckets: &[BandwidthBucket], source: &str) -> Result<()> {
             ("uplink_mbps", b.uplink_mbps, true),
             ("downlink_mbps", b.downlink_mbps, true),
             ("rtt_ms", b.rtt_ms, false),
+            ("protocol.request_ms", b.protocol.request_ms, false),
+            ("protocol.ms_per_mb", b.protocol.ms_per_mb, false),
             ("radio.alpha_u_mw_per_mbps", r.alpha_u_mw_per_mbps, false),
             ("radio.alpha_d_mw_per_mbps", r.alpha_d_mw_per_mbps, false),
             ("radio.beta_mw", r.beta_mw, false),
@@ -243,5 +284,38 @@ mod tests {
         assert!(e.contains("uplink_mbps") && e.contains("positive"), "{e}");
         let e = format!("{:#}", parse_buckets("5g", &lte).unwrap_err());
         assert!(e.contains("5g"), "{e}");
+    }
+
+    #[test]
+    fn the_protocol_costs_per_request_and_per_byte_beyond_the_network() {
+        let lte = reference_network("lte").unwrap();
+        let with = BandwidthBucket {
+            protocol: Protocol {
+                request_ms: 0.4,
+                ms_per_mb: 1.6,
+            },
+            ..lte.clone()
+        };
+        // 1 MB up, 1 kB down: the protocol adds 0.4 + 1.6 x 1.001 ms to what the network takes.
+        let (up, down) = (1_000_000, 1_000);
+        let extra = with.transfer_ms(up, down, true) - lte.transfer_ms(up, down, true);
+        assert!((extra - (0.4 + 1.6 * 1.001)).abs() < 1e-9, "{extra}");
+        // Nothing on the server: no request, nothing to pay.
+        assert_eq!(with.transfer_ms(0, 0, false), 0.0);
+        // Absent from a file, it is free, and a free one is not written.
+        let json = serde_json::to_string(&lte).unwrap();
+        assert!(!json.contains("protocol"), "{json}");
+        let read: BandwidthBucket =
+            serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(read.protocol, with.protocol);
+        let bad = BandwidthBucket {
+            protocol: Protocol {
+                request_ms: -1.0,
+                ms_per_mb: 0.0,
+            },
+            ..lte
+        };
+        let e = validate(&[bad], "b.json").unwrap_err().to_string();
+        assert!(e.contains("protocol.request_ms"), "{e}");
     }
 }

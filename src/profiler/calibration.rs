@@ -8,6 +8,7 @@ use crate::cost::profile::{in_cache_key, DeviceProfile, Figures};
 use crate::cost::OpClass;
 use crate::profiler::measure::{measure, weighted_median, Measured};
 use crate::proto::{attr_int, attr_ints, float_value_info};
+use crate::runtime::Runtime;
 use crate::shapes::InputShapes;
 use anyhow::{Context, Result};
 use onnx_protobuf::{AttributeProto, ModelProto, NodeProto, TensorProto};
@@ -23,12 +24,13 @@ use std::path::Path;
 pub(super) struct Calibration {
     /// Each network's timings, each with the reference's time around it.
     nets: Vec<(Analysis, Vec<(Measured, f64)>)>,
+    runtime: Runtime,
 }
 
 impl Calibration {
     /// The suite ([`calibration_nets`]; the quick profile's, the small CNN alone) written to
     /// `dir` and analysed.
-    pub(super) fn new(dir: &Path, quick: bool) -> Result<Calibration> {
+    pub(super) fn new(dir: &Path, quick: bool, runtime: Runtime) -> Result<Calibration> {
         let mut nets = vec![];
         for (name, model) in calibration_nets(quick) {
             let path = super::write_model(dir, &format!("{name}.onnx"), &model)?;
@@ -36,17 +38,16 @@ impl Calibration {
                 .with_context(|| format!("analysing the calibration network {name}"))?;
             nets.push((analysis, vec![]));
         }
-        Ok(Calibration { nets })
+        Ok(Calibration { nets, runtime })
     }
 
     /// Time each network once more (the median of `runs`), the reference before and after
     /// each.
     pub(super) fn time(&mut self, runs: usize, reference: &mut Reference) -> Result<()> {
         for (analysis, timings) in &mut self.nets {
-            timings.push(
-                reference
-                    .around(|| measure(analysis, runs).context("timing a calibration network"))?,
-            );
+            timings.push(reference.around(|| {
+                measure(analysis, self.runtime, runs).context("timing a calibration network")
+            })?);
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use crate::cost::profile::Figures;
 use crate::cost::OpClass;
 use crate::profiler::measure::trimmed_mean;
 use crate::proto::{attr_int, attr_ints, float_value_info, node, tensor_f32};
+use crate::runtime::Runtime;
 use crate::shapes::InputShapes;
 use anyhow::{Context, Result};
 use onnx_protobuf::{
@@ -27,6 +28,7 @@ pub(super) struct Config {
 /// The grid's models, written and analysed, with each one's timings so far.
 pub(super) struct Grid {
     entries: Vec<Entry>,
+    runtime: Runtime,
 }
 
 struct Entry {
@@ -47,6 +49,7 @@ impl Grid {
     pub(super) fn build(
         dir: &Path,
         configs: Vec<Config>,
+        runtime: Runtime,
         mut progress: impl FnMut(&str),
     ) -> Result<Grid> {
         let mut entries = vec![];
@@ -77,7 +80,7 @@ impl Grid {
                 states: vec![],
             });
         }
-        Ok(Grid { entries })
+        Ok(Grid { entries, runtime })
     }
 
     /// Time part `part` of [`PARTS`] of pass `pass`: every model once more over the pass,
@@ -91,12 +94,14 @@ impl Grid {
         mut progress: impl FnMut(&str),
     ) -> Result<()> {
         let n = self.entries.len();
+        let runtime = self.runtime;
         let (from, to) = (part * n / PARTS, (part + 1) * n / PARTS);
         for k in from..to {
             let e = &mut self.entries[if pass % 2 == 1 { n - 1 - k } else { k }];
             progress(&e.key);
             let (ms, state) = reference.around(|| {
-                time_model(&e.path, WARMUP, RUNS).with_context(|| format!("timing {}", e.key))
+                time_model(&e.path, runtime, WARMUP, RUNS)
+                    .with_context(|| format!("timing {}", e.key))
             })?;
             e.medians.push(ms);
             e.states.push(state);
@@ -376,6 +381,16 @@ pub(super) fn grid(quick: bool) -> Vec<Config> {
                 ],
             ));
         }
+        out.push(unary(
+            "GlobalAveragePool",
+            OpClass::Pool,
+            &[1, c, hw, hw],
+            vec![],
+        ));
+    }
+    // Small nets' heads: a few channels pooled from 8-32 pixel maps, microseconds that the
+    // intercept of the larger pools above decided alone.
+    for &(c, hw) in pick_of(quick, &[(16, 32), (64, 8)], &[]).iter() {
         out.push(unary(
             "GlobalAveragePool",
             OpClass::Pool,

@@ -1,16 +1,18 @@
-//! Measured latency on this machine (`nsplit annotate --measure`): run the model with tract and
-//! time every node.
+//! Measured latency on this machine (`nsplit annotate --measure`): run the model in a runtime
+//! (tract or onnxruntime) and time every node.
 //!
-//! tract optimises the model before running it; an optimised node keeps its ONNX node's name,
-//! or that name plus a `.suffix` for the pieces an op was lowered to, so each piece's time is
-//! added to the ONNX node it came from. A matrix product named after an elementwise node is the
-//! product of the conv or matmul upstream with that node fused in as its epilogue (tract names
-//! the fused node after the last op it absorbed), so its time goes to that conv or matmul. Time
-//! of nodes that match none (sources, constants) is reported apart.
+//! Both runtimes optimise the model before running it. tract's optimised node keeps its ONNX
+//! node's name, or that name plus a `.suffix` for the pieces an op was lowered to;
+//! onnxruntime's keeps it too, or is named after the output of the last op it absorbed
+//! (`<output>_nchwc`, a conv in its blocked layout). Each piece's time is added to the ONNX node
+//! it came from. A matrix product named after an elementwise node is the product of the conv or
+//! matmul upstream with that node fused in as its epilogue (both name a fused node after the last
+//! op it absorbed), so its time goes to that conv or matmul. Time of kernels that match no node
+//! (sources, constants, onnxruntime's layout changes) is reported apart.
 
 use crate::analysis::Analysis;
 use crate::graph::GraphNode;
-use crate::runtime::{random_inputs, tract, Optimise};
+use crate::runtime::{random_inputs, Runtime};
 use anyhow::Result;
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
@@ -156,11 +158,11 @@ fn nearest(
     None
 }
 
-/// Run the analysed model `runs` times (after one warm-up) with seeded random inputs, optimised
-/// as an app would run it.
-pub fn measure(a: &Analysis, runs: usize) -> Result<Measured> {
+/// Run the analysed model `runs` times (after one warm-up) in `runtime` with seeded random
+/// inputs, optimised as an app would run it.
+pub fn measure(a: &Analysis, runtime: Runtime, runs: usize) -> Result<Measured> {
     let inputs = random_inputs(&a.graph, &a.shapes, None, 0)?;
-    let mut model = tract::load(&a.model.path, Optimise::Fully)?;
+    let mut model = runtime.load(&a.model.path)?;
     let (nodes, totals) = model.time_per_node(&inputs, runs)?;
     let weights = a.graph.weight_tensors();
     let mut m = Measured {
@@ -191,8 +193,9 @@ pub fn measure(a: &Analysis, runs: usize) -> Result<Measured> {
 }
 
 /// For each optimised node name, the ONNX node it came from: the longest ONNX node name equal to
-/// it or followed by `.` in it. tract names an unnamed ONNX node after its first output.
-fn owners<'a>(a: &Analysis, tract_names: impl Iterator<Item = &'a str>) -> Vec<Option<NodeIndex>> {
+/// it or followed by `.` in it (tract names an unnamed ONNX node after its first output), else
+/// the node that writes the tensor it is named after (onnxruntime's `<output>_nchwc`).
+fn owners<'a>(a: &Analysis, names: impl Iterator<Item = &'a str>) -> Vec<Option<NodeIndex>> {
     let by_name: HashMap<String, NodeIndex> = a
         .graph
         .ops()
@@ -210,24 +213,33 @@ fn owners<'a>(a: &Analysis, tract_names: impl Iterator<Item = &'a str>) -> Vec<O
             (name, n)
         })
         .collect();
-    tract_names
+    let by_output = |name: &str| {
+        let tensor = name.strip_suffix("_nchwc").unwrap_or(name);
+        let t = a.graph.tensor_id(tensor)?;
+        a.graph.producer_op(t)
+    };
+    names
         .map(|name| {
             let mut key = name;
             loop {
                 if let Some(&n) = by_name.get(key) {
                     return Some(n);
                 }
-                key = &key[..key.rfind('.')?];
+                match key.rfind('.') {
+                    Some(dot) => key = &key[..dot],
+                    None => return by_output(name),
+                }
             }
         })
         .collect()
 }
 
-/// tract's kernels for convolutions and matrix products.
-fn is_product_kernel(tract_op: &str) -> bool {
-    ["MatMul", "Conv", "DepthWise"]
+/// The runtimes' kernels for convolutions and matrix products (tract's `OptMatMul`, `Conv`,
+/// `DepthWise`; onnxruntime's `Conv`, `FusedConv`, `Gemm`, `FusedMatMul`).
+fn is_product_kernel(op: &str) -> bool {
+    ["MatMul", "Conv", "DepthWise", "Gemm"]
         .iter()
-        .any(|k| tract_op.contains(k))
+        .any(|k| op.contains(k))
 }
 
 /// The conv or matmul whose epilogue `n` can be: up the data (non-weight) inputs through
@@ -289,6 +301,41 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernels_are_traced_to_their_nodes_in_either_runtime() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let a = Analysis::run(
+            &root.join("fixtures/resnet_block.onnx"),
+            &crate::shapes::InputShapes::default(),
+        )
+        .unwrap();
+        let node = |name: &str| {
+            a.graph
+                .ops()
+                .find(|(_, op)| op.name == name)
+                .map(|(n, _)| n)
+        };
+        let names = [
+            "stem_conv",           // a node's own name
+            "block_conv1.pack",    // tract: a piece of a lowered op
+            "stem_relu_out_nchwc", // onnxruntime: named after the fused Relu's output
+            "block_bn2_out_nchwc", // onnxruntime: a conv with its BatchNormalization fused
+            "ReorderInput",        // onnxruntime's layout change: no node's
+            "fc",
+        ];
+        assert_eq!(
+            owners(&a, names.into_iter()),
+            vec![
+                node("stem_conv"),
+                node("block_conv1"),
+                node("stem_relu"),
+                node("block_bn2"),
+                None,
+                node("fc"),
+            ]
+        );
+    }
 
     #[test]
     fn weighted_median_ignores_light_outliers() {

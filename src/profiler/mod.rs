@@ -1,10 +1,11 @@
-//! The deployment phase (`nsplit profile`): time each op class on this machine with tract over a
-//! grid of configurations, fit one regression per class, and write a measured [`DeviceProfile`].
+//! The deployment phase (`nsplit profile`): time each op class on this machine, in the runtime
+//! that will run the halves (tract or onnxruntime), over a grid of configurations, fit one
+//! regression per class, and write a measured [`DeviceProfile`] that names that runtime.
 //!
 //! Each sample is a one-node ONNX model built here, analysed by nsplit's own pipeline (so the
-//! features the regression reads are exactly those predictions will read) and run by tract:
-//! warm-up runs, then the median of timed runs. Plain Rust and tract only, so the command
-//! cross-compiles to a phone (aarch64) as it is.
+//! features the regression reads are exactly those predictions will read) and run by the
+//! runtime: warm-up runs, then the median of timed runs. With tract, plain Rust only, so the
+//! command cross-compiles to a phone (aarch64) as it is.
 
 mod calibration;
 pub mod fit;
@@ -16,7 +17,7 @@ pub mod measure;
 use crate::cost::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};
 use crate::profiler::fit::least_squares;
 use crate::profiler::measure::{median, trimmed_mean};
-use crate::runtime::{tract, Optimise};
+use crate::runtime::{LoadedModel, Runtime};
 use anyhow::Result;
 use calibration::Calibration;
 use grid::Grid;
@@ -33,6 +34,8 @@ pub struct ProfileOptions {
     pub quick: bool,
     /// Assumed active power (W) recorded for a mobile profile (power is not measured).
     pub power_w: f64,
+    /// The runtime that times the models: the one that will run the halves on that device.
+    pub runtime: Runtime,
 }
 
 /// Passes over the grid in a full profile.
@@ -82,6 +85,7 @@ pub fn profile_with(
     mut progress: impl FnMut(usize, &str),
     mut between: impl FnMut(Checkpoint) -> Result<()>,
 ) -> Result<DeviceProfile> {
+    opts.runtime.ensure_available()?;
     let dir = tempfile::tempdir()?;
     // This machine's speed changes from one second to the next (medians of the same model a few
     // seconds apart differ by up to 50%: docs/accuracy.md), so one long median is no property of
@@ -93,17 +97,19 @@ pub fn profile_with(
     let configs = grid::grid(opts.quick);
     let total = configs.len() * (passes + 1);
     progress(0, "building the one-node models");
-    let mut grid = Grid::build(dir.path(), configs, |label| progress(total, label))?;
+    let mut grid = Grid::build(dir.path(), configs, opts.runtime, |label| {
+        progress(total, label)
+    })?;
     progress(
         0,
         "building the reference conv and the calibration networks",
     );
-    let mut reference = Reference::new(dir.path())?;
+    let mut reference = Reference::new(dir.path(), opts.runtime)?;
     // The calibration networks are timed after each part of each pass (they run in
     // milliseconds; each node's time is the typical one over them all), and the Relu chains of
     // the run overhead after each pass.
-    let mut calibration = Calibration::new(dir.path(), opts.quick)?;
-    let mut overhead = RunOverhead::new(dir.path())?;
+    let mut calibration = Calibration::new(dir.path(), opts.quick, opts.runtime)?;
+    let mut overhead = RunOverhead::new(dir.path(), opts.runtime)?;
     for at in Checkpoint::all(passes) {
         grid.time_part(at.pass, at.index % PARTS, &mut reference, |label| {
             progress(total, label)
@@ -125,7 +131,11 @@ pub fn profile_with(
     let mut profile = DeviceProfile {
         format: FORMAT.into(),
         version: VERSION,
-        name: format!("measured-{}", std::env::consts::ARCH),
+        name: match opts.runtime {
+            Runtime::Tract => format!("measured-{}", std::env::consts::ARCH),
+            other => format!("measured-{}-{other}", std::env::consts::ARCH),
+        },
+        runtime: Some(opts.runtime.describe()),
         role: opts.role,
         provenance: Provenance {
             kind: ProvenanceKind::Measured,
@@ -156,7 +166,7 @@ pub fn profile_with(
 /// networks in a slow one set the conv factor at 1.02 in one profile and 1.20-1.30 in the
 /// others, and every prediction 10-25% low (docs/accuracy.md).
 pub struct Reference {
-    model: tract::Loaded,
+    model: LoadedModel,
     zeros: HashMap<String, Tensor>,
     times: Vec<f64>,
 }
@@ -164,9 +174,9 @@ pub struct Reference {
 impl Reference {
     /// The reference written to `dir` and loaded: 16 to 32 channels, 3x3, on 28x28 (3.6 M
     /// multiply-accumulates, a tenth of a millisecond or two).
-    pub fn new(dir: &Path) -> Result<Reference> {
+    pub fn new(dir: &Path, runtime: Runtime) -> Result<Reference> {
         let path = write_model(dir, "reference.onnx", &grid::conv(16, 32, 28, 3, 1).model)?;
-        let model = tract::load(&path, Optimise::Fully)?;
+        let model = runtime.load(&path)?;
         let zeros = model.zeros()?;
         Ok(Reference {
             model,
@@ -227,18 +237,18 @@ struct RunOverhead {
 /// A chain of Relus, loaded, and its medians so far.
 struct ReluChain {
     length: f64,
-    model: tract::Loaded,
+    model: LoadedModel,
     zeros: HashMap<String, Tensor>,
     medians: Vec<f64>,
 }
 
 impl RunOverhead {
     /// The chains written to `dir` and loaded.
-    fn new(dir: &Path) -> Result<RunOverhead> {
+    fn new(dir: &Path, runtime: Runtime) -> Result<RunOverhead> {
         let mut chains = vec![];
         for n in OVERHEAD_CHAINS {
             let path = write_model(dir, &format!("relu-chain{n}.onnx"), &grid::relu_chain(n))?;
-            let model = tract::load(&path, Optimise::Fully)?;
+            let model = runtime.load(&path)?;
             let zeros = model.zeros()?;
             chains.push(ReluChain {
                 length: n as f64,
@@ -287,11 +297,12 @@ fn provenance_source(
     reference: &Reference,
 ) -> String {
     format!(
-        "nsplit profile {}{} on {}: {} one-node models timed with tract-onnx 0.23 ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}), each at the machine's typical speed (a reference conv timed around every sample: {:.3} ms, its 10th to 90th percentile {:.0}% of that apart); run overhead {:.4} ms; context factors from {}: {}; {}",
+        "nsplit profile {}{} on {}: {} one-node models timed with {} ({} warm-up, median of {} runs, the trimmed mean of {} pass{}{}), each at the machine's typical speed (a reference conv timed around every sample: {:.3} ms, its 10th to 90th percentile {:.0}% of that apart); run overhead {:.4} ms; context factors from {}: {}; {}",
         env!("CARGO_PKG_VERSION"),
         if opts.quick { " --quick" } else { "" },
         machine::machine_description(),
         samples,
+        opts.runtime.describe(),
         WARMUP,
         RUNS,
         passes,
@@ -319,9 +330,10 @@ fn write_model(dir: &Path, name: &str, model: &ModelProto) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Median wall time (ms) of `runs` runs of the model at `path` on zeros, after `warmup`.
-fn time_model(path: &Path, warmup: usize, runs: usize) -> Result<f64> {
-    let mut model = tract::load(path, Optimise::Fully)?;
+/// Median wall time (ms) of `runs` runs of the model at `path` on zeros in `runtime`, after
+/// `warmup`.
+fn time_model(path: &Path, runtime: Runtime, warmup: usize, runs: usize) -> Result<f64> {
+    let mut model = runtime.load(path)?;
     let zeros = model.zeros()?;
     Ok(median(model.time(&zeros, warmup, runs)?))
 }

@@ -101,6 +101,9 @@ pub struct Totals {
     /// Whole-model time measured on this machine (`--measure`), ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured_ms: Option<f64>,
+    /// The runtime that measured it (`--runtime`): `tract` or `onnxruntime`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_runtime: Option<&'static str>,
     /// Each weight tensor once, however many nodes read it.
     pub weight_bytes: u64,
     pub tensors: usize,
@@ -178,6 +181,7 @@ impl Annotations {
                 + profiles.cloud.run_overhead_ms,
             mobile_mj: charged().filter_map(|n| n.mobile_mj).reduce(|a, b| a + b),
             measured_ms: None,
+            measured_runtime: None,
             weight_bytes: (0..a.graph.tensors.len())
                 .filter(|&k| weights[k])
                 .filter_map(|k| a.shapes.get(TensorId(k)).bytes())
@@ -222,11 +226,13 @@ impl Annotations {
         mut self,
         a: &Analysis,
         m: &crate::profiler::measure::Measured,
+        runtime: crate::runtime::Runtime,
     ) -> Annotations {
         for (row, (n, _)) in self.nodes.iter_mut().zip(a.graph.ops()) {
             row.measured_ms = Some(m.per_node_ms.get(&n).copied().unwrap_or(0.0));
         }
         self.totals.measured_ms = Some(m.total_ms);
+        self.totals.measured_runtime = Some(runtime.name());
         self
     }
 
@@ -362,7 +368,7 @@ impl Annotations {
             );
         }
         if let Some(measured) = t.measured_ms {
-            let _ = writeln!(out, "measured here with tract: {measured:.3} ms per run (per node: --format json, field measured_ms)");
+            let _ = writeln!(out, "measured here with {}: {measured:.3} ms per run (per node: --format json, field measured_ms)", t.measured_runtime.unwrap_or("tract"));
         }
         let _ = writeln!(
             out,

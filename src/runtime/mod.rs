@@ -55,6 +55,29 @@ impl Runtime {
         }
     }
 
+    /// The runtime and its version as a profile records them: `tract-onnx 0.23`,
+    /// `onnxruntime 1.22.0` (the loaded library's), with how it runs a model here (one thread,
+    /// every optimisation).
+    pub fn describe(self) -> String {
+        match self {
+            Runtime::Tract => format!("{} (1 thread, optimised)", tract::VERSION),
+            Runtime::Onnxruntime => format!(
+                "onnxruntime {} (CPU, 1 thread, every graph optimisation)",
+                onnxruntime::version().unwrap_or_else(|| "of unknown version".into())
+            ),
+        }
+    }
+
+    /// Where this runtime can run models here: onnxruntime only where its library loads.
+    pub fn ensure_available(self) -> Result<()> {
+        match self {
+            Runtime::Onnxruntime => onnxruntime::available()
+                .map(|_| ())
+                .map_err(|why| anyhow!("onnxruntime is not available: {why}")),
+            Runtime::Tract => Ok(()),
+        }
+    }
+
     /// Run one model, feeding the inputs it declares from `values` by name.
     pub fn run(
         self,
@@ -141,6 +164,51 @@ impl LoadedModel {
             LoadedModel::Tract(m) => m.run(values),
         }
     }
+
+    /// Wall time (ms) of each of `runs` runs on `values`, after `warmup` untimed ones.
+    pub fn time(
+        &mut self,
+        values: &HashMap<String, Tensor>,
+        warmup: usize,
+        runs: usize,
+    ) -> Result<Vec<f64>> {
+        match self {
+            LoadedModel::Onnxruntime(m) => m.time(values, warmup, runs),
+            LoadedModel::Tract(m) => m.time(values, warmup, runs),
+        }
+    }
+
+    /// Each of the runtime's kernels' time in each of `runs` runs on `values` (after one
+    /// untimed run), and each run's time (ms).
+    pub fn time_per_node(
+        &mut self,
+        values: &HashMap<String, Tensor>,
+        runs: usize,
+    ) -> Result<(Vec<NodeTime>, Vec<f64>)> {
+        match self {
+            LoadedModel::Onnxruntime(m) => m.time_per_node(values, runs),
+            LoadedModel::Tract(m) => m.time_per_node(values, runs),
+        }
+    }
+
+    /// Zeros of every input's declared type and size.
+    pub fn zeros(&self) -> Result<HashMap<String, Tensor>> {
+        match self {
+            LoadedModel::Onnxruntime(m) => m.zeros(),
+            LoadedModel::Tract(m) => m.zeros(),
+        }
+    }
+}
+
+/// One kernel a runtime ran and its time in each timed run.
+pub struct NodeTime {
+    /// The runtime's name for it: the ONNX node's name; in tract, it followed by `.` and a
+    /// suffix for a piece an op was lowered to; in onnxruntime, a name of its own for a node its
+    /// optimiser made (`<output>_nchwc`, `ReorderInput`).
+    pub name: String,
+    /// The runtime's op (`Conv`, `OptMatMul`, `FusedConv`, ...).
+    pub op: String,
+    pub ms: Vec<f64>,
 }
 
 impl std::fmt::Display for Runtime {

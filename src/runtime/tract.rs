@@ -1,6 +1,7 @@
 //! Running models in tract: the verifier where onnxruntime is not installed, and the runtime
 //! the profiler and `--measure` time (device profiles are measured with it).
 
+use super::NodeTime;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,14 +23,8 @@ pub struct Loaded {
 /// A plan, and the input types and shapes it was made for.
 type Plan = (Vec<(DatumType, Vec<usize>)>, Arc<TypedSimplePlan>);
 
-/// One node of an optimised plan and its time in each timed run.
-pub struct NodeTime {
-    /// tract's node name: the ONNX node's name, or it followed by `.` and a suffix.
-    pub name: String,
-    /// tract's op name (`Conv`, `OptMatMul`, ...).
-    pub op: String,
-    pub ms: Vec<f64>,
-}
+/// The version profiles and reports name (the `tract-onnx` requirement in Cargo.toml).
+pub const VERSION: &str = "tract-onnx 0.23";
 
 /// Parse the model at `path`.
 pub fn load(path: &Path, optimise: super::Optimise) -> Result<Loaded> {

@@ -4,9 +4,12 @@
 //! - [`kserve`]: a client of the Open Inference Protocol (KServe v2 REST) with binary tensors;
 //! - [`run`]: `nsplit run`, the head here and the tail on the server, measured against the
 //!   prediction;
+//! - [`calibrate`]: `nsplit run --calibrate`, what a request costs beyond the network, measured
+//!   and written into buckets for the planner;
 //!
 //! Element types under every name and NumPy files are the runtime's ([`crate::runtime`]).
 
+pub mod calibrate;
 pub mod kserve;
 pub mod run;
 pub mod triton;

@@ -28,6 +28,7 @@ pub enum CutChoice {
     Id(String),
 }
 
+#[derive(Clone)]
 pub struct RunOptions {
     /// The server's base URL; needed unless the cut runs on the phone alone.
     pub server: Option<String>,
