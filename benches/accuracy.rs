@@ -47,34 +47,18 @@ fn zoo(root: &std::path::Path, name: &str) -> PathBuf {
     path
 }
 
-/// The runtime to profile and measure in: `--runtime NAME` after `--`, else
-/// `$NSPLIT_ACCURACY_RUNTIME`, else tract.
-fn bench_runtime() -> Runtime {
-    let args: Vec<String> = std::env::args().collect();
-    let named = args
-        .iter()
-        .position(|a| a == "--runtime")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var("NSPLIT_ACCURACY_RUNTIME").ok());
-    match named.as_deref() {
-        None | Some("tract") => Runtime::Tract,
-        Some("onnxruntime") => Runtime::Onnxruntime,
-        Some(other) => panic!("--runtime {other}: tract or onnxruntime"),
-    }
-}
-
 /// Real models (scripts/fetch-real-models.sh) timed with onnxruntime, with the sizes they take:
 /// a face landmark CNN, a detector and a speech activity detector, none of them in the grid's
 /// or the calibration's families by design.
 const REAL_MODELS: [(&str, &[&str]); 3] = [
-    ("mtcnn-onet.onnx", &[]),
-    ("nudenet-320n.onnx", &[]),
-    ("captcha-crnn.onnx", &[]),
+    ("mtcnn-onet.onnx", &["input_3=1x48x48x3"]),
+    ("nudenet-320n.onnx", &["images=1x3x320x320"]),
+    ("captcha-crnn.onnx", &["image=1x3x60x160"]),
 ];
 
 fn main() {
     let root = nsplit::dev::root();
-    let runtime = bench_runtime();
+    let runtime = common::runtime_arg("NSPLIT_ACCURACY_RUNTIME");
     let tag = match runtime {
         Runtime::Tract => String::new(),
         other => format!("-{other}"),
@@ -359,7 +343,7 @@ fn main() {
     // The regret benchmark's section is its own: kept as it is.
     let doc_path = root.join(format!("docs/accuracy{tag}.md"));
     let regret = common::section(&doc_path, "regret");
-    if runtime == Runtime::Tract && !regret.is_empty() {
+    if !regret.is_empty() {
         let _ = write!(doc, "\n\n{regret}\n");
     }
     std::fs::write(&doc_path, &doc).unwrap();
@@ -783,8 +767,17 @@ The same profiler, grid, calibration networks and cost rules as docs/accuracy.md
 model (one-node grid models, the reference conv, the overhead chains, the calibration networks
 and the models above) run by onnxruntime on one thread with every graph optimisation, as Triton's
 onnxruntime backend runs a tail. Per-node times come from onnxruntime's own profiler: a kernel is
-named after its ONNX node, or after the output of the last node it absorbed (`<output>_nchwc`, a
-conv in the blocked layout its x86 kernels use); the layout changes it inserts around them
+named after its ONNX node, or after what its optimiser made of it: `<output>_nchwc` (a conv or
+pool in the blocked layout its x86 kernels use, named after the output of the last node it
+absorbed), `fused <node>` (an activation fused into a Gemm or conv), `<node>/MatMulAddFusion`
+(a MatMul and its Add run as one Gemm). The layout changes it inserts around blocked kernels
 (`ReorderInput`, `ReorderOutput`) belong to no node and count in the whole model only. A
 one-node conv pays a layout change on each side that a network pays once: the conv context
-factor, measured on the calibration networks, takes that back.";
+factor, measured on the calibration networks, takes that back.
+
+What onnxruntime runs differently enough to need rules of its own: PRelu with a per-channel
+slope runs element by element as a broadcast, 20-25x its Relu's time per byte on either layout
+(the MTCNN landmark net, 14 PRelus, was predicted at half its time until PRelu got a regression
+of its own); a Gemm with a fused activation is named `fused <node>`, and until the profile's
+parser traced it back to its node, AlexNet's and ZFNet's classifier Gemms were timed under no
+node and their matmul context factor fell to its floor (AlexNet -24%).";

@@ -223,47 +223,58 @@ fn the_transcript_reader_matches_and_elides() {
     assert_eq!(blocks[0][0].shown, s(&["out", "..."]));
 }
 
-/// The README's line on accuracy is what docs/accuracy.md (written by the accuracy bench, which
-/// rewrites that line too) measured: its median, its worst model and its machine.
+/// The README's lines on accuracy are what docs/accuracy.md and docs/accuracy-onnxruntime.md
+/// (written by the accuracy bench, which rewrites its line too) measured: the median, the worst
+/// model and the machine.
 #[test]
 fn the_readme_quotes_the_accuracy_bench() {
-    let doc = std::fs::read_to_string(root().join("docs/accuracy.md")).unwrap();
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let median = doc
-        .lines()
-        .find_map(|l| l.strip_prefix("Median absolute error "))
-        .and_then(|l| l.split('%').next())
-        .expect("docs/accuracy.md states its median");
-    let whole = doc.split("## Whole model").nth(1).unwrap();
-    let whole = whole.split("## ").next().unwrap();
-    let worst = whole
-        .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("| model"))
-        .filter_map(|l| {
-            l.split('|')
-                .nth(4)?
-                .trim()
-                .trim_end_matches('%')
-                .parse::<f64>()
-                .ok()
-        })
-        .map(f64::abs)
-        .fold(0.0, f64::max);
-    let cpu = doc
-        .lines()
-        .find_map(|l| l.strip_prefix("Profile: "))
-        .and_then(|l| l.split(" on ").nth(1))
-        .and_then(|l| l.split(',').next())
-        .expect("docs/accuracy.md names its machine");
-    let line = readme
-        .split("<!-- accuracy -->")
-        .nth(1)
-        .and_then(|l| l.split("<!-- /accuracy -->").next())
-        .expect("README.md has the accuracy line between its markers");
-    assert_eq!(
-        line,
-        format!(
-            "on the machine last measured ({cpu}), median error {median}% against tract's measured time, every model within {worst:.1}%"
-        )
-    );
+    for (file, marker, runtime) in [
+        ("docs/accuracy.md", "accuracy", "tract"),
+        (
+            "docs/accuracy-onnxruntime.md",
+            "accuracy-onnxruntime",
+            "onnxruntime",
+        ),
+    ] {
+        let doc = std::fs::read_to_string(root().join(file)).unwrap();
+        let median = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("Median absolute error "))
+            .and_then(|l| l.split('%').next())
+            .unwrap_or_else(|| panic!("{file} states its median"));
+        let whole = doc.split("## Whole model").nth(1).unwrap();
+        let whole = whole.split("## ").next().unwrap();
+        let worst = whole
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| model"))
+            .filter_map(|l| {
+                l.split('|')
+                    .nth(4)?
+                    .trim()
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map(f64::abs)
+            .fold(0.0, f64::max);
+        let cpu = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("Profile: "))
+            .and_then(|l| l.split(" on ").nth(1))
+            .and_then(|l| l.split(',').next())
+            .unwrap_or_else(|| panic!("{file} names its machine"));
+        let line = readme
+            .split(&format!("<!-- {marker} -->"))
+            .nth(1)
+            .and_then(|l| l.split(&format!("<!-- /{marker} -->")).next())
+            .unwrap_or_else(|| panic!("README.md has the {marker} line between its markers"));
+        assert_eq!(
+            line,
+            format!(
+                "on the machine last measured ({cpu}), median error {median}% against {runtime}'s measured time, every model within {worst:.1}%"
+            ),
+            "{file}"
+        );
+    }
 }

@@ -40,12 +40,38 @@ pub fn succeed(cmd: &mut Command) -> Output {
     out
 }
 
-/// The command-line arguments, without the `--bench` cargo adds.
+/// The command-line arguments, without the `--bench` cargo adds and without `--runtime NAME`
+/// (read by [`runtime_arg`]).
 pub fn args() -> Vec<String> {
-    std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect()
+    let mut out = vec![];
+    let mut all = std::env::args().skip(1);
+    while let Some(a) = all.next() {
+        match a.as_str() {
+            "--bench" => {}
+            "--runtime" => {
+                all.next();
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// The runtime a benchmark times in: `--runtime tract|onnxruntime` among its arguments, else the
+/// environment variable `env`, else tract.
+pub fn runtime_arg(env: &str) -> crate::runtime::Runtime {
+    use crate::runtime::Runtime;
+    let args: Vec<String> = std::env::args().collect();
+    let named = args
+        .iter()
+        .position(|a| a == "--runtime")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var(env).ok());
+    match named.as_deref() {
+        None | Some("tract") => Runtime::Tract,
+        Some("onnxruntime") => Runtime::Onnxruntime,
+        Some(other) => panic!("--runtime {other}: tract or onnxruntime"),
+    }
 }
 
 /// Peak resident set size of this process (VmHWM), in bytes.

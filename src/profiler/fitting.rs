@@ -94,6 +94,8 @@ fn variables(class: OpClass, key: &str) -> Vec<Variable> {
         // FLOPs count the window: a 3x3 stride-1 pool does 9x a 2x2 stride-2 one's work per
         // output.
         OpClass::Pool => vec![Variable::Mflops, Variable::MbRead, Variable::MbWritten],
+        // One op, its FLOPs a fixed multiple of its bytes.
+        OpClass::Activation if key == "op:PRelu" => vec![Variable::MbRead],
         // Relu is 1 operation per element, Sigmoid 4 (a transcendental): FLOPs tell them apart.
         // On bytes alone the fit averaged the two (27% held-out error) and over-predicted every
         // Relu of a small net by a third.

@@ -192,9 +192,12 @@ pub fn measure(a: &Analysis, runtime: Runtime, runs: usize) -> Result<Measured> 
     Ok(m)
 }
 
-/// For each optimised node name, the ONNX node it came from: the longest ONNX node name equal to
-/// it or followed by `.` in it (tract names an unnamed ONNX node after its first output), else
-/// the node that writes the tensor it is named after (onnxruntime's `<output>_nchwc`).
+/// For each optimised node name, the ONNX node it came from: the longest ONNX node name, or
+/// output tensor name, equal to it or followed by `.` or `/` in it. tract names an unnamed ONNX
+/// node after its first output and a lowered op's pieces `<node>.<suffix>`; onnxruntime names
+/// what its optimiser made `fused <node>` (an activation fused into a Gemm or conv),
+/// `<node>/MatMulAddFusion` and `<output>_nchwc` (a conv or pool in its blocked layout, after the
+/// last op it absorbed).
 fn owners<'a>(a: &Analysis, names: impl Iterator<Item = &'a str>) -> Vec<Option<NodeIndex>> {
     let by_name: HashMap<String, NodeIndex> = a
         .graph
@@ -215,20 +218,16 @@ fn owners<'a>(a: &Analysis, names: impl Iterator<Item = &'a str>) -> Vec<Option<
         .collect();
     let by_output = |name: &str| {
         let tensor = name.strip_suffix("_nchwc").unwrap_or(name);
-        let t = a.graph.tensor_id(tensor)?;
-        a.graph.producer_op(t)
+        a.graph.producer_op(a.graph.tensor_id(tensor)?)
     };
     names
         .map(|name| {
-            let mut key = name;
+            let mut key = name.strip_prefix("fused ").unwrap_or(name);
             loop {
-                if let Some(&n) = by_name.get(key) {
+                if let Some(n) = by_name.get(key).copied().or_else(|| by_output(key)) {
                     return Some(n);
                 }
-                match key.rfind('.') {
-                    Some(dot) => key = &key[..dot],
-                    None => return by_output(name),
-                }
+                key = &key[..key.rfind(['.', '/'])?];
             }
         })
         .collect()
@@ -322,7 +321,8 @@ mod tests {
             "stem_relu_out_nchwc", // onnxruntime: named after the fused Relu's output
             "block_bn2_out_nchwc", // onnxruntime: a conv with its BatchNormalization fused
             "ReorderInput",        // onnxruntime's layout change: no node's
-            "fc",
+            "fused fc",            // onnxruntime: an activation fused into the Gemm
+            "fc/MatMulAddFusion",  // onnxruntime: a MatMul and its Add as one Gemm
         ];
         assert_eq!(
             owners(&a, names.into_iter()),
@@ -332,6 +332,7 @@ mod tests {
                 node("stem_relu"),
                 node("block_bn2"),
                 None,
+                node("fc"),
                 node("fc"),
             ]
         );
