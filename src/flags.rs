@@ -8,7 +8,7 @@ use nsplit::cost::Profiles;
 use nsplit::job::JobOptions;
 use nsplit::plan::{network, PlanOptions, Sweep};
 use nsplit::runtime::SampleInputs;
-use nsplit::serve::run::{CutChoice, RunOptions};
+use nsplit::client::run::{CutChoice, RunOptions};
 use nsplit::serve::triton::TritonOptions;
 use nsplit::shapes::InputShapes;
 use std::path::PathBuf;
@@ -345,7 +345,9 @@ pub enum Command {
     ///
     /// Reads only DIR/selection.json, finds the breakpoint interval containing the bandwidth
     /// (clamped to the planned range), and prints a JSON object: the cut id, the head and tail
-    /// files (null for an empty side), and the predicted objective at that bandwidth.
+    /// files (null for an empty side), and the predicted objective at that bandwidth. With
+    /// --rtt or --server-load (conditions other than those planned for), every cut of the
+    /// table is predicted again from its line on the network, and the least answers.
     Select {
         /// An output folder of `nsplit MODEL --out DIR`.
         dir: PathBuf,
@@ -357,6 +359,15 @@ pub enum Command {
         /// alone. Without it, the breakpoint sweep's network (--base-network) answers.
         #[arg(long, value_name = "NAME")]
         network: Option<String>,
+        /// The round trip to the server now, in ms, where it differs from the network's
+        /// (selection.json lists each network's rtt_ms). Every cut that sends a request is
+        /// predicted again with it, and the least predicted cut answers.
+        #[arg(long, value_name = "MS")]
+        rtt: Option<f64>,
+        /// The server's load now: its time over the cloud profile's prediction, as the main
+        /// job's --cloud-load (selection.json's cloud_load). Each tail's time scales with it.
+        #[arg(long, value_name = "K")]
+        server_load: Option<f64>,
     },
     /// Write a Triton model repository of an output folder's tails.
     ///
@@ -710,5 +721,7 @@ pub fn flag_name(setting: nsplit::setting::Setting) -> &'static str {
         Setting::Timeout => "--timeout",
         Setting::RunInput => "--input",
         Setting::ServedModel => "--model",
+        Setting::RoundTrip => "--rtt",
+        Setting::ServerLoad => "--server-load",
     }
 }

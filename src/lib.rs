@@ -18,14 +18,17 @@
 //! - [`emit`]: matched head/tail ONNX files ([`emit::Emitter`]);
 //! - [`verify`]: head-then-tail against the original, under tract;
 //! - [`plan`]: the best cut per network and the exact breakpoints ([`plan::Plan`]);
-//! - [`serve`]: the tails in a Triton repository, and `nsplit run`'s client (head here, tail
-//!   on an inference server);
+//! - [`serve`]: the tails in a Triton repository, and the protocol to reach them;
+//! - [`client`]: the phone's side at run time: which pair a request uses under the conditions
+//!   it believes ([`client::choose`]), and `nsplit run` (head here, tail on an inference
+//!   server);
 //! - [`annotate`]: the per-node report (`nsplit annotate`);
 //! - [`job`]: the main job, every stage in order (`nsplit MODEL --out DIR`).
 //!
 //! [`Analysis::run`] runs the stages up to cost.
 
 pub mod analysis;
+pub mod client;
 pub mod cost;
 pub mod cut;
 #[cfg(feature = "dev")]

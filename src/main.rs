@@ -52,8 +52,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             bandwidth,
             network,
+            rtt,
+            server_load,
         } => {
-            let answer = SelectionTable::load(&dir)?.answer(&dir, bandwidth, network.as_deref())?;
+            let conditions = nsplit::client::Conditions {
+                uplink_mbps: bandwidth,
+                network,
+                rtt_ms: rtt,
+                server_load,
+            };
+            let answer = nsplit::client::answer(&dir, &SelectionTable::load(&dir)?, &conditions)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -153,7 +161,7 @@ fn run_pair(args: &flags::RunArgs) -> Result<ExitCode> {
     if let Some(file) = &args.calibrate {
         return calibrate(&args.dir, &opts, file, args.json);
     }
-    let report = nsplit::serve::run::run(&args.dir, &opts)?;
+    let report = nsplit::client::run::run(&args.dir, &opts)?;
     if let Some(out) = &args.out {
         nsplit::runtime::npy::write_npz(out, &report.values)?;
     }
@@ -169,11 +177,11 @@ fn run_pair(args: &flags::RunArgs) -> Result<ExitCode> {
 /// with it.
 fn calibrate(
     dir: &std::path::Path,
-    opts: &nsplit::serve::run::RunOptions,
+    opts: &nsplit::client::run::RunOptions,
     file: &std::path::Path,
     json: bool,
 ) -> Result<ExitCode> {
-    let calibration = nsplit::serve::calibrate::calibrate(dir, opts)?;
+    let calibration = nsplit::client::calibrate::calibrate(dir, opts)?;
     let table = nsplit::selection::SelectionTable::load(dir)?;
     let buckets = calibration.buckets_file(&table);
     nsplit::output::write_file(file, buckets.to_json().as_bytes())?;

@@ -38,6 +38,10 @@ pub enum Setting {
     RunInput,
     /// The served model's name.
     ServedModel,
+    /// The round trip a lookup assumes.
+    RoundTrip,
+    /// The server's load a lookup assumes.
+    ServerLoad,
 }
 
 impl Setting {
@@ -59,6 +63,8 @@ impl Setting {
             Setting::Timeout => "timeout",
             Setting::RunInput => "input",
             Setting::ServedModel => "served model name",
+            Setting::RoundTrip => "round trip",
+            Setting::ServerLoad => "the server's current load",
         }
     }
 }

@@ -20,7 +20,7 @@ const ORDER: &[&str] = &[
     "guard", "warn", "setting", "tensor", "ops", "proto",
     // stages
     "load", "output", "graph", "shapes", "cost", "analysis", "runtime", "profiler", "cut",
-    "plan", "selection", "emit", "verify", "serve",
+    "plan", "selection", "emit", "verify", "serve", "client",
     // reports, then the jobs
     "report", "split", "job",
     // what the crate's own tests and benchmarks share (feature `dev`)

@@ -451,6 +451,105 @@ fn select_returns_every_buckets_choice() {
     assert!(asked >= 60, "only {asked} buckets in the golden tables");
 }
 
+/// The client's rule is the lookup's: over every golden table, network and a range of uplinks,
+/// the cut of least predicted objective from the table's lines (asked under a round trip a
+/// nanosecond off, so that the lines decide rather than the breakpoints) is the breakpoints'
+/// cut, or ties it to the table's six digits. Conditions move the choice as they should: a
+/// server a million times slower or a round trip of a thousand seconds leave all-mobile where
+/// the table has it (with the latency objective; the energy objective ignores both), and
+/// `nsplit select` takes them as flags and refuses bad ones by name.
+#[test]
+fn the_client_chooses_by_the_tables_lines_under_its_conditions() {
+    use nsplit::client::{choose, Conditions};
+    use nsplit::selection::SelectionTable;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut asked, mut moved) = (0, 0);
+    for entry in std::fs::read_dir(root().join("golden/selection")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        std::fs::copy(&path, tmp.path().join("selection.json")).unwrap();
+        let table = SelectionTable::load(tmp.path()).unwrap();
+        let latency = table.objective == nsplit::plan::Objective::Latency;
+        let has_all_mobile = table.cuts.iter().any(|c| c.tail.is_none());
+        let networks = std::iter::once(None).chain(
+            table
+                .networks
+                .iter()
+                .map(|n| Some(n.buckets[0].clone())),
+        );
+        for network in networks {
+            let rtt = network
+                .as_deref()
+                .and_then(|n| table.network(n))
+                .map_or(table.breakpoints.network.rtt_ms, |n| n.network.rtt_ms);
+            for k in 0..40 {
+                let mbps = 0.05 * 1.4f64.powi(k);
+                let at = |rtt_ms: Option<f64>, server_load: Option<f64>| Conditions {
+                    uplink_mbps: mbps,
+                    network: network.clone(),
+                    rtt_ms,
+                    server_load,
+                };
+                let (planned, _) = table.select(mbps, network.as_deref()).unwrap();
+                let as_planned = choose(&table, &at(None, None)).unwrap();
+                assert_eq!(as_planned.cut.id, planned.id);
+                let by_lines = choose(&table, &at(Some(rtt + 1e-9), None)).unwrap();
+                let tie = (by_lines.predicted - as_planned.predicted).abs()
+                    <= 1e-5 * as_planned.predicted.abs().max(1e-9);
+                assert!(
+                    by_lines.cut.id == planned.id || tie,
+                    "{}: on {network:?} at {mbps} Mbps the lines choose {} ({}), the breakpoints {} ({})",
+                    path.display(),
+                    by_lines.cut.id,
+                    by_lines.predicted,
+                    planned.id,
+                    as_planned.predicted
+                );
+                for far in [
+                    at(None, Some(table.cloud_load * 1e6)),
+                    at(Some(1e6), None),
+                ] {
+                    let c = choose(&table, &far).unwrap();
+                    if !latency {
+                        assert_eq!(c.cut.id, planned.id, "{}: energy moved", path.display());
+                    } else if has_all_mobile {
+                        assert!(c.cut.tail.is_none(), "{}: {far:?} chose {}", path.display(), c.cut.id);
+                        moved += usize::from(planned.tail.is_some());
+                    }
+                }
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 1000, "only {asked} lookups");
+    assert!(moved >= 20, "far conditions moved only {moved} choices");
+
+    // The flags: the answer says what it assumed; a bad value names its flag.
+    let out = tmp.path().to_str().unwrap();
+    std::fs::copy(
+        root().join("golden/selection/lenet.json"),
+        tmp.path().join("selection.json"),
+    )
+    .unwrap();
+    let o = nsplit(&["select", out, "--bandwidth", "10", "--rtt", "2.5", "--server-load", "0.5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((answer["rtt_ms"].as_f64(), answer["server_load"].as_f64()), (Some(2.5), Some(0.5)));
+    let plain: Value =
+        serde_json::from_slice(&nsplit(&["select", out, "--bandwidth", "10"]).stdout).unwrap();
+    assert!(plain.get("rtt_ms").is_none() && plain.get("server_load").is_none());
+    for (flag, value, says) in [("--rtt", "-1", "0 ms or more"), ("--server-load", "0", "positive")] {
+        let o = nsplit(&["select", out, "--bandwidth", "10", &format!("{flag}={value}")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(flag) && err.contains(says),
+            "{flag} {value}: {err}"
+        );
+    }
+}
+
 /// A model tract cannot run still gets its split, marked unverified with the reason.
 #[test]
 fn a_model_tract_cannot_run_is_split_and_marked_unverified() {

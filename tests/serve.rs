@@ -274,6 +274,49 @@ fn assert_fails_with(o: &Output, what: &str) {
     assert_eq!(err.lines().count(), 1, "one error line: {err}");
 }
 
+/// The app's request never fails for want of the server: with nothing listening, the pair the
+/// table chose at a high uplink (one with a tail) runs all-mobile instead, computes the
+/// original's outputs and says why; a pair asked for by id still fails with the server's error.
+#[test]
+fn a_chosen_pair_runs_all_mobile_when_the_server_is_down() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let buckets = round_trip_free_buckets(work, &[0.01, 1e5]);
+    let lenet = Case::new("lenet", fixture("lenet.onnx"), &[], work, 1);
+    plan_into(&lenet.model, &lenet.dir, Some(&buckets), &[]);
+    let table = lenet.table();
+    let network = table.buckets.last().unwrap().network.name.clone();
+    let chosen = table.select(1e5, Some(&network)).unwrap().0.clone();
+    assert!(chosen.tail.is_some(), "lenet at 1e5 Mbps chose {}", chosen.id);
+    assert!(table.cuts.iter().any(|c| c.tail.is_none()), "no all-mobile pair");
+    let down = format!("http://127.0.0.1:{}", nsplit::dev::free_port());
+    let out = work.join("fallback.npz");
+    let mut args: Vec<String> = ["run", lenet.dir.to_str().unwrap(), "--server", &down]
+        .map(String::from)
+        .to_vec();
+    args.extend(lenet.input_args());
+    args.extend(
+        ["--bandwidth", "1e5", "--network", &network]
+            .into_iter()
+            .chain(["--out", out.to_str().unwrap(), "--json"])
+            .map(String::from),
+    );
+    let o = nsplit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["cut"], "all-mobile");
+    assert_eq!(report["fallback"]["chosen"], chosen.id.as_str());
+    let reason = report["fallback"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("cannot connect to the inference server at {down}")),
+        "{reason}"
+    );
+    let got: HashMap<String, Tensor> = npy::read_npz(&out).unwrap().into_iter().collect();
+    assert_close(&lenet.expected(), &got, "all-mobile in place of a split");
+    let o = lenet.run(&down, &chosen.id, &[]);
+    assert_fails_with(&o, "cannot connect to the inference server");
+}
+
 #[test]
 fn split_requests_are_served_by_triton() {
     let Some(python) = triton_python() else {

@@ -198,6 +198,33 @@ impl LoadedModel {
             LoadedModel::Tract(m) => m.zeros(),
         }
     }
+
+    /// Values for every input at its declared type and size, floats as [`random_inputs`]
+    /// makes them (uniform in [-1, 1), seeded), other types zero. Real data has both signs:
+    /// onnxruntime's PRelu runs 6x slower on it than on zeros, which take its fast path.
+    pub fn random_values(&self, seed: u64) -> Result<HashMap<String, Tensor>> {
+        use tract_onnx::prelude::DatumType;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut zeros: Vec<(String, Tensor)> = self.zeros()?.into_iter().collect();
+        zeros.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = HashMap::new();
+        for (name, t) in zeros {
+            let mut floats = || {
+                let values: Vec<f32> = (0..t.len())
+                    .map(|_| rng.random_range(-1.0f32..1.0))
+                    .collect();
+                Tensor::from_shape(t.shape(), &values)
+            };
+            let value = match t.datum_type() {
+                DatumType::F32 => floats()?,
+                DatumType::F64 => floats()?.cast_to::<f64>()?.into_owned(),
+                DatumType::F16 => floats()?.cast_to::<f16>()?.into_owned(),
+                _ => t,
+            };
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
 }
 
 /// One kernel a runtime ran and its time in each timed run.

@@ -4,8 +4,8 @@
 use super::*;
 use crate::setting::Setting;
 
-/// `nsplit select`'s answer: the pair to use at a measured uplink bandwidth. Fields in
-/// alphabetical order, as the JSON has always listed them.
+/// `nsplit select`'s answer ([`crate::client::answer`] makes it): the pair to use at a measured
+/// uplink bandwidth. Fields in alphabetical order, as the JSON has always listed them.
 #[derive(Clone, Debug, Serialize)]
 pub struct Selected {
     pub bandwidth_mbps: f64,
@@ -16,33 +16,19 @@ pub struct Selected {
     /// The network whose breakpoints answered: `--network`, or the sweep's.
     pub network: String,
     pub objective: Objective,
-    /// The objective predicted at the bandwidth (clamped to the planned range).
+    /// The objective predicted at the bandwidth (clamped to the planned range), the round trip
+    /// and the server load.
     pub predicted: f64,
+    /// The round trip asked for (`--rtt`), ms; absent when the network's own answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// The server load asked for (`--server-load`); absent when the table's answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_load: Option<f64>,
     pub tail: Option<String>,
 }
 
 impl SelectionTable {
-    /// The answer of `nsplit select` for the table in `dir` at `mbps`, on `network` (a
-    /// bucket's name) or, without one, on the breakpoint sweep's network.
-    pub fn answer(&self, dir: &Path, mbps: f64, network: Option<&str>) -> Result<Selected> {
-        let (cut, lookup) = self.select(mbps, network)?;
-        let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
-        Ok(Selected {
-            bandwidth_mbps: mbps,
-            cut: cut.id.clone(),
-            head: file(&cut.head),
-            in_planned_range: (lookup.from_mbps..=lookup.to_mbps).contains(&mbps),
-            network: lookup.network.clone(),
-            objective: self.objective,
-            predicted: round6(
-                lookup
-                    .line(cut)
-                    .at_mbps(mbps.clamp(lookup.from_mbps, lookup.to_mbps)),
-            ),
-            tail: file(&cut.tail),
-        })
-    }
-
     /// The cut for an uplink of `mbps` on `network` (a bucket's name; the breakpoint sweep's
     /// network without one), from that network's breakpoints (clamped to their range).
     pub fn select(&self, mbps: f64, network: Option<&str>) -> Result<(&CutEntry, Lookup<'_>)> {
@@ -85,6 +71,7 @@ impl SelectionTable {
         let Some(name) = network else {
             return Ok(Lookup {
                 network: self.breakpoints.network.name.clone(),
+                rtt_ms: self.breakpoints.network.rtt_ms,
                 from_mbps: self.breakpoints.from_mbps,
                 to_mbps: self.breakpoints.to_mbps,
                 pieces: &self.breakpoints.pieces,
@@ -108,6 +95,7 @@ impl SelectionTable {
         };
         Ok(Lookup {
             network: name.to_string(),
+            rtt_ms: n.network.rtt_ms,
             from_mbps: n.from_mbps,
             to_mbps: n.to_mbps,
             pieces: &n.pieces,
@@ -120,6 +108,8 @@ impl SelectionTable {
 pub struct Lookup<'a> {
     /// The network's name.
     pub network: String,
+    /// Its round trip, ms: what its lines include.
+    pub rtt_ms: f64,
     pub from_mbps: f64,
     pub to_mbps: f64,
     pub pieces: &'a [Piece],

@@ -4,7 +4,9 @@
 //! costs 1 MB on the wire.
 //!
 //! Every failure is one error naming the server's URL: nothing listening, a timeout, a model
-//! the server does not have, or the server's own message for a request it refused.
+//! the server does not have, or the server's own message for a request it refused. Those where
+//! the server did not answer, or answered that it cannot now (HTTP 5xx), are [`Unavailable`]: an
+//! app answers such a request on the phone alone.
 
 use crate::runtime::datatype::WireType;
 use crate::setting::Setting;
@@ -18,6 +20,19 @@ use tract_onnx::prelude::Tensor;
 const HEADER_LENGTH: &str = "Inference-Header-Content-Length";
 /// Responses larger than this are refused (a guard, not a tensor limit anyone should meet).
 const MAX_RESPONSE_BYTES: u64 = 4 << 30;
+
+/// The server did not answer (nothing listening, a timeout) or answered that it cannot now
+/// (HTTP 5xx): found with `anyhow::Error::downcast_ref::<Unavailable>()`.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 /// An inference server, by its base URL (`http://127.0.0.1:8000`).
 pub struct Server {
@@ -84,11 +99,12 @@ impl Server {
     pub fn ready(&self) -> Result<()> {
         let (status, body) = self.get("/v2/health/ready")?;
         if status != 200 {
-            bail!(
+            return Err(Unavailable(format!(
                 "the inference server at {} is not ready (HTTP {status}){}",
                 self.url,
                 server_message(&body)
-            );
+            ))
+            .into());
         }
         Ok(())
     }
@@ -105,6 +121,12 @@ impl Server {
                 self.url,
                 server_message(&body)
             ),
+            500.. => Err(Unavailable(format!(
+                "the inference server at {} answered HTTP {status} for model `{model}`{}",
+                self.url,
+                server_message(&body)
+            ))
+            .into()),
             _ => bail!(
                 "the inference server at {} answered HTTP {status} for model `{model}`{}",
                 self.url,
@@ -195,11 +217,15 @@ impl Server {
             .read_to_vec()
             .map_err(|e| self.transport_error(e))?;
         if status != 200 {
-            bail!(
+            let message = format!(
                 "the inference server at {} refused the request to model `{model}` (HTTP {status}){}",
                 self.url,
                 server_message(&body)
             );
+            if status >= 500 {
+                return Err(Unavailable(message).into());
+            }
+            bail!(message);
         }
         decode_response(&body, json_length)
             .with_context(|| format!("{}: the response of model `{model}`", self.url))
@@ -224,28 +250,29 @@ impl Server {
     /// One sentence for a request that did not get an answer.
     fn transport_error(&self, e: ureq::Error) -> anyhow::Error {
         let url = &self.url;
-        match e {
-            ureq::Error::Timeout(_) => anyhow!(
+        let late = || {
+            format!(
                 "the inference server at {url} did not answer within {:.3} s ({})",
                 self.timeout.as_secs_f64(),
                 Setting::Timeout
-            ),
-            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => anyhow!(
-                "cannot connect to the inference server at {url}: {e} (is it running and listening there?)"
-            ),
+            )
+        };
+        let refused = |why: &dyn std::fmt::Display| {
+            format!(
+                "cannot connect to the inference server at {url}: {why} (is it running and listening there?)"
+            )
+        };
+        let message = match e {
+            ureq::Error::Timeout(_) => late(),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => refused(&e),
             ureq::Error::Io(io) => match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => anyhow!(
-                    "cannot connect to the inference server at {url}: connection refused (is it running and listening there?)"
-                ),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow!(
-                    "the inference server at {url} did not answer within {:.3} s ({})",
-                    self.timeout.as_secs_f64(),
-                    Setting::Timeout
-                ),
-                _ => anyhow!("the inference server at {url}: {io}"),
+                std::io::ErrorKind::ConnectionRefused => refused(&"connection refused"),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => late(),
+                _ => format!("the inference server at {url}: {io}"),
             },
-            e => anyhow!("the inference server at {url}: {e}"),
-        }
+            e => format!("the inference server at {url}: {e}"),
+        };
+        Unavailable(message).into()
     }
 }
 

@@ -1,17 +1,12 @@
-//! Deploying the halves, after **emit**: the tails on an inference server, the head in a client.
+//! Deploying the halves, after **emit**: the tails on an inference server, and the protocol the
+//! phone speaks to it (the phone's side is [`crate::client`]).
 //!
 //! - [`triton`]: a Triton model repository of the tails (`--triton`, `nsplit package`);
 //! - [`kserve`]: a client of the Open Inference Protocol (KServe v2 REST) with binary tensors;
-//! - [`run`]: `nsplit run`, the head here and the tail on the server, measured against the
-//!   prediction;
-//! - [`calibrate`]: `nsplit run --calibrate`, what a request costs beyond the network, measured
-//!   and written into buckets for the planner;
 //!
 //! Element types under every name and NumPy files are the runtime's ([`crate::runtime`]).
 
-pub mod calibrate;
 pub mod kserve;
-pub mod run;
 pub mod triton;
 
 use crate::output::Staging;

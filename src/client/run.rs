@@ -3,10 +3,12 @@
 //! (Open Inference Protocol, binary tensors), and the outputs come back. The measured head,
 //! transfer and server times are reported next to the planner's predictions.
 //!
-//! All-mobile runs here alone; all-cloud sends the model's inputs.
+//! All-mobile runs here alone; all-cloud sends the model's inputs. A request whose pair the
+//! table chose (by bandwidth) never fails for want of the server: where the server does not
+//! answer, or answers that it cannot now, it runs all-mobile and says why.
 
-use super::kserve::{ModelMetadata, ModelStats, Server};
-use super::HalfIo;
+use crate::serve::kserve::{ModelMetadata, ModelStats, Server, Unavailable};
+use crate::serve::HalfIo;
 use crate::runtime::npy;
 use crate::runtime::{Runtime, Verifier};
 use crate::selection::{CutEntry, SelectionTable};
@@ -84,12 +86,55 @@ pub struct RunReport {
     /// The uplink the prediction is for, Mbps.
     pub predicted_at_mbps: Option<f64>,
     pub outputs: Vec<TensorDescription>,
+    /// Where the chosen pair could not reach the server and all-mobile answered instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     #[serde(skip)]
     pub values: Vec<(String, Tensor)>,
 }
 
-/// Run the pair of `dir` chosen by `opts` on the inputs it names.
+/// Why a request ran all-mobile rather than the pair the table chose.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fallback {
+    /// The cut the table chose.
+    pub chosen: String,
+    /// What the server did (did not answer, refused, answered HTTP 5xx).
+    pub reason: String,
+}
+
+/// Run the pair of `dir` chosen by `opts` on the inputs it names. Where the table chose it (by
+/// bandwidth) and the server is [`Unavailable`], run all-mobile instead: an app still answers.
 pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
+    let error = match run_pair(dir, opts) {
+        Ok(report) => return Ok(report),
+        Err(e) => e,
+    };
+    let chosen_by_table = matches!(opts.choice, CutChoice::Bandwidth { .. });
+    let Some(reason) = error
+        .downcast_ref::<Unavailable>()
+        .filter(|_| chosen_by_table)
+        .map(ToString::to_string)
+    else {
+        return Err(error);
+    };
+    let table = SelectionTable::load(dir)?;
+    let chosen = choose(&table, &opts.choice)?.id.clone();
+    let Some(all_mobile) = table.cuts.iter().find(|c| c.tail.is_none()) else {
+        bail!("{reason}; and this folder has no all-mobile pair to answer with on the phone alone (no bucket chose it)");
+    };
+    let mut report = run_pair(
+        dir,
+        &RunOptions {
+            choice: CutChoice::Id(all_mobile.id.clone()),
+            ..opts.clone()
+        },
+    )?;
+    report.fallback = Some(Fallback { chosen, reason });
+    Ok(report)
+}
+
+/// Run the pair of `dir` chosen by `opts`, whatever the server does.
+fn run_pair(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let table = SelectionTable::load(dir)?;
     let cut = choose(&table, &opts.choice)?;
     let mut values = HashMap::new();
@@ -203,6 +248,7 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
                 shape: t.shape().to_vec(),
             })
             .collect(),
+        fallback: None,
         values: outputs,
     })
 }
@@ -494,6 +540,9 @@ impl RunReport {
             (_, _, Some(rt)) => format!("everything here in {rt}"),
             _ => String::new(),
         };
+        if let Some(f) = &self.fallback {
+            let _ = writeln!(s, "ran all-mobile, not {}: {}", f.chosen, f.reason);
+        }
         let _ = writeln!(
             s,
             "cut {} ({where_}), the median of {} run(s)",

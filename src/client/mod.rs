@@ -1,0 +1,122 @@
+//! The phone's side at run time, after **serve**: which pair a request uses under the
+//! conditions the app believes now, and running it.
+//!
+//! - [`Conditions`], [`choose`]: the paper's run-time rule over every cut's line in
+//!   selection.json (`nsplit select`);
+//! - [`run`]: `nsplit run`, the head here and the tail on the server, measured against the
+//!   prediction;
+//! - [`calibrate`]: `nsplit run --calibrate`, what a request costs beyond the network, measured
+//!   and written into buckets for the planner.
+
+pub mod calibrate;
+pub mod run;
+
+use crate::plan::Objective;
+use crate::selection::{round6, CutEntry, SelectionTable, Selected};
+use crate::setting::Setting;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// What the app believes of the network and the server when it makes a request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Conditions {
+    /// The uplink bandwidth, Mbps.
+    pub uplink_mbps: f64,
+    /// The kind of network: a bucket's name (its radio, downlink ratio, round trip and protocol
+    /// cost); the breakpoint sweep's network without one.
+    pub network: Option<String>,
+    /// The round trip to the server, ms; the network's own without one.
+    pub rtt_ms: Option<f64>,
+    /// The server's load factor, its time over the cloud profile's prediction (as the main
+    /// job's `cloud_load`); the table's without one.
+    pub server_load: Option<f64>,
+}
+
+/// The pair a request uses, and what it is predicted to cost.
+#[derive(Clone, Debug)]
+pub struct Choice<'a> {
+    pub cut: &'a CutEntry,
+    /// The objective predicted under the conditions (the bandwidth clamped to the planned range).
+    pub predicted: f64,
+    /// The network whose lines answered.
+    pub network: String,
+    /// Whether the bandwidth is inside the range the table was planned over.
+    pub in_planned_range: bool,
+    /// The round trip (ms) and server load the choice was made for.
+    pub rtt_ms: f64,
+    pub server_load: f64,
+}
+
+/// The pair for a request under `c`, by the paper's rule: the cut of least predicted objective,
+/// each cut's prediction its line on the network (`objective_at_bandwidth`) moved by how far
+/// the round trip and the server's load are from those the table was planned for (a request
+/// pays the round trip once; the tail's time scales with the load; neither changes the phone's
+/// energy). Under the table's own conditions the network's breakpoints answer, as `nsplit
+/// select` always has: they are the planner's exact crossings, which the lines' six digits can
+/// tie.
+pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a>> {
+    let (planned, lookup) = table.select(c.uplink_mbps, c.network.as_deref())?;
+    let rtt_ms = match c.rtt_ms {
+        Some(r) if !(r.is_finite() && r >= 0.0) => {
+            bail!("{} must be 0 ms or more, got {r}", Setting::RoundTrip)
+        }
+        Some(r) => r,
+        None => lookup.rtt_ms,
+    };
+    let server_load = match c.server_load {
+        Some(k) if !(k.is_finite() && k > 0.0) => {
+            bail!("{} must be a positive factor, got {k}", Setting::ServerLoad)
+        }
+        Some(k) => k,
+        None => table.cloud_load,
+    };
+    let mbps = c.uplink_mbps.clamp(lookup.from_mbps, lookup.to_mbps);
+    let (rtt_shift, load_ratio) = (rtt_ms - lookup.rtt_ms, server_load / table.cloud_load);
+    let predicted = |cut: &CutEntry| {
+        let line = lookup.line(cut).at_mbps(mbps);
+        match (table.objective, cut.tail.is_some()) {
+            (Objective::Latency, true) => line + rtt_shift + cut.cloud_ms * (load_ratio - 1.0),
+            _ => line,
+        }
+    };
+    // Neither the round trip nor the server's load changes the phone's energy.
+    let as_planned =
+        table.objective == Objective::Energy || (rtt_shift == 0.0 && load_ratio == 1.0);
+    let cut = if as_planned {
+        planned
+    } else {
+        table
+            .cuts
+            .iter()
+            .min_by(|a, b| predicted(a).total_cmp(&predicted(b)))
+            .unwrap_or(planned)
+    };
+    Ok(Choice {
+        cut,
+        predicted: round6(predicted(cut)),
+        network: lookup.network.clone(),
+        in_planned_range: (lookup.from_mbps..=lookup.to_mbps).contains(&c.uplink_mbps),
+        rtt_ms,
+        server_load,
+    })
+}
+
+/// `nsplit select`'s answer for the table in `dir` under `c`: the pair's files (paths in
+/// `dir`) and its prediction; the round trip and the load where `c` sets them.
+pub fn answer(dir: &Path, table: &SelectionTable, c: &Conditions) -> Result<Selected> {
+    let choice = choose(table, c)?;
+    let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f).display().to_string());
+    Ok(Selected {
+        bandwidth_mbps: c.uplink_mbps,
+        cut: choice.cut.id.clone(),
+        head: file(&choice.cut.head),
+        in_planned_range: choice.in_planned_range,
+        network: choice.network,
+        objective: table.objective,
+        predicted: choice.predicted,
+        rtt_ms: c.rtt_ms.map(|_| choice.rtt_ms),
+        server_load: c.server_load.map(|_| choice.server_load),
+        tail: file(&choice.cut.tail),
+    })
+}
+
