@@ -775,9 +775,13 @@ absorbed), `fused <node>` (an activation fused into a Gemm or conv), `<node>/Mat
 one-node conv pays a layout change on each side that a network pays once: the conv context
 factor, measured on the calibration networks, takes that back.
 
-What onnxruntime runs differently enough to need rules of its own: PRelu with a per-channel
-slope runs element by element as a broadcast, 20-25x its Relu's time per byte on either layout
-(the MTCNN landmark net, 14 PRelus, was predicted at half its time until PRelu got a regression
-of its own); a Gemm with a fused activation is named `fused <node>`, and until the profile's
+What onnxruntime runs differently enough to need rules of its own. PRelu with a per-channel
+slope has a regression of its own, and its time depends on the data: onnxruntime branches on
+each element's sign, so on signs drawn independently (half of them negative) it runs 6x its
+time on zeros or on one sign. The grid fed its one-node models zeros, and the MTCNN landmark net
+(PRelus after each conv) was predicted at 0.6x its time; it now feeds them random values of both
+signs, as the networks are fed, which is PRelu's worst case: inside MTCNN, where a conv's
+neighbouring outputs share their signs, its PRelus run 0.64x that, and MTCNN is over-predicted by
+about a quarter. A Gemm with a fused activation is named `fused <node>`, and until the profile's
 parser traced it back to its node, AlexNet's and ZFNet's classifier Gemms were timed under no
 node and their matmul context factor fell to its floor (AlexNet -24%).";

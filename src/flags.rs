@@ -3,12 +3,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use nsplit::client::run::{CutChoice, RunOptions};
 use nsplit::cost::profile::{DeviceProfile, BUILT_IN};
 use nsplit::cost::Profiles;
 use nsplit::job::JobOptions;
 use nsplit::plan::{network, PlanOptions, Sweep};
 use nsplit::runtime::SampleInputs;
-use nsplit::client::run::{CutChoice, RunOptions};
 use nsplit::serve::triton::TritonOptions;
 use nsplit::shapes::InputShapes;
 use std::path::PathBuf;
@@ -485,6 +485,16 @@ pub struct RunArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Neurosurgeon's runtime: make --requests requests, each choosing its pair under what the
+    /// client has measured so far (uplink, round trip, the server's load from its statistics,
+    /// each head's speed here), starting from --bandwidth; a pair changes only when another is
+    /// predicted 10% faster. Where the server does not answer, the request runs all-mobile and
+    /// the server is tried again after a backoff. Prints a line per request (--json: the trace).
+    #[arg(long, requires_all = ["bandwidth", "requests"])]
+    pub adaptive: bool,
+    /// The number of requests of an adaptive run.
+    #[arg(long, value_name = "N", requires = "adaptive")]
+    pub requests: Option<usize>,
 }
 
 impl RunArgs {

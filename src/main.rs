@@ -60,6 +60,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 network,
                 rtt_ms: rtt,
                 server_load,
+                ..Default::default()
             };
             let answer = nsplit::client::answer(&dir, &SelectionTable::load(&dir)?, &conditions)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -160,6 +161,19 @@ fn run_pair(args: &flags::RunArgs) -> Result<ExitCode> {
     let opts = args.options()?;
     if let Some(file) = &args.calibrate {
         return calibrate(&args.dir, &opts, file, args.json);
+    }
+    if args.adaptive {
+        let requests = args.requests.unwrap_or(1);
+        let trace = nsplit::client::adaptive::run_adaptive(&args.dir, &opts, requests)?;
+        if let Some(out) = &args.out {
+            nsplit::runtime::npy::write_npz(out, &trace.outputs)?;
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&trace)?);
+        } else {
+            print!("{}", trace.to_text());
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let report = nsplit::client::run::run(&args.dir, &opts)?;
     if let Some(out) = &args.out {

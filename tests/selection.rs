@@ -473,12 +473,8 @@ fn the_client_chooses_by_the_tables_lines_under_its_conditions() {
         let table = SelectionTable::load(tmp.path()).unwrap();
         let latency = table.objective == nsplit::plan::Objective::Latency;
         let has_all_mobile = table.cuts.iter().any(|c| c.tail.is_none());
-        let networks = std::iter::once(None).chain(
-            table
-                .networks
-                .iter()
-                .map(|n| Some(n.buckets[0].clone())),
-        );
+        let networks =
+            std::iter::once(None).chain(table.networks.iter().map(|n| Some(n.buckets[0].clone())));
         for network in networks {
             let rtt = network
                 .as_deref()
@@ -491,6 +487,7 @@ fn the_client_chooses_by_the_tables_lines_under_its_conditions() {
                     network: network.clone(),
                     rtt_ms,
                     server_load,
+                    ..Conditions::default()
                 };
                 let (planned, _) = table.select(mbps, network.as_deref()).unwrap();
                 let as_planned = choose(&table, &at(None, None)).unwrap();
@@ -507,15 +504,17 @@ fn the_client_chooses_by_the_tables_lines_under_its_conditions() {
                     planned.id,
                     as_planned.predicted
                 );
-                for far in [
-                    at(None, Some(table.cloud_load * 1e6)),
-                    at(Some(1e6), None),
-                ] {
+                for far in [at(None, Some(table.cloud_load * 1e6)), at(Some(1e6), None)] {
                     let c = choose(&table, &far).unwrap();
                     if !latency {
                         assert_eq!(c.cut.id, planned.id, "{}: energy moved", path.display());
                     } else if has_all_mobile {
-                        assert!(c.cut.tail.is_none(), "{}: {far:?} chose {}", path.display(), c.cut.id);
+                        assert!(
+                            c.cut.tail.is_none(),
+                            "{}: {far:?} chose {}",
+                            path.display(),
+                            c.cut.id
+                        );
                         moved += usize::from(planned.tail.is_some());
                     }
                 }
@@ -533,15 +532,36 @@ fn the_client_chooses_by_the_tables_lines_under_its_conditions() {
         tmp.path().join("selection.json"),
     )
     .unwrap();
-    let o = nsplit(&["select", out, "--bandwidth", "10", "--rtt", "2.5", "--server-load", "0.5"]);
+    let o = nsplit(&[
+        "select",
+        out,
+        "--bandwidth",
+        "10",
+        "--rtt",
+        "2.5",
+        "--server-load",
+        "0.5",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((answer["rtt_ms"].as_f64(), answer["server_load"].as_f64()), (Some(2.5), Some(0.5)));
+    assert_eq!(
+        (answer["rtt_ms"].as_f64(), answer["server_load"].as_f64()),
+        (Some(2.5), Some(0.5))
+    );
     let plain: Value =
         serde_json::from_slice(&nsplit(&["select", out, "--bandwidth", "10"]).stdout).unwrap();
     assert!(plain.get("rtt_ms").is_none() && plain.get("server_load").is_none());
-    for (flag, value, says) in [("--rtt", "-1", "0 ms or more"), ("--server-load", "0", "positive")] {
-        let o = nsplit(&["select", out, "--bandwidth", "10", &format!("{flag}={value}")]);
+    for (flag, value, says) in [
+        ("--rtt", "-1", "0 ms or more"),
+        ("--server-load", "0", "positive"),
+    ] {
+        let o = nsplit(&[
+            "select",
+            out,
+            "--bandwidth",
+            "10",
+            &format!("{flag}={value}"),
+        ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             !o.status.success() && err.contains(flag) && err.contains(says),

@@ -283,12 +283,19 @@ fn a_chosen_pair_runs_all_mobile_when_the_server_is_down() {
     let work = work.path();
     let buckets = round_trip_free_buckets(work, &[0.01, 1e5]);
     let lenet = Case::new("lenet", fixture("lenet.onnx"), &[], work, 1);
-    plan_into(&lenet.model, &lenet.dir, Some(&buckets), &[]);
+    plan_into(&lenet.model, &lenet.dir, Some(&buckets), &["--triton"]);
     let table = lenet.table();
     let network = table.buckets.last().unwrap().network.name.clone();
     let chosen = table.select(1e5, Some(&network)).unwrap().0.clone();
-    assert!(chosen.tail.is_some(), "lenet at 1e5 Mbps chose {}", chosen.id);
-    assert!(table.cuts.iter().any(|c| c.tail.is_none()), "no all-mobile pair");
+    assert!(
+        chosen.tail.is_some(),
+        "lenet at 1e5 Mbps chose {}",
+        chosen.id
+    );
+    assert!(
+        table.cuts.iter().any(|c| c.tail.is_none()),
+        "no all-mobile pair"
+    );
     let down = format!("http://127.0.0.1:{}", nsplit::dev::free_port());
     let out = work.join("fallback.npz");
     let mut args: Vec<String> = ["run", lenet.dir.to_str().unwrap(), "--server", &down]
@@ -315,6 +322,100 @@ fn a_chosen_pair_runs_all_mobile_when_the_server_is_down() {
     assert_close(&lenet.expected(), &got, "all-mobile in place of a split");
     let o = lenet.run(&down, &chosen.id, &[]);
     assert_fails_with(&o, "cannot connect to the inference server");
+}
+
+/// Neurosurgeon's runtime against a real Triton behind a shaping proxy, in the library
+/// (`nsplit::client::adaptive`). The phone's heads run in tract, slower than the server's
+/// onnxruntime, as a phone is slower than a server, and the table's predictions are the
+/// built-in profiles', off by an order of magnitude here: the client corrects them from its own
+/// requests. On a fast network it sends the request to the server; when the uplink drops to 2
+/// Mbps it moves to all-mobile within a few requests; with the server killed every request is
+/// still answered, all-mobile, with the server's error; once the server is back (another port,
+/// behind the same proxy) and the network fast, it splits again. Every answer is the original's.
+#[test]
+fn the_adaptive_client_follows_the_network_and_survives_the_server() {
+    use common::proxy::Proxy;
+    use nsplit::client::adaptive::AdaptiveClient;
+    use nsplit::client::run::{CutChoice, RunOptions};
+    let Some(python) = triton_python() else {
+        return;
+    };
+    let Some(squeezenet) = light_models()
+        .into_iter()
+        .find(|m| m.ends_with("light_squeezenet.onnx"))
+    else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let buckets = round_trip_free_buckets(work, &[0.01, 1.0, 1e5]);
+    let repo = work.join("repo");
+    let case = Case::new("squeezenet", squeezenet, &[], work, 4);
+    plan_into(&case.model, &case.dir, Some(&buckets), &[]);
+    let o = package_into(&case.dir, &repo, &["--triton-backend", "python"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = case.table();
+    assert!(
+        table.cuts.iter().any(|c| c.tail.is_none()),
+        "no all-mobile pair"
+    );
+    let network = table.buckets.last().unwrap().network.name.clone();
+    let expected = case.expected();
+
+    let port = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let mut triton = Triton::start(&python, &repo, &work.join("triton.log"));
+    let proxy = Proxy::start(port(&triton.url));
+    let opts = RunOptions {
+        server: Some(proxy.url()),
+        inputs: case
+            .inputs
+            .iter()
+            .map(|(n, f, _)| (n.clone(), f.clone()))
+            .collect(),
+        choice: CutChoice::Bandwidth {
+            mbps: 1e5,
+            network: Some(network),
+        },
+        model: None,
+        timeout: Duration::from_secs(10),
+        runtime: Verifier::Tract,
+        repeat: 1,
+    };
+    let mut client = AdaptiveClient::open(&case.dir, &opts).unwrap();
+    let mut request = |phase: &str| {
+        let (step, outputs) = client.request().unwrap();
+        let got: HashMap<String, Tensor> = outputs.into_iter().collect();
+        assert_close(
+            &expected,
+            &got,
+            &format!("{phase}: request {}", step.request),
+        );
+        eprintln!("{phase}: {step:?}");
+        step
+    };
+    let splits = |s: &nsplit::client::adaptive::Step| s.cut != "all-mobile";
+
+    // A fast network: the server, which runs the net faster than tract here.
+    let fast: Vec<_> = (0..12).map(|_| request("fast")).collect();
+    assert!(fast[6..].iter().all(splits), "fast: {fast:#?}");
+    // A 2 Mbps uplink: the 600 kB input takes seconds; all-mobile within three requests.
+    proxy.set(|s| s.uplink_mbps = Some(2.0));
+    let slow: Vec<_> = (0..5).map(|_| request("slow")).collect();
+    assert!(slow[3..].iter().all(|s| !splits(s)), "slow: {slow:#?}");
+    // Fast again, the server killed: answered all-mobile, the server's error said.
+    proxy.set(|s| s.uplink_mbps = None);
+    triton.stop();
+    let down: Vec<_> = (0..12).map(|_| request("down")).collect();
+    assert!(down.iter().all(|s| !splits(s)), "down: {down:#?}");
+    assert!(
+        down.iter().any(|s| s.server_error.is_some()),
+        "the server was never tried while down: {down:#?}"
+    );
+    // The server back on another port behind the proxy: splitting resumes.
+    let triton2 = Triton::start(&python, &repo, &work.join("triton2.log"));
+    proxy.set(|s| s.target = port(&triton2.url));
+    let back: Vec<_> = (0..60).map(|_| request("back")).collect();
+    assert!(back[back.len() - 5..].iter().all(splits), "back: {back:#?}");
 }
 
 #[test]

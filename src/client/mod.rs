@@ -5,16 +5,22 @@
 //!   selection.json (`nsplit select`);
 //! - [`run`]: `nsplit run`, the head here and the tail on the server, measured against the
 //!   prediction;
+//! - [`beliefs`], [`adaptive`]: `nsplit run --adaptive`, the paper's runtime: each request
+//!   chosen under the conditions the client learned from its own requests, answered all-mobile
+//!   when the server does not answer;
 //! - [`calibrate`]: `nsplit run --calibrate`, what a request costs beyond the network, measured
 //!   and written into buckets for the planner.
 
+pub mod adaptive;
+pub mod beliefs;
 pub mod calibrate;
 pub mod run;
 
 use crate::plan::Objective;
-use crate::selection::{round6, CutEntry, SelectionTable, Selected};
+use crate::selection::{round6, CutEntry, Selected, SelectionTable};
 use crate::setting::Setting;
 use anyhow::{bail, Result};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What the app believes of the network and the server when it makes a request.
@@ -30,6 +36,10 @@ pub struct Conditions {
     /// The server's load factor, its time over the cloud profile's prediction (as the main
     /// job's `cloud_load`); the table's without one.
     pub server_load: Option<f64>,
+    /// Per cut id: its head's time here over the mobile profile's prediction.
+    pub head_factor: BTreeMap<String, f64>,
+    /// The factor of a head not in `head_factor` (0 or less: 1).
+    pub other_heads: f64,
 }
 
 /// The pair a request uses, and what it is predicted to cost.
@@ -45,15 +55,18 @@ pub struct Choice<'a> {
     /// The round trip (ms) and server load the choice was made for.
     pub rtt_ms: f64,
     pub server_load: f64,
+    /// Every cut's prediction under the conditions, by id.
+    pub predictions: BTreeMap<String, f64>,
 }
 
 /// The pair for a request under `c`, by the paper's rule: the cut of least predicted objective,
 /// each cut's prediction its line on the network (`objective_at_bandwidth`) moved by how far
-/// the round trip and the server's load are from those the table was planned for (a request
-/// pays the round trip once; the tail's time scales with the load; neither changes the phone's
-/// energy). Under the table's own conditions the network's breakpoints answer, as `nsplit
-/// select` always has: they are the planner's exact crossings, which the lines' six digits can
-/// tie.
+/// the round trip, the server's load and its head's time are from those the table was planned
+/// for (a request pays the round trip once; the tail's time scales with the load; the head's
+/// time and compute energy with its factor; neither the round trip nor the load changes the
+/// phone's energy). Under the table's own conditions the network's breakpoints answer, as
+/// `nsplit select` always has: they are the planner's exact crossings, which the lines' six
+/// digits can tie.
 pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a>> {
     let (planned, lookup) = table.select(c.uplink_mbps, c.network.as_deref())?;
     let rtt_ms = match c.rtt_ms {
@@ -72,16 +85,29 @@ pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a
     };
     let mbps = c.uplink_mbps.clamp(lookup.from_mbps, lookup.to_mbps);
     let (rtt_shift, load_ratio) = (rtt_ms - lookup.rtt_ms, server_load / table.cloud_load);
+    let other_heads = if c.other_heads > 0.0 {
+        c.other_heads
+    } else {
+        1.0
+    };
+    let head_factor = |cut: &CutEntry| c.head_factor.get(&cut.id).copied().unwrap_or(other_heads);
     let predicted = |cut: &CutEntry| {
         let line = lookup.line(cut).at_mbps(mbps);
+        let head = head_factor(cut) - 1.0;
         match (table.objective, cut.tail.is_some()) {
-            (Objective::Latency, true) => line + rtt_shift + cut.cloud_ms * (load_ratio - 1.0),
-            _ => line,
+            (Objective::Latency, true) => {
+                line + head * cut.mobile_ms + rtt_shift + cut.cloud_ms * (load_ratio - 1.0)
+            }
+            (Objective::Latency, false) => line + head * cut.mobile_ms,
+            (Objective::Energy, _) => line + head * cut.mobile_compute_mj,
         }
     };
     // Neither the round trip nor the server's load changes the phone's energy.
-    let as_planned =
-        table.objective == Objective::Energy || (rtt_shift == 0.0 && load_ratio == 1.0);
+    let moved = match table.objective {
+        Objective::Latency => rtt_shift != 0.0 || load_ratio != 1.0,
+        Objective::Energy => false,
+    };
+    let as_planned = !moved && table.cuts.iter().all(|cut| head_factor(cut) == 1.0);
     let cut = if as_planned {
         planned
     } else {
@@ -94,6 +120,11 @@ pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a
     Ok(Choice {
         cut,
         predicted: round6(predicted(cut)),
+        predictions: table
+            .cuts
+            .iter()
+            .map(|c| (c.id.clone(), round6(predicted(c))))
+            .collect(),
         network: lookup.network.clone(),
         in_planned_range: (lookup.from_mbps..=lookup.to_mbps).contains(&c.uplink_mbps),
         rtt_ms,
@@ -119,4 +150,3 @@ pub fn answer(dir: &Path, table: &SelectionTable, c: &Conditions) -> Result<Sele
         tail: file(&choice.cut.tail),
     })
 }
-

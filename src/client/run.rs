@@ -7,11 +7,11 @@
 //! table chose (by bandwidth) never fails for want of the server: where the server does not
 //! answer, or answers that it cannot now, it runs all-mobile and says why.
 
-use crate::serve::kserve::{ModelMetadata, ModelStats, Server, Unavailable};
-use crate::serve::HalfIo;
 use crate::runtime::npy;
 use crate::runtime::{Runtime, Verifier};
 use crate::selection::{CutEntry, SelectionTable};
+use crate::serve::kserve::{ModelMetadata, ModelStats, Server, Unavailable};
+use crate::serve::HalfIo;
 use crate::setting::Setting;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -137,62 +137,168 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
 fn run_pair(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let table = SelectionTable::load(dir)?;
     let cut = choose(&table, &opts.choice)?;
+    let values = read_inputs(&opts.inputs)?;
+    let mut pair = Pair::open(dir, cut, opts, &values)?;
+
+    let mut runs: Vec<(f64, Option<f64>, Option<f64>)> = vec![];
+    let mut last = None;
+    // One untimed head run first (the first run of a model allocates and plans); the server
+    // sees only timed requests.
+    pair.warm_up(&values)?;
+    for _ in 0..opts.repeat.max(1) {
+        let r = pair.request(&table, &values)?;
+        runs.push((r.head_ms, r.request_ms, r.server_ms));
+        last = Some(r);
+    }
+    let last = last.expect("one run at least");
+
+    let measured = median_run(&runs);
+    let (at_mbps, predicted) = predicted_timings(
+        &table,
+        cut,
+        &opts.choice,
+        &values,
+        last.upload_bytes,
+        last.download_bytes,
+    );
+    Ok(RunReport {
+        cut: cut.id.clone(),
+        server: pair.tail.as_ref().map(|t| t.server.url.clone()),
+        model: pair.tail.as_ref().map(|t| t.name.clone()),
+        head_runtime: pair.head.as_ref().map(|h| h.runtime),
+        runs: runs.len(),
+        upload_bytes: last.upload_bytes,
+        download_bytes: last.download_bytes,
+        measured,
+        predicted,
+        predicted_at_mbps: at_mbps,
+        outputs: last
+            .outputs
+            .iter()
+            .map(|(name, t)| TensorDescription {
+                name: name.clone(),
+                datatype: crate::runtime::datatype::WireType::of_datum(t.datum_type())
+                    .map_or(format!("{:?}", t.datum_type()), |w| w.kserve.to_string()),
+                shape: t.shape().to_vec(),
+            })
+            .collect(),
+        fallback: None,
+        values: last.outputs,
+    })
+}
+
+/// The model's input values from their NumPy files, each name once.
+pub(crate) fn read_inputs(inputs: &[(String, PathBuf)]) -> Result<HashMap<String, Tensor>> {
     let mut values = HashMap::new();
-    for (name, file) in &opts.inputs {
+    for (name, file) in inputs {
         let t = npy::read_npy(file).with_context(|| format!("{} {name}", Setting::RunInput))?;
         if values.insert(name.clone(), t).is_some() {
             bail!("{} {name} is given twice", Setting::RunInput);
         }
     }
-    // Each half's declared inputs and outputs, read once.
-    let read = |file: &Option<String>| file.as_ref().map(|f| HalfIo::read(&dir.join(f)));
-    let (head_io, tail_io) = (read(&cut.head).transpose()?, read(&cut.tail).transpose()?);
-    check_inputs(cut, head_io.as_ref(), tail_io.as_ref(), &values)?;
+    Ok(values)
+}
 
-    let mut head = match &cut.head {
-        Some(file) => {
-            let runtime = Runtime::pick(opts.runtime)?;
-            let path = dir.join(file);
-            let model = runtime
-                .load(&path)
-                .with_context(|| format!("{runtime} cannot load the head {}", path.display()))?;
-            Some((runtime, model, path))
-        }
-        None => None,
-    };
-    let tail = match &tail_io {
-        Some(io) => Some(Tail::connect(cut, io, opts)?),
-        None => None,
-    };
-    let boundary: Vec<&str> = cut.boundary.iter().map(|b| b.name.as_str()).collect();
+/// A cut's head, loaded here, and its tail, on the server: ready for requests.
+pub(crate) struct Pair {
+    pub cut: CutEntry,
+    head: Option<Head>,
+    pub tail: Option<Tail>,
+}
 
-    let mut runs: Vec<(f64, Option<f64>, Option<f64>)> = vec![];
-    let mut outputs = vec![];
-    let mut upload_bytes = 0u64;
-    let mut download_bytes = 0u64;
-    // One untimed head run first (the first run of a model allocates and plans); the server
-    // sees only timed requests.
-    let warm_up = usize::from(head.is_some());
-    for iteration in (1 - warm_up)..=opts.repeat.max(1) {
-        let timed = iteration > 0;
-        let start = Instant::now();
-        let head_out = match &mut head {
-            Some((runtime, model, path)) => model
-                .run(&values)
-                .with_context(|| format!("{runtime} cannot run the head {}", path.display()))?,
-            None => HashMap::new(),
-        };
-        let head_ms = ms(start.elapsed());
-        let Some(tail) = &tail else {
-            outputs = model_outputs(&table.model.outputs, vec![], head_out, &[]);
-            if timed {
-                runs.push((head_ms, None, None));
+/// A head loaded in a runtime.
+struct Head {
+    runtime: Runtime,
+    model: crate::runtime::LoadedModel,
+    path: PathBuf,
+}
+
+/// What one request measured, and the original's outputs it computed.
+pub(crate) struct Request {
+    pub head_ms: f64,
+    /// From sending the boundary to the answer; `None` for all-mobile.
+    pub request_ms: Option<f64>,
+    /// The request's time in the server, from its statistics.
+    pub server_ms: Option<f64>,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub outputs: Vec<(String, Tensor)>,
+}
+
+impl Pair {
+    /// Check that `values` are the inputs `cut`'s first half reads, load its head and reach its
+    /// served tail (the server's metadata checked against the tail's).
+    pub fn open(
+        dir: &Path,
+        cut: &CutEntry,
+        opts: &RunOptions,
+        values: &HashMap<String, Tensor>,
+    ) -> Result<Pair> {
+        // Each half's declared inputs and outputs, read once.
+        let read = |file: &Option<String>| file.as_ref().map(|f| HalfIo::read(&dir.join(f)));
+        let (head_io, tail_io) = (read(&cut.head).transpose()?, read(&cut.tail).transpose()?);
+        check_inputs(cut, head_io.as_ref(), tail_io.as_ref(), values)?;
+        let head = match &cut.head {
+            Some(file) => {
+                let runtime = Runtime::pick(opts.runtime)?;
+                let path = dir.join(file);
+                let model = runtime.load(&path).with_context(|| {
+                    format!("{runtime} cannot load the head {}", path.display())
+                })?;
+                Some(Head {
+                    runtime,
+                    model,
+                    path,
+                })
             }
-            continue;
+            None => None,
         };
-        if !timed {
-            continue;
+        let tail = match &tail_io {
+            Some(io) => Some(Tail::connect(cut, io, opts)?),
+            None => None,
+        };
+        Ok(Pair {
+            cut: cut.clone(),
+            head,
+            tail,
+        })
+    }
+
+    /// One untimed run of the head.
+    pub fn warm_up(&mut self, values: &HashMap<String, Tensor>) -> Result<()> {
+        self.run_head(values).map(|_| ())
+    }
+
+    fn run_head(&mut self, values: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+        match &mut self.head {
+            Some(h) => h
+                .model
+                .run(values)
+                .with_context(|| format!("{} cannot run the head {}", h.runtime, h.path.display())),
+            None => Ok(HashMap::new()),
         }
+    }
+
+    /// One request: the head here, then the tail on the server.
+    pub fn request(
+        &mut self,
+        table: &SelectionTable,
+        values: &HashMap<String, Tensor>,
+    ) -> Result<Request> {
+        let start = Instant::now();
+        let head_out = self.run_head(values)?;
+        let head_ms = ms(start.elapsed());
+        let boundary: Vec<&str> = self.cut.boundary.iter().map(|b| b.name.as_str()).collect();
+        let Some(tail) = &self.tail else {
+            return Ok(Request {
+                head_ms,
+                request_ms: None,
+                server_ms: None,
+                upload_bytes: 0,
+                download_bytes: 0,
+                outputs: model_outputs(&table.model.outputs, vec![], head_out, &[]),
+            });
+        };
         let sent: Vec<(String, &Tensor)> = tail
             .metadata
             .inputs
@@ -205,52 +311,25 @@ fn run_pair(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
             })
             .collect::<Result<_>>()?;
         tail.check(&sent)?;
-        upload_bytes = sent.iter().map(|(_, t)| t.as_bytes().len() as u64).sum();
+        let upload_bytes = sent.iter().map(|(_, t)| t.as_bytes().len() as u64).sum();
         let before = tail.server.statistics(&tail.name);
         let start = Instant::now();
         let received = tail.server.infer(&tail.name, &sent, &tail.outputs)?;
         let request_ms = ms(start.elapsed());
         let server_ms = server_time(&tail.server, &tail.name, before);
-        download_bytes = received
+        let download_bytes = received
             .iter()
             .map(|(_, t)| t.as_bytes().len() as u64)
             .sum();
-        outputs = model_outputs(&table.model.outputs, received, head_out, &boundary);
-        runs.push((head_ms, Some(request_ms), server_ms));
+        Ok(Request {
+            head_ms,
+            request_ms: Some(request_ms),
+            server_ms,
+            upload_bytes,
+            download_bytes,
+            outputs: model_outputs(&table.model.outputs, received, head_out, &boundary),
+        })
     }
-
-    let measured = median_run(&runs);
-    let (at_mbps, predicted) = predicted_timings(
-        &table,
-        cut,
-        &opts.choice,
-        &values,
-        upload_bytes,
-        download_bytes,
-    );
-    Ok(RunReport {
-        cut: cut.id.clone(),
-        server: tail.as_ref().map(|t| t.server.url.clone()),
-        model: tail.as_ref().map(|t| t.name.clone()),
-        head_runtime: head.as_ref().map(|h| h.0),
-        runs: runs.len(),
-        upload_bytes,
-        download_bytes,
-        measured,
-        predicted,
-        predicted_at_mbps: at_mbps,
-        outputs: outputs
-            .iter()
-            .map(|(name, t)| TensorDescription {
-                name: name.clone(),
-                datatype: crate::runtime::datatype::WireType::of_datum(t.datum_type())
-                    .map_or(format!("{:?}", t.datum_type()), |w| w.kserve.to_string()),
-                shape: t.shape().to_vec(),
-            })
-            .collect(),
-        fallback: None,
-        values: outputs,
-    })
 }
 
 /// The median run by total, with its own parts, so that they add up to its total: (head ms,
@@ -390,9 +469,9 @@ fn check_inputs(
 }
 
 /// The served tail: its server, name, and what the server says it takes and gives.
-struct Tail {
-    server: Server,
-    name: String,
+pub(crate) struct Tail {
+    pub server: Server,
+    pub name: String,
     metadata: ModelMetadata,
     outputs: Vec<String>,
 }

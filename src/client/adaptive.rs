@@ -1,0 +1,381 @@
+//! `nsplit run --adaptive --requests N`: Neurosurgeon's runtime. Every request chooses its pair
+//! under what the client believes now ([`Beliefs`]: the uplink, the round trip, the server's
+//! load, each head's speed here), runs it, and learns from what it measured. The choice moves
+//! only for a clear gain ([`beliefs::HYSTERESIS`]). Requests that split measure the network;
+//! a client that has run all-mobile for [`QUIET`] requests probes the round trip again and
+//! runs the split that uploads the most once, so that a network that got better is noticed
+//! (at once again where it measured a step to confirm; twice as many requests later each time
+//! a probe changes nothing, up to [`MAX_QUIET`]). A server that does not answer (or answers
+//! that it cannot) gets the request answered all-mobile and is tried again after a backoff
+//! that doubles, up to [`MAX_BACKOFF`] requests; splitting resumes when it answers. Nothing the
+//! server does fails a request.
+
+use super::beliefs::{self, Beliefs, Observation, RequestObservation};
+use super::choose;
+use super::run::{read_inputs, CutChoice, Pair, RunOptions};
+use crate::selection::SelectionTable;
+use crate::serve::kserve::{Server, Unavailable};
+use crate::setting::Setting;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tract_onnx::prelude::Tensor;
+
+/// After this many requests without a request to the server, probe the network again; after
+/// each probe that leaves the choice as it was, twice as many, up to [`MAX_QUIET`].
+pub const QUIET: usize = 10;
+pub const MAX_QUIET: usize = 80;
+/// The longest wait, in requests, before the server is tried again.
+pub const MAX_BACKOFF: usize = 32;
+
+/// One request of an adaptive run: what ran, why, what it took, and what the client believed
+/// when it chose.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub request: usize,
+    pub cut: String,
+    /// Why this cut: `best`, `kept` (the best was not clearly better), `probe` (after a quiet
+    /// spell), `server unavailable` (answered all-mobile), `backoff` (the server is waited for).
+    pub reason: String,
+    /// The objective predicted for it under the beliefs.
+    pub predicted: f64,
+    pub head_ms: f64,
+    /// The request's time less the server's; `null` for all-mobile.
+    pub transfer_ms: Option<f64>,
+    pub server_ms: Option<f64>,
+    pub total_ms: f64,
+    pub believed_uplink_mbps: f64,
+    pub believed_rtt_ms: Option<f64>,
+    pub believed_server_load: Option<f64>,
+    /// The server's error, where it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_error: Option<String>,
+}
+
+/// An adaptive run: each request's step, and the last request's outputs.
+#[derive(Debug, Serialize)]
+pub struct Trace {
+    pub steps: Vec<Step>,
+    #[serde(skip)]
+    pub outputs: Vec<(String, Tensor)>,
+}
+
+/// Where the server stands.
+enum ServerState {
+    Up,
+    /// Not answering; tried again at request `retry_at`, `backoff` requests after it failed.
+    Down {
+        retry_at: usize,
+        backoff: usize,
+    },
+}
+
+/// `requests` requests of `dir`'s pairs, each chosen under the client's beliefs, starting from
+/// the uplink and network `opts.choice` gives.
+pub fn run_adaptive(dir: &Path, opts: &RunOptions, requests: usize) -> Result<Trace> {
+    let mut client = AdaptiveClient::open(dir, opts)?;
+    let mut trace = Trace {
+        steps: vec![],
+        outputs: vec![],
+    };
+    for _ in 0..requests {
+        let (step, outputs) = client.request()?;
+        trace.steps.push(step);
+        trace.outputs = outputs;
+    }
+    Ok(trace)
+}
+
+/// An app's client of an output folder: its pairs, opened when first used, and what it believes.
+pub struct AdaptiveClient {
+    dir: PathBuf,
+    table: SelectionTable,
+    opts: RunOptions,
+    /// The uplink believed before any request measured one, and the network.
+    start_mbps: f64,
+    network: Option<String>,
+    all_mobile: Option<String>,
+    values: HashMap<String, Tensor>,
+    server: Option<Server>,
+    beliefs: Beliefs,
+    pairs: HashMap<String, Pair>,
+    state: ServerState,
+    current: Option<String>,
+    /// Requests since the last one that reached the server, and how many make a quiet spell.
+    quiet: usize,
+    quiet_spell: usize,
+    requests: usize,
+}
+
+impl AdaptiveClient {
+    /// Open `dir` for requests on the inputs `opts` names, believing the uplink and network
+    /// `opts.choice` gives until requests measure them; the round trip is probed now.
+    pub fn open(dir: &Path, opts: &RunOptions) -> Result<AdaptiveClient> {
+        let table = SelectionTable::load(dir)?;
+        let CutChoice::Bandwidth { mbps, network } = &opts.choice else {
+            bail!(
+                "an adaptive run starts from a belief of the uplink: give {} MBPS (and {} NAME)",
+                Setting::Bandwidth,
+                Setting::Network
+            );
+        };
+        let all_mobile = table
+            .cuts
+            .iter()
+            .find(|c| c.tail.is_none())
+            .map(|c| c.id.clone());
+        let server = match &opts.server {
+            Some(url) => Some(Server::new(url, opts.timeout)?),
+            None => None,
+        };
+        let mut client = AdaptiveClient {
+            dir: dir.to_path_buf(),
+            start_mbps: *mbps,
+            network: network.clone(),
+            all_mobile,
+            values: read_inputs(&opts.inputs)?,
+            table,
+            opts: opts.clone(),
+            server,
+            beliefs: Beliefs::default(),
+            pairs: HashMap::new(),
+            state: ServerState::Up,
+            current: None,
+            quiet: 0,
+            quiet_spell: QUIET,
+            requests: 0,
+        };
+        client.probe();
+        Ok(client)
+    }
+
+    /// What the client believes now.
+    pub fn beliefs(&self) -> &Beliefs {
+        &self.beliefs
+    }
+
+    /// One request: choose its pair, run it (all-mobile where the server does not answer),
+    /// learn from it. Its step and the original's outputs.
+    pub fn request(&mut self) -> Result<(Step, Vec<(String, Tensor)>)> {
+        let request = self.requests;
+        self.requests += 1;
+        let conditions = self
+            .beliefs
+            .conditions(self.start_mbps, self.network.clone());
+        let choice = choose(&self.table, &conditions)?;
+        let (mut id, mut reason) = match &self.current {
+            Some(c)
+                if c != &choice.cut.id
+                    && !beliefs::switch(choice.predictions[c], choice.predicted) =>
+            {
+                (c.clone(), "kept")
+            }
+            _ => (choice.cut.id.clone(), "best"),
+        };
+        let predictions = choice.predictions.clone();
+        let best_splits = choice.cut.tail.is_some();
+        let retry_due = match self.state {
+            ServerState::Down { retry_at, .. } => request >= retry_at,
+            ServerState::Up => true,
+        };
+        // A quiet spell: the network is measured again by the split that uploads the most (not
+        // while the server is waited for: a probe of a server that does not answer takes the
+        // timeout). Probes that change nothing come ever less often.
+        if !self.splits(&id) && self.quiet >= self.quiet_spell && retry_due {
+            if let Some(largest) = largest_split(&self.table) {
+                self.probe();
+                (id, reason) = (largest, "probe");
+            }
+        }
+        if self.splits(&id) && !retry_due {
+            id = self.all_mobile.clone().context(
+                "the server is unavailable and this folder has no all-mobile pair to answer with",
+            )?;
+            reason = "backoff";
+        }
+        let (measured, server_error) = match self.run_one(&id) {
+            Ok(m) => {
+                if self.splits(&id) {
+                    self.state = ServerState::Up;
+                }
+                (m, None)
+            }
+            Err(e) => {
+                let error = match e.downcast_ref::<Unavailable>() {
+                    Some(unavailable) => unavailable.to_string(),
+                    None => return Err(e),
+                };
+                let backoff = match self.state {
+                    ServerState::Down { backoff, .. } => (2 * backoff).min(MAX_BACKOFF),
+                    ServerState::Up => 1,
+                };
+                self.state = ServerState::Down {
+                    retry_at: request + backoff,
+                    backoff,
+                };
+                // The pair's connection went with the server: it is reached again when retried.
+                self.pairs.remove(&id);
+                id = self.all_mobile.clone().with_context(|| {
+                    format!("{error}; and this folder has no all-mobile pair to answer with")
+                })?;
+                reason = "server unavailable";
+                (self.run_one(&id)?, Some(error))
+            }
+        };
+        let predicted = predictions.get(&id).copied().unwrap_or(f64::NAN);
+        let has_head = self
+            .table
+            .cuts
+            .iter()
+            .any(|c| c.id == id && c.head.is_some());
+        self.beliefs.observe(
+            &self.table,
+            &Observation {
+                cut: id.clone(),
+                head_ms: has_head.then_some(measured.head_ms),
+                request: measured.request_ms.map(|r| RequestObservation {
+                    upload_bytes: measured.upload_bytes,
+                    request_ms: r,
+                    server_ms: measured.server_ms,
+                }),
+            },
+        );
+        self.quiet = if measured.request_ms.is_some() {
+            0
+        } else {
+            self.quiet + 1
+        };
+        // The next probe: at once where this one measured a step not yet confirmed, later
+        // where it changed nothing; a probe the server did not answer leaves it to the backoff.
+        if best_splits {
+            self.quiet_spell = QUIET;
+        } else if reason == "probe" {
+            self.quiet_spell = if self.beliefs.uplink_mbps.unconfirmed() {
+                0
+            } else {
+                (2 * self.quiet_spell).clamp(QUIET, MAX_QUIET)
+            };
+        }
+        let step = Step {
+            request,
+            cut: id.clone(),
+            reason: reason.into(),
+            predicted,
+            head_ms: measured.head_ms,
+            transfer_ms: measured
+                .request_ms
+                .map(|r| (r - measured.server_ms.unwrap_or(0.0)).max(0.0)),
+            server_ms: measured.server_ms,
+            total_ms: measured.head_ms + measured.request_ms.unwrap_or(0.0),
+            believed_uplink_mbps: conditions.uplink_mbps,
+            believed_rtt_ms: conditions.rtt_ms,
+            believed_server_load: conditions.server_load,
+            server_error,
+        };
+        self.current = Some(id);
+        Ok((step, measured.outputs))
+    }
+
+    /// Whether cut `id` sends a request to the server.
+    fn splits(&self, id: &str) -> bool {
+        self.table
+            .cuts
+            .iter()
+            .any(|c| c.id == id && c.tail.is_some())
+    }
+
+    /// One request of cut `id`, its pair opened (and kept) the first time.
+    fn run_one(&mut self, id: &str) -> Result<super::run::Request> {
+        run_one(
+            &self.dir,
+            &self.table,
+            &self.opts,
+            &mut self.pairs,
+            id,
+            &self.values,
+        )
+    }
+
+    /// The round trip to the server, by its health check (a request that carries nothing).
+    fn probe(&mut self) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let start = Instant::now();
+        if server.ready().is_ok() {
+            self.beliefs.probed(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+}
+
+/// One request of cut `id`, its pair opened (and kept) the first time.
+fn run_one(
+    dir: &Path,
+    table: &SelectionTable,
+    opts: &RunOptions,
+    pairs: &mut HashMap<String, Pair>,
+    id: &str,
+    values: &HashMap<String, Tensor>,
+) -> Result<super::run::Request> {
+    if !pairs.contains_key(id) {
+        let cut = table
+            .cuts
+            .iter()
+            .find(|c| c.id == id)
+            .with_context(|| format!("selection.json has no cut `{id}`"))?;
+        let mut pair = Pair::open(dir, cut, opts, values)?;
+        // One untimed request: a model's first run, here and in the server, allocates and
+        // plans (Triton's Python backend took 34 ms for SqueezeNet's first, 8 ms after), and a
+        // belief taken from it would keep the client off that pair.
+        pair.warm_up(values)?;
+        pair.request(table, values)?;
+        pairs.insert(id.to_string(), pair);
+    }
+    let pair = pairs.get_mut(id).expect("opened above");
+    pair.request(table, values)
+}
+
+/// The split (a cut with a tail) that uploads the most: the best measure of the uplink.
+fn largest_split(table: &SelectionTable) -> Option<String> {
+    table
+        .cuts
+        .iter()
+        .filter(|c| c.tail.is_some())
+        .max_by_key(|c| c.upload_bytes)
+        .map(|c| c.id.clone())
+}
+
+impl Trace {
+    /// The trace for people: one line per request.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = format!(
+            "{:>4}  {:<16} {:<19} {:>10} {:>10} {:>10} {:>10} {:>10}  believed uplink / rtt / load\n",
+            "#", "cut", "why", "predicted", "head ms", "transfer", "server", "total"
+        );
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        for st in &self.steps {
+            let _ = writeln!(
+                s,
+                "{:>4}  {:<16} {:<19} {:>10.3} {:>10.3} {:>10} {:>10} {:>10.3}  {:.2} Mbps / {} ms / {}{}",
+                st.request,
+                st.cut,
+                st.reason,
+                st.predicted,
+                st.head_ms,
+                f(st.transfer_ms),
+                f(st.server_ms),
+                st.total_ms,
+                st.believed_uplink_mbps,
+                f(st.believed_rtt_ms),
+                f(st.believed_server_load),
+                st.server_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("  ({e})"))
+            );
+        }
+        s
+    }
+}
