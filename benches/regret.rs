@@ -647,8 +647,9 @@ fn hard_uplinks(a: &Analysis, profiles: &Profiles, like: &BandwidthBucket) -> Ve
         .into_iter()
         .filter(|u| (SWEEP_MBPS.0..=SWEEP_MBPS.1).contains(u))
         .map(|u| {
-            let unit = 10f64.powf(u.log10().floor() - 2.0);
-            (u / unit).round() * unit
+            // Through its decimal text, so that 57.4 prints as 57.4.
+            let decimals = (2.0 - u.log10().floor()).max(0.0) as usize;
+            format!("{u:.decimals$}").parse::<f64>().unwrap()
         })
         .collect();
     uplinks.sort_by(f64::total_cmp);

@@ -278,26 +278,26 @@ fn views_take_no_time() {
     }
 }
 
-#[test]
-fn quick_profile_runs_and_loads() {
+/// `nsplit profile --quick` with `args`, written (the folder holding it, and its path) and read
+/// back.
+fn quick_profile(args: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, DeviceProfile) {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("here.json");
-    let run = nsplit(&[
-        "profile",
-        "--quick",
-        "--role",
-        "cloud",
-        "--name",
-        "bench-server",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let out = dir.path().join("profile.json");
+    let mut all = vec!["profile", "--quick", "--out", out.to_str().unwrap()];
+    all.extend(args);
+    let run = nsplit(&all);
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
     let p = DeviceProfile::resolve(out.to_str().unwrap()).unwrap();
+    (dir, out, p)
+}
+
+#[test]
+fn quick_profile_runs_and_loads() {
+    let (_dir, out, p) = quick_profile(&["--role", "cloud", "--name", "bench-server"]);
     assert_eq!(
         p.provenance.kind,
         nsplit::cost::profile::ProvenanceKind::Measured
@@ -380,22 +380,7 @@ fn quick_onnxruntime_profile_names_its_runtime_and_measures_per_node() {
     if python_tools("the onnxruntime profile").is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("ort.json");
-    let run = nsplit(&[
-        "profile",
-        "--quick",
-        "--runtime",
-        "onnxruntime",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let p = DeviceProfile::resolve(out.to_str().unwrap()).unwrap();
+    let (_dir, out, p) = quick_profile(&["--runtime", "onnxruntime"]);
     assert_eq!(
         p.name,
         format!("measured-{}-onnxruntime", std::env::consts::ARCH)
