@@ -6,6 +6,17 @@ use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The golden selection tables (golden/selection/*.json).
+fn golden_tables() -> Vec<PathBuf> {
+    let mut tables: Vec<PathBuf> = std::fs::read_dir(root().join("golden/selection"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    tables.sort();
+    tables
+}
+
 /// Run the main job into a fresh folder; panics with stderr on failure.
 fn job(model: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
@@ -334,11 +345,7 @@ fn main_job_writes_verified_pairs_and_select_reads_them() {
 #[test]
 fn margins_name_the_next_best_cut_and_flag_ties() {
     let mut seen_tie = false;
-    for entry in std::fs::read_dir(root().join("golden/selection")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
+    for path in golden_tables() {
         let sel = read_json(&path);
         let tie_within = sel["tie_within"].as_f64().unwrap();
         assert!(tie_within >= 0.1, "{}", path.display());
@@ -398,11 +405,7 @@ fn margins_name_the_next_best_cut_and_flag_ties() {
 fn select_returns_every_buckets_choice() {
     let tmp = tempfile::tempdir().unwrap();
     let mut asked = 0;
-    for entry in std::fs::read_dir(root().join("golden/selection")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
+    for path in golden_tables() {
         std::fs::copy(&path, tmp.path().join("selection.json")).unwrap();
         let sel = read_json(&path);
         let objective = if sel["objective"] == "energy" {
@@ -464,11 +467,7 @@ fn the_client_chooses_by_the_tables_lines_under_its_conditions() {
     use nsplit::selection::SelectionTable;
     let tmp = tempfile::tempdir().unwrap();
     let (mut asked, mut moved) = (0, 0);
-    for entry in std::fs::read_dir(root().join("golden/selection")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
+    for path in golden_tables() {
         std::fs::copy(&path, tmp.path().join("selection.json")).unwrap();
         let table = SelectionTable::load(tmp.path()).unwrap();
         let latency = table.objective == nsplit::plan::Objective::Latency;

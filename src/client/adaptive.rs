@@ -288,14 +288,23 @@ impl AdaptiveClient {
 
     /// One request of cut `id`, its pair opened (and kept) the first time.
     fn run_one(&mut self, id: &str) -> Result<super::run::Request> {
-        run_one(
-            &self.dir,
-            &self.table,
-            &self.opts,
-            &mut self.pairs,
-            id,
-            &self.values,
-        )
+        if !self.pairs.contains_key(id) {
+            let cut = self
+                .table
+                .cuts
+                .iter()
+                .find(|c| c.id == id)
+                .with_context(|| format!("selection.json has no cut `{id}`"))?;
+            let mut pair = Pair::open(&self.dir, cut, &self.opts, &self.values)?;
+            // One untimed request: a model's first run, here and in the server, allocates and
+            // plans (Triton's Python backend took 34 ms for SqueezeNet's first, 8 ms after),
+            // and a belief taken from it would keep the client off that pair.
+            pair.warm_up(&self.values)?;
+            pair.request(&self.table, &self.values)?;
+            self.pairs.insert(id.to_string(), pair);
+        }
+        let pair = self.pairs.get_mut(id).expect("opened above");
+        pair.request(&self.table, &self.values)
     }
 
     /// The round trip to the server, by its health check (a request that carries nothing).
@@ -308,33 +317,6 @@ impl AdaptiveClient {
             self.beliefs.probed(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-}
-
-/// One request of cut `id`, its pair opened (and kept) the first time.
-fn run_one(
-    dir: &Path,
-    table: &SelectionTable,
-    opts: &RunOptions,
-    pairs: &mut HashMap<String, Pair>,
-    id: &str,
-    values: &HashMap<String, Tensor>,
-) -> Result<super::run::Request> {
-    if !pairs.contains_key(id) {
-        let cut = table
-            .cuts
-            .iter()
-            .find(|c| c.id == id)
-            .with_context(|| format!("selection.json has no cut `{id}`"))?;
-        let mut pair = Pair::open(dir, cut, opts, values)?;
-        // One untimed request: a model's first run, here and in the server, allocates and
-        // plans (Triton's Python backend took 34 ms for SqueezeNet's first, 8 ms after), and a
-        // belief taken from it would keep the client off that pair.
-        pair.warm_up(values)?;
-        pair.request(table, values)?;
-        pairs.insert(id.to_string(), pair);
-    }
-    let pair = pairs.get_mut(id).expect("opened above");
-    pair.request(table, values)
 }
 
 /// The split (a cut with a tail) that uploads the most: the best measure of the uplink.

@@ -184,9 +184,7 @@ impl Beliefs {
             other_heads: self.other_heads(),
         }
     }
-}
 
-impl Beliefs {
     /// The factor of a head not yet run: the geometric mean of those measured (every head runs
     /// on the same phone, and a profile that is off is off for them all); 1 before any.
     fn other_heads(&self) -> f64 {

@@ -121,17 +121,14 @@ impl Server {
                 self.url,
                 server_message(&body)
             ),
-            500.. => Err(Unavailable(format!(
-                "the inference server at {} answered HTTP {status} for model `{model}`{}",
-                self.url,
-                server_message(&body)
-            ))
-            .into()),
-            _ => bail!(
-                "the inference server at {} answered HTTP {status} for model `{model}`{}",
-                self.url,
-                server_message(&body)
-            ),
+            _ => Err(refusal(
+                status,
+                format!(
+                    "the inference server at {} answered HTTP {status} for model `{model}`{}",
+                    self.url,
+                    server_message(&body)
+                ),
+            )),
         }
     }
 
@@ -217,15 +214,14 @@ impl Server {
             .read_to_vec()
             .map_err(|e| self.transport_error(e))?;
         if status != 200 {
-            let message = format!(
-                "the inference server at {} refused the request to model `{model}` (HTTP {status}){}",
-                self.url,
-                server_message(&body)
-            );
-            if status >= 500 {
-                return Err(Unavailable(message).into());
-            }
-            bail!(message);
+            return Err(refusal(
+                status,
+                format!(
+                    "the inference server at {} refused the request to model `{model}` (HTTP {status}){}",
+                    self.url,
+                    server_message(&body)
+                ),
+            ));
         }
         decode_response(&body, json_length)
             .with_context(|| format!("{}: the response of model `{model}`", self.url))
@@ -273,6 +269,16 @@ impl Server {
             e => format!("the inference server at {url}: {e}"),
         };
         Unavailable(message).into()
+    }
+}
+
+/// An answer other than success, as an error: [`Unavailable`] where the server says it cannot
+/// now (HTTP 5xx), else the request's own fault.
+fn refusal(status: u16, message: String) -> anyhow::Error {
+    if status >= 500 {
+        Unavailable(message).into()
+    } else {
+        anyhow!(message)
     }
 }
 
