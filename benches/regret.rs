@@ -672,6 +672,8 @@ fn options(uplinks: &[f64], like: &BandwidthBucket) -> PlanOptions {
             to_mbps: SWEEP_MBPS.1,
             like: like.clone(),
         },
+        // Only the chosen cuts: the fallback is timed as a candidate like any other.
+        fallback: false,
     }
 }
 

@@ -100,6 +100,12 @@ pub struct JobArgs {
     /// Do not check the pairs against the original (they are marked "skipped").
     #[arg(long)]
     no_verify: bool,
+    /// Write the all-mobile pair only where a bucket chooses it. By default it is always
+    /// written (selection.json's `fallback`): the app answers with it when the server is down,
+    /// refuses or is too slow. Leave it out only for a model the phone cannot hold; `nsplit run`
+    /// then has no answer without the server and says so.
+    #[arg(long)]
+    no_fallback: bool,
     /// The runtime that checks each pair: onnxruntime where it is installed ($ORT_DYLIB_PATH or
     /// the Python onnxruntime package), else tract. selection.json says which one did.
     #[arg(long, value_enum, default_value_t = Verifier::Auto)]
@@ -586,6 +592,7 @@ impl JobArgs {
                 buckets: network::parse_buckets(&self.buckets, &base)?,
                 sweep: Sweep::parse(&self.range, base)
                     .with_context(|| format!("--range `{}`", self.range))?,
+                fallback: !self.no_fallback,
             },
             verify: !self.no_verify,
             verifier: self.verifier.into(),
@@ -725,6 +732,7 @@ pub fn flag_name(setting: nsplit::setting::Setting) -> &'static str {
         Setting::Bandwidth => "--bandwidth",
         Setting::Network => "--network",
         Setting::NoVerify => "--no-verify",
+        Setting::NoFallback => "--no-fallback",
         Setting::Triton => "--triton",
         Setting::PackageTriton => "`nsplit package DIR --triton REPO`",
         Setting::Server => "--server",

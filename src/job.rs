@@ -346,6 +346,12 @@ pub fn summary(r: &JobReport) -> String {
         t.cuts.len(),
         verified_text(t)
     );
+    if let Some(id) = t.fallback_only() {
+        let _ = writeln!(
+            out,
+            "  {id}: no bucket's choice, written as the fallback (the app's answer while the server cannot give one)"
+        );
+    }
     for c in t
         .cuts
         .iter()

@@ -26,6 +26,8 @@ pub enum Setting {
     Network,
     /// Writing the halves without checking them.
     NoVerify,
+    /// Writing no all-mobile pair where no bucket chooses it.
+    NoFallback,
     /// Writing a Triton repository of the tails with the main job.
     Triton,
     /// Writing a Triton repository of an output folder's tails.
@@ -57,6 +59,7 @@ impl Setting {
             Setting::Bandwidth => "bandwidth",
             Setting::Network => "network",
             Setting::NoVerify => "writing unchecked halves",
+            Setting::NoFallback => "leaving out the all-mobile fallback",
             Setting::Triton => "a Triton repository",
             Setting::PackageTriton => "packaging the output folder's tails for Triton",
             Setting::Server => "server",

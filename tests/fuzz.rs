@@ -491,6 +491,7 @@ fn job_options() -> JobOptions {
                 to_mbps: 1000.0,
                 like: base,
             },
+            fallback: true,
         },
         verify: false,
         verifier: Default::default(),

@@ -278,6 +278,119 @@ fn scan(ann: &Value, net: &Value, load: f64) -> (usize, f64) {
     best
 }
 
+/// The README's main job, as the README writes it: on a bundled model and the default networks
+/// it chooses a mid cut in at least one bucket (a newcomer sees a split), and it writes the
+/// all-mobile head as the fallback although no bucket there chooses it.
+#[test]
+fn the_readme_main_job_shows_a_split() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find_map(|l| l.strip_prefix("cargo run --release -- "))
+        .expect("README.md runs the main job with `cargo run --release -- ...`");
+    assert!(
+        !line.contains("--buckets"),
+        "the README's main job plans for the default networks: {line}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dist");
+    let args: Vec<String> = line
+        .split_whitespace()
+        .map(|a| match a {
+            "dist/" | "dist" => out.display().to_string(),
+            a => a.to_string(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = nsplit(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sel = read_json(&out.join("selection.json"));
+    let chosen: Vec<&str> = sel["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["cut"].as_str().unwrap())
+        .collect();
+    assert!(
+        chosen.iter().any(|c| c.starts_with('h')),
+        "no default bucket chooses a mid cut: {chosen:?}"
+    );
+    assert!(chosen.contains(&"all-mobile") || sel["fallback"] == "all-mobile");
+    assert!(out.join("all-mobile.head.onnx").is_file());
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(printed.contains("wifi"), "{printed}");
+}
+
+/// The fallback: where no bucket chooses all-mobile, the main job writes it anyway, and a request
+/// whose server does not answer is answered with it; with `--no-fallback` it is not written,
+/// and the same request fails saying why and what to do.
+#[test]
+fn the_fallback_answers_for_a_missing_server_and_its_absence_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image.npy");
+    let zeros = tract_onnx::prelude::Tensor::zero::<f32>(&[1, 3, 224, 224]).unwrap();
+    nsplit::runtime::npy::write_npy(&image, &zeros).unwrap();
+    // Nothing listens there.
+    let server = format!("http://127.0.0.1:{}", nsplit::dev::free_port());
+    for with_fallback in [true, false] {
+        // Wi-Fi from 15 Mbps up: the mid cut, then all-cloud; nowhere all-mobile.
+        let mut args = vec![
+            "--mobile",
+            "jetson-tk1-cpu",
+            "--buckets",
+            "wifi",
+            "--range",
+            "15..1000",
+            "--base-network",
+            "wifi",
+            "--no-verify",
+        ];
+        if !with_fallback {
+            args.push("--no-fallback");
+        }
+        let (_tmp, out) = job("fixtures/camera_cnn.onnx", &args);
+        let sel = read_json(&out.join("selection.json"));
+        let chosen = sel["buckets"][0]["cut"].as_str().unwrap().to_string();
+        assert!(chosen.starts_with('h'), "Wi-Fi chose {chosen}");
+        assert_eq!(out.join("all-mobile.head.onnx").is_file(), with_fallback);
+        let o = nsplit(&[
+            "run",
+            out.to_str().unwrap(),
+            "--server",
+            &server,
+            "--input",
+            &format!("image={}", image.display()),
+            "--model",
+            "camera_cnn",
+            "--network",
+            "wifi",
+            "--bandwidth",
+            "18.88",
+        ]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        if with_fallback {
+            assert_eq!(sel["fallback"], "all-mobile");
+            let md = std::fs::read_to_string(out.join("selection.md")).unwrap();
+            assert!(md.contains("`all-mobile` is no bucket's choice"), "{md}");
+            assert!(o.status.success(), "{stderr}");
+            assert!(
+                stdout.contains(&format!("ran all-mobile, not {chosen}")),
+                "{stdout}"
+            );
+        } else {
+            assert!(sel.get("fallback").is_none(), "{sel}");
+            assert!(!o.status.success(), "{stdout}");
+            assert!(
+                stderr.contains("no all-mobile pair") && stderr.contains("--no-fallback"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 /// The README's main command: pairs are written and verified, the table lists them, and
 /// `nsplit select` answers from it.
 #[test]

@@ -15,31 +15,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::Tensor;
 
-/// The Python of the server's venv, or `None` (skipped loudly; a failure under CI).
-fn triton_python() -> Option<PathBuf> {
-    let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv-triton/bin/python"));
-    let probe = Command::new(&python)
-        .args([
-            "-c",
-            "import onnxruntime, numpy, importlib.util as u; assert u.find_spec('pytriton')",
-        ])
-        .output();
-    if probe.as_ref().is_ok_and(|o| o.status.success()) {
-        return Some(python);
-    }
-    let why = format!(
-        "{} has no nvidia-pytriton, onnxruntime and numpy (the Triton server's environment: see scripts/tritonserver.sh)",
-        python.display()
-    );
-    if in_ci() {
-        panic!("{why}");
-    }
-    eprintln!("\n*** SKIPPED: {why} ***\n");
-    None
-}
-
 /// A running tritonserver, stopped (SIGTERM, then SIGKILL) by its pid when dropped.
 struct Triton {
     child: Child,

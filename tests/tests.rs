@@ -24,3 +24,4 @@ mod repository;
 mod selection;
 mod serve;
 mod streaming;
+mod tutorial;

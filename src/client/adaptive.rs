@@ -96,7 +96,6 @@ pub struct AdaptiveClient {
     /// The uplink believed before any request measured one, and the network.
     start_mbps: f64,
     network: Option<String>,
-    all_mobile: Option<String>,
     values: HashMap<String, Tensor>,
     server: Option<Server>,
     beliefs: Beliefs,
@@ -121,11 +120,6 @@ impl AdaptiveClient {
                 Setting::Network
             );
         };
-        let all_mobile = table
-            .cuts
-            .iter()
-            .find(|c| c.tail.is_none())
-            .map(|c| c.id.clone());
         let server = match &opts.server {
             Some(url) => Some(Server::new(url, opts.timeout)?),
             None => None,
@@ -134,7 +128,6 @@ impl AdaptiveClient {
             dir: dir.to_path_buf(),
             start_mbps: *mbps,
             network: network.clone(),
-            all_mobile,
             values: read_inputs(&opts.inputs)?,
             table,
             opts: opts.clone(),
@@ -190,9 +183,7 @@ impl AdaptiveClient {
             }
         }
         if self.splits(&id) && !retry_due {
-            id = self.all_mobile.clone().context(
-                "the server is unavailable and this folder has no all-mobile pair to answer with",
-            )?;
+            id = self.fallback("the server is unavailable")?;
             reason = "backoff";
         }
         let (measured, server_error) = match self.run_one(&id) {
@@ -217,9 +208,7 @@ impl AdaptiveClient {
                 };
                 // The pair's connection went with the server: it is reached again when retried.
                 self.pairs.remove(&id);
-                id = self.all_mobile.clone().with_context(|| {
-                    format!("{error}; and this folder has no all-mobile pair to answer with")
-                })?;
+                id = self.fallback(&error)?;
                 reason = "server unavailable";
                 (self.run_one(&id)?, Some(error))
             }
@@ -276,6 +265,15 @@ impl AdaptiveClient {
         };
         self.current = Some(id);
         Ok((step, measured.outputs))
+    }
+
+    /// The pair that answers on the phone alone, for a request the server cannot take (`why`).
+    fn fallback(&self, why: &str) -> Result<String> {
+        let cut = self
+            .table
+            .fallback_cut()
+            .with_context(|| format!("{why}, and the phone cannot answer alone"))?;
+        Ok(cut.id.clone())
     }
 
     /// Whether cut `id` sends a request to the server.

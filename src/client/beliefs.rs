@@ -3,12 +3,13 @@
 //!
 //! Each belief is a smoothed mean of what requests measured ([`Smoothed`]): recent requests
 //! count most, one slow request moves it by a fraction only, and a step (two measurements in
-//! a row over twice or under half the mean: a network that changed) is taken at once. The round trip comes from probes
-//! (the server's health check, a request with no payload); the uplink from each request's
-//! upload, its time less the server's and the round trip; the server's load from its own
-//! statistics, the request's time in the server over the cloud profile's prediction; and each
-//! cut's head time from the head's runs, over the mobile profile's prediction, so that a profile
-//! that is off stops mattering after a few requests.
+//! a row over twice or under half the mean: a network that changed) is taken at once. The
+//! round trip comes from probes (the server's health check, a request with no payload); the
+//! uplink from each request's upload, its time less the server's and the round trip; each
+//! cut's tail time from the server's own statistics, over the cloud profile's prediction (their
+//! mean is the server's load); and each cut's head time from the head's runs, over the mobile
+//! profile's prediction, so that a profile that is off, for every node or for some, stops
+//! mattering after a few requests.
 
 use super::Conditions;
 use crate::selection::{CutEntry, SelectionTable};
@@ -127,8 +128,10 @@ pub struct RequestObservation {
 pub struct Beliefs {
     pub uplink_mbps: Smoothed,
     pub rtt_ms: Smoothed,
-    /// The server's time over the cloud profile's prediction, as the main job's `cloud_load`.
-    pub server_load: Smoothed,
+    /// Per cut id: its tail's time in the server over the cloud profile's prediction at load 1.
+    /// Their geometric mean is the server's load (as the main job's `cloud_load`), each one
+    /// over it the tail's own factor: a profile can be off for one tail and not another.
+    pub server_factor: BTreeMap<String, Smoothed>,
     /// Per cut id: the head's measured time over the mobile profile's prediction.
     pub head_factor: BTreeMap<String, Smoothed>,
 }
@@ -155,7 +158,10 @@ impl Beliefs {
         };
         let unloaded = unloaded_server_ms(table, cut);
         if let Some(server_ms) = r.server_ms.filter(|_| unloaded > 0.0) {
-            self.server_load.add(server_ms / unloaded, None);
+            self.server_factor
+                .entry(cut.id.clone())
+                .or_default()
+                .add(server_ms / unloaded, None);
         }
         // The upload's time: the request's less the server's and a round trip, and at least a
         // quarter of the transfer, so that an upload the round trip's noise hides (on a fast
@@ -171,35 +177,32 @@ impl Beliefs {
 
     /// The conditions to choose under: the beliefs, the table's own where there are none yet.
     pub fn conditions(&self, uplink_mbps: f64, network: Option<String>) -> Conditions {
+        let server_load = geometric_mean(&self.server_factor);
         Conditions {
             uplink_mbps: self.uplink_mbps.or(uplink_mbps),
             network,
             rtt_ms: self.rtt_ms.value,
-            server_load: self.server_load.value,
-            head_factor: self
-                .head_factor
-                .iter()
-                .filter_map(|(id, f)| Some((id.clone(), f.value?)))
+            server_load,
+            head_factor: values(&self.head_factor).collect(),
+            // A head not yet run: as those measured (every head runs on the same phone, and a
+            // profile that is off is off for them all).
+            other_heads: geometric_mean(&self.head_factor).unwrap_or(1.0),
+            server_factor: values(&self.server_factor)
+                .map(|(id, f)| (id, f / server_load.unwrap_or(f)))
                 .collect(),
-            other_heads: self.other_heads(),
         }
     }
+}
 
-    /// The factor of a head not yet run: the geometric mean of those measured (every head runs
-    /// on the same phone, and a profile that is off is off for them all); 1 before any.
-    fn other_heads(&self) -> f64 {
-        let logs: Vec<f64> = self
-            .head_factor
-            .values()
-            .filter_map(|f| f.value)
-            .map(f64::ln)
-            .collect();
-        if logs.is_empty() {
-            1.0
-        } else {
-            (logs.iter().sum::<f64>() / logs.len() as f64).exp()
-        }
-    }
+/// The beliefs held, by cut id.
+fn values(m: &BTreeMap<String, Smoothed>) -> impl Iterator<Item = (String, f64)> + '_ {
+    m.iter().filter_map(|(id, f)| Some((id.clone(), f.value?)))
+}
+
+/// The geometric mean of the beliefs held; `None` before any.
+fn geometric_mean(m: &BTreeMap<String, Smoothed>) -> Option<f64> {
+    let logs: Vec<f64> = values(m).map(|(_, v)| v.ln()).collect();
+    (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp())
 }
 
 /// `cut`'s tail time on the server at load 1 (ms): the table's is at its `cloud_load`.
@@ -290,7 +293,27 @@ mod tests {
         assert!(near(c.uplink_mbps, 8.0), "{c:?}");
         assert_eq!(c.rtt_ms, Some(10.0));
         assert!(near(c.server_load.unwrap(), 3.0), "{c:?}");
+        assert!(near(c.server_factor[&split.id], 1.0), "{c:?}");
         assert!(near(c.head_factor[&split.id], 2.0), "{c:?}");
+        // Another cut's tail measured at 12x its prediction: the load is the mean of the two
+        // (6x), that tail's own factor 2 over it and the first split's a half.
+        let other = table.cuts.iter().find(|c| c.id == "h12-700a4498").unwrap();
+        b.observe(
+            &table,
+            &Observation {
+                cut: other.id.clone(),
+                head_ms: None,
+                request: Some(RequestObservation {
+                    upload_bytes: 0,
+                    request_ms: 100.0,
+                    server_ms: Some(12.0 * other.cloud_ms / table.cloud_load),
+                }),
+            },
+        );
+        let c = b.conditions(1.0, Some("wifi".into()));
+        assert!(near(c.server_load.unwrap(), 6.0), "{c:?}");
+        assert!(near(c.server_factor[&other.id], 2.0), "{c:?}");
+        assert!(near(c.server_factor[&split.id], 0.5), "{c:?}");
         // An all-mobile run teaches its head only; a cut the table does not list, nothing.
         b.observe(
             &table,

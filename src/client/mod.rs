@@ -40,6 +40,9 @@ pub struct Conditions {
     pub head_factor: BTreeMap<String, f64>,
     /// The factor of a head not in `head_factor` (0 or less: 1).
     pub other_heads: f64,
+    /// Per cut id: its tail's time on the server over the prediction at `server_load` (a
+    /// profile can be off for one tail and not another); 1 for a cut not in it.
+    pub server_factor: BTreeMap<String, f64>,
 }
 
 /// The pair a request uses, and what it is predicted to cost.
@@ -91,12 +94,14 @@ pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a
         1.0
     };
     let head_factor = |cut: &CutEntry| c.head_factor.get(&cut.id).copied().unwrap_or(other_heads);
+    let server_factor = |cut: &CutEntry| c.server_factor.get(&cut.id).copied().unwrap_or(1.0);
     let predicted = |cut: &CutEntry| {
         let line = lookup.line(cut).at_mbps(mbps);
         let head = head_factor(cut) - 1.0;
+        let server = load_ratio * server_factor(cut) - 1.0;
         match (table.objective, cut.tail.is_some()) {
             (Objective::Latency, true) => {
-                line + head * cut.mobile_ms + rtt_shift + cut.cloud_ms * (load_ratio - 1.0)
+                line + head * cut.mobile_ms + rtt_shift + cut.cloud_ms * server
             }
             (Objective::Latency, false) => line + head * cut.mobile_ms,
             (Objective::Energy, _) => line + head * cut.mobile_compute_mj,
@@ -107,7 +112,15 @@ pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a
         Objective::Latency => rtt_shift != 0.0 || load_ratio != 1.0,
         Objective::Energy => false,
     };
-    let as_planned = !moved && table.cuts.iter().all(|cut| head_factor(cut) == 1.0);
+    let server_factor = |cut: &CutEntry| match table.objective {
+        Objective::Latency => server_factor(cut),
+        Objective::Energy => 1.0,
+    };
+    let as_planned = !moved
+        && table
+            .cuts
+            .iter()
+            .all(|cut| head_factor(cut) == 1.0 && server_factor(cut) == 1.0);
     let cut = if as_planned {
         planned
     } else {

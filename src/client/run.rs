@@ -119,9 +119,9 @@ pub fn run(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     };
     let table = SelectionTable::load(dir)?;
     let chosen = choose(&table, &opts.choice)?.id.clone();
-    let Some(all_mobile) = table.cuts.iter().find(|c| c.tail.is_none()) else {
-        bail!("{reason}; and this folder has no all-mobile pair to answer with on the phone alone (no bucket chose it)");
-    };
+    let all_mobile = table
+        .fallback_cut()
+        .with_context(|| format!("{reason}, and the phone cannot answer alone"))?;
     let mut report = run_pair(
         dir,
         &RunOptions {

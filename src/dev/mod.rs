@@ -164,6 +164,7 @@ pub fn job_options(buckets: &str, verify: bool) -> crate::job::JobOptions {
                 to_mbps: 1000.0,
                 like: lte,
             },
+            fallback: true,
         },
         verify,
         verifier: crate::runtime::Verifier::Auto,

@@ -58,6 +58,7 @@ fn options(objective: Objective, round_trip: bool) -> PlanOptions {
             to_mbps: 1000.0,
             like: without(network::reference_network("lte").unwrap()),
         },
+        fallback: false,
     }
 }
 

@@ -38,6 +38,9 @@ pub struct PlanOptions {
     pub cloud_load: f64,
     pub buckets: Vec<BandwidthBucket>,
     pub sweep: Sweep,
+    /// Carry the all-mobile cut even where no bucket chooses it: the pair an app answers with
+    /// when the server is unavailable (the main job's default; `--no-fallback` turns it off).
+    pub fallback: bool,
 }
 
 /// The bandwidth range over which breakpoints are computed, and the network the range is of:
@@ -146,7 +149,8 @@ pub fn piece_at(to_mbps: impl IntoIterator<Item = f64>, mbps: f64) -> usize {
 /// The planner's answer.
 pub struct Plan {
     pub method: Method,
-    /// Every distinct chosen cut, fewest head nodes first.
+    /// Every distinct chosen cut, and all-mobile where [`PlanOptions::fallback`] asks for it,
+    /// fewest head nodes first.
     pub cuts: Vec<Cut>,
     /// Each cut's objective on the sweep network, as a line in x = 1/uplink Mbps.
     pub sweep_lines: Vec<Linear>,
@@ -256,6 +260,10 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
             pieces[piece_at(pieces.iter().map(|p| p.to_mbps), bucket.uplink_mbps)].cut
         })
         .collect();
+
+    if opts.fallback {
+        intern(&mut heads, vec![true; sweep.len()]);
+    }
 
     // Distinct cuts, fewest head nodes first.
     let mut order: Vec<usize> = (0..heads.len()).collect();

@@ -23,6 +23,9 @@ pub(super) struct Config {
     pub(super) own_op: bool,
     pub(super) label: String,
     pub(super) model: ModelProto,
+    /// Time it on values whose neighbours along this axis share their signs, as a conv's
+    /// outputs do ([`super::Values::Smoothed`]); `None`: independent values.
+    pub(super) smooth_axis: Option<usize>,
 }
 
 /// The grid's models, written and analysed, with each one's timings so far.
@@ -37,6 +40,7 @@ struct Entry {
     class: OpClass,
     work: Figures,
     path: PathBuf,
+    smooth_axis: Option<usize>,
     /// The median of each pass.
     medians: Vec<f64>,
     /// The reference's time around each pass's median ([`Reference::around`]).
@@ -76,6 +80,7 @@ impl Grid {
                 class: c.class,
                 work,
                 path,
+                smooth_axis: c.smooth_axis,
                 medians: vec![],
                 states: vec![],
             });
@@ -100,7 +105,7 @@ impl Grid {
             let e = &mut self.entries[if pass % 2 == 1 { n - 1 - k } else { k }];
             progress(&e.key);
             let (ms, state) = reference.around(|| {
-                time_model(&e.path, runtime, WARMUP, RUNS)
+                time_model(&e.path, runtime, e.smooth_axis, WARMUP, RUNS)
                     .with_context(|| format!("timing {}", e.key))
             })?;
             e.medians.push(ms);
@@ -397,8 +402,8 @@ pub(super) fn grid(quick: bool) -> Vec<Config> {
     )
     .iter()
     {
-        out.push(prelu(&[1, c, hw, hw], &[c, 1, 1]));
-        out.push(prelu(&[1, hw, hw, c], &[1, 1, c]));
+        out.push(prelu(&[1, c, hw, hw], &[c, 1, 1], 3));
+        out.push(prelu(&[1, hw, hw, c], &[1, 1, c], 2));
     }
     // Small nets' heads: a few channels pooled from 8-32 pixel maps, microseconds that the
     // intercept of the larger pools above decided alone.
@@ -520,6 +525,7 @@ fn grouped_conv(cin: i64, cout: i64, hw: i64, k: i64, stride: i64, group: i64) -
     Config {
         class: OpClass::Conv,
         own_op: false,
+        smooth_axis: None,
         label: format!("conv {cin}->{cout} {hw}x{hw} k{k} s{stride} g{group}"),
         model: model(
             node,
@@ -543,6 +549,7 @@ fn gemm(k: i64, n: i64) -> Config {
     Config {
         class: OpClass::Matmul,
         own_op: false,
+        smooth_axis: None,
         label: format!("gemm 1x{k} -> {n}"),
         model: model(
             node,
@@ -564,6 +571,7 @@ fn unary(op_type: &str, class: OpClass, dims: &[i64], attrs: Vec<AttributeProto>
         // tract's LRN runs ~30x slower per element than the other norms, its AveragePool ~3x
         // slower than its MaxPool.
         own_op: op_type == "LRN" || op_type == "AveragePool",
+        smooth_axis: None,
         label: shape_label(op_type, dims),
         model: model(
             op(op_type, &inputs, &["y"], attrs),
@@ -585,6 +593,7 @@ fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
     Config {
         class: OpClass::Elementwise,
         own_op: false,
+        smooth_axis: None,
         label: format!("{} by {:?}", shape_label(op_type, dims), c_dims),
         model: model(
             op(op_type, &["x", "c"], &["y"], vec![]),
@@ -596,13 +605,16 @@ fn binary(op_type: &str, dims: &[i64], c_dims: &[i64]) -> Config {
 }
 
 /// A PRelu on `dims` with a learned slope of `slope_dims`, timed for a regression of its own
-/// (`op:PRelu`): onnxruntime runs it element by element with a branch on each sign, about 1.5
-/// ms/MB here on either layout on values of both signs, some 60x its Relu's time per byte (on
-/// zeros or one sign, a sixth of that).
-fn prelu(dims: &[i64], slope_dims: &[i64]) -> Config {
+/// (`op:PRelu`) on values smoothed along the maps' width (`width_axis`). onnxruntime runs it
+/// element by element with a branch on each sign, so its time is the sign pattern's: on signs
+/// drawn independently about 1.5 ms/MB here, 4x what MTCNN's first PRelu takes inside the net,
+/// where a conv's neighbouring outputs share their signs (77-91% of neighbours in MTCNN's
+/// PRelus; 72% after smoothing, which times those PRelus within 5-10% of their time in the net).
+fn prelu(dims: &[i64], slope_dims: &[i64], width_axis: usize) -> Config {
     Config {
         own_op: true,
         class: OpClass::Activation,
+        smooth_axis: Some(width_axis),
         ..binary("PRelu", dims, slope_dims)
     }
 }
@@ -618,6 +630,7 @@ fn concat(c: i64, hw: i64, parts: usize) -> Config {
     Config {
         class: OpClass::DataMovement,
         own_op: true,
+        smooth_axis: None,
         label: format!("{} x {parts}", shape_label("Concat", &dims)),
         model: model(
             op("Concat", &inputs, &["y"], vec![attr_int("axis", 1)]),
@@ -652,6 +665,7 @@ fn recurrent(op_type: &str, gates: i64, seq: i64, hidden: i64) -> Config {
     Config {
         class: OpClass::Recurrent,
         own_op: false,
+        smooth_axis: None,
         label: format!("{} seq {seq} hidden {hidden}", op_type.to_lowercase()),
         model: model(
             node,

@@ -158,6 +158,12 @@ fn cuts_section(out: &mut String, table: &SelectionTable) {
             verified.replace('|', "\\|")
         );
     }
+    if let Some(id) = table.fallback_only() {
+        let _ = writeln!(
+            out,
+            "\n`{id}` is no bucket's choice: it is the fallback, the pair an app answers with on the phone alone when the server is down, refuses or is too slow (`--no-fallback` leaves it out)."
+        );
+    }
 }
 
 /// A breakpoint table: which cut from which uplink.

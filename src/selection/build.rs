@@ -55,6 +55,12 @@ impl SelectionTable {
                 cloud_provenance: t.profiles.cloud.provenance.kind.name().into(),
             },
             cuts: cut_entries(a, plan, t.files, &ids, t.cloud_load),
+            fallback: plan
+                .cuts
+                .iter()
+                .zip(&ids)
+                .find(|(c, _)| c.is_all_mobile(&a.graph))
+                .map(|(_, id)| id.clone()),
             buckets: bucket_entries(plan, &ids),
             breakpoints: Breakpoints {
                 from_mbps: t.sweep.from_mbps,

@@ -29,6 +29,22 @@ pub struct Selected {
 }
 
 impl SelectionTable {
+    /// The pair that answers on the phone alone when the server is unavailable: the table's
+    /// `fallback` (all-mobile), or all-mobile where a bucket chose it in a table written before
+    /// the fallback was; an error that says why there is none.
+    pub fn fallback_cut(&self) -> Result<&CutEntry> {
+        let id = self.fallback.as_deref().unwrap_or("all-mobile");
+        self.cuts
+            .iter()
+            .find(|c| c.id == id && c.tail.is_none())
+            .with_context(|| {
+                format!(
+                    "this folder has no all-mobile pair to answer with on the phone alone: no bucket chose it and the main job ran with {} (run it without, and the app can answer while the server cannot)",
+                    Setting::NoFallback
+                )
+            })
+    }
+
     /// The cut for an uplink of `mbps` on `network` (a bucket's name; the breakpoint sweep's
     /// network without one), from that network's breakpoints (clamped to their range).
     pub fn select(&self, mbps: f64, network: Option<&str>) -> Result<(&CutEntry, Lookup<'_>)> {

@@ -42,6 +42,11 @@ pub struct SelectionTable {
     pub tie_within: f64,
     pub profiles: ProfilesUsed,
     pub cuts: Vec<CutEntry>,
+    /// The cut an app answers with when the server is down, refuses or is too slow:
+    /// `all-mobile`, written even where no bucket chooses it. Absent when the main job ran
+    /// with `--no-fallback` and no bucket chose it (and in tables written before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     pub buckets: Vec<BucketEntry>,
     pub breakpoints: Breakpoints,
     /// Where the best cut changes on each bucket's network (its RTT, radio and downlink ratio),
@@ -277,6 +282,23 @@ impl SelectionTable {
             );
         }
         Ok(table)
+    }
+
+    /// Whether a bucket or a breakpoint chooses cut `id` (the fallback may be written for
+    /// the server's absence alone).
+    pub fn chooses(&self, id: &str) -> bool {
+        self.buckets.iter().any(|b| b.cut == id)
+            || self.breakpoints.pieces.iter().any(|p| p.cut == id)
+            || self
+                .networks
+                .iter()
+                .any(|n| n.pieces.iter().any(|p| p.cut == id))
+    }
+
+    /// The fallback where no bucket or breakpoint chooses it: written for the server's
+    /// absence alone.
+    pub fn fallback_only(&self) -> Option<&str> {
+        self.fallback.as_deref().filter(|id| !self.chooses(id))
     }
 }
 

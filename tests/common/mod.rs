@@ -392,3 +392,28 @@ pub fn python_tools(what: &str) -> Option<String> {
     eprintln!("\n*** SKIPPED: {what}: {why}. Install the tools: {fix} ***\n");
     None
 }
+
+/// The Python of the server's venv, or `None` (skipped loudly; a failure under CI).
+pub fn triton_python() -> Option<PathBuf> {
+    let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-triton/bin/python"));
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import onnxruntime, numpy, importlib.util as u; assert u.find_spec('pytriton')",
+        ])
+        .output();
+    if probe.as_ref().is_ok_and(|o| o.status.success()) {
+        return Some(python);
+    }
+    let why = format!(
+        "{} has no nvidia-pytriton, onnxruntime and numpy (the Triton server's environment: see scripts/tritonserver.sh)",
+        python.display()
+    );
+    if in_ci() {
+        panic!("{why}");
+    }
+    eprintln!("\n*** SKIPPED: {why} ***\n");
+    None
+}
