@@ -24,38 +24,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
-/// A zoo network at its real size, seeded random weights (ResNet-18: 45 MB): written by the
-/// fixture generator into `target/zoo-bench/` the first time (fixtures/zoo.md).
-fn zoo(root: &std::path::Path, name: &str) -> PathBuf {
-    let dir = root.join("target/zoo-bench");
-    let path = dir.join(format!("{name}.onnx"));
-    if !path.exists() {
-        // Written beside and renamed into place: an interrupted run leaves no half a model.
-        let staging = dir.join("staging");
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_nsplit-fixtures"))
-            .arg("--zoo")
-            .arg(&staging)
-            .args(["--only", name])
-            .status()
-            .expect("running nsplit-fixtures");
-        assert!(
-            status.success(),
-            "nsplit-fixtures --zoo --only {name} failed"
-        );
-        std::fs::rename(staging.join(format!("{name}.onnx")), &path).unwrap();
-    }
-    path
-}
-
-/// Real models (scripts/fetch-real-models.sh) timed with onnxruntime, with the sizes they take:
-/// a face landmark CNN, a detector and a speech activity detector, none of them in the grid's
-/// or the calibration's families by design.
-const REAL_MODELS: [(&str, &[&str]); 3] = [
-    ("mtcnn-onet.onnx", &["input_3=1x48x48x3"]),
-    ("nudenet-320n.onnx", &["images=1x3x320x320"]),
-    ("captcha-crnn.onnx", &["image=1x3x60x160"]),
-];
-
 fn main() {
     let root = nsplit::dev::root();
     let runtime = common::runtime_arg("NSPLIT_ACCURACY_RUNTIME");
@@ -93,19 +61,10 @@ fn main() {
     } else {
         eprintln!("corpus absent: only the fixtures are measured (run scripts/fetch-corpus.sh)");
     }
-    models.push((zoo(&root, "resnet18"), vec![]));
-    if runtime == Runtime::Onnxruntime {
-        models.push((zoo(&root, "mobilenet_v2"), vec![]));
-        let real = root.join("corpus/real-models");
-        for (file, shapes) in REAL_MODELS {
-            if real.join(file).exists() {
-                models.push((
-                    real.join(file),
-                    shapes.iter().map(|s| s.to_string()).collect(),
-                ));
-            }
-        }
-    }
+    models.extend(common::networks_beyond(
+        std::path::Path::new(env!("CARGO_BIN_EXE_nsplit-fixtures")),
+        runtime,
+    ));
 
     let mut rows = String::new();
     let (mut whole_errors, mut node_errors) = (vec![], vec![]);

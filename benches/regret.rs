@@ -103,10 +103,11 @@ fn main() {
         ..network::reference_network("wifi").unwrap()
     };
 
-    let mut models: Vec<PathBuf> = ["lenet.onnx", "resnet_block.onnx", "inception_block.onnx"]
-        .iter()
-        .map(|f| root.join("fixtures").join(f))
-        .collect();
+    let mut models: Vec<(PathBuf, Vec<String>)> =
+        ["lenet.onnx", "resnet_block.onnx", "inception_block.onnx"]
+            .iter()
+            .map(|f| (root.join("fixtures").join(f), vec![]))
+            .collect();
     match std::fs::read_dir(root.join("corpus/onnx-backend/light")) {
         Ok(entries) => {
             let mut light: Vec<PathBuf> = entries
@@ -114,13 +115,19 @@ fn main() {
                 .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
                 .collect();
             light.sort();
-            models.extend(light);
+            models.extend(light.into_iter().map(|p| (p, vec![])));
         }
         Err(_) => eprintln!("corpus absent: only the fixtures (run scripts/fetch-corpus.sh)"),
     }
+    // The networks the accuracy bench times beyond those (ResNet-18; in onnxruntime also
+    // MobileNetV2 and the real models).
+    models.extend(common::networks_beyond(
+        Path::new(env!("CARGO_BIN_EXE_nsplit-fixtures")),
+        runtime,
+    ));
     // Arguments keep only the models whose path contains one of them.
     if !args.is_empty() {
-        models.retain(|m| {
+        models.retain(|(m, _)| {
             args.iter()
                 .any(|a| m.to_string_lossy().contains(a.as_str()))
         });
@@ -157,9 +164,14 @@ fn main() {
     let profiles = Profiles { mobile, cloud };
 
     // Every model's buckets placed, its candidates written and screened, its contenders picked.
+    // NSPLIT_REGRET_PLAN_ONLY=1: each model's buckets and choices, nothing timed.
+    if std::env::var_os("NSPLIT_REGRET_PLAN_ONLY").is_some() {
+        plan_only(&models, &profiles, &like);
+        return;
+    }
     let mut runs: Vec<ModelRun> = models
         .iter()
-        .map(|m| ModelRun::prepare(m, &profiles, &like, runtime))
+        .map(|(m, shapes)| ModelRun::prepare(m, shapes, &profiles, &like, runtime))
         .collect();
     // The machine's speed around each timed run, to judge every run at the profile's speed.
     let reference_dir = tempfile::tempdir().unwrap();
@@ -356,12 +368,13 @@ impl ModelRun {
     /// the contenders.
     fn prepare(
         model: &Path,
+        shapes: &[String],
         profiles: &Profiles,
         like: &BandwidthBucket,
         runtime: Runtime,
     ) -> ModelRun {
         let name = model.file_name().unwrap().to_string_lossy().into_owned();
-        let a = Analysis::run(model, &InputShapes::default()).unwrap();
+        let a = Analysis::run(model, &InputShapes::parse(shapes).unwrap()).unwrap();
         let uplinks = hard_uplinks(&a, profiles, like);
         eprintln!("{name}: buckets at {uplinks:?} Mbps; screening...");
         let opts = options(&uplinks, like);
@@ -657,6 +670,31 @@ fn hard_uplinks(a: &Analysis, profiles: &Profiles, like: &BandwidthBucket) -> Ve
     uplinks
 }
 
+/// Each model's buckets and the cut chosen in each, and how many choose a mid cut: the bench's
+/// setting without the timing.
+fn plan_only(models: &[(PathBuf, Vec<String>)], profiles: &Profiles, like: &BandwidthBucket) {
+    let (mut pairs, mut mid) = (0, 0);
+    for (model, shapes) in models {
+        let a = Analysis::run(model, &InputShapes::parse(shapes).unwrap()).unwrap();
+        let uplinks = hard_uplinks(&a, profiles, like);
+        let planned = plan(&a, profiles, &options(&uplinks, like)).unwrap();
+        let chosen: Vec<String> = planned
+            .buckets
+            .iter()
+            .map(|b| planned.cuts[b.cut].id(&a.graph))
+            .collect();
+        let mids = chosen.iter().filter(|c| c.starts_with('h')).count();
+        (pairs, mid) = (pairs + chosen.len(), mid + mids);
+        println!(
+            "{}: {mids} of {} buckets choose a mid cut: {:?}",
+            model.display(),
+            chosen.len(),
+            uplinks.iter().zip(&chosen).collect::<Vec<_>>()
+        );
+    }
+    println!("{mid} of {pairs} pairs choose a mid cut");
+}
+
 /// The planner's options: latency, the server [`CLOUD_LOAD`], a bucket at each of `uplinks`
 /// like `like`, the sweep over [`SWEEP_MBPS`].
 fn options(uplinks: &[f64], like: &BandwidthBucket) -> PlanOptions {
@@ -674,6 +712,7 @@ fn options(uplinks: &[f64], like: &BandwidthBucket) -> PlanOptions {
         },
         // Only the chosen cuts: the fallback is timed as a candidate like any other.
         fallback: false,
+        server_spread: 1.0,
     }
 }
 

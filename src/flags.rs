@@ -106,6 +106,12 @@ pub struct JobArgs {
     /// then has no answer without the server and says so.
     #[arg(long)]
     no_fallback: bool,
+    /// Also write the pairs the planner chooses with the server K times faster and K times
+    /// slower than --cloud and --cloud-load say (latency only; 1: only the pairs chosen as
+    /// profiled). No bucket chooses them: they are there for a runtime that measures the
+    /// server (nsplit run --adaptive), which then finds the pair it needs in the folder.
+    #[arg(long, default_value_t = nsplit::plan::DEFAULT_SERVER_SPREAD, value_name = "K")]
+    server_spread: f64,
     /// The runtime that checks each pair: onnxruntime where it is installed ($ORT_DYLIB_PATH or
     /// the Python onnxruntime package), else tract. selection.json says which one did.
     #[arg(long, value_enum, default_value_t = Verifier::Auto)]
@@ -593,6 +599,7 @@ impl JobArgs {
                 sweep: Sweep::parse(&self.range, base)
                     .with_context(|| format!("--range `{}`", self.range))?,
                 fallback: !self.no_fallback,
+                server_spread: self.server_spread,
             },
             verify: !self.no_verify,
             verifier: self.verifier.into(),
@@ -733,6 +740,7 @@ pub fn flag_name(setting: nsplit::setting::Setting) -> &'static str {
         Setting::Network => "--network",
         Setting::NoVerify => "--no-verify",
         Setting::NoFallback => "--no-fallback",
+        Setting::ServerSpread => "--server-spread",
         Setting::Triton => "--triton",
         Setting::PackageTriton => "`nsplit package DIR --triton REPO`",
         Setting::Server => "--server",

@@ -28,6 +28,8 @@ pub enum Setting {
     NoVerify,
     /// Writing no all-mobile pair where no bucket chooses it.
     NoFallback,
+    /// How much faster or slower than profiled the server's pairs are written for.
+    ServerSpread,
     /// Writing a Triton repository of the tails with the main job.
     Triton,
     /// Writing a Triton repository of an output folder's tails.
@@ -60,6 +62,7 @@ impl Setting {
             Setting::Network => "network",
             Setting::NoVerify => "writing unchecked halves",
             Setting::NoFallback => "leaving out the all-mobile fallback",
+            Setting::ServerSpread => "the server's spread",
             Setting::Triton => "a Triton repository",
             Setting::PackageTriton => "packaging the output folder's tails for Triton",
             Setting::Server => "server",

@@ -492,6 +492,7 @@ fn job_options() -> JobOptions {
                 like: base,
             },
             fallback: true,
+            server_spread: nsplit::plan::DEFAULT_SERVER_SPREAD,
         },
         verify: false,
         verifier: Default::default(),

@@ -4,6 +4,7 @@
 //! run here; Triton's dynamic batching of a batch-capable tail; and the errors a user meets.
 
 use crate::common::{self, *};
+use nsplit::dev::Triton;
 use nsplit::runtime::npy;
 use nsplit::runtime::{Runtime, Verifier};
 use nsplit::selection::SelectionTable;
@@ -11,84 +12,9 @@ use nsplit::serve::kserve::Server;
 use nsplit::serve::triton::{TritonModel, TritonOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 use tract_onnx::prelude::Tensor;
-
-/// A running tritonserver, stopped (SIGTERM, then SIGKILL) by its pid when dropped.
-struct Triton {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Triton {
-    fn start(python: &Path, repo: &Path, log: &Path) -> Triton {
-        let port = nsplit::dev::free_port();
-        let child = nsplit::dev::triton_command(python, repo, port)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(log).unwrap())
-            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
-            .spawn()
-            .expect("start scripts/tritonserver.sh");
-        let mut triton = Triton {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log: log.to_path_buf(),
-        };
-        let server = Server::new(&triton.url, Duration::from_secs(2)).unwrap();
-        let start = Instant::now();
-        loop {
-            if server.ready().is_ok() {
-                eprintln!("triton ready in {:.1} s", start.elapsed().as_secs_f64());
-                return triton;
-            }
-            if let Some(status) = triton.child.try_wait().unwrap() {
-                panic!(
-                    "tritonserver exited ({status}) before it was ready:\n{}",
-                    triton.logs()
-                );
-            }
-            if start.elapsed() > Duration::from_secs(180) {
-                let logs = triton.logs();
-                triton.stop();
-                panic!("tritonserver was not ready after 180 s:\n{logs}");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    fn logs(&self) -> String {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        let text = read(&self.log) + &read(&self.log.with_extension("err"));
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Stop the server by its pid: SIGTERM lets it unload its models and their stub processes.
-    fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(40) {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Triton {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// One model split for serving: its output folder and what its inputs are.
 struct Case {
@@ -309,9 +235,9 @@ fn a_chosen_pair_runs_all_mobile_when_the_server_is_down() {
 /// behind the same proxy) and the network fast, it splits again. Every answer is the original's.
 #[test]
 fn the_adaptive_client_follows_the_network_and_survives_the_server() {
-    use common::proxy::Proxy;
     use nsplit::client::adaptive::AdaptiveClient;
     use nsplit::client::run::{CutChoice, RunOptions};
+    use nsplit::dev::proxy::Proxy;
     let Some(python) = triton_python() else {
         return;
     };
@@ -727,7 +653,7 @@ fn split_requests_are_served_by_triton() {
 
     triton.stop();
     assert!(
-        triton.child.try_wait().unwrap().is_some(),
+        triton.exited(),
         "tritonserver still runs after being stopped"
     );
 }
@@ -895,5 +821,185 @@ fn package_refuses_to_replace_another_models_folder() {
     assert!(
         !named.is_empty() && named.iter().all(|n| n.starts_with("other_lenet-")),
         "{named:?}"
+    );
+}
+
+/// `profile` (a profile file or built-in name) with every time it predicts multiplied by
+/// `factor`, as the server: a profile deliberately off.
+fn profile_off_by(profile: &str, factor: f64, out: &Path) {
+    use nsplit::cost::profile::{DeviceProfile, Role};
+    let mut p = DeviceProfile::resolve(profile).unwrap();
+    p.role = Role::Cloud;
+    p.name = format!("{}-x{factor}", p.name);
+    for r in p.regressions.values_mut() {
+        for c in &mut r.coefficients {
+            *c *= factor;
+        }
+    }
+    p.fallback.peak_gflops /= factor;
+    p.fallback.memory_gbps /= factor;
+    p.fallback.overhead_ms *= factor;
+    p.run_overhead_ms *= factor;
+    p.write(out).unwrap();
+}
+
+/// A server profile 3x off, either way: the adaptive client's choices reach the oracle's (the
+/// table's cut that measured fastest, every one timed through the same shaped link) within 20
+/// requests, and stay there. The profiles are off by 3x from the server's speed as measured
+/// first (Triton's onnxruntime against the built-in x86-2core profile, tract on a machine like
+/// this one).
+#[test]
+fn the_adaptive_client_converges_on_a_server_profile_3x_off() {
+    use nsplit::client::adaptive::AdaptiveClient;
+    use nsplit::client::run::{run, CutChoice, RunOptions};
+    use nsplit::dev::proxy::Proxy;
+    let Some(python) = triton_python() else {
+        return;
+    };
+    const UPLINK_MBPS: f64 = 200.0;
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let buckets = round_trip_free_buckets(work, &[UPLINK_MBPS]);
+    let inputs = |case: &Case| -> Vec<(String, PathBuf)> {
+        case.inputs
+            .iter()
+            .map(|(n, f, _)| (n.clone(), f.clone()))
+            .collect()
+    };
+
+    // The server's speed over the x86-2core profile's: the whole model served, timed.
+    let measure = Case::new("measure", fixture("camera_cnn.onnx"), &[], work, 7);
+    plan_into(
+        &measure.model,
+        &measure.dir,
+        Some(&buckets),
+        &[
+            "--mobile",
+            "x86-2core",
+            "--cloud",
+            "x86-2core",
+            "--cloud-load",
+            "0.01",
+        ],
+    );
+    let first = work.join("first");
+    assert!(
+        package_into(&measure.dir, &first, &["--triton-backend", "python"])
+            .status
+            .success()
+    );
+    let served = measure
+        .table()
+        .cuts
+        .into_iter()
+        .find(|c| c.tail.is_some())
+        .expect("a cut with a tail");
+    let speed = {
+        let _triton = Triton::start(&python, &first, &work.join("first.log"));
+        let opts = RunOptions {
+            server: Some(_triton.url.clone()),
+            inputs: inputs(&measure),
+            choice: CutChoice::Id(served.id.clone()),
+            model: None,
+            timeout: Duration::from_secs(10),
+            runtime: Verifier::Tract,
+            repeat: 9,
+        };
+        let r = run(&measure.dir, &opts).unwrap();
+        r.measured.server_ms.unwrap() / (served.cloud_ms / measure.table().cloud_load)
+    };
+    eprintln!("the server runs at {speed:.3}x the x86-2core profile's times");
+
+    let repo = work.join("repo");
+    let mut cases = vec![];
+    for (off, name) in [(3.0, "slow"), (1.0 / 3.0, "fast")] {
+        let case = Case::new(name, fixture("camera_cnn.onnx"), &[], work, 7);
+        let cloud = work.join(format!("{name}.json"));
+        profile_off_by("x86-2core", speed * off, &cloud);
+        plan_into(
+            &case.model,
+            &case.dir,
+            Some(&buckets),
+            &["--mobile", "x86-2core", "--cloud", cloud.to_str().unwrap()],
+        );
+        let o = package_into(
+            &case.dir,
+            &repo,
+            &["--triton-backend", "python", "--triton-name", name],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        cases.push(case);
+    }
+    let triton = Triton::start(&python, &repo, &work.join("triton.log"));
+    let port = triton
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    let proxy = Proxy::start(port);
+    proxy.set(|s| s.uplink_mbps = Some(UPLINK_MBPS));
+
+    let mut wrong = vec![];
+    for case in &cases {
+        let table = case.table();
+        let network = table.buckets[0].network.name.clone();
+        let opts = |choice: CutChoice, repeat: usize| RunOptions {
+            server: Some(proxy.url()),
+            inputs: inputs(case),
+            choice,
+            model: None,
+            timeout: Duration::from_secs(10),
+            runtime: Verifier::Tract,
+            repeat,
+        };
+        // The oracle: every cut of the table timed through the link, the fastest.
+        let mut measured: Vec<(String, f64)> = table
+            .cuts
+            .iter()
+            .map(|c| {
+                let r = run(&case.dir, &opts(CutChoice::Id(c.id.clone()), 7)).unwrap();
+                (c.id.clone(), r.measured.total_ms.unwrap())
+            })
+            .collect();
+        measured.sort_by(|a, b| a.1.total_cmp(&b.1));
+        eprintln!("{}: measured {measured:?}", case.name);
+        assert!(
+            measured.len() >= 2 && measured[1].1 > 1.2 * measured[0].1,
+            "{}: the table's cuts should have a clear fastest through the link: {measured:?}",
+            case.name
+        );
+        let oracle = &measured[0].0;
+        let chosen = &table.buckets[0].cut;
+        wrong.push(chosen != oracle);
+
+        let mut client = AdaptiveClient::open(
+            &case.dir,
+            &opts(
+                CutChoice::Bandwidth {
+                    mbps: UPLINK_MBPS,
+                    network: Some(network),
+                },
+                1,
+            ),
+        )
+        .unwrap();
+        let steps: Vec<_> = (0..30).map(|_| client.request().unwrap().0).collect();
+        let cuts: Vec<&str> = steps.iter().map(|s| s.cut.as_str()).collect();
+        eprintln!("{}: {cuts:?}", case.name);
+        // From the 20th request on, the oracle's cut, but for the probes of quiet spells.
+        assert!(
+            steps[19..]
+                .iter()
+                .all(|s| s.cut == *oracle || s.reason == "probe"),
+            "{}: the table chose {chosen}, the oracle is {oracle}; the client ran {cuts:?}",
+            case.name
+        );
+    }
+    // A server 3x slower than it is keeps the table from splitting where splitting is best.
+    assert!(
+        wrong[0],
+        "the table with the slow profile chose the oracle's cut"
     );
 }

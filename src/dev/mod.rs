@@ -5,9 +5,11 @@
 //! - [`paper`]: the tables of docs/paper-reproduction.md (the paper test and bench).
 
 pub mod paper;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository's root folder.
 pub fn root() -> PathBuf {
@@ -38,6 +40,58 @@ pub fn succeed(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A zoo network at its real size, seeded random weights (ResNet-18: 45 MB): written by the
+/// fixture generator (`generator`, the benches' `CARGO_BIN_EXE_nsplit-fixtures`) into
+/// `target/zoo-bench/` the first time (fixtures/zoo.md).
+pub fn zoo_model(generator: &Path, name: &str) -> PathBuf {
+    let dir = root().join("target/zoo-bench");
+    let path = dir.join(format!("{name}.onnx"));
+    if !path.exists() {
+        // Written beside and renamed into place: an interrupted run leaves no half a model.
+        let staging = dir.join("staging");
+        succeed(
+            Command::new(generator)
+                .arg("--zoo")
+                .arg(&staging)
+                .args(["--only", name]),
+        );
+        std::fs::rename(staging.join(format!("{name}.onnx")), &path).unwrap();
+    }
+    path
+}
+
+/// Real models (scripts/fetch-real-models.sh) the benchmarks time with onnxruntime, with the
+/// sizes they take: a face landmark CNN, a detector and a text recogniser, none of them in the
+/// profiler's grid's or calibration's families by design.
+pub const REAL_MODELS: [(&str, &[&str]); 3] = [
+    ("mtcnn-onet.onnx", &["input_3=1x48x48x3"]),
+    ("nudenet-320n.onnx", &["images=1x3x320x320"]),
+    ("captcha-crnn.onnx", &["image=1x3x60x160"]),
+];
+
+/// The networks beyond the fixtures and the light nets that the onnxruntime benchmarks time
+/// (accuracy, regret), with their input sizes: ResNet-18 (also in tract), MobileNetV2, and the
+/// [`REAL_MODELS`] that are fetched.
+pub fn networks_beyond(
+    generator: &Path,
+    runtime: crate::runtime::Runtime,
+) -> Vec<(PathBuf, Vec<String>)> {
+    let mut models = vec![(zoo_model(generator, "resnet18"), vec![])];
+    if runtime == crate::runtime::Runtime::Onnxruntime {
+        models.push((zoo_model(generator, "mobilenet_v2"), vec![]));
+        let real = root().join("corpus/real-models");
+        for (file, shapes) in REAL_MODELS {
+            if real.join(file).exists() {
+                models.push((
+                    real.join(file),
+                    shapes.iter().map(|s| s.to_string()).collect(),
+                ));
+            }
+        }
+    }
+    models
 }
 
 /// The command-line arguments, without the `--bench` cargo adds and without `--runtime NAME`
@@ -165,6 +219,7 @@ pub fn job_options(buckets: &str, verify: bool) -> crate::job::JobOptions {
                 like: lte,
             },
             fallback: true,
+            server_spread: crate::plan::DEFAULT_SERVER_SPREAD,
         },
         verify,
         verifier: crate::runtime::Verifier::Auto,
@@ -172,5 +227,87 @@ pub fn job_options(buckets: &str, verify: bool) -> crate::job::JobOptions {
         external_data: crate::output::ExternalData::Auto,
         progress: false,
         triton: None,
+    }
+}
+
+/// A running tritonserver (scripts/tritonserver.sh) on a free loopback port, started by a test or
+/// a benchmark and stopped (SIGTERM, then SIGKILL) by its pid when dropped.
+pub struct Triton {
+    child: Child,
+    pub url: String,
+    log: PathBuf,
+}
+
+impl Triton {
+    pub fn start(python: &Path, repo: &Path, log: &Path) -> Triton {
+        let port = free_port();
+        let child = triton_command(python, repo, port)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .expect("start scripts/tritonserver.sh");
+        let mut triton = Triton {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log: log.to_path_buf(),
+        };
+        let server =
+            crate::serve::kserve::Server::new(&triton.url, Duration::from_secs(2)).unwrap();
+        let start = Instant::now();
+        loop {
+            if server.ready().is_ok() {
+                eprintln!("triton ready in {:.1} s", start.elapsed().as_secs_f64());
+                return triton;
+            }
+            if let Some(status) = triton.child.try_wait().unwrap() {
+                panic!(
+                    "tritonserver exited ({status}) before it was ready:\n{}",
+                    triton.logs()
+                );
+            }
+            if start.elapsed() > Duration::from_secs(180) {
+                let logs = triton.logs();
+                triton.stop();
+                panic!("tritonserver was not ready after 180 s:\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Whether the server process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+
+    pub fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let text = read(&self.log) + &read(&self.log.with_extension("err"));
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Stop the server by its pid: SIGTERM lets it unload its models and their stub processes.
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(40) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Triton {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

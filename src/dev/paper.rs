@@ -59,6 +59,7 @@ fn options(objective: Objective, round_trip: bool) -> PlanOptions {
             like: without(network::reference_network("lte").unwrap()),
         },
         fallback: false,
+        server_spread: 1.0,
     }
 }
 

@@ -30,6 +30,10 @@ use anyhow::{bail, Result};
 use breakpoints::{lower_envelope, Line};
 use serde::{Deserialize, Serialize};
 
+/// The main job's [`PlanOptions::server_spread`]: the server 3x faster or slower than profiled,
+/// as far off as a profile taken on another machine or a server under load is.
+pub const DEFAULT_SERVER_SPREAD: f64 = 3.0;
+
 /// What to plan for.
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
@@ -41,6 +45,10 @@ pub struct PlanOptions {
     /// Carry the all-mobile cut even where no bucket chooses it: the pair an app answers with
     /// when the server is unavailable (the main job's default; `--no-fallback` turns it off).
     pub fallback: bool,
+    /// Also carry the cuts chosen on each network were the server this many times faster or
+    /// slower than `cloud_load` says (latency only; 1: none): the pairs a runtime that
+    /// measures the server chooses among when the profile or the load is off.
+    pub server_spread: f64,
 }
 
 /// The bandwidth range over which breakpoints are computed, and the network the range is of:
@@ -149,8 +157,9 @@ pub fn piece_at(to_mbps: impl IntoIterator<Item = f64>, mbps: f64) -> usize {
 /// The planner's answer.
 pub struct Plan {
     pub method: Method,
-    /// Every distinct chosen cut, and all-mobile where [`PlanOptions::fallback`] asks for it,
-    /// fewest head nodes first.
+    /// Every distinct chosen cut, those chosen with the server faster or slower
+    /// ([`PlanOptions::server_spread`]), and all-mobile where [`PlanOptions::fallback`] asks
+    /// for it; fewest head nodes first.
     pub cuts: Vec<Cut>,
     /// Each cut's objective on the sweep network, as a line in x = 1/uplink Mbps.
     pub sweep_lines: Vec<Linear>,
@@ -220,16 +229,17 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
     check_options(profiles, opts)?;
     let (lo, hi) = (opts.sweep.from_mbps, opts.sweep.to_mbps);
     let costs = NodeCosts::predict(&a.graph, &a.features, profiles);
-    let build = |link: &Link| {
+    let build_at = |link: &Link, cloud_load: f64| {
         Instance::build(
             &a.graph,
             &a.shapes,
             &costs,
             opts.objective,
-            opts.cloud_load,
+            cloud_load,
             link,
         )
     };
+    let build = |link: &Link| build_at(link, opts.cloud_load);
     // Breakpoints over the sweep network.
     let (sweep, items) = build(&Link::sweep(&opts.sweep.like));
     let method = if chain::is_chain(&sweep) {
@@ -261,6 +271,17 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         })
         .collect();
 
+    // The cuts a runtime may need: those chosen on each network with the server faster or
+    // slower than planned for (a profile that is off, a server under load). Energy is the
+    // phone's alone, which the server's speed does not change.
+    if opts.objective == Objective::Latency && opts.server_spread > 1.0 {
+        for k in [1.0 / opts.server_spread, opts.server_spread] {
+            for n in &networks {
+                let inst = build_at(&Link::along(&n.network), opts.cloud_load * k).0;
+                swept(&inst, method, n.from_mbps, n.to_mbps, &mut heads);
+            }
+        }
+    }
     if opts.fallback {
         intern(&mut heads, vec![true; sweep.len()]);
     }
@@ -337,6 +358,13 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
 /// The options a plan cannot be made with: a server load that is no positive number, the energy
 /// objective without the phone's power, a bandwidth range that is empty.
 fn check_options(profiles: &Profiles, opts: &PlanOptions) -> Result<()> {
+    if !(opts.server_spread.is_finite() && opts.server_spread >= 1.0) {
+        bail!(
+            "{} must be a factor of 1 or more, got {}",
+            Setting::ServerSpread,
+            opts.server_spread
+        );
+    }
     if !(opts.cloud_load.is_finite() && opts.cloud_load > 0.0) {
         bail!(
             "{} must be a positive number, got {}",

@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests (those the benchmarks need too are in
 //! `nsplit::dev`).
 
-pub mod proxy;
-
 pub use nsplit::dev::{python, root, succeed};
 
 use nsplit::shapes::InputShapes;
