@@ -238,7 +238,7 @@ fn the_adaptive_client_follows_the_network_and_survives_the_server() {
     use nsplit::client::adaptive::AdaptiveClient;
     use nsplit::client::run::{CutChoice, RunOptions};
     use nsplit::dev::proxy::Proxy;
-    let Some(python) = triton_python() else {
+    let Some((python, _turn)) = triton_python() else {
         return;
     };
     let Some(squeezenet) = light_models()
@@ -321,7 +321,7 @@ fn the_adaptive_client_follows_the_network_and_survives_the_server() {
 
 #[test]
 fn split_requests_are_served_by_triton() {
-    let Some(python) = triton_python() else {
+    let Some((python, _turn)) = triton_python() else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -853,7 +853,7 @@ fn the_adaptive_client_converges_on_a_server_profile_3x_off() {
     use nsplit::client::adaptive::AdaptiveClient;
     use nsplit::client::run::{run, CutChoice, RunOptions};
     use nsplit::dev::proxy::Proxy;
-    let Some(python) = triton_python() else {
+    let Some((python, _turn)) = triton_python() else {
         return;
     };
     const UPLINK_MBPS: f64 = 200.0;
@@ -916,11 +916,20 @@ fn the_adaptive_client_converges_on_a_server_profile_3x_off() {
         let case = Case::new(name, fixture("camera_cnn.onnx"), &[], work, 7);
         let cloud = work.join(format!("{name}.json"));
         profile_off_by("x86-2core", speed * off, &cloud);
+        // The pairs for a server 4x off, not the default 3x: the speed measured above on a
+        // shared machine moves by some percent from one run to the next.
         plan_into(
             &case.model,
             &case.dir,
             Some(&buckets),
-            &["--mobile", "x86-2core", "--cloud", cloud.to_str().unwrap()],
+            &[
+                "--mobile",
+                "x86-2core",
+                "--cloud",
+                cloud.to_str().unwrap(),
+                "--server-spread",
+                "4",
+            ],
         );
         let o = package_into(
             &case.dir,

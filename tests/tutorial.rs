@@ -33,7 +33,7 @@ fn tutorial_commands() -> Vec<String> {
 
 #[test]
 fn every_command_of_the_tutorial_runs() {
-    let Some(triton) = triton_python() else {
+    let Some((triton, _turn)) = triton_python() else {
         return;
     };
     let Some(python) = python_tools("the tutorial") else {

@@ -11,14 +11,14 @@
 //! server does fails a request.
 
 use super::beliefs::{self, Beliefs, Observation, RequestObservation};
-use super::choose;
 use super::run::{read_inputs, CutChoice, Pair, RunOptions};
+use super::{choose, Conditions};
 use crate::selection::SelectionTable;
 use crate::serve::kserve::{Server, Unavailable};
 use crate::setting::Setting;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tract_onnx::prelude::Tensor;
@@ -29,6 +29,13 @@ pub const QUIET: usize = 10;
 pub const MAX_QUIET: usize = 80;
 /// The longest wait, in requests, before the server is tried again.
 pub const MAX_BACKOFF: usize = 32;
+/// The bytes a probe uploads to measure the uplink: a twentieth of a second at 2 Mbps, and
+/// enough for [`beliefs::MIN_MEASURED_UPLOAD`].
+pub const PROBE_BYTES: u64 = beliefs::MIN_MEASURED_UPLOAD;
+
+/// What [`AdaptiveClient::decide`] settles: the cut and why, every cut's prediction, and
+/// whether the best cut splits.
+type Decision = ((String, &'static str), BTreeMap<String, f64>, bool);
 
 /// One request of an adaptive run: what ran, why, what it took, and what the client believed
 /// when it chose.
@@ -46,6 +53,9 @@ pub struct Step {
     pub transfer_ms: Option<f64>,
     pub server_ms: Option<f64>,
     pub total_ms: f64,
+    /// A probe of the network before the request (its round trip and upload), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_ms: Option<f64>,
     pub believed_uplink_mbps: f64,
     pub believed_rtt_ms: Option<f64>,
     pub believed_server_load: Option<f64>,
@@ -106,6 +116,8 @@ pub struct AdaptiveClient {
     quiet: usize,
     quiet_spell: usize,
     requests: usize,
+    /// Whether the server takes upload probes; `None` until one is tried.
+    upload_probes: Option<bool>,
 }
 
 impl AdaptiveClient {
@@ -139,6 +151,7 @@ impl AdaptiveClient {
             quiet: 0,
             quiet_spell: QUIET,
             requests: 0,
+            upload_probes: None,
         };
         client.probe();
         Ok(client)
@@ -154,34 +167,42 @@ impl AdaptiveClient {
     pub fn request(&mut self) -> Result<(Step, Vec<(String, Tensor)>)> {
         let request = self.requests;
         self.requests += 1;
-        let conditions = self
-            .beliefs
-            .conditions(self.start_mbps, self.network.clone());
-        let choice = choose(&self.table, &conditions)?;
-        let (mut id, mut reason) = match &self.current {
-            Some(c)
-                if c != &choice.cut.id
-                    && !beliefs::switch(choice.predictions[c], choice.predicted) =>
-            {
-                (c.clone(), "kept")
-            }
-            _ => (choice.cut.id.clone(), "best"),
-        };
-        let predictions = choice.predictions.clone();
-        let best_splits = choice.cut.tail.is_some();
         let retry_due = match self.state {
             ServerState::Down { retry_at, .. } => request >= retry_at,
             ServerState::Up => true,
         };
-        // A quiet spell: the network is measured again by the split that uploads the most (not
-        // while the server is waited for: a probe of a server that does not answer takes the
-        // timeout). Probes that change nothing come ever less often.
-        if !self.splits(&id) && self.quiet >= self.quiet_spell && retry_due {
-            if let Some(largest) = largest_split(&self.table) {
-                self.probe();
-                (id, reason) = (largest, "probe");
+        let (mut conditions, mut choice) = self.decide()?;
+        // A quiet spell on the phone alone: the network is measured again (not while the
+        // server is waited for: a probe of a server that does not answer takes the timeout), by
+        // a small upload where the server takes one, else by the split that uploads the most;
+        // and while no request has timed the server, the split predicted best runs once, so
+        // that a server profiled slower than it is gets measured. Probes that change nothing
+        // come ever less often.
+        let quiet = !self.splits(&choice.0 .0) && self.quiet >= self.quiet_spell && retry_due;
+        let mut probe_ms = None;
+        let server_unknown = self.beliefs.server_factor.is_empty();
+        if quiet && !server_unknown {
+            probe_ms = self.probe();
+            if probe_ms.is_some() {
+                (conditions, choice) = self.decide()?;
             }
         }
+        let ((mut id, mut reason), predictions, best_splits) = choice;
+        let forced = if server_unknown {
+            best_split(&self.table, &predictions)
+        } else {
+            largest_split(&self.table)
+        };
+        let probed = quiet
+            && (probe_ms.is_some() || {
+                if let Some(split) = forced {
+                    if server_unknown {
+                        self.probe();
+                    }
+                    (id, reason) = (split, "probe");
+                }
+                reason == "probe"
+            });
         if self.splits(&id) && !retry_due {
             id = self.fallback("the server is unavailable")?;
             reason = "backoff";
@@ -240,7 +261,7 @@ impl AdaptiveClient {
         // where it changed nothing; a probe the server did not answer leaves it to the backoff.
         if best_splits {
             self.quiet_spell = QUIET;
-        } else if reason == "probe" {
+        } else if probed {
             self.quiet_spell = if self.beliefs.uplink_mbps.unconfirmed() {
                 0
             } else {
@@ -258,6 +279,7 @@ impl AdaptiveClient {
                 .map(|r| (r - measured.server_ms.unwrap_or(0.0)).max(0.0)),
             server_ms: measured.server_ms,
             total_ms: measured.head_ms + measured.request_ms.unwrap_or(0.0),
+            probe_ms,
             believed_uplink_mbps: conditions.uplink_mbps,
             believed_rtt_ms: conditions.rtt_ms,
             believed_server_load: conditions.server_load,
@@ -305,16 +327,55 @@ impl AdaptiveClient {
         pair.request(&self.table, &self.values)
     }
 
-    /// The round trip to the server, by its health check (a request that carries nothing).
-    fn probe(&mut self) {
-        let Some(server) = &self.server else {
-            return;
+    /// The cut to run under the beliefs as they are (the current one unless the best is
+    /// clearly better), every cut's prediction, and whether the best splits; with the
+    /// conditions it was chosen under.
+    fn decide(&self) -> Result<(Conditions, Decision)> {
+        let conditions = self
+            .beliefs
+            .conditions(self.start_mbps, self.network.clone());
+        let choice = choose(&self.table, &conditions)?;
+        let pick = match &self.current {
+            Some(c)
+                if c != &choice.cut.id
+                    && !beliefs::switch(choice.predictions[c], choice.predicted) =>
+            {
+                (c.clone(), "kept")
+            }
+            _ => (choice.cut.id.clone(), "best"),
         };
-        let start = Instant::now();
-        if server.ready().is_ok() {
-            self.beliefs.probed(start.elapsed().as_secs_f64() * 1e3);
-        }
+        let decision = (pick, choice.predictions.clone(), choice.cut.tail.is_some());
+        Ok((conditions, decision))
     }
+
+    /// Probe the network: the round trip by the server's health check (a request that carries
+    /// nothing), then the uplink by an upload of [`PROBE_BYTES`] where the server takes one
+    /// ([`Server::upload_probe`]). The probe's time (ms) where it measured the uplink.
+    fn probe(&mut self) -> Option<f64> {
+        let server = self.server.as_ref()?;
+        let start = Instant::now();
+        server.ready().ok()?;
+        self.beliefs.probed(start.elapsed().as_secs_f64() * 1e3);
+        if self.upload_probes == Some(false) {
+            return None;
+        }
+        let ms = server.upload_probe(PROBE_BYTES as usize);
+        self.upload_probes = Some(ms.is_ok());
+        let ms = ms.ok()?;
+        self.beliefs.uplink_probed(PROBE_BYTES, ms);
+        Some(start.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+/// The split (a cut with a tail) predicted best.
+fn best_split(table: &SelectionTable, predictions: &BTreeMap<String, f64>) -> Option<String> {
+    table
+        .cuts
+        .iter()
+        .filter(|c| c.tail.is_some())
+        .filter_map(|c| Some((c.id.clone(), *predictions.get(&c.id)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
 }
 
 /// The split (a cut with a tail) that uploads the most: the best measure of the uplink.

@@ -24,8 +24,9 @@ pub const WEIGHT: f64 = 0.3;
 /// it.
 pub const STEP: f64 = 2.0;
 
-/// Uploads smaller than this (bytes) are not timed for the uplink.
-pub const MIN_MEASURED_UPLOAD: u64 = 64 << 10;
+/// Uploads smaller than this (bytes) are not timed for the uplink: a few kilobytes say
+/// nothing of it, hidden in the round trip's noise.
+pub const MIN_MEASURED_UPLOAD: u64 = 16 << 10;
 
 /// A switch needs the new cut predicted this much below the current one: predictions that
 /// move with every request's noise would flip the choice on every request.
@@ -163,14 +164,21 @@ impl Beliefs {
                 .or_default()
                 .add(server_ms / unloaded, None);
         }
-        // The upload's time: the request's less the server's and a round trip, and at least a
-        // quarter of the transfer, so that an upload the round trip's noise hides (on a fast
-        // link) still says the link is fast. A few kilobytes say nothing of the bandwidth.
-        let transfer_ms = r.request_ms - r.server_ms.unwrap_or(0.0);
-        if r.upload_bytes >= MIN_MEASURED_UPLOAD && transfer_ms > 0.0 {
+        self.uploaded(r.upload_bytes, r.request_ms - r.server_ms.unwrap_or(0.0));
+    }
+
+    /// A probe's upload of `bytes`, answered `ms` after it began.
+    pub fn uplink_probed(&mut self, bytes: u64, ms: f64) {
+        self.uploaded(bytes, ms);
+    }
+
+    /// An upload of `bytes` whose transfer (round trip included) took `transfer_ms`: the
+    /// uplink, from its time less a round trip, and at least a quarter of the transfer, so that
+    /// an upload the round trip's noise hides (on a fast link) still says the link is fast.
+    fn uploaded(&mut self, bytes: u64, transfer_ms: f64) {
+        if bytes >= MIN_MEASURED_UPLOAD && transfer_ms > 0.0 {
             let wire_ms = (transfer_ms - self.rtt_ms.or(0.0)).max(0.25 * transfer_ms);
-            let mbps =
-                crate::plan::network::MS_PER_BYTE_AT_1_MBPS * r.upload_bytes as f64 / wire_ms;
+            let mbps = crate::plan::network::MS_PER_BYTE_AT_1_MBPS * bytes as f64 / wire_ms;
             self.uplink_mbps.add(mbps, Some(Worse::Lower));
         }
     }

@@ -109,6 +109,37 @@ impl Server {
         Ok(())
     }
 
+    /// The time (ms) to send about `bytes` to the server and hear back, to measure the uplink
+    /// with a payload of a known size and no model run: a POST of the model repository's
+    /// index (`/v2/repository/index`, Triton's repository extension) whose JSON is padded with
+    /// whitespace, which the server reads whole and answers at once. An error where the
+    /// server has no such endpoint (or does not answer).
+    pub fn upload_probe(&self, bytes: usize) -> Result<f64> {
+        let mut body = br#"{"ready":true}"#.to_vec();
+        body.resize(bytes.max(body.len()), b' ');
+        let start = std::time::Instant::now();
+        let mut response = self
+            .agent
+            .post(&format!("{}/v2/repository/index", self.url))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let _ = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec();
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if status != 200 {
+            bail!(
+                "the inference server at {} has no repository index to probe the uplink with (HTTP {status})",
+                self.url
+            );
+        }
+        Ok(ms)
+    }
+
     /// `GET /v2/models/NAME`: the model's declared inputs and outputs.
     pub fn metadata(&self, model: &str) -> Result<ModelMetadata> {
         let (status, body) = self.get(&format!("/v2/models/{}", path_segment(model)))?;

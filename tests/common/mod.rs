@@ -391,8 +391,13 @@ pub fn python_tools(what: &str) -> Option<String> {
     None
 }
 
-/// The Python of the server's venv, or `None` (skipped loudly; a failure under CI).
-pub fn triton_python() -> Option<PathBuf> {
+/// Held by each test that starts a Triton: one at a time, so that two servers and their clients
+/// do not share this machine's cores while the tests time them.
+static ONE_SERVER_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The Python of the server's venv, and the turn of a test that starts a server (hold it for
+/// the test); `None` when there is no such venv (skipped loudly; a failure under CI).
+pub fn triton_python() -> Option<(PathBuf, std::sync::MutexGuard<'static, ()>)> {
     let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv-triton/bin/python"));
@@ -403,7 +408,11 @@ pub fn triton_python() -> Option<PathBuf> {
         ])
         .output();
     if probe.as_ref().is_ok_and(|o| o.status.success()) {
-        return Some(python);
+        // A test that failed while holding it poisons nothing the next one needs.
+        let turn = ONE_SERVER_TEST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        return Some((python, turn));
     }
     let why = format!(
         "{} has no nvidia-pytriton, onnxruntime and numpy (the Triton server's environment: see scripts/tritonserver.sh)",
