@@ -41,9 +41,7 @@ const REPEAT: &str = "20";
 fn main() {
     let root = nsplit::dev::root();
     let nsplit = env!("CARGO_BIN_EXE_nsplit");
-    let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv-triton/bin/python"));
+    let python = nsplit::dev::triton_python();
     let light = root.join("corpus/onnx-backend/light");
     let work = root.join("target/bench-serve");
     let _ = std::fs::remove_dir_all(&work);

@@ -29,9 +29,21 @@ pub const QUIET: usize = 10;
 pub const MAX_QUIET: usize = 80;
 /// The longest wait, in requests, before the server is tried again.
 pub const MAX_BACKOFF: usize = 32;
-/// The bytes a probe uploads to measure the uplink: a twentieth of a second at 2 Mbps, and
-/// enough for [`beliefs::MIN_MEASURED_UPLOAD`].
-pub const PROBE_BYTES: u64 = beliefs::MIN_MEASURED_UPLOAD;
+/// Probes take at most this share of the requests' time: on a slow link, or beside a fast
+/// cut, they come less often.
+pub const PROBE_SHARE: f64 = 0.1;
+/// A probe uploads what the believed uplink sends in this long (ms), within [`PROBE_BYTES`]:
+/// long enough to stand out of a round trip's noise, short enough to cost little. A link
+/// faster than believed sends it sooner, and the next probe is larger.
+pub const PROBE_WIRE_MS: f64 = 8.0;
+/// The smallest and the largest probe, bytes.
+pub const PROBE_BYTES: (u64, u64) = (4 << 10, 64 << 10);
+
+/// The bytes of a probe at a believed uplink of `mbps`.
+pub fn probe_bytes(mbps: f64) -> u64 {
+    let bytes = PROBE_WIRE_MS / crate::plan::network::MS_PER_BYTE_AT_1_MBPS * mbps;
+    (bytes as u64).clamp(PROBE_BYTES.0, PROBE_BYTES.1)
+}
 
 /// What [`AdaptiveClient::decide`] settles: the cut and why, every cut's prediction, and
 /// whether the best cut splits.
@@ -174,35 +186,35 @@ impl AdaptiveClient {
         let (mut conditions, mut choice) = self.decide()?;
         // A quiet spell on the phone alone: the network is measured again (not while the
         // server is waited for: a probe of a server that does not answer takes the timeout), by
-        // a small upload where the server takes one, else by the split that uploads the most;
-        // and while no request has timed the server, the split predicted best runs once, so
-        // that a server profiled slower than it is gets measured. Probes that change nothing
-        // come ever less often.
-        let quiet = !self.splits(&choice.0 .0) && self.quiet >= self.quiet_spell && retry_due;
+        // a small upload where the server takes one, else by the split that uploads the most.
+        // While no request has timed the server, a split that would win were the server's time
+        // nothing runs once, so that a server profiled slower than it is gets measured (one
+        // that could not win even so is not worth a request). Probes that change nothing come
+        // ever less often.
+        let spell = self
+            .quiet_spell
+            .max(affordable_spell(&conditions, choice.1[&choice.0 .0]));
+        let quiet = !self.splits(&choice.0 .0) && self.quiet >= spell && retry_due;
         let mut probe_ms = None;
-        let server_unknown = self.beliefs.server_factor.is_empty();
-        if quiet && !server_unknown {
+        let mut explore = None;
+        if quiet {
             probe_ms = self.probe();
             if probe_ms.is_some() {
                 (conditions, choice) = self.decide()?;
             }
+            explore = if self.beliefs.server_factor.is_empty() {
+                promising_split(&self.table, &conditions, &choice)
+            } else if probe_ms.is_none() {
+                largest_split(&self.table)
+            } else {
+                None
+            };
         }
         let ((mut id, mut reason), predictions, best_splits) = choice;
-        let forced = if server_unknown {
-            best_split(&self.table, &predictions)
-        } else {
-            largest_split(&self.table)
-        };
-        let probed = quiet
-            && (probe_ms.is_some() || {
-                if let Some(split) = forced {
-                    if server_unknown {
-                        self.probe();
-                    }
-                    (id, reason) = (split, "probe");
-                }
-                reason == "probe"
-            });
+        if let Some(split) = explore {
+            (id, reason) = (split, "probe");
+        }
+        let probed = quiet;
         if self.splits(&id) && !retry_due {
             id = self.fallback("the server is unavailable")?;
             reason = "backoff";
@@ -349,7 +361,7 @@ impl AdaptiveClient {
     }
 
     /// Probe the network: the round trip by the server's health check (a request that carries
-    /// nothing), then the uplink by an upload of [`PROBE_BYTES`] where the server takes one
+    /// nothing), then the uplink by an upload of [`probe_bytes`] where the server takes one
     /// ([`Server::upload_probe`]). The probe's time (ms) where it measured the uplink.
     fn probe(&mut self) -> Option<f64> {
         let server = self.server.as_ref()?;
@@ -359,23 +371,47 @@ impl AdaptiveClient {
         if self.upload_probes == Some(false) {
             return None;
         }
-        let ms = server.upload_probe(PROBE_BYTES as usize);
+        let bytes = probe_bytes(self.beliefs.uplink_mbps.or(self.start_mbps));
+        let ms = server.upload_probe(bytes as usize);
         self.upload_probes = Some(ms.is_ok());
         let ms = ms.ok()?;
-        self.beliefs.uplink_probed(PROBE_BYTES, ms);
+        self.beliefs.uplink_probed(bytes, ms);
         Some(start.elapsed().as_secs_f64() * 1e3)
     }
 }
 
-/// The split (a cut with a tail) predicted best.
-fn best_split(table: &SelectionTable, predictions: &BTreeMap<String, f64>) -> Option<String> {
-    table
+/// The fewest requests between probes for probes to take at most [`PROBE_SHARE`] of the time:
+/// a probe's predicted time (a round trip and [`probe_bytes`] at the believed uplink) over
+/// that share of a request's, `request_ms`; at most [`MAX_QUIET`].
+fn affordable_spell(c: &Conditions, request_ms: f64) -> usize {
+    let probe_ms = c.rtt_ms.unwrap_or(0.0)
+        + crate::plan::network::MS_PER_BYTE_AT_1_MBPS * probe_bytes(c.uplink_mbps) as f64
+            / c.uplink_mbps;
+    let spell = (probe_ms / (PROBE_SHARE * request_ms.max(1e-3))).ceil();
+    if spell.is_finite() {
+        (spell as usize).min(MAX_QUIET)
+    } else {
+        MAX_QUIET
+    }
+}
+
+/// The split that would beat the decision clearly were the server's time nothing: the least
+/// of the splits' predictions less their tails' predicted times, where it is below the
+/// decided cut's by more than the hysteresis.
+fn promising_split(table: &SelectionTable, c: &Conditions, d: &Decision) -> Option<String> {
+    let ((current, _), predictions, _) = d;
+    let load = c.server_load.unwrap_or(table.cloud_load) / table.cloud_load;
+    let (id, optimistic) = table
         .cuts
         .iter()
-        .filter(|c| c.tail.is_some())
-        .filter_map(|c| Some((c.id.clone(), *predictions.get(&c.id)?)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(id, _)| id)
+        .filter(|cut| cut.tail.is_some() && table.objective == crate::plan::Objective::Latency)
+        .filter_map(|cut| {
+            let factor = c.server_factor.get(&cut.id).copied().unwrap_or(1.0);
+            let without_server = predictions.get(&cut.id)? - cut.cloud_ms * load * factor;
+            Some((cut.id.clone(), without_server))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    beliefs::switch(*predictions.get(current)?, optimistic).then_some(id)
 }
 
 /// The split (a cut with a tail) that uploads the most: the best measure of the uplink.

@@ -164,19 +164,25 @@ impl Beliefs {
                 .or_default()
                 .add(server_ms / unloaded, None);
         }
-        self.uploaded(r.upload_bytes, r.request_ms - r.server_ms.unwrap_or(0.0));
+        self.uploaded(
+            r.upload_bytes,
+            r.request_ms - r.server_ms.unwrap_or(0.0),
+            MIN_MEASURED_UPLOAD,
+        );
     }
 
-    /// A probe's upload of `bytes`, answered `ms` after it began.
+    /// A probe's upload of `bytes` (sized to the believed uplink, so any size counts),
+    /// answered `ms` after it began.
     pub fn uplink_probed(&mut self, bytes: u64, ms: f64) {
-        self.uploaded(bytes, ms);
+        self.uploaded(bytes, ms, 0);
     }
 
-    /// An upload of `bytes` whose transfer (round trip included) took `transfer_ms`: the
-    /// uplink, from its time less a round trip, and at least a quarter of the transfer, so that
-    /// an upload the round trip's noise hides (on a fast link) still says the link is fast.
-    fn uploaded(&mut self, bytes: u64, transfer_ms: f64) {
-        if bytes >= MIN_MEASURED_UPLOAD && transfer_ms > 0.0 {
+    /// An upload of `bytes` (counted from `min_bytes` up) whose transfer (round trip included)
+    /// took `transfer_ms`: the uplink, from its time less a round trip, and at least a quarter
+    /// of the transfer, so that an upload the round trip's noise hides (on a fast link) still
+    /// says the link is fast.
+    fn uploaded(&mut self, bytes: u64, transfer_ms: f64, min_bytes: u64) {
+        if bytes >= min_bytes && transfer_ms > 0.0 {
             let wire_ms = (transfer_ms - self.rtt_ms.or(0.0)).max(0.25 * transfer_ms);
             let mbps = crate::plan::network::MS_PER_BYTE_AT_1_MBPS * bytes as f64 / wire_ms;
             self.uplink_mbps.add(mbps, Some(Worse::Lower));

@@ -352,7 +352,9 @@ fn median_run(runs: &[(f64, Option<f64>, Option<f64>)]) -> Timings {
         head_ms,
         transfer_ms,
         server_ms,
-        total_ms: Some(head_ms + transfer_ms.unwrap_or(0.0) + server_ms.unwrap_or(0.0)),
+        // The request whole, whether or not the server's statistics could tell its own time
+        // (other clients' requests answered meanwhile).
+        total_ms: Some(head_ms + request.unwrap_or(0.0)),
     }
 }
 

@@ -29,6 +29,14 @@ pub fn python() -> String {
     "python3".into()
 }
 
+/// The Python of the Triton server's venv (scripts/tritonserver.sh): `$NSPLIT_TRITON_PYTHON`,
+/// else the repository's `.venv-triton/bin/python`.
+pub fn triton_python() -> PathBuf {
+    std::env::var_os("NSPLIT_TRITON_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-triton/bin/python"))
+}
+
 /// Run `cmd` to the end; panic with its stderr when it fails.
 pub fn succeed(cmd: &mut Command) -> Output {
     let out = cmd
@@ -240,8 +248,17 @@ pub struct Triton {
 
 impl Triton {
     pub fn start(python: &Path, repo: &Path, log: &Path) -> Triton {
+        Triton::start_with(python, repo, log, &[])
+    }
+
+    /// [`Triton::start`] with variables `env` set for the server (and its Python backend).
+    pub fn start_with(python: &Path, repo: &Path, log: &Path, env: &[(&str, &str)]) -> Triton {
         let port = free_port();
-        let child = triton_command(python, repo, port)
+        let mut command = triton_command(python, repo, port);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(log).unwrap())
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap())

@@ -1,7 +1,7 @@
 //! What a measured profile says of the machine: its description and the date.
 
 /// `<CPU model>, <cores> cores, <os> <arch>`.
-pub(super) fn machine_description() -> String {
+pub fn machine_description() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -20,7 +20,8 @@ pub(super) fn machine_description() -> String {
     )
 }
 
-pub(super) fn today() -> String {
+/// Today (UTC), `YYYY-MM-DD`.
+pub fn today() -> String {
     // Days since the epoch to a civil date (Howard Hinnant's algorithm), to avoid a date crate.
     let days = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

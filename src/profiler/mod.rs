@@ -11,7 +11,7 @@ mod calibration;
 pub mod fit;
 mod fitting;
 mod grid;
-mod machine;
+pub mod machine;
 pub mod measure;
 
 use crate::cost::profile::{DeviceProfile, Provenance, ProvenanceKind, Role, FORMAT, VERSION};

@@ -21,7 +21,7 @@ use plotters::prelude::*;
 const SIZE: (u32, u32) = (960, 540);
 const FONT: &str = "sans-serif";
 /// Colours of the series, in order (Tableau 10).
-const PALETTE: [RGBColor; 10] = [
+pub const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -398,9 +398,7 @@ static ONE_SERVER_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The Python of the server's venv, and the turn of a test that starts a server (hold it for
 /// the test); `None` when there is no such venv (skipped loudly; a failure under CI).
 pub fn triton_python() -> Option<(PathBuf, std::sync::MutexGuard<'static, ()>)> {
-    let python = std::env::var_os("NSPLIT_TRITON_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv-triton/bin/python"));
+    let python = nsplit::dev::triton_python();
     let probe = Command::new(&python)
         .args([
             "-c",
