@@ -916,8 +916,9 @@ fn the_adaptive_client_converges_on_a_server_profile_3x_off() {
         let case = Case::new(name, fixture("camera_cnn.onnx"), &[], work, 7);
         let cloud = work.join(format!("{name}.json"));
         profile_off_by("x86-2core", speed * off, &cloud);
-        // The pairs for a server 4x off, not the default 3x: the speed measured above on a
-        // shared machine moves by some percent from one run to the next.
+        // The pairs for a server up to 10x off, not the default 3x: the speed measured above
+        // moves with what else this machine runs (1.5x when the whole suite runs beside it,
+        // against 0.44-0.55x alone), and the test is of the client, not of the spread.
         plan_into(
             &case.model,
             &case.dir,
@@ -928,7 +929,7 @@ fn the_adaptive_client_converges_on_a_server_profile_3x_off() {
                 "--cloud",
                 cloud.to_str().unwrap(),
                 "--server-spread",
-                "4",
+                "10",
             ],
         );
         let o = package_into(

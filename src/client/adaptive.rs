@@ -45,6 +45,13 @@ pub fn probe_bytes(mbps: f64) -> u64 {
     (bytes as u64).clamp(PROBE_BYTES.0, PROBE_BYTES.1)
 }
 
+/// What a quiet spell's probe did: its time where it measured the uplink, and the split to run
+/// in its stead.
+struct QuietSpell {
+    probe_ms: Option<f64>,
+    explore: Option<String>,
+}
+
 /// What [`AdaptiveClient::decide`] settles: the cut and why, every cut's prediction, and
 /// whether the best cut splits.
 type Decision = ((String, &'static str), BTreeMap<String, f64>, bool);
@@ -183,38 +190,13 @@ impl AdaptiveClient {
             ServerState::Down { retry_at, .. } => request >= retry_at,
             ServerState::Up => true,
         };
-        let (mut conditions, mut choice) = self.decide()?;
-        // A quiet spell on the phone alone: the network is measured again (not while the
-        // server is waited for: a probe of a server that does not answer takes the timeout), by
-        // a small upload where the server takes one, else by the split that uploads the most.
-        // While no request has timed the server, a split that would win were the server's time
-        // nothing runs once, so that a server profiled slower than it is gets measured (one
-        // that could not win even so is not worth a request). Probes that change nothing come
-        // ever less often.
-        let spell = self
-            .quiet_spell
-            .max(affordable_spell(&conditions, choice.1[&choice.0 .0]));
-        let quiet = !self.splits(&choice.0 .0) && self.quiet >= spell && retry_due;
-        let mut probe_ms = None;
-        let mut explore = None;
-        if quiet {
-            probe_ms = self.probe();
-            if probe_ms.is_some() {
-                (conditions, choice) = self.decide()?;
-            }
-            explore = if self.beliefs.server_factor.is_empty() {
-                promising_split(&self.table, &conditions, &choice)
-            } else if probe_ms.is_none() {
-                largest_split(&self.table)
-            } else {
-                None
-            };
-        }
+        let (conditions, choice, quiet) = self.decide_after_quiet_spell(retry_due)?;
+        let probe_ms = quiet.as_ref().and_then(|q| q.probe_ms);
         let ((mut id, mut reason), predictions, best_splits) = choice;
-        if let Some(split) = explore {
+        if let Some(split) = quiet.as_ref().and_then(|q| q.explore.clone()) {
             (id, reason) = (split, "probe");
         }
-        let probed = quiet;
+        let probed = quiet.is_some();
         if self.splits(&id) && !retry_due {
             id = self.fallback("the server is unavailable")?;
             reason = "backoff";
@@ -337,6 +319,38 @@ impl AdaptiveClient {
         }
         let pair = self.pairs.get_mut(id).expect("opened above");
         pair.request(&self.table, &self.values)
+    }
+
+    /// [`AdaptiveClient::decide`], after a probe where a quiet spell on the phone alone calls
+    /// for one: the network is measured again (not while the server is waited for: a probe of
+    /// a server that does not answer takes the timeout), by a small upload where the server
+    /// takes one, else by the split that uploads the most. While no request has timed the
+    /// server, a split that would win were the server's time nothing runs once, so that a
+    /// server profiled slower than it is gets measured (one that could not win even so is not
+    /// worth a request). Probes that change nothing come ever less often.
+    fn decide_after_quiet_spell(
+        &mut self,
+        retry_due: bool,
+    ) -> Result<(Conditions, Decision, Option<QuietSpell>)> {
+        let (mut conditions, mut choice) = self.decide()?;
+        let spell = self
+            .quiet_spell
+            .max(affordable_spell(&conditions, choice.1[&choice.0 .0]));
+        if self.splits(&choice.0 .0) || self.quiet < spell || !retry_due {
+            return Ok((conditions, choice, None));
+        }
+        let probe_ms = self.probe();
+        if probe_ms.is_some() {
+            (conditions, choice) = self.decide()?;
+        }
+        let explore = if self.beliefs.server_factor.is_empty() {
+            promising_split(&self.table, &conditions, &choice)
+        } else if probe_ms.is_none() {
+            largest_split(&self.table)
+        } else {
+            None
+        };
+        Ok((conditions, choice, Some(QuietSpell { probe_ms, explore })))
     }
 
     /// The cut to run under the beliefs as they are (the current one unless the best is

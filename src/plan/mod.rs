@@ -261,30 +261,16 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         n.pieces = swept(&inst, method, n.from_mbps, n.to_mbps, &mut heads);
         instances.push(inst);
     }
-    let bucket_heads: Vec<usize> = opts
-        .buckets
-        .iter()
-        .zip(&network_of)
-        .map(|(bucket, &at)| {
-            let pieces = &networks[at].pieces;
-            pieces[piece_at(pieces.iter().map(|p| p.to_mbps), bucket.uplink_mbps)].cut
-        })
-        .collect();
+    let bucket_heads = bucket_heads(&opts.buckets, &networks, &network_of);
 
-    // The cuts a runtime may need: those chosen on each network with the server faster or
-    // slower than planned for (a profile that is off, a server under load). Energy is the
-    // phone's alone, which the server's speed does not change.
-    if opts.objective == Objective::Latency && opts.server_spread > 1.0 {
-        for k in [1.0 / opts.server_spread, opts.server_spread] {
-            for n in &networks {
-                let inst = build_at(&Link::along(&n.network), opts.cloud_load * k).0;
-                swept(&inst, method, n.from_mbps, n.to_mbps, &mut heads);
-            }
-        }
-    }
-    if opts.fallback {
-        intern(&mut heads, vec![true; sweep.len()]);
-    }
+    runtime_heads(
+        opts,
+        &networks,
+        method,
+        sweep.len(),
+        &mut heads,
+        |link, load| build_at(link, load).0,
+    );
 
     // Distinct cuts, fewest head nodes first.
     let mut order: Vec<usize> = (0..heads.len()).collect();
@@ -353,6 +339,48 @@ pub fn plan(a: &Analysis, profiles: &Profiles, opts: &PlanOptions) -> Result<Pla
         costs,
         tie_within: tie_within(profiles, opts.objective),
     })
+}
+
+/// Each bucket's head: the piece of its network's envelope at its uplink.
+fn bucket_heads(
+    buckets: &[BandwidthBucket],
+    networks: &[NetworkBreakpoints],
+    network_of: &[usize],
+) -> Vec<usize> {
+    buckets
+        .iter()
+        .zip(network_of)
+        .map(|(bucket, &at)| {
+            let pieces = &networks[at].pieces;
+            pieces[piece_at(pieces.iter().map(|p| p.to_mbps), bucket.uplink_mbps)].cut
+        })
+        .collect()
+}
+
+/// The heads a runtime may need beside the chosen ones, added to `heads`: those chosen on each
+/// network with the server [`PlanOptions::server_spread`] times faster or slower than planned
+/// for (a profile that is off, a server under load; latency only: energy is the phone's, which
+/// the server's speed does not change), and all-mobile where [`PlanOptions::fallback`] asks.
+/// `instance` builds a network's instance at a server load.
+fn runtime_heads(
+    opts: &PlanOptions,
+    networks: &[NetworkBreakpoints],
+    method: Method,
+    items: usize,
+    heads: &mut Vec<Vec<bool>>,
+    instance: impl Fn(&Link, f64) -> Instance,
+) {
+    if opts.objective == Objective::Latency && opts.server_spread > 1.0 {
+        for k in [1.0 / opts.server_spread, opts.server_spread] {
+            for n in networks {
+                let inst = instance(&Link::along(&n.network), opts.cloud_load * k);
+                swept(&inst, method, n.from_mbps, n.to_mbps, heads);
+            }
+        }
+    }
+    if opts.fallback {
+        intern(heads, vec![true; items]);
+    }
 }
 
 /// The options a plan cannot be made with: a server load that is no positive number, the energy
