@@ -964,46 +964,64 @@ fn the_adaptive_client_converges_on_a_server_profile_3x_off() {
             runtime: Verifier::Tract,
             repeat,
         };
-        // The oracle: every cut of the table timed through the link, the fastest.
-        let mut measured: Vec<(String, f64)> = table
-            .cuts
-            .iter()
-            .map(|c| {
-                let r = run(&case.dir, &opts(CutChoice::Id(c.id.clone()), 7)).unwrap();
-                (c.id.clone(), r.measured.total_ms.unwrap())
-            })
-            .collect();
-        measured.sort_by(|a, b| a.1.total_cmp(&b.1));
-        eprintln!("{}: measured {measured:?}", case.name);
-        assert!(
-            measured.len() >= 2 && measured[1].1 > 1.2 * measured[0].1,
-            "{}: the table's cuts should have a clear fastest through the link: {measured:?}",
-            case.name
-        );
-        let oracle = &measured[0].0;
-        let chosen = &table.buckets[0].cut;
-        wrong.push(chosen != oracle);
-
-        let mut client = AdaptiveClient::open(
-            &case.dir,
-            &opts(
-                CutChoice::Bandwidth {
-                    mbps: UPLINK_MBPS,
-                    network: Some(network),
-                },
-                1,
-            ),
-        )
-        .unwrap();
-        let steps: Vec<_> = (0..30).map(|_| client.request().unwrap().0).collect();
-        let cuts: Vec<&str> = steps.iter().map(|s| s.cut.as_str()).collect();
-        eprintln!("{}: {cuts:?}", case.name);
-        // From the 20th request on, the oracle's cut, but for the probes of quiet spells.
-        assert!(
-            steps[19..]
+        // The oracle: every cut of the table timed through the link; the fastest, where it is
+        // clearly the fastest.
+        let oracle = || -> (Option<String>, Vec<(String, f64)>) {
+            let mut measured: Vec<(String, f64)> = table
+                .cuts
                 .iter()
-                .all(|s| s.cut == *oracle || s.reason == "probe"),
-            "{}: the table chose {chosen}, the oracle is {oracle}; the client ran {cuts:?}",
+                .map(|c| {
+                    let r = run(&case.dir, &opts(CutChoice::Id(c.id.clone()), 7)).unwrap();
+                    (c.id.clone(), r.measured.total_ms.unwrap())
+                })
+                .collect();
+            measured.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let clear = measured.len() >= 2 && measured[1].1 > 1.2 * measured[0].1;
+            (clear.then(|| measured[0].0.clone()), measured)
+        };
+        // The machine's speed moves with what runs beside the test (the whole suite does): a
+        // run counts where the oracle is the same, and clear, before and after the client's
+        // requests; up to three runs.
+        let mut judged = false;
+        for attempt in 1..=3 {
+            let (before, measured) = oracle();
+            let mut client = AdaptiveClient::open(
+                &case.dir,
+                &opts(
+                    CutChoice::Bandwidth {
+                        mbps: UPLINK_MBPS,
+                        network: Some(network.clone()),
+                    },
+                    1,
+                ),
+            )
+            .unwrap();
+            let steps: Vec<_> = (0..30).map(|_| client.request().unwrap().0).collect();
+            let (after, measured_after) = oracle();
+            let cuts: Vec<&str> = steps.iter().map(|s| s.cut.as_str()).collect();
+            eprintln!(
+                "{} (run {attempt}): oracle {measured:?}, then {measured_after:?}; the client ran {cuts:?}",
+                case.name
+            );
+            let Some(oracle) = before.filter(|b| after.as_ref() == Some(b)) else {
+                continue;
+            };
+            let chosen = &table.buckets[0].cut;
+            wrong.push(chosen != &oracle);
+            // From the 20th request on, the oracle's cut, but for the probes of quiet spells.
+            assert!(
+                steps[19..]
+                    .iter()
+                    .all(|s| s.cut == oracle || s.reason == "probe"),
+                "{}: the table chose {chosen}, the oracle is {oracle}; the client ran {cuts:?}",
+                case.name
+            );
+            judged = true;
+            break;
+        }
+        assert!(
+            judged,
+            "{}: in three runs the cuts measured no clear fastest, the same before and after the client's requests (the machine too busy to judge by)",
             case.name
         );
     }
