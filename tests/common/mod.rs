@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (those the benchmarks need too are in
 //! `nsplit::dev`).
 
+pub mod serving;
+
 pub use nsplit::dev::{python, root, succeed};
 
 use nsplit::shapes::InputShapes;
