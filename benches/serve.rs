@@ -115,7 +115,7 @@ fn main() {
             "--triton-backend",
             "python",
         ]));
-        let input = write_input(&root, net, &dir);
+        let input = nsplit::dev::write_first_input(net, &dir.join("input.npy"));
         plans.push((stem, dir, input, chosen));
     }
 
@@ -307,17 +307,6 @@ fn buckets_file(work: &Path) -> PathBuf {
     let path = work.join("buckets.json");
     std::fs::write(&path, file.to_json()).unwrap();
     path
-}
-
-/// The net's one input as a seeded random .npy file.
-fn write_input(root: &Path, net: &Path, dir: &Path) -> (String, PathBuf) {
-    let a = nsplit::Analysis::run(net, &Default::default()).unwrap();
-    let name = a.graph.tensor(a.graph.inputs[0]).name.clone();
-    let values = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
-    let file = dir.join("input.npy");
-    nsplit::runtime::npy::write_npy(&file, &values[&name]).unwrap();
-    let _ = root;
-    (name, file)
 }
 
 /// TCP throughput over loopback: 256 MiB sent to a reader in another thread, best of three.

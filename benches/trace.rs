@@ -186,7 +186,7 @@ fn main() {
                 .arg(&repo)
                 .args(["--triton-backend", "python"]),
         );
-        let input = write_input(model, &work.join(format!("{stem}.npy")));
+        let input = nsplit::dev::write_first_input(model, &work.join(format!("{stem}.npy")));
         let results = trace_one(&python, &dir, &repo, &input, &work);
         let table = SelectionTable::load(&dir).unwrap();
         let (text, line) = model_report(&stem, &table, &results);
@@ -507,13 +507,4 @@ fn trace_chart(models: &[(String, Vec<PhaseResult>)]) -> String {
         area.present().unwrap();
     }
     svg
-}
-
-/// The model's first input, random, as a .npy file.
-fn write_input(model: &Path, file: &Path) -> (String, PathBuf) {
-    let a = nsplit::Analysis::run(model, &Default::default()).unwrap();
-    let name = a.graph.tensor(a.graph.inputs[0]).name.clone();
-    let values = nsplit::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
-    nsplit::runtime::npy::write_npy(file, &values[&name]).unwrap();
-    (name, file.to_path_buf())
 }

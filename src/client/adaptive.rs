@@ -1,12 +1,13 @@
 //! `nsplit run --adaptive --requests N`: Neurosurgeon's runtime. Every request chooses its pair
-//! under what the client believes now ([`Beliefs`]: the uplink, the round trip, the server's
-//! load, each head's speed here), runs it, and learns from what it measured. The choice moves
-//! only for a clear gain ([`beliefs::HYSTERESIS`]). Requests that split measure the network;
-//! a client that has run all-mobile for [`QUIET`] requests probes the round trip again and
-//! runs the split that uploads the most once, so that a network that got better is noticed
-//! (at once again where it measured a step to confirm; twice as many requests later each time
-//! a probe changes nothing, up to [`MAX_QUIET`]). A server that does not answer (or answers
-//! that it cannot) gets the request answered all-mobile and is tried again after a backoff
+//! under what the client believes now ([`Beliefs`]: the uplink, the round trip, each tail's
+//! time on the server, each head's speed here), runs it, and learns from what it measured. The
+//! choice moves only for a clear gain ([`beliefs::HYSTERESIS`]). Requests that split measure
+//! the network; a client that has run all-mobile for [`QUIET`] requests probes the round trip
+//! and the uplink ([`probe_bytes`]) and chooses again, so that a network that got better is
+//! noticed (at once again where it measured a step to confirm; twice as many requests later
+//! each time a probe changes nothing, up to [`MAX_QUIET`]; probes kept under [`PROBE_SHARE`] of
+//! the requests' time). A server that does not answer (or answers that it cannot) gets the
+//! request answered with the table's fallback (all-mobile) and is tried again after a backoff
 //! that doubles, up to [`MAX_BACKOFF`] requests; splitting resumes when it answers. Nothing the
 //! server does fails a request.
 
@@ -413,12 +414,15 @@ fn affordable_spell(c: &Conditions, request_ms: f64) -> usize {
 /// of the splits' predictions less their tails' predicted times, where it is below the
 /// decided cut's by more than the hysteresis.
 fn promising_split(table: &SelectionTable, c: &Conditions, d: &Decision) -> Option<String> {
+    if table.objective != crate::plan::Objective::Latency {
+        return None;
+    }
     let ((current, _), predictions, _) = d;
     let load = c.server_load.unwrap_or(table.cloud_load) / table.cloud_load;
     let (id, optimistic) = table
         .cuts
         .iter()
-        .filter(|cut| cut.tail.is_some() && table.objective == crate::plan::Objective::Latency)
+        .filter(|cut| cut.tail.is_some())
         .filter_map(|cut| {
             let factor = c.server_factor.get(&cut.id).copied().unwrap_or(1.0);
             let without_server = predictions.get(&cut.id)? - cut.cloud_ms * load * factor;

@@ -94,7 +94,11 @@ pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a
         1.0
     };
     let head_factor = |cut: &CutEntry| c.head_factor.get(&cut.id).copied().unwrap_or(other_heads);
-    let server_factor = |cut: &CutEntry| c.server_factor.get(&cut.id).copied().unwrap_or(1.0);
+    // The tail's own factor moves latency only: the server's time is not the phone's energy.
+    let server_factor = |cut: &CutEntry| match table.objective {
+        Objective::Latency => c.server_factor.get(&cut.id).copied().unwrap_or(1.0),
+        Objective::Energy => 1.0,
+    };
     let predicted = |cut: &CutEntry| {
         let line = lookup.line(cut).at_mbps(mbps);
         let head = head_factor(cut) - 1.0;
@@ -111,10 +115,6 @@ pub fn choose<'a>(table: &'a SelectionTable, c: &Conditions) -> Result<Choice<'a
     let moved = match table.objective {
         Objective::Latency => rtt_shift != 0.0 || load_ratio != 1.0,
         Objective::Energy => false,
-    };
-    let server_factor = |cut: &CutEntry| match table.objective {
-        Objective::Latency => server_factor(cut),
-        Objective::Energy => 1.0,
     };
     let as_planned = !moved
         && table

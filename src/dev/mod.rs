@@ -37,6 +37,16 @@ pub fn triton_python() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv-triton/bin/python"))
 }
 
+/// The first input of `model`, drawn as `runtime::random_inputs` draws it (seed 0) at the
+/// analysed sizes, written as `file`: its name and the file, as `nsplit run --input` takes them.
+pub fn write_first_input(model: &Path, file: &Path) -> (String, PathBuf) {
+    let a = crate::Analysis::run(model, &Default::default()).unwrap();
+    let name = a.graph.tensor(a.graph.inputs[0]).name.clone();
+    let values = crate::runtime::random_inputs(&a.graph, &a.shapes, None, 0).unwrap();
+    crate::runtime::npy::write_npy(file, &values[&name]).unwrap();
+    (name, file.to_path_buf())
+}
+
 /// Run `cmd` to the end; panic with its stderr when it fails.
 pub fn succeed(cmd: &mut Command) -> Output {
     let out = cmd

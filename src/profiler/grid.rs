@@ -24,7 +24,7 @@ pub(super) struct Config {
     pub(super) label: String,
     pub(super) model: ModelProto,
     /// Time it on values whose neighbours along this axis share their signs, as a conv's
-    /// outputs do ([`super::Values::Smoothed`]); `None`: independent values.
+    /// outputs do (`smoothed` in the profiler); `None`: independent values.
     pub(super) smooth_axis: Option<usize>,
 }
 
